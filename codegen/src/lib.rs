@@ -1,0 +1,1 @@
+//! rtbus codegen.

@@ -1,0 +1,389 @@
+//! The typed topic catalog: each topic family, its snapshot and event payload types, and how an
+//! event folds into the snapshot.
+//!
+//! To add a family: write a module with its payload types and a type implementing
+//! [`TopicFamily`], then add one line to the `catalog!` invocation below. The generated
+//! TypeScript, JSON Schema and protocol reference pick it up on the next `cargo xtask codegen`.
+
+mod custom;
+mod drives;
+mod sessions;
+mod terminals;
+
+use std::fmt::Debug;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use ts_rs::TS;
+
+use crate::topic::Topic;
+
+pub use custom::Custom;
+pub use drives::{DrivePressure, DrivesPressure, DrivesPressureSnapshot};
+pub use sessions::{
+    ACTIVITY_SNAPSHOT_LIMIT, ActivityEntry, ActivityKind, SessionState, SessionStatus,
+    SessionsActivity, SessionsActivitySnapshot, SessionsState, SessionsStateSnapshot,
+};
+pub use terminals::{TerminalState, TerminalStatus, TerminalsState, TerminalsStateSnapshot};
+
+/// Which topics a family owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyShape {
+    /// Exactly the topic `NAME`, with no key.
+    Exact,
+    /// `NAME:<key>`: one topic per key, e.g. one per session.
+    Keyed {
+        /// What the key identifies, for documentation, e.g. `sessionId`.
+        key: &'static str,
+    },
+    /// `NAME.<segment>(.<segment>)*`, with or without a key: a whole subtree.
+    Prefix,
+}
+
+/// A topic family: a set of topics that share payload types.
+pub trait TopicFamily: 'static {
+    /// The family's name: the exact topic, the path before the key, or the prefix.
+    const NAME: &'static str;
+    /// Which topics the family owns.
+    const SHAPE: FamilyShape;
+    /// What the family carries, for the protocol reference.
+    const DESCRIPTION: &'static str;
+    /// How an event changes the snapshot, for the protocol reference.
+    const FOLD_RULE: &'static str;
+    /// The state a `snapshot` carries.
+    type Snapshot: Serialize
+        + DeserializeOwned
+        + JsonSchema
+        + TS
+        + Default
+        + Clone
+        + Debug
+        + PartialEq;
+    /// The change an `event` carries and a `publish` sends.
+    type Event: Serialize + DeserializeOwned + JsonSchema + TS + Clone + Debug + PartialEq;
+    /// Applies `event` to `snapshot`, as every server must so that a new subscriber's snapshot
+    /// equals the state an old subscriber built from the same events.
+    fn fold(snapshot: &mut Self::Snapshot, event: &Self::Event);
+}
+
+/// Receives every family of the catalog with its static type, e.g. to generate code for it.
+pub trait FamilyVisitor {
+    /// Called once per family, in catalog order.
+    fn visit<F: TopicFamily>(&mut self, family: Family);
+}
+
+/// Why a topic has no family, or a payload does not fit its family.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// No family owns the topic.
+    #[error("topic {topic:?} belongs to no family of the catalog; {hint}")]
+    UnknownTopic {
+        /// The topic as given.
+        topic: String,
+        /// What was expected instead.
+        hint: String,
+    },
+    /// The payload does not match the family's type.
+    #[error("payload for topic {topic:?} is not a valid {family} {kind}: {reason}")]
+    InvalidPayload {
+        /// The topic as given.
+        topic: String,
+        /// The family name.
+        family: &'static str,
+        /// `event` or `snapshot`.
+        kind: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
+}
+
+impl FamilyShape {
+    /// A regular expression matching exactly the topics of a family named `name`.
+    pub fn topic_regex(self, name: &str) -> String {
+        let escaped = name.replace('.', r"\.");
+        match self {
+            FamilyShape::Exact => format!("^{escaped}$"),
+            FamilyShape::Keyed { .. } => format!("^{escaped}:[A-Za-z0-9_.~-]+$"),
+            FamilyShape::Prefix => format!(r"^{escaped}(\.[a-z0-9_-]+)+(:[A-Za-z0-9_.~-]+)?$"),
+        }
+    }
+
+    /// A TypeScript type matching the topics of a family named `name`.
+    pub fn typescript_pattern(self, name: &str) -> String {
+        match self {
+            FamilyShape::Exact => format!("\"{name}\""),
+            FamilyShape::Keyed { .. } => format!("`{name}:${{string}}`"),
+            FamilyShape::Prefix => format!("`{name}.${{string}}`"),
+        }
+    }
+
+    /// How the topics look, for people, e.g. `sessions.activity:<sessionId>`.
+    pub fn display(self, name: &str) -> String {
+        match self {
+            FamilyShape::Exact => name.to_owned(),
+            FamilyShape::Keyed { key } => format!("{name}:<{key}>"),
+            FamilyShape::Prefix => format!("{name}.<name>[:<key>]"),
+        }
+    }
+
+    fn matches(self, name: &str, topic: &Topic) -> bool {
+        match self {
+            FamilyShape::Exact => topic.as_str() == name,
+            FamilyShape::Keyed { .. } => topic.path() == name && topic.key().is_some(),
+            FamilyShape::Prefix => topic
+                .path()
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('.')),
+        }
+    }
+}
+
+macro_rules! catalog {
+    ($($variant:ident => $family:ty,)+) => {
+        /// A family of the catalog, named by its Rust type.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Family {
+            $(#[doc = concat!("See [`", stringify!($family), "`].")] $variant,)+
+        }
+
+        impl Family {
+            /// Every family, in catalog order.
+            pub const ALL: &'static [Family] = &[$(Family::$variant),+];
+
+            /// The family's name.
+            pub const fn name(self) -> &'static str {
+                match self { $(Family::$variant => <$family as TopicFamily>::NAME,)+ }
+            }
+
+            /// Which topics the family owns.
+            pub const fn shape(self) -> FamilyShape {
+                match self { $(Family::$variant => <$family as TopicFamily>::SHAPE,)+ }
+            }
+
+            /// What the family carries.
+            pub const fn description(self) -> &'static str {
+                match self { $(Family::$variant => <$family as TopicFamily>::DESCRIPTION,)+ }
+            }
+
+            /// How events fold into the snapshot.
+            pub const fn fold_rule(self) -> &'static str {
+                match self { $(Family::$variant => <$family as TopicFamily>::FOLD_RULE,)+ }
+            }
+        }
+
+        /// Calls `visitor` once per family with the family's static type.
+        pub fn visit_families<V: FamilyVisitor>(visitor: &mut V) {
+            $(visitor.visit::<$family>(Family::$variant);)+
+        }
+
+        /// An event payload, decoded into its family's type.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum TopicEvent {
+            $(#[doc = concat!("An event of [`", stringify!($family), "`].")]
+              $variant(<$family as TopicFamily>::Event),)+
+        }
+
+        /// A snapshot payload, decoded into its family's type.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum TopicSnapshot {
+            $(#[doc = concat!("A snapshot of [`", stringify!($family), "`].")]
+              $variant(<$family as TopicFamily>::Snapshot),)+
+        }
+
+        impl TopicEvent {
+            /// Decodes `payload` as an event of `topic`'s family.
+            pub fn decode(topic: &Topic, payload: &Value) -> Result<TopicEvent, CatalogError> {
+                let family = Family::of(topic)?;
+                let invalid = |err: serde_json::Error| CatalogError::InvalidPayload {
+                    topic: topic.to_string(),
+                    family: family.name(),
+                    kind: "event",
+                    reason: err.to_string(),
+                };
+                Ok(match family {
+                    $(Family::$variant => TopicEvent::$variant(
+                        <<$family as TopicFamily>::Event>::deserialize(payload).map_err(invalid)?,
+                    ),)+
+                })
+            }
+
+            /// The family the event belongs to.
+            pub fn family(&self) -> Family {
+                match self { $(TopicEvent::$variant(_) => Family::$variant,)+ }
+            }
+
+            /// The payload as JSON.
+            pub fn to_value(&self) -> Value {
+                // Serializing catalog types to a Value cannot fail: they have string keys only.
+                match self { $(TopicEvent::$variant(e) => serde_json::to_value(e).unwrap_or(Value::Null),)+ }
+            }
+        }
+
+        impl TopicSnapshot {
+            /// The state of a topic on which nothing was published yet.
+            pub fn empty(family: Family) -> TopicSnapshot {
+                match family {
+                    $(Family::$variant => TopicSnapshot::$variant(Default::default()),)+
+                }
+            }
+
+            /// Decodes `payload` as a snapshot of `topic`'s family.
+            pub fn decode(topic: &Topic, payload: &Value) -> Result<TopicSnapshot, CatalogError> {
+                let family = Family::of(topic)?;
+                let invalid = |err: serde_json::Error| CatalogError::InvalidPayload {
+                    topic: topic.to_string(),
+                    family: family.name(),
+                    kind: "snapshot",
+                    reason: err.to_string(),
+                };
+                Ok(match family {
+                    $(Family::$variant => TopicSnapshot::$variant(
+                        <<$family as TopicFamily>::Snapshot>::deserialize(payload).map_err(invalid)?,
+                    ),)+
+                })
+            }
+
+            /// Folds `event` into this snapshot. Returns `false`, changing nothing, when the
+            /// event belongs to another family.
+            pub fn fold(&mut self, event: &TopicEvent) -> bool {
+                match (self, event) {
+                    $((TopicSnapshot::$variant(s), TopicEvent::$variant(e)) => {
+                        <$family as TopicFamily>::fold(s, e);
+                        true
+                    })+
+                    #[allow(unreachable_patterns)]
+                    _ => false,
+                }
+            }
+
+            /// The payload as JSON.
+            pub fn to_value(&self) -> Value {
+                // Serializing catalog types to a Value cannot fail: they have string keys only.
+                match self { $(TopicSnapshot::$variant(s) => serde_json::to_value(s).unwrap_or(Value::Null),)+ }
+            }
+        }
+    };
+}
+
+use serde::Deserialize as _;
+
+catalog! {
+    SessionsState => SessionsState,
+    SessionsActivity => SessionsActivity,
+    TerminalsState => TerminalsState,
+    DrivesPressure => DrivesPressure,
+    Custom => Custom,
+}
+
+impl Family {
+    /// The family that owns `topic`.
+    pub fn of(topic: &Topic) -> Result<Family, CatalogError> {
+        if let Some(family) = Family::ALL
+            .iter()
+            .find(|f| f.shape().matches(f.name(), topic))
+        {
+            return Ok(*family);
+        }
+        // Say what the closest family expects, so the client can fix the topic.
+        let hint = match Family::ALL.iter().find(|f| f.name() == topic.path()) {
+            Some(f) => format!(
+                "family {} expects topics of the form {}",
+                f.name(),
+                f.shape().display(f.name())
+            ),
+            None => {
+                let known: Vec<String> = Family::ALL
+                    .iter()
+                    .map(|f| f.shape().display(f.name()))
+                    .collect();
+                format!("known families: {}", known.join(", "))
+            }
+        };
+        Err(CatalogError::UnknownTopic {
+            topic: topic.to_string(),
+            hint,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn topic(name: &str) -> Topic {
+        Topic::new(name).unwrap()
+    }
+
+    #[test]
+    fn every_topic_has_at_most_one_family_and_regexes_agree() {
+        let cases = [
+            ("sessions.state", Some(Family::SessionsState)),
+            ("sessions.state:x", None),
+            ("sessions.activity:abc", Some(Family::SessionsActivity)),
+            ("sessions.activity", None),
+            ("terminals.state", Some(Family::TerminalsState)),
+            ("drives.pressure", Some(Family::DrivesPressure)),
+            ("custom.builds", Some(Family::Custom)),
+            ("custom.builds.main:k1", Some(Family::Custom)),
+            ("custom", None),
+            ("customs.x", None),
+            ("weather", None),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(Family::of(&topic(name)).ok(), expected, "{name}");
+            let matching: Vec<Family> = Family::ALL
+                .iter()
+                .copied()
+                .filter(|f| regex_matches(&f.shape().topic_regex(f.name()), name))
+                .collect();
+            assert_eq!(
+                matching,
+                expected.into_iter().collect::<Vec<_>>(),
+                "regex for {name}"
+            );
+        }
+    }
+
+    fn regex_matches(regex: &str, input: &str) -> bool {
+        regex::Regex::new(regex).unwrap().is_match(input)
+    }
+
+    #[test]
+    fn unknown_topics_get_a_hint() {
+        let err = Family::of(&topic("sessions.activity"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sessions.activity:<sessionId>"), "{err}");
+        let err = Family::of(&topic("weather")).unwrap_err().to_string();
+        assert!(err.contains("known families: sessions.state"), "{err}");
+    }
+
+    #[test]
+    fn payloads_are_checked_against_their_family() {
+        let pressure = json!({"drive": "/dev/sda", "pressure": 0.5, "threshold": 0.9});
+        assert!(TopicEvent::decode(&topic("drives.pressure"), &pressure).is_ok());
+        let err = TopicEvent::decode(&topic("sessions.state"), &pressure).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CatalogError::InvalidPayload {
+                    family: "sessions.state",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(TopicEvent::decode(&topic("custom.anything"), &pressure).is_ok());
+    }
+
+    #[test]
+    fn fold_refuses_events_of_another_family() {
+        let mut snapshot = TopicSnapshot::empty(Family::SessionsState);
+        let event = TopicEvent::decode(&topic("custom.x"), &json!(1)).unwrap();
+        assert!(!snapshot.fold(&event));
+        assert_eq!(snapshot, TopicSnapshot::empty(Family::SessionsState));
+    }
+}

@@ -1,0 +1,207 @@
+//! The `sessions.state` and `sessions.activity:<sessionId>` families.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use ts_rs::TS;
+
+use super::{FamilyShape, TopicFamily};
+use crate::scalar::Timestamp;
+
+/// The lifecycle status of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum SessionStatus {
+    /// Created, not yet running.
+    Starting,
+    /// Working on a request.
+    Running,
+    /// Blocked on input from a person (an approval, an answer).
+    Waiting,
+    /// Alive with nothing to do.
+    Idle,
+    /// Finished successfully.
+    Completed,
+    /// Finished with an error.
+    Failed,
+    /// Gone: removed from the `sessions.state` snapshot.
+    Closed,
+}
+
+/// The latest known state of one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionState {
+    /// The session's id; also the key of its `sessions.activity:<sessionId>` topic.
+    pub session_id: String,
+    /// Where the session is in its lifecycle.
+    pub status: SessionStatus,
+    /// A short human-readable title, when the session has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub title: Option<String>,
+    /// When the status last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Every visible session, ordered by `sessionId`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionsStateSnapshot {
+    /// The sessions, ordered by `sessionId`; closed sessions are absent.
+    pub sessions: Vec<SessionState>,
+}
+
+/// The `sessions.state` family: the live list of sessions and their statuses.
+#[derive(Debug)]
+pub struct SessionsState;
+
+impl TopicFamily for SessionsState {
+    const NAME: &'static str = "sessions.state";
+    const SHAPE: FamilyShape = FamilyShape::Exact;
+    const DESCRIPTION: &'static str =
+        "The live list of sessions and their statuses. Each event is the new state of one session.";
+    const FOLD_RULE: &'static str = "The event replaces the entry with the same `sessionId` (or is \
+        inserted, keeping the list ordered by `sessionId`); an event with status `closed` removes \
+        the entry instead.";
+    type Snapshot = SessionsStateSnapshot;
+    type Event = SessionState;
+
+    fn fold(snapshot: &mut SessionsStateSnapshot, event: &SessionState) {
+        let found = snapshot
+            .sessions
+            .binary_search_by(|s| s.session_id.cmp(&event.session_id));
+        match (found, event.status) {
+            (Ok(at), SessionStatus::Closed) => {
+                snapshot.sessions.remove(at);
+            }
+            (Err(_), SessionStatus::Closed) => {}
+            (Ok(at), _) => snapshot.sessions[at] = event.clone(),
+            (Err(at), _) => snapshot.sessions.insert(at, event.clone()),
+        }
+    }
+}
+
+/// What kind of activity an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum ActivityKind {
+    /// A message from a person or an agent.
+    Message,
+    /// A tool was called.
+    ToolCall,
+    /// A tool returned.
+    ToolResult,
+    /// A status line, e.g. "compiling".
+    Status,
+    /// Raw output, e.g. from a terminal.
+    Output,
+}
+
+/// One entry of a session's activity feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActivityEntry {
+    /// What kind of activity this is.
+    pub kind: ActivityKind,
+    /// The text to show.
+    pub text: String,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Application-specific details, free-form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub data: Option<Value>,
+}
+
+/// How many entries a `sessions.activity` snapshot keeps.
+pub const ACTIVITY_SNAPSHOT_LIMIT: usize = 100;
+
+/// The most recent activity of one session, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionsActivitySnapshot {
+    /// The latest entries (at most 100), oldest first.
+    pub entries: Vec<ActivityEntry>,
+}
+
+/// The `sessions.activity:<sessionId>` family: one session's activity feed.
+#[derive(Debug)]
+pub struct SessionsActivity;
+
+impl TopicFamily for SessionsActivity {
+    const NAME: &'static str = "sessions.activity";
+    const SHAPE: FamilyShape = FamilyShape::Keyed { key: "sessionId" };
+    const DESCRIPTION: &'static str =
+        "One session's activity feed. Each event is one new entry; subscribe per session.";
+    const FOLD_RULE: &'static str = "The event is appended; when the snapshot holds more than 100 \
+        entries, the oldest are dropped.";
+    type Snapshot = SessionsActivitySnapshot;
+    type Event = ActivityEntry;
+
+    fn fold(snapshot: &mut SessionsActivitySnapshot, event: &ActivityEntry) {
+        if snapshot.entries.len() >= ACTIVITY_SNAPSHOT_LIMIT {
+            let excess = snapshot.entries.len() + 1 - ACTIVITY_SNAPSHOT_LIMIT;
+            snapshot.entries.drain(..excess);
+        }
+        snapshot.entries.push(event.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(id: &str, status: SessionStatus) -> SessionState {
+        SessionState {
+            session_id: id.into(),
+            status,
+            title: None,
+            updated_at: Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn sessions_state_keeps_latest_per_session_in_order() {
+        let mut snapshot = SessionsStateSnapshot::default();
+        for event in [
+            state("b", SessionStatus::Running),
+            state("a", SessionStatus::Starting),
+            state("b", SessionStatus::Waiting),
+            state("c", SessionStatus::Idle),
+            state("c", SessionStatus::Closed),
+            state("z", SessionStatus::Closed),
+        ] {
+            SessionsState::fold(&mut snapshot, &event);
+        }
+        let got: Vec<_> = snapshot
+            .sessions
+            .iter()
+            .map(|s| (s.session_id.as_str(), s.status))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", SessionStatus::Starting),
+                ("b", SessionStatus::Waiting)
+            ]
+        );
+    }
+
+    #[test]
+    fn activity_keeps_the_latest_hundred() {
+        let mut snapshot = SessionsActivitySnapshot::default();
+        for i in 0..150 {
+            let entry = ActivityEntry {
+                kind: ActivityKind::Output,
+                text: i.to_string(),
+                at: Timestamp::now(),
+                data: None,
+            };
+            SessionsActivity::fold(&mut snapshot, &entry);
+        }
+        assert_eq!(snapshot.entries.len(), ACTIVITY_SNAPSHOT_LIMIT);
+        assert_eq!(snapshot.entries[0].text, "50");
+        assert_eq!(snapshot.entries[99].text, "149");
+    }
+}

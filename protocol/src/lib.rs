@@ -1,0 +1,37 @@
+//! rtbus protocol v1: the single source of truth for the wire envelope, the error and close
+//! codes, the topic grammar and the typed topic catalog.
+//!
+//! Every other crate of rtbus, and every file in `generated/`, derives from these types. Their
+//! doc comments are user documentation: they become JSDoc in the TypeScript, `description` in
+//! the JSON Schema, and prose in the protocol reference.
+#![deny(missing_docs)]
+
+pub mod catalog;
+mod codes;
+mod decode;
+mod envelope;
+pub mod rules;
+mod scalar;
+mod topic;
+
+pub use codes::{CloseCode, ErrorCode};
+pub use decode::{FrameError, decode_client_frame, decode_server_frame};
+pub use envelope::{
+    AuthData, AuthenticatedData, ClientMessage, Delivery, ErrorData, PublishData, PublishedData,
+    ServerMessage, SubscribeData, SubscriptionRequest, TopicsData, UnsubscribeData,
+};
+pub use scalar::{
+    MAX_REQUEST_ID_LEN, MAX_SAFE_INTEGER, RangeError, Ratio, RequestId, Seq, TIMESTAMP_PATTERN,
+    Timestamp, TimestampError,
+};
+pub use topic::{MAX_TOPIC_LEN, TOPIC_PATTERN, Topic, TopicError};
+
+/// The protocol version this crate describes.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The HTTP path on which a server accepts rtbus WebSocket connections.
+pub const ENDPOINT_PATH: &str = "/api/realtime";
+
+/// The WebSocket subprotocol that names this protocol version. Clients offer it in
+/// `Sec-WebSocket-Protocol`; the server selects it.
+pub const SUBPROTOCOL: &str = "rtbus.v1";

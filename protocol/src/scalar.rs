@@ -1,0 +1,325 @@
+//! Constrained scalar types: JSON-safe integers, UTC timestamps, request ids, ratios.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Deserializer, Serialize, de};
+use ts_rs::TS;
+
+/// The largest integer that survives `JSON.parse` in JavaScript without rounding (2^53 − 1).
+///
+/// Every integer rtbus puts on the wire stays at or below this bound.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// A per-topic sequence number.
+///
+/// The first event published on a topic has `seq` 1 and every later event on the same topic has
+/// exactly the previous `seq` plus one. A snapshot carries the `seq` of the last event folded into
+/// it (0 when no event has been published yet), so the first live event after a snapshot with
+/// `seq` n has `seq` n + 1. Always an integer in 0..=2^53−1, so it is a plain `number` in
+/// JavaScript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, TS)]
+#[serde(transparent)]
+pub struct Seq(#[ts(type = "number")] u64);
+
+impl Seq {
+    /// The sequence number of a topic on which nothing was published yet.
+    pub const ZERO: Seq = Seq(0);
+
+    /// Wraps `value` if it is JSON-safe.
+    pub fn new(value: u64) -> Result<Seq, RangeError> {
+        if value <= MAX_SAFE_INTEGER {
+            Ok(Seq(value))
+        } else {
+            Err(RangeError {
+                value: value.to_string(),
+                expected: "an integer in 0..=9007199254740991",
+            })
+        }
+    }
+
+    /// The raw number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The next sequence number, or `None` once the JSON-safe range is used up.
+    pub fn next(self) -> Option<Seq> {
+        Seq::new(self.0 + 1).ok()
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seq {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        Seq::new(value).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for Seq {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Seq".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A per-topic sequence number: an integer in 0..=2^53-1 (JSON-safe).",
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_SAFE_INTEGER,
+        })
+    }
+}
+
+/// A value outside the range a wire field allows.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{value} is out of range: expected {expected}")]
+pub struct RangeError {
+    value: String,
+    expected: &'static str,
+}
+
+/// A point in time, as an RFC 3339 UTC timestamp with a `Z` suffix, e.g.
+/// `2026-11-21T09:30:00.125Z`.
+///
+/// Servers write millisecond precision; readers accept 0 to 9 fractional digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, TS)]
+#[serde(transparent)]
+#[ts(type = "string")]
+pub struct Timestamp(String);
+
+/// The shape every timestamp on the wire has.
+pub const TIMESTAMP_PATTERN: &str =
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$";
+
+impl Timestamp {
+    /// The current time, with millisecond precision.
+    pub fn now() -> Timestamp {
+        Timestamp::from_system_time(SystemTime::now())
+    }
+
+    /// Formats `time` with millisecond precision.
+    pub fn from_system_time(time: SystemTime) -> Timestamp {
+        Timestamp(humantime::format_rfc3339_millis(time).to_string())
+    }
+
+    /// Parses an RFC 3339 UTC timestamp (`Z` suffix, 0 to 9 fractional digits).
+    pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
+        let bytes = text.as_bytes();
+        // humantime accepts a space for `T` and a missing `Z`; the wire format does not.
+        let shape_ok = bytes.len() >= 20
+            && bytes.get(10) == Some(&b'T')
+            && bytes.last() == Some(&b'Z')
+            && bytes.len() <= 30;
+        if !shape_ok {
+            return Err(TimestampError {
+                text: text.to_owned(),
+            });
+        }
+        match humantime::parse_rfc3339(text) {
+            Ok(_) => Ok(Timestamp(text.to_owned())),
+            Err(_) => Err(TimestampError {
+                text: text.to_owned(),
+            }),
+        }
+    }
+
+    /// The timestamp as written on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The point in time this timestamp names.
+    pub fn to_system_time(&self) -> SystemTime {
+        // Every Timestamp was produced by `parse` or formatted by humantime, so it parses.
+        humantime::parse_rfc3339(&self.0).unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A string that is not an RFC 3339 UTC timestamp.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{text:?} is not an RFC 3339 UTC timestamp (expected e.g. \"2026-11-21T09:30:00.125Z\")")]
+pub struct TimestampError {
+    text: String,
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Timestamp::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An RFC 3339 UTC timestamp with a `Z` suffix, e.g. `2026-11-21T09:30:00.125Z`.",
+            "type": "string",
+            "format": "date-time",
+            "pattern": TIMESTAMP_PATTERN,
+        })
+    }
+}
+
+/// The longest request id a client may choose, in bytes.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// A client-chosen string that correlates a request with its reply or error: 1 to 64 bytes.
+///
+/// The server copies it unchanged into the acknowledgement or error that answers the request.
+/// Clients usually send a counter (`"1"`, `"2"`, …) or a UUID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, TS)]
+#[serde(transparent)]
+#[ts(type = "string")]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// Wraps `id` if it is 1 to 64 bytes long.
+    pub fn new(id: impl Into<String>) -> Result<RequestId, RangeError> {
+        let id = id.into();
+        if id.is_empty() || id.len() > MAX_REQUEST_ID_LEN {
+            return Err(RangeError {
+                value: format!("{id:?}"),
+                expected: "a string of 1 to 64 bytes",
+            });
+        }
+        Ok(RequestId(id))
+    }
+
+    /// The id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        RequestId::new(String::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for RequestId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RequestId".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A client-chosen request id, copied into the reply: 1 to 64 bytes.",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_REQUEST_ID_LEN,
+        })
+    }
+}
+
+/// A fraction between 0.0 and 1.0 inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, TS)]
+#[serde(transparent)]
+#[ts(type = "number")]
+pub struct Ratio(f64);
+
+impl Ratio {
+    /// Wraps `value` if it lies in 0.0..=1.0.
+    pub fn new(value: f64) -> Result<Ratio, RangeError> {
+        if (0.0..=1.0).contains(&value) {
+            Ok(Ratio(value))
+        } else {
+            Err(RangeError {
+                value: value.to_string(),
+                expected: "a number in 0.0..=1.0",
+            })
+        }
+    }
+
+    /// The raw fraction.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Ratio {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ratio::new(f64::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for Ratio {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Ratio".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A fraction between 0.0 and 1.0 inclusive.",
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_rejects_unsafe_integers() {
+        assert!(Seq::new(MAX_SAFE_INTEGER).is_ok());
+        let err = serde_json::from_str::<Seq>("9007199254740992").unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+        assert_eq!(Seq::new(MAX_SAFE_INTEGER).unwrap().next(), None);
+    }
+
+    #[test]
+    fn timestamp_accepts_only_utc_rfc3339() {
+        for ok in [
+            "2026-11-21T09:30:00Z",
+            "2026-11-21T09:30:00.125Z",
+            "2026-11-21T09:30:00.123456789Z",
+        ] {
+            assert!(Timestamp::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "2026-11-21 09:30:00Z",
+            "2026-11-21T09:30:00",
+            "2026-13-21T09:30:00Z",
+            "yesterday",
+            "",
+        ] {
+            assert!(Timestamp::parse(bad).is_err(), "{bad}");
+        }
+        let now = Timestamp::now();
+        assert_eq!(Timestamp::parse(now.as_str()).unwrap(), now);
+    }
+
+    #[test]
+    fn request_id_length_is_bounded() {
+        assert!(RequestId::new("").is_err());
+        assert!(RequestId::new("x".repeat(64)).is_ok());
+        assert!(RequestId::new("x".repeat(65)).is_err());
+    }
+}
