@@ -1,0 +1,70 @@
+//! The reference server configured for benchmarks: bench topics public, one publisher token.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use rtbus_protocol::ENDPOINT_PATH;
+use rtbus_server::{Config, RunningServer, TokenConfig};
+
+/// The publisher token of the bench configuration. Loopback only; not a secret.
+pub const PUBLISHER_TOKEN: &str = "bench-publisher";
+
+/// The slow-consumer limit of the bench configuration: small enough that a stalled subscriber
+/// is cut off within seconds at bench rates, large enough for healthy subscribers' bursts.
+pub const MAX_PENDING_BYTES: usize = 512 * 1024;
+
+/// The bench configuration: the generator's topics are public, the publisher token may publish
+/// on them, the limits are the defaults except the slow-consumer queue.
+pub fn config(listen: SocketAddr) -> Config {
+    let mut config = Config {
+        listen,
+        public_topics: vec!["custom.bench.*".to_owned(), "sessions.activity:bench-*".to_owned()],
+        ..Config::default()
+    };
+    let mut publisher = TokenConfig::new(PUBLISHER_TOKEN, "bench");
+    publisher.roles = vec!["publisher".to_owned()];
+    publisher.publish = config.public_topics.clone();
+    publisher.read = config.public_topics.clone();
+    config.tokens.push(publisher);
+    config.limits.max_pending_bytes = MAX_PENDING_BYTES;
+    config
+}
+
+/// A started reference server.
+#[derive(Debug)]
+pub struct Embedded {
+    server: RunningServer,
+}
+
+impl Embedded {
+    /// The server's WebSocket URL.
+    pub fn url(&self) -> String {
+        format!("ws://{}{ENDPOINT_PATH}", self.server.local_addr())
+    }
+
+    /// Stops the server gracefully.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// Starts the reference server with the bench configuration.
+pub async fn start(listen: SocketAddr) -> anyhow::Result<Embedded> {
+    let server = rtbus_server::start(config(listen))
+        .await
+        .with_context(|| format!("starting the reference server on {listen}"))?;
+    Ok(Embedded { server })
+}
+
+/// Serves until SIGINT or SIGTERM, printing the URL and pid first so a script can drive it.
+pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
+    let server = start(listen).await?;
+    println!("listening {} pid {}", server.url(), std::process::id());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    server.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,1060 @@
+//! The load generator: subscriber and publisher connections, the open-loop rate ladder, and the
+//! accounting that turns a missing `seq` into a failure.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use rtbus_protocol::{
+    AuthData, ClientMessage, PublishData, RequestId, SUBPROTOCOL, ServerMessage, SubscribeData,
+    SubscriptionRequest, Timestamp, Topic, decode_server_frame,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use super::report::{IdleReport, Percentiles, Report, StalledReport, Step};
+use super::sys::{self, Pid};
+
+/// Steps the ladder may take, plus the half-load step.
+const MAX_STEPS: usize = 32;
+/// How many error messages a report keeps verbatim.
+const MAX_ERROR_SAMPLES: usize = 10;
+/// A step counts as saturated when fewer than this share of the offered deliveries per second
+/// arrive.
+const SATURATION_SHARE: f64 = 0.9;
+/// Generator CPU use (share of its cores) above which its own numbers are suspect.
+const GENERATOR_SATURATED: f64 = 0.9;
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Which topic family the generated topics belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TopicKind {
+    /// `custom.bench.<n>`: free-form payloads.
+    Custom,
+    /// `sessions.activity:bench-<n>`: activity entries, the timestamp under `data`.
+    Activity,
+}
+
+/// Everything a run needs to know, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Name of the server under test in the report.
+    pub label: String,
+    /// `ws://` URL of the endpoint.
+    pub url: String,
+    /// Bearer token for the publishers, sent in an `auth` frame.
+    pub token: Option<String>,
+    /// Subscriber connections, stalled ones included.
+    pub subscribers: usize,
+    /// Topics the subscribers are spread over (subscriber i takes topic i mod topics).
+    pub topics: usize,
+    /// Topic family.
+    pub topic_kind: TopicKind,
+    /// Publisher connections.
+    pub publishers: usize,
+    /// Target payload size in bytes.
+    pub payload_bytes: usize,
+    /// Fixed publish rate (one step) instead of a ladder.
+    pub fixed_publish_rate: Option<f64>,
+    /// First ladder step, in offered deliveries per second.
+    pub start_deliveries: f64,
+    /// Each ladder step offers this factor more than the previous one.
+    pub step_factor: f64,
+    /// Most ladder steps.
+    pub max_steps: usize,
+    /// Publishing time of each step.
+    pub step_time: Duration,
+    /// How long to wait for a step's events after its publishing ended.
+    pub drain_timeout: Duration,
+    /// Run a final step at half the saturation rate.
+    pub half_load: bool,
+    /// Subscribers (among `subscribers`) that stop reading after subscribing.
+    pub stalled: usize,
+    /// Idle mode: connect and subscribe, wait this long, measure server memory, publish nothing.
+    pub idle: Option<Duration>,
+    /// Server process to account CPU and memory to.
+    pub server_pid: Option<u32>,
+    /// Fully decode and validate every n-th frame a subscriber receives (and its first few).
+    pub validate_every: u64,
+    /// Connections opened at once.
+    pub connect_concurrency: usize,
+    /// Time allowed for each connection to open and subscribe.
+    pub connect_timeout: Duration,
+}
+
+/// Seq bookkeeping of one topic, from the publishers' acknowledgements.
+#[derive(Debug, Clone, Copy, Default)]
+struct Acked {
+    first: Option<u64>,
+    last: u64,
+    count: u64,
+}
+
+/// State shared by every task of a run.
+#[derive(Debug)]
+struct Shared {
+    epoch: Instant,
+    topics: Vec<Topic>,
+    topic_index: HashMap<String, usize>,
+    /// Healthy subscribers per topic, counted as they finish subscribing.
+    subs_on_topic: Vec<AtomicU64>,
+    hists: Vec<Mutex<Histogram<u64>>>,
+    delivered: Vec<AtomicU64>,
+    last_delivery_ns: Vec<AtomicU64>,
+    expected: Vec<AtomicU64>,
+    sent: Vec<AtomicU64>,
+    acked: Vec<AtomicU64>,
+    acks: Mutex<Vec<Acked>>,
+    lost: AtomicU64,
+    out_of_order: AtomicU64,
+    errors: AtomicU64,
+    error_samples: Mutex<Vec<String>>,
+    validate_every: u64,
+    /// When the first step started publishing (and stalled subscribers count as stalled).
+    publish_start_ns: AtomicU64,
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn error(&self, message: impl Into<String>) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut samples) = self.error_samples.lock() {
+            if samples.len() < MAX_ERROR_SAMPLES {
+                samples.push(message.into());
+            }
+        }
+    }
+}
+
+/// What the coordinator tells the publishers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Command {
+    Wait,
+    Publish {
+        step: usize,
+        rate_per_publisher: f64,
+        start: Instant,
+        until: Instant,
+    },
+    Stop,
+}
+
+/// What a subscriber saw, returned when it ends.
+#[derive(Debug, Default)]
+struct SubResult {
+    topic: usize,
+    stalled: bool,
+    connected: bool,
+    first: Option<u64>,
+    last: Option<u64>,
+    received: u64,
+    close_code: Option<u16>,
+    closed_by_server: bool,
+    last_t_ns: Option<u64>,
+}
+
+/// The fields of a server frame the generator times. Every frame is also fully decoded and
+/// validated with [`decode_server_frame`] at a sampling rate; this view is the cheap path that
+/// keeps the generator from being the bottleneck.
+#[derive(Deserialize)]
+struct FrameView<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    data: Option<DataView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DataView<'a> {
+    #[serde(default, borrow)]
+    topic: Option<Cow<'a, str>>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default, rename = "isReplay")]
+    is_replay: Option<bool>,
+    #[serde(default)]
+    payload: Option<StampView>,
+}
+
+/// The send stamp the publishers put in each payload (top level for `custom.*`, under `data`
+/// for activity entries).
+#[derive(Deserialize, Default)]
+struct StampView {
+    #[serde(default)]
+    t: Option<u64>,
+    #[serde(default)]
+    s: Option<usize>,
+    #[serde(default)]
+    data: Option<Stamp>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct Stamp {
+    t: u64,
+    s: usize,
+}
+
+impl StampView {
+    fn stamp(&self) -> Option<Stamp> {
+        match (self.t, self.s, self.data) {
+            (Some(t), Some(s), _) => Some(Stamp { t, s }),
+            (_, _, Some(stamp)) => Some(stamp),
+            _ => None,
+        }
+    }
+}
+
+/// Runs the plan and reports what happened.
+pub async fn run(plan: Plan) -> anyhow::Result<Report> {
+    anyhow::ensure!(plan.subscribers > 0, "--subscribers must be at least 1");
+    anyhow::ensure!(plan.topics > 0, "--topics must be at least 1");
+    anyhow::ensure!(plan.publishers > 0, "--publishers must be at least 1");
+    anyhow::ensure!(
+        plan.stalled < plan.subscribers,
+        "--stalled must leave at least one healthy subscriber"
+    );
+    let addr = resolve(&plan.url).await?;
+    let topics: Vec<Topic> = (0..plan.topics)
+        .map(|i| {
+            let name = match plan.topic_kind {
+                TopicKind::Custom => format!("custom.bench.{i}"),
+                TopicKind::Activity => format!("sessions.activity:bench-{i}"),
+            };
+            Topic::new(&name).map_err(|e| anyhow::anyhow!("topic {name}: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let hist = || Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3);
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        topic_index: topics
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.as_str().to_owned(), i))
+            .collect(),
+        subs_on_topic: (0..topics.len()).map(|_| AtomicU64::new(0)).collect(),
+        acks: Mutex::new(vec![Acked::default(); topics.len()]),
+        topics,
+        hists: (0..MAX_STEPS)
+            .map(|_| hist().map(Mutex::new))
+            .collect::<Result<_, _>>()?,
+        delivered: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
+        last_delivery_ns: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
+        expected: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
+        sent: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
+        acked: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
+        lost: AtomicU64::new(0),
+        out_of_order: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        error_samples: Mutex::new(Vec::new()),
+        validate_every: plan.validate_every,
+        publish_start_ns: AtomicU64::new(0),
+    });
+    let server = plan.server_pid.map(Pid::Other);
+    let rss_before = server.and_then(sys::rss_bytes);
+
+    // Subscribers: connect with bounded concurrency, each reports its connect time.
+    let setup_start = Instant::now();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (unstall_tx, unstall_rx) = watch::channel(false);
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Option<Duration>>();
+    let permits = Arc::new(Semaphore::new(plan.connect_concurrency.max(1)));
+    let mut subscribers = Vec::with_capacity(plan.subscribers);
+    for i in 0..plan.subscribers {
+        let conn = SubscriberConn {
+            shared: Arc::clone(&shared),
+            addr,
+            url: plan.url.clone(),
+            topic: i % plan.topics,
+            // Spread stalled subscribers evenly so each lands among healthy ones.
+            stalled: plan.stalled > 0 && {
+                let stride = plan.subscribers / plan.stalled;
+                i % stride == 0 && i / stride < plan.stalled
+            },
+            connect_timeout: plan.connect_timeout,
+        };
+        subscribers.push(tokio::spawn(conn.run(
+            Arc::clone(&permits),
+            ready_tx.clone(),
+            shutdown_rx.clone(),
+            unstall_rx.clone(),
+        )));
+    }
+    drop(ready_tx);
+    let mut connect_hist = hist()?;
+    let mut connected = 0usize;
+    while let Some(outcome) = ready_rx.recv().await {
+        if let Some(took) = outcome {
+            connected += 1;
+            let _ = connect_hist.record(duration_ns(took).max(1));
+        }
+        if connected + (shared.errors.load(Ordering::Relaxed) as usize) >= plan.subscribers {
+            break;
+        }
+    }
+    let setup_s = setup_start.elapsed().as_secs_f64();
+
+    // Publishers.
+    let (command_tx, command_rx) = watch::channel(Command::Wait);
+    let mut publishers = Vec::new();
+    let payload = PayloadMaker::new(plan.topic_kind, plan.payload_bytes);
+    if plan.idle.is_none() {
+        for p in 0..plan.publishers {
+            let mine: Vec<usize> = (0..plan.topics).filter(|t| t % plan.publishers == p).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let ws = open(&plan.url, addr, false)
+                .await
+                .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))?;
+            let ws = authenticate(ws, plan.token.as_deref())
+                .await
+                .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))?;
+            let (sink, stream) = ws.split();
+            tokio::spawn(read_acks(Arc::clone(&shared), stream));
+            publishers.push(tokio::spawn(publish_loop(
+                Arc::clone(&shared),
+                sink,
+                mine,
+                payload.clone(),
+                command_rx.clone(),
+            )));
+        }
+    }
+
+    let mut report = Report {
+        label: plan.label.clone(),
+        url: plan.url.clone(),
+        subscribers: plan.subscribers,
+        topics: plan.topics,
+        publishers: plan.publishers,
+        payload_bytes: plan.payload_bytes,
+        generator_cores: sys::usable_cores(),
+        connect: Percentiles::of(&connect_hist),
+        setup_s,
+        ..Report::default()
+    };
+
+    if let Some(settle) = plan.idle {
+        tokio::time::sleep(settle).await;
+        if let (Some(before), Some(after)) = (rss_before, server.and_then(sys::rss_bytes)) {
+            report.idle = Some(IdleReport {
+                rss_before: before,
+                rss_after: after,
+                bytes_per_connection: (after as f64 - before as f64) / connected.max(1) as f64,
+            });
+        } else {
+            shared.error("idle mode needs --server-pid of a local server to read its memory");
+        }
+    } else {
+        let healthy_per_topic = |shared: &Shared| -> f64 {
+            let total: u64 = shared
+                .subs_on_topic
+                .iter()
+                .map(|n| n.load(Ordering::Relaxed))
+                .sum();
+            total as f64 / shared.topics.len() as f64
+        };
+        let fanout = healthy_per_topic(&shared).max(1.0);
+        let rates: Vec<f64> = match plan.fixed_publish_rate {
+            Some(rate) => vec![rate],
+            None => (0..plan.max_steps.min(MAX_STEPS - 1))
+                .map(|i| plan.start_deliveries * plan.step_factor.powi(i as i32) / fanout)
+                .collect(),
+        };
+        for (index, rate) in rates.iter().enumerate() {
+            let step = run_step(&plan, &shared, &command_tx, index, *rate, fanout, server).await;
+            let saturated = step.saturated.is_some();
+            report.steps.push(step);
+            if saturated || shared.lost.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+        }
+        report.saturation_deliveries_per_s = report
+            .steps
+            .iter()
+            .map(|s| s.delivered_per_s)
+            .fold(0.0, f64::max);
+        if plan.half_load && plan.fixed_publish_rate.is_none() && report.steps.len() < MAX_STEPS {
+            let rate = report.saturation_deliveries_per_s / 2.0 / fanout;
+            let index = report.steps.len();
+            report.half_load =
+                Some(run_step(&plan, &shared, &command_tx, index, rate, fanout, server).await);
+        }
+        // The generator's numbers are suspect if it was saturated where the result was taken.
+        let best = report
+            .steps
+            .iter()
+            .max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s));
+        report.generator_saturated = best.is_some_and(|s| s.generator_cpu > GENERATOR_SATURATED)
+            || report
+                .steps
+                .last()
+                .is_some_and(|s| s.saturated.is_some() && s.generator_cpu > GENERATOR_SATURATED);
+    }
+
+    // Stalled subscribers read what is left, then everyone stops.
+    let _ = command_tx.send(Command::Stop);
+    let _ = unstall_tx.send(true);
+    for publisher in publishers {
+        let _ = publisher.await;
+    }
+    // Healthy subscribers end on shutdown; stalled ones end when drained (or at the deadline).
+    let _ = shutdown_tx.send(true);
+    let stalled_done = Instant::now() + plan.drain_timeout;
+    let mut results = Vec::with_capacity(subscribers.len());
+    for handle in subscribers {
+        match tokio::time::timeout_at(stalled_done.into(), handle).await {
+            Ok(result) => results.push(result?),
+            Err(_) => shared.error("a subscriber did not stop within the drain timeout"),
+        }
+    }
+    account(&shared, &results, plan.stalled, &mut report);
+    Ok(report)
+}
+
+/// Runs one step of the ladder and waits for its events to drain.
+async fn run_step(
+    plan: &Plan,
+    shared: &Shared,
+    command_tx: &watch::Sender<Command>,
+    index: usize,
+    publish_rate: f64,
+    fanout: f64,
+    server: Option<Pid>,
+) -> Step {
+    let cpu_self = sys::cpu_seconds(Pid::SelfProcess);
+    let cpu_server = server.and_then(sys::cpu_seconds);
+    let start = Instant::now() + Duration::from_millis(20);
+    let until = start + plan.step_time;
+    let start_ns = u64::try_from((start - shared.epoch).as_nanos()).unwrap_or(0);
+    if index == 0 {
+        shared.publish_start_ns.store(start_ns, Ordering::Relaxed);
+    }
+    let _ = command_tx.send(Command::Publish {
+        step: index,
+        rate_per_publisher: publish_rate / plan.publishers as f64,
+        start,
+        until,
+    });
+    tokio::time::sleep_until(until.into()).await;
+    let _ = command_tx.send(Command::Wait);
+    // Drain: every publish acknowledged and every acknowledged event delivered.
+    let deadline = Instant::now() + plan.drain_timeout;
+    let mut drained = false;
+    let mut settled_acks = None;
+    while Instant::now() < deadline {
+        let acked = shared.acked[index].load(Ordering::Relaxed);
+        let sent = shared.sent[index].load(Ordering::Relaxed);
+        let expected = shared.expected[index].load(Ordering::Relaxed);
+        let delivered = shared.delivered[index].load(Ordering::Relaxed);
+        // Publishers finish sending shortly after `until`; acks follow.
+        if acked == sent && settled_acks == Some(acked) && delivered >= expected {
+            drained = true;
+            break;
+        }
+        settled_acks = (acked == sent).then_some(acked);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let end = Instant::now();
+    let wall = (end - start).as_secs_f64();
+    let delivered = shared.delivered[index].load(Ordering::Relaxed);
+    let expected = shared.expected[index].load(Ordering::Relaxed);
+    let last_ns = shared.last_delivery_ns[index].load(Ordering::Relaxed);
+    let elapsed_s = if last_ns > start_ns {
+        (last_ns - start_ns) as f64 / 1e9
+    } else {
+        wall
+    };
+    let delivered_per_s = delivered as f64 / elapsed_s.max(1e-9);
+    let offered = publish_rate * fanout;
+    let generator_cpu = match (cpu_self, sys::cpu_seconds(Pid::SelfProcess)) {
+        (Some(a), Some(b)) => (b - a) / (wall * sys::usable_cores() as f64),
+        _ => 0.0,
+    };
+    let server_cpu_s = match (cpu_server, server.and_then(sys::cpu_seconds)) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let latency = shared.hists[index]
+        .lock()
+        .map(|h| Percentiles::of(&h))
+        .unwrap_or_default();
+    let saturated = if !drained {
+        Some(format!(
+            "{} of {} events not delivered within the drain timeout",
+            expected.saturating_sub(delivered),
+            expected
+        ))
+    } else if delivered_per_s < SATURATION_SHARE * offered {
+        Some(format!(
+            "delivered {:.0}% of the offered rate",
+            100.0 * delivered_per_s / offered
+        ))
+    } else {
+        None
+    };
+    Step {
+        offered_publishes_per_s: publish_rate,
+        offered_deliveries_per_s: offered,
+        published: shared.acked[index].load(Ordering::Relaxed),
+        delivered,
+        expected,
+        delivered_per_s,
+        latency,
+        elapsed_s,
+        generator_cpu,
+        server_cpu_s,
+        server_cpu_s_per_million: server_cpu_s
+            .filter(|_| delivered > 0)
+            .map(|cpu| cpu * 1e6 / delivered as f64),
+        saturated,
+    }
+}
+
+/// Compares what each subscriber saw with what the server acknowledged.
+fn account(shared: &Shared, results: &[SubResult], stalled: usize, report: &mut Report) {
+    let acks = shared.acks.lock().map(|a| a.clone()).unwrap_or_default();
+    let mut stalled_report = StalledReport {
+        stalled,
+        ..StalledReport::default()
+    };
+    let mut cut_off_after: Option<f64> = None;
+    let first_publish_ns = shared.publish_start_ns.load(Ordering::Relaxed);
+    for result in results {
+        if !result.connected {
+            continue;
+        }
+        if result.stalled {
+            stalled_report.events_received += result.received;
+            if result.closed_by_server {
+                stalled_report.cut_off += 1;
+                if let Some(code) = result.close_code {
+                    stalled_report.close_codes.push(code);
+                }
+                if let Some(t) = result.last_t_ns {
+                    let ms = t.saturating_sub(first_publish_ns) as f64 / 1e6;
+                    cut_off_after = Some(cut_off_after.map_or(ms, |m: f64| m.max(ms)));
+                }
+            }
+            continue;
+        }
+        let Some(acked) = acks.get(result.topic) else {
+            continue;
+        };
+        let Some(acked_first) = acked.first else {
+            continue;
+        };
+        let missing = match (result.first, result.last) {
+            (Some(first), Some(last)) => {
+                first.saturating_sub(acked_first) + acked.last.saturating_sub(last)
+            }
+            _ => acked.count,
+        };
+        if missing > 0 {
+            shared.lost.fetch_add(missing, Ordering::Relaxed);
+            shared.error(format!(
+                "a subscriber of {} missed {missing} event(s): saw seq {:?}..={:?}, server acknowledged {acked_first}..={}",
+                shared.topics[result.topic], result.first, result.last, acked.last
+            ));
+        }
+    }
+    stalled_report.close_codes.sort_unstable();
+    stalled_report.close_codes.dedup();
+    stalled_report.cut_off_after_ms = cut_off_after;
+    if stalled > 0 {
+        report.stalled = Some(stalled_report);
+    }
+    report.lost = shared.lost.load(Ordering::Relaxed);
+    report.out_of_order = shared.out_of_order.load(Ordering::Relaxed);
+    report.errors = shared.errors.load(Ordering::Relaxed);
+    report.error_samples = shared.error_samples.lock().map(|s| s.clone()).unwrap_or_default();
+}
+
+/// One subscriber connection.
+struct SubscriberConn {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    url: String,
+    topic: usize,
+    stalled: bool,
+    connect_timeout: Duration,
+}
+
+impl SubscriberConn {
+    async fn run(
+        self,
+        permits: Arc<Semaphore>,
+        ready: mpsc::UnboundedSender<Option<Duration>>,
+        mut shutdown: watch::Receiver<bool>,
+        mut unstall: watch::Receiver<bool>,
+    ) -> SubResult {
+        let mut result = SubResult {
+            topic: self.topic,
+            stalled: self.stalled,
+            ..SubResult::default()
+        };
+        let permit = permits.acquire().await;
+        let started = Instant::now();
+        let ws = tokio::time::timeout(self.connect_timeout, self.subscribe()).await;
+        drop(permit);
+        let mut ws = match ws {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => {
+                self.shared.error(format!("subscriber: {e}"));
+                let _ = ready.send(None);
+                return result;
+            }
+            Err(_) => {
+                self.shared.error(format!(
+                    "subscriber: not subscribed within {:?}",
+                    self.connect_timeout
+                ));
+                let _ = ready.send(None);
+                return result;
+            }
+        };
+        result.connected = true;
+        if !self.stalled {
+            self.shared.subs_on_topic[self.topic].fetch_add(1, Ordering::Relaxed);
+        }
+        let _ = ready.send(Some(started.elapsed()));
+        if self.stalled {
+            // Stop reading until the run is over, then read what is left to see whether and
+            // when the server cut the connection off.
+            let _ = unstall.wait_for(|u| *u).await.map(|_| ());
+            loop {
+                match tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+                    Err(_) => break, // quiet: the server kept the connection open
+                    Ok(None) | Ok(Some(Err(_))) => {
+                        result.closed_by_server = true;
+                        break;
+                    }
+                    Ok(Some(Ok(Message::Close(frame)))) => {
+                        result.closed_by_server = true;
+                        result.close_code = frame.map(|f| u16::from(f.code));
+                        break;
+                    }
+                    Ok(Some(Ok(Message::Text(text)))) => {
+                        result.received += 1;
+                        if let Ok(view) = serde_json::from_str::<FrameView<'_>>(text.as_str()) {
+                            if let Some(stamp) = view.data.and_then(|d| d.payload?.stamp()) {
+                                result.last_t_ns = Some(stamp.t);
+                            }
+                        }
+                    }
+                    Ok(Some(Ok(_))) => {}
+                }
+            }
+            return result;
+        }
+        let mut frames = 0u64;
+        loop {
+            tokio::select! {
+                biased;
+                message = ws.next() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        frames += 1;
+                        self.on_text(text.as_str(), frames, &mut result);
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        self.shared.error("subscriber: unexpected binary frame");
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        result.close_code = frame.as_ref().map(|f| u16::from(f.code));
+                        self.shared.error(format!("subscriber: server closed the connection: {frame:?}"));
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        self.shared.error(format!("subscriber: {e}"));
+                        break;
+                    }
+                    None => {
+                        self.shared.error("subscriber: connection ended");
+                        break;
+                    }
+                },
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+        }
+        let _ = ws.close(None).await;
+        result
+    }
+
+    async fn subscribe(&self) -> Result<Ws, String> {
+        let mut ws = open(&self.url, self.addr, self.stalled).await?;
+        let subscribe = ClientMessage::Subscribe {
+            id: RequestId::new("sub").ok(),
+            data: SubscribeData {
+                topics: vec![SubscriptionRequest {
+                    snapshot: Some(false),
+                    ..SubscriptionRequest::new(self.shared.topics[self.topic].clone())
+                }],
+            },
+        };
+        send(&mut ws, &subscribe).await?;
+        match next_message(&mut ws).await? {
+            ServerMessage::Subscribed { .. } => Ok(ws),
+            other => Err(format!(
+                "expected `subscribed`, got {}",
+                serde_json::to_string(&other).unwrap_or_default()
+            )),
+        }
+    }
+
+    fn on_text(&self, text: &str, frames: u64, result: &mut SubResult) {
+        let shared = &self.shared;
+        if shared.validate_every > 0 && (frames <= 4 || frames % shared.validate_every == 0) {
+            if let Err(e) = decode_server_frame(text) {
+                shared.error(format!("invalid frame: {e}: {text}"));
+                return;
+            }
+        }
+        let view: FrameView<'_> = match serde_json::from_str(text) {
+            Ok(view) => view,
+            Err(e) => {
+                shared.error(format!("unreadable frame: {e}: {text}"));
+                return;
+            }
+        };
+        if view.kind != "event" {
+            shared.error(format!("subscriber: unexpected frame {text}"));
+            return;
+        }
+        let Some(data) = view.data else {
+            shared.error(format!("event without data: {text}"));
+            return;
+        };
+        if data.topic.as_deref() != Some(shared.topics[self.topic].as_str()) {
+            shared.error(format!("event for a topic not subscribed: {text}"));
+            return;
+        }
+        if data.is_replay != Some(false) {
+            shared.error(format!("live event not marked isReplay: false: {text}"));
+        }
+        let Some(seq) = data.seq else {
+            shared.error(format!("event without seq: {text}"));
+            return;
+        };
+        result.received += 1;
+        match result.last {
+            None => result.first = Some(seq),
+            Some(last) if seq == last + 1 => {}
+            Some(last) if seq > last + 1 => {
+                let missed = seq - last - 1;
+                shared.lost.fetch_add(missed, Ordering::Relaxed);
+                shared.error(format!(
+                    "a subscriber of {} missed seq {}..={}",
+                    shared.topics[self.topic],
+                    last + 1,
+                    seq - 1
+                ));
+            }
+            Some(last) => {
+                shared.out_of_order.fetch_add(1, Ordering::Relaxed);
+                shared.error(format!(
+                    "a subscriber of {} got seq {seq} after {last}",
+                    shared.topics[self.topic]
+                ));
+                return;
+            }
+        }
+        result.last = Some(seq);
+        let Some(stamp) = data.payload.and_then(|p| p.stamp()) else {
+            shared.error(format!("event payload without a send stamp: {text}"));
+            return;
+        };
+        let now = shared.now_ns();
+        let step = stamp.s.min(MAX_STEPS - 1);
+        if let Ok(mut hist) = shared.hists[step].lock() {
+            let _ = hist.record(now.saturating_sub(stamp.t).max(1));
+        }
+        shared.delivered[step].fetch_add(1, Ordering::Relaxed);
+        shared.last_delivery_ns[step].fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+/// Builds event payloads of about the requested size, carrying the send stamp.
+#[derive(Debug, Clone)]
+struct PayloadMaker {
+    kind: TopicKind,
+    pad: String,
+}
+
+impl PayloadMaker {
+    fn new(kind: TopicKind, bytes: usize) -> PayloadMaker {
+        let mut maker = PayloadMaker {
+            kind,
+            pad: String::new(),
+        };
+        let base = maker.make(999_999_999_999_999, 9).to_string().len();
+        maker.pad = "x".repeat(bytes.saturating_sub(base));
+        maker
+    }
+
+    fn make(&self, t: u64, step: usize) -> Value {
+        match self.kind {
+            TopicKind::Custom => json!({ "t": t, "s": step, "pad": self.pad }),
+            TopicKind::Activity => json!({
+                "kind": "output",
+                "text": self.pad,
+                "at": Timestamp::now(),
+                "data": { "t": t, "s": step },
+            }),
+        }
+    }
+}
+
+/// Publishes on `topics` (round robin) at the commanded open-loop rate. Each event's intended
+/// send time is its stamp, so a publisher that falls behind shows up as latency instead of
+/// hiding it (no coordinated omission).
+async fn publish_loop(
+    shared: Arc<Shared>,
+    mut sink: SplitSink<Ws, Message>,
+    topics: Vec<usize>,
+    payload: PayloadMaker,
+    mut commands: watch::Receiver<Command>,
+) {
+    let mut next_topic = 0usize;
+    loop {
+        let command = *commands.borrow_and_update();
+        match command {
+            Command::Stop => break,
+            Command::Wait => {
+                if commands.changed().await.is_err() {
+                    break;
+                }
+            }
+            Command::Publish {
+                step,
+                rate_per_publisher,
+                start,
+                until,
+            } => {
+                let id = RequestId::new(&step.to_string()).ok();
+                let interval = 1.0 / rate_per_publisher.max(1e-3);
+                let start_ns = u64::try_from((start - shared.epoch).as_nanos()).unwrap_or(0);
+                let mut k = 0u64;
+                tokio::time::sleep_until(start.into()).await;
+                'step: loop {
+                    let now = Instant::now();
+                    if now >= until {
+                        break;
+                    }
+                    let due = ((now - start).as_secs_f64() / interval) as u64 + 1;
+                    while k < due {
+                        let t = start_ns + (k as f64 * interval * 1e9) as u64;
+                        let topic = topics[next_topic % topics.len()];
+                        next_topic += 1;
+                        let message = ClientMessage::Publish {
+                            id: id.clone(),
+                            data: PublishData {
+                                topic: shared.topics[topic].clone(),
+                                payload: payload.make(t, step),
+                            },
+                        };
+                        let text = match serde_json::to_string(&message) {
+                            Ok(text) => text,
+                            Err(e) => {
+                                shared.error(format!("publisher: {e}"));
+                                break 'step;
+                            }
+                        };
+                        if let Err(e) = sink.feed(Message::text(text)).await {
+                            shared.error(format!("publisher: {e}"));
+                            return;
+                        }
+                        shared.sent[step].fetch_add(1, Ordering::Relaxed);
+                        k += 1;
+                    }
+                    if let Err(e) = sink.flush().await {
+                        shared.error(format!("publisher: {e}"));
+                        return;
+                    }
+                    let next = start + Duration::from_secs_f64(k as f64 * interval);
+                    tokio::time::sleep_until(next.min(until).into()).await;
+                }
+                if commands.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Reads a publisher's acknowledgements: the `seq` each publish got, per step and topic.
+async fn read_acks(shared: Arc<Shared>, mut stream: SplitStream<Ws>) {
+    while let Some(message) = stream.next().await {
+        let text = match message {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => continue,
+        };
+        match decode_server_frame(text.as_str()) {
+            Ok(ServerMessage::Published { id, data }) => {
+                let Some(&topic) = shared.topic_index.get(data.topic.as_str()) else {
+                    shared.error(format!("ack for a topic never published: {text}"));
+                    continue;
+                };
+                let step = id
+                    .and_then(|id| id.as_str().parse::<usize>().ok())
+                    .filter(|s| *s < MAX_STEPS);
+                let Some(step) = step else {
+                    shared.error(format!("ack without the publish's id: {text}"));
+                    continue;
+                };
+                let seq = data.seq.get();
+                if let Ok(mut acks) = shared.acks.lock() {
+                    let acked = &mut acks[topic];
+                    if acked.first.is_some() && seq != acked.last + 1 {
+                        shared.error(format!(
+                            "publish on {} acknowledged with seq {seq} after {}",
+                            data.topic, acked.last
+                        ));
+                    }
+                    acked.first.get_or_insert(seq);
+                    acked.last = seq;
+                    acked.count += 1;
+                }
+                let fanout = shared.subs_on_topic[topic].load(Ordering::Relaxed);
+                shared.expected[step].fetch_add(fanout, Ordering::Relaxed);
+                shared.acked[step].fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(ServerMessage::Pong { .. }) => {}
+            Ok(_) => shared.error(format!("publisher: unexpected frame {text}")),
+            Err(e) => shared.error(format!("publisher: invalid frame: {e}: {text}")),
+        }
+    }
+}
+
+/// Sends `auth` and waits for `authenticated` when a token is given.
+async fn authenticate(mut ws: Ws, token: Option<&str>) -> Result<Ws, String> {
+    let Some(token) = token else { return Ok(ws) };
+    let auth = ClientMessage::Auth {
+        id: RequestId::new("auth").ok(),
+        data: AuthData {
+            token: token.to_owned(),
+        },
+    };
+    send(&mut ws, &auth).await?;
+    match next_message(&mut ws).await? {
+        ServerMessage::Authenticated { .. } => Ok(ws),
+        other => Err(format!(
+            "authentication failed: {}",
+            serde_json::to_string(&other).unwrap_or_default()
+        )),
+    }
+}
+
+async fn send(ws: &mut Ws, message: &ClientMessage) -> Result<(), String> {
+    let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
+    ws.send(Message::text(text))
+        .await
+        .map_err(|e| format!("send {}: {e}", message.kind()))
+}
+
+/// The next text frame, fully decoded and validated.
+async fn next_message(ws: &mut Ws) -> Result<ServerMessage, String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                return decode_server_frame(text.as_str())
+                    .map_err(|e| format!("invalid frame {text}: {e}"));
+            }
+            Some(Ok(Message::Close(frame))) => return Err(format!("closed: {frame:?}")),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("connection ended".to_owned()),
+        }
+    }
+}
+
+/// Opens a WebSocket offering the rtbus subprotocol. A `stalled` connection gets a tiny receive
+/// buffer so that the server notices it stopped reading after little data.
+async fn open(url: &str, addr: SocketAddr, stalled: bool) -> Result<Ws, String> {
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| format!("socket: {e}"))?;
+    if stalled {
+        socket
+            .set_recv_buffer_size(4096)
+            .map_err(|e| format!("socket: {e}"))?;
+    }
+    let stream = socket
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    // Subscribers hold small buffers so 10,000 of them fit comfortably.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(if stalled { 4096 } else { 16 * 1024 })
+        .write_buffer_size(0);
+    let (ws, response) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+            .await
+            .map_err(|e| match e {
+                tungstenite::Error::Http(response) => {
+                    format!("handshake refused: HTTP {}", response.status())
+                }
+                other => format!("handshake: {other}"),
+            })?;
+    let chosen = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok());
+    if chosen != Some(SUBPROTOCOL) {
+        return Err(format!(
+            "server selected subprotocol {chosen:?}, expected {SUBPROTOCOL:?}"
+        ));
+    }
+    Ok(ws)
+}
+
+async fn resolve(url: &str) -> anyhow::Result<SocketAddr> {
+    let request = url
+        .into_client_request()
+        .map_err(|e| anyhow::anyhow!("--url {url}: {e}"))?;
+    let uri = request.uri();
+    anyhow::ensure!(
+        uri.scheme_str() == Some("ws"),
+        "--url {url}: expected a ws:// URL (the load generator does not speak TLS)"
+    );
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow::anyhow!("--url {url}: no host"))?;
+    let port = uri.port_u16().unwrap_or(80);
+    tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("--url {url}: {host} does not resolve"))
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

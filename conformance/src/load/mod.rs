@@ -1,0 +1,170 @@
+//! `rtbus-conformance bench`: a load generator for any rtbus v1 server.
+//!
+//! N subscriber connections spread over M topics, P publishers at an open-loop rate stepped up
+//! until the server saturates. Every event carries its intended send time, so latency is
+//! publish → receive; every subscriber checks that `seq` has no gap, so a lost event is a
+//! failure, not a statistic. The generator watches its own CPU and says when it, rather than
+//! the server, was the bottleneck.
+
+mod generator;
+pub mod report;
+mod sys;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+pub use generator::TopicKind;
+pub use report::Report;
+
+/// Arguments of `rtbus-conformance bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The server to drive, e.g. ws://127.0.0.1:8080/api/realtime. Without it, the reference
+    /// server is started in-process on a free loopback port.
+    #[arg(long, env = "RTBUS_URL")]
+    pub url: Option<String>,
+    /// Bearer token for the publishers (sent in an `auth` frame). Defaults to the embedded
+    /// server's bench publisher token when no --url is given; none otherwise.
+    #[arg(long, env = "RTBUS_PUBLISHER_TOKEN")]
+    pub token: Option<String>,
+    /// Name of the server under test in the report.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Subscriber connections (stalled ones included).
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Topics the subscribers are spread over; subscriber i takes topic i mod topics.
+    #[arg(long, default_value_t = 1)]
+    pub topics: usize,
+    /// Topic family: custom.bench.<n> or sessions.activity:bench-<n>.
+    #[arg(long, value_enum, default_value_t = TopicKind::Custom)]
+    pub topic_kind: TopicKind,
+    /// Publisher connections; topics are split among them.
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Approximate size of each event payload in bytes.
+    #[arg(long, default_value_t = 100)]
+    pub payload_bytes: usize,
+    /// Publish at this fixed rate (publishes/s, all publishers together) in a single step
+    /// instead of stepping up to saturation.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// First step of the ladder, in offered deliveries per second.
+    #[arg(long, default_value_t = 100_000.0)]
+    pub start_deliveries: f64,
+    /// Each step offers this factor more than the previous one.
+    #[arg(long, default_value_t = 2.0)]
+    pub step_factor: f64,
+    /// Most steps in the ladder; it stops at the first saturated step.
+    #[arg(long, default_value_t = 8)]
+    pub max_steps: usize,
+    /// Seconds of publishing per step.
+    #[arg(long, default_value_t = 2.0)]
+    pub step_secs: f64,
+    /// Seconds to wait for a step's events after its publishing ended.
+    #[arg(long, default_value_t = 10.0)]
+    pub drain_secs: f64,
+    /// After the ladder, run a step at half the saturation rate and report its latency.
+    #[arg(long)]
+    pub half_load: bool,
+    /// How many of the subscribers stop reading right after subscribing (slow consumers).
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
+    /// Idle mode: connect and subscribe, wait this many seconds, report the server's resident
+    /// memory per connection (needs --server-pid), publish nothing.
+    #[arg(long)]
+    pub idle: Option<f64>,
+    /// Process id of the server under test, to report its CPU time and memory.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Fully decode and schema-check every n-th frame (and each connection's first frames);
+    /// 1 checks every frame.
+    #[arg(long, default_value_t = 1024)]
+    pub validate_every: u64,
+    /// Connections opened at once.
+    #[arg(long, default_value_t = 256)]
+    pub connect_concurrency: usize,
+    /// Seconds allowed for each connection to open and subscribe.
+    #[arg(long, default_value_t = 30.0)]
+    pub connect_timeout_secs: f64,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Do not generate load: start the reference server on this address with the bench
+    /// configuration, print its URL and pid, and serve until interrupted (so it can be pinned to
+    /// its own core).
+    #[arg(long, conflicts_with = "url")]
+    pub serve: Option<std::net::SocketAddr>,
+}
+
+/// Runs `rtbus-conformance bench`. Exit code 0: no lost, reordered or erroneous event; 1: some;
+/// errors (server unreachable, bad arguments) are returned.
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = args.serve {
+        return embedded::serve(addr).await.map(|()| ExitCode::SUCCESS);
+    }
+    let secs = |s: f64, flag: &str| {
+        Duration::try_from_secs_f64(s).with_context(|| format!("{flag} {s}: not a duration"))
+    };
+    let (url, token, embedded) = match &args.url {
+        Some(url) => (url.clone(), args.token.clone(), None),
+        None => {
+            let server = embedded::start("127.0.0.1:0".parse()?).await?;
+            let token = args
+                .token
+                .clone()
+                .or_else(|| Some(embedded::PUBLISHER_TOKEN.to_owned()));
+            (server.url(), token, Some(server))
+        }
+    };
+    let plan = generator::Plan {
+        label: args.label.clone().unwrap_or_else(|| {
+            if embedded.is_some() {
+                "rtbus-server (in-process)".to_owned()
+            } else {
+                url.clone()
+            }
+        }),
+        url,
+        token,
+        subscribers: args.subscribers,
+        topics: args.topics,
+        topic_kind: args.topic_kind,
+        publishers: args.publishers,
+        payload_bytes: args.payload_bytes,
+        fixed_publish_rate: args.rate,
+        start_deliveries: args.start_deliveries,
+        step_factor: args.step_factor,
+        max_steps: args.max_steps,
+        step_time: secs(args.step_secs, "--step-secs")?,
+        drain_timeout: secs(args.drain_secs, "--drain-secs")?,
+        half_load: args.half_load,
+        stalled: args.stalled,
+        idle: args.idle.map(|s| secs(s, "--idle")).transpose()?,
+        server_pid: args.server_pid,
+        validate_every: args.validate_every,
+        connect_concurrency: args.connect_concurrency,
+        connect_timeout: secs(args.connect_timeout_secs, "--connect-timeout-secs")?,
+    };
+    let report = generator::run(plan).await;
+    if let Some(server) = embedded {
+        server.shutdown().await;
+    }
+    let report = report?;
+    print!("{}", report.render());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+mod embedded;

@@ -1,0 +1,234 @@
+//! What a load run measured, as JSON for tools and as text for people.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// How many samples.
+    pub count: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Largest sample.
+    pub max_us: f64,
+}
+
+impl Percentiles {
+    /// Percentiles of a histogram recorded in nanoseconds.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Percentiles {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Percentiles {
+            count: h.len(),
+            p50_us: us(h.value_at_quantile(0.50)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+        }
+    }
+}
+
+/// One step of the rate ladder: publishing at a fixed open-loop rate for a fixed time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Publishes per second offered (all publishers together).
+    pub offered_publishes_per_s: f64,
+    /// Deliveries per second offered: publishes times subscribers per topic.
+    pub offered_deliveries_per_s: f64,
+    /// Publishes acknowledged by the server.
+    pub published: u64,
+    /// Events received by subscribers for this step's publishes.
+    pub delivered: u64,
+    /// Deliveries expected for the acknowledged publishes.
+    pub expected: u64,
+    /// Delivered events per second, over the step's publishing time plus the time it took to
+    /// drain.
+    pub delivered_per_s: f64,
+    /// Publish → receive latency of this step's events.
+    pub latency: Percentiles,
+    /// Seconds from the first publish until the last event of the step arrived.
+    pub elapsed_s: f64,
+    /// Share of its usable cores the generator used (1.0 = saturated).
+    pub generator_cpu: f64,
+    /// Server CPU seconds used during the step, when the server's process id is known.
+    pub server_cpu_s: Option<f64>,
+    /// Server CPU seconds per million deliveries.
+    pub server_cpu_s_per_million: Option<f64>,
+    /// Why this step counts as saturated, if it does.
+    pub saturated: Option<String>,
+}
+
+/// The stalled subscribers of a slow-consumer run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StalledReport {
+    /// How many subscribers stopped reading.
+    pub stalled: usize,
+    /// How many of them the server cut off (closed the connection).
+    pub cut_off: usize,
+    /// Close codes received, as sent by the server.
+    pub close_codes: Vec<u16>,
+    /// Milliseconds from the stall until the publish time of the last event the server still
+    /// queued for the stalled subscriber (the moment it stopped queueing), per cut-off
+    /// subscriber, largest.
+    pub cut_off_after_ms: Option<f64>,
+    /// Events the stalled subscribers received in total (after resuming reading at the end).
+    pub events_received: u64,
+}
+
+/// Idle connection memory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IdleReport {
+    /// Server resident memory before the generator connected, bytes.
+    pub rss_before: u64,
+    /// Server resident memory with every subscriber connected and idle, bytes.
+    pub rss_after: u64,
+    /// `(rss_after - rss_before) / connections`, bytes.
+    pub bytes_per_connection: f64,
+}
+
+/// The whole result of one `rtbus-conformance bench` run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// A name for the server under test.
+    pub label: String,
+    /// The URL that was driven.
+    pub url: String,
+    /// Subscriber connections.
+    pub subscribers: usize,
+    /// Topics the subscribers are spread over.
+    pub topics: usize,
+    /// Publisher connections.
+    pub publishers: usize,
+    /// Target size of each event payload, bytes.
+    pub payload_bytes: usize,
+    /// Cores the generator may use.
+    pub generator_cores: usize,
+    /// Time to open, upgrade and subscribe each subscriber connection.
+    pub connect: Percentiles,
+    /// Seconds to connect and subscribe every subscriber.
+    pub setup_s: f64,
+    /// The rate ladder, in order.
+    pub steps: Vec<Step>,
+    /// The highest delivered events/s of any step.
+    pub saturation_deliveries_per_s: f64,
+    /// The step run at half the saturation rate, for latency.
+    pub half_load: Option<Step>,
+    /// Events a subscriber missed (a gap in `seq`, or missing at the end). Any is a failure.
+    pub lost: u64,
+    /// Events delivered twice or out of order. Any is a failure.
+    pub out_of_order: u64,
+    /// Errors: failed connections, `error` frames, unexpected closes, invalid frames.
+    pub errors: u64,
+    /// The first few errors, verbatim.
+    pub error_samples: Vec<String>,
+    /// Whether the generator's own CPU was saturated in a step that counts (its numbers are
+    /// then a lower bound for the server).
+    pub generator_saturated: bool,
+    /// Slow-consumer results, when subscribers were stalled.
+    pub stalled: Option<StalledReport>,
+    /// Idle memory results, in idle mode.
+    pub idle: Option<IdleReport>,
+}
+
+impl Report {
+    /// Whether the run found no lost, reordered or erroneous events.
+    pub fn is_clean(&self) -> bool {
+        self.lost == 0 && self.out_of_order == 0 && self.errors == 0
+    }
+
+    /// A human-readable summary.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} ({}): {} subscribers over {} topic(s), {} publisher(s), {}-byte payloads, generator on {} core(s)",
+            self.label,
+            self.url,
+            self.subscribers,
+            self.topics,
+            self.publishers,
+            self.payload_bytes,
+            self.generator_cores
+        );
+        let _ = writeln!(
+            out,
+            "  connect+subscribe: p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs; all connected in {:.2} s",
+            self.connect.p50_us, self.connect.p99_us, self.connect.max_us, self.setup_s
+        );
+        for (i, step) in self.steps.iter().enumerate() {
+            let _ = writeln!(out, "  step {i}: {}", render_step(step));
+        }
+        if !self.steps.is_empty() {
+            let _ = writeln!(
+                out,
+                "  saturation: {:.0} delivered events/s",
+                self.saturation_deliveries_per_s
+            );
+        }
+        if let Some(half) = &self.half_load {
+            let _ = writeln!(out, "  half load: {}", render_step(half));
+        }
+        if let Some(stalled) = &self.stalled {
+            let _ = writeln!(
+                out,
+                "  stalled: {} of {} cut off (close codes {:?}), cut off {} after the stall",
+                stalled.cut_off,
+                stalled.stalled,
+                stalled.close_codes,
+                stalled
+                    .cut_off_after_ms
+                    .map_or("never".to_owned(), |ms| format!("{ms:.0} ms")),
+            );
+        }
+        if let Some(idle) = &self.idle {
+            let _ = writeln!(
+                out,
+                "  idle memory: {:.0} bytes per connection ({} → {} bytes RSS)",
+                idle.bytes_per_connection, idle.rss_before, idle.rss_after
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  lost events: {}, out of order: {}, errors: {}{}",
+            self.lost,
+            self.out_of_order,
+            self.errors,
+            if self.generator_saturated {
+                " — the GENERATOR saturated its CPU: throughput is a lower bound for the server"
+            } else {
+                ""
+            }
+        );
+        for sample in &self.error_samples {
+            let _ = writeln!(out, "    error: {sample}");
+        }
+        out
+    }
+}
+
+fn render_step(step: &Step) -> String {
+    let mut line = format!(
+        "offered {:.0} pub/s ({:.0} deliveries/s) → delivered {:.0}/s ({}/{}), p50 {:.0} µs p99 {:.0} µs p999 {:.0} µs, generator cpu {:.0}%",
+        step.offered_publishes_per_s,
+        step.offered_deliveries_per_s,
+        step.delivered_per_s,
+        step.delivered,
+        step.expected,
+        step.latency.p50_us,
+        step.latency.p99_us,
+        step.latency.p999_us,
+        step.generator_cpu * 100.0
+    );
+    if let Some(per_million) = step.server_cpu_s_per_million {
+        let _ = write!(line, ", server {per_million:.2} cpu-s per million");
+    }
+    if let Some(why) = &step.saturated {
+        let _ = write!(line, " [saturated: {why}]");
+    }
+    line
+}
