@@ -1,0 +1,227 @@
+//! Server configuration: listen address, origins, tokens, public topics and limits.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the server needs to run. `Default` gives safe defaults: loopback only, no tokens,
+/// no public topics, the limits of [`Limits::default`].
+///
+/// In TOML every field is optional; durations are whole milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where to listen. Use `127.0.0.1:0` for an ephemeral port.
+    pub listen: SocketAddr,
+    /// Origins (e.g. `https://app.example.com`) whose browsers may connect. A handshake without
+    /// an `Origin` header (a non-browser client) is always allowed; one whose origin matches its
+    /// own `Host` (same origin) too. `"*"` allows every origin. Others are refused with 403.
+    pub allowed_origins: Vec<String>,
+    /// The bearer tokens the server accepts.
+    pub tokens: Vec<TokenConfig>,
+    /// Topic patterns any connection may subscribe to without authenticating.
+    pub public_topics: Vec<String>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Publish plausible live data on the catalog's topics (see `rtbus-server --demo`).
+    pub demo: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            allowed_origins: Vec::new(),
+            tokens: Vec::new(),
+            public_topics: Vec::new(),
+            limits: Limits::default(),
+            demo: false,
+        }
+    }
+}
+
+/// One accepted bearer token and what it grants.
+///
+/// Topic patterns are an exact topic or a prefix ending in `*` (`sessions.*`, `*`); the
+/// placeholder `{principal}` is replaced by the principal's name, so
+/// `sessions.activity:{principal}-*` gives each user their own sessions.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The secret. Never logged or printed.
+    #[serde(serialize_with = "redact")]
+    pub token: String,
+    /// Who the token authenticates as.
+    pub principal: String,
+    /// Roles: `publisher` may publish (on `publish` patterns), `admin` may read the stats
+    /// endpoint.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Topic patterns the principal may subscribe to (public topics are readable anyway).
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Topic patterns the principal may publish on (needs the `publisher` role).
+    #[serde(default)]
+    pub publish: Vec<String>,
+}
+
+impl TokenConfig {
+    /// A token for `principal` with no roles and no topic permissions.
+    pub fn new(token: impl Into<String>, principal: impl Into<String>) -> TokenConfig {
+        TokenConfig {
+            token: token.into(),
+            principal: principal.into(),
+            roles: Vec::new(),
+            read: Vec::new(),
+            publish: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("token", &"<redacted>")
+            .field("principal", &self.principal)
+            .field("roles", &self.roles)
+            .field("read", &self.read)
+            .field("publish", &self.publish)
+            .finish()
+    }
+}
+
+fn redact<S: serde::Serializer>(_: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str("<redacted>")
+}
+
+/// Per-connection and per-topic limits. Every one is enforced; see each field for what happens
+/// when it is reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest client message (and frame) in bytes; a bigger one closes the connection with
+    /// 1009 (`messageTooBig`). Default 64 KiB.
+    pub max_message_bytes: usize,
+    /// Most topics one connection may hold; a `subscribe` beyond it gets `limit_exceeded`.
+    /// Default 256.
+    pub max_topics_per_connection: usize,
+    /// Most bytes queued for one connection (frames not yet written to its socket). Beyond it the
+    /// connection is a slow consumer: its queue is dropped and it is closed with 4009. Default
+    /// 4 MiB.
+    pub max_pending_bytes: usize,
+    /// How many recent events each topic keeps for `resumeAfter`. A resume older than that gets
+    /// a fresh snapshot. Default 1024.
+    pub history_per_topic: usize,
+    /// Most simultaneous connections; further handshakes get HTTP 503. Default 100 000.
+    pub max_connections: usize,
+    /// An unauthenticated connection with no subscription is closed with 4001 after this long.
+    /// Default 10 s.
+    #[serde(with = "millis")]
+    pub auth_deadline: Duration,
+    /// How often the server sends a WebSocket ping. Default 20 s.
+    #[serde(with = "millis")]
+    pub heartbeat_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed with 4008. Default 20 s.
+    #[serde(with = "millis")]
+    pub heartbeat_timeout: Duration,
+    /// How long the HTTP request head of a new connection may take. Default 10 s.
+    #[serde(with = "millis")]
+    pub handshake_timeout: Duration,
+    /// How long the server waits for its close frame to be written and answered before it drops
+    /// the socket. Default 5 s.
+    #[serde(with = "millis")]
+    pub close_timeout: Duration,
+    /// Read buffer per connection in bytes: small keeps idle connections cheap; larger frames
+    /// are still read whole. Default 2 KiB.
+    pub read_buffer_bytes: usize,
+    /// Outbound bytes gathered before a socket write: frames queued together go out in one
+    /// write of up to this size. Default 16 KiB.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 64 * 1024,
+            max_topics_per_connection: 256,
+            max_pending_bytes: 4 * 1024 * 1024,
+            history_per_topic: 1024,
+            max_connections: 100_000,
+            auth_deadline: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(20),
+            heartbeat_timeout: Duration::from_secs(20),
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            read_buffer_bytes: 2 * 1024,
+            write_buffer_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Durations as whole milliseconds, the unit of the TOML file.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+impl Config {
+    /// Parses a TOML configuration file's text.
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The configuration as TOML with every token replaced by `<redacted>`, for printing.
+    pub fn redacted_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|err| format!("# cannot render config: {err}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trips_with_millisecond_durations_and_redacts_tokens() {
+        let text = r#"
+            listen = "127.0.0.1:9000"
+            public_topics = ["drives.pressure"]
+            [limits]
+            auth_deadline = 250
+            max_pending_bytes = 1000
+            [[tokens]]
+            token = "s3cret"
+            principal = "alice"
+            roles = ["publisher"]
+            read = ["sessions.activity:{principal}-*"]
+        "#;
+        let config = Config::from_toml(text).unwrap();
+        assert_eq!(config.limits.auth_deadline, Duration::from_millis(250));
+        assert_eq!(config.limits.max_pending_bytes, 1000);
+        assert_eq!(
+            config.limits.heartbeat_interval,
+            Limits::default().heartbeat_interval
+        );
+        assert_eq!(config.tokens[0].principal, "alice");
+        let printed = config.redacted_toml();
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("auth_deadline = 250"), "{printed}");
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err = Config::from_toml("[limits]\nmax_mesage_bytes = 1\n").unwrap_err();
+        assert!(err.to_string().contains("max_mesage_bytes"), "{err}");
+    }
+}

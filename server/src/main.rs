@@ -1,0 +1,197 @@
+//! `rtbus-server`: the command line around the `rtbus_server` library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use rtbus_server::{Config, DEMO_TOPICS};
+
+/// The rtbus v1 reference hub. Settings come from the TOML file, then environment variables,
+/// then flags (later wins).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file (tokens, public topics, limits; durations in milliseconds).
+    #[arg(long, env = "RTBUS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "RTBUS_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Allowed browser origin (repeatable; `*` allows all).
+    #[arg(
+        long = "allow-origin",
+        env = "RTBUS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    allowed_origins: Vec<String>,
+    /// Topic pattern readable without authentication (repeatable).
+    #[arg(
+        long = "public-topic",
+        env = "RTBUS_PUBLIC_TOPICS",
+        value_delimiter = ','
+    )]
+    public_topics: Vec<String>,
+    /// Publish live demo data (sessions, activity, terminals, drive pressure). Makes the demo
+    /// topics public unless public topics are configured.
+    #[arg(long, env = "RTBUS_DEMO")]
+    demo: bool,
+    /// Largest client message in bytes (bigger closes with 1009).
+    #[arg(long, env = "RTBUS_MAX_MESSAGE_BYTES")]
+    max_message_bytes: Option<usize>,
+    /// Most topics per connection.
+    #[arg(long, env = "RTBUS_MAX_TOPICS_PER_CONNECTION")]
+    max_topics_per_connection: Option<usize>,
+    /// Most outbound bytes queued per connection before it is cut off with 4009.
+    #[arg(long, env = "RTBUS_MAX_PENDING_BYTES")]
+    max_pending_bytes: Option<usize>,
+    /// Events kept per topic for resume.
+    #[arg(long, env = "RTBUS_HISTORY_PER_TOPIC")]
+    history_per_topic: Option<usize>,
+    /// Most simultaneous connections.
+    #[arg(long, env = "RTBUS_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Auth deadline in milliseconds (4001 after it).
+    #[arg(long, env = "RTBUS_AUTH_DEADLINE_MS")]
+    auth_deadline_ms: Option<u64>,
+    /// WebSocket ping interval in milliseconds.
+    #[arg(long, env = "RTBUS_HEARTBEAT_INTERVAL_MS")]
+    heartbeat_interval_ms: Option<u64>,
+    /// Time to answer a ping in milliseconds (4008 after it).
+    #[arg(long, env = "RTBUS_HEARTBEAT_TIMEOUT_MS")]
+    heartbeat_timeout_ms: Option<u64>,
+    /// Runtime worker threads (default: the CPUs this process may use; 1 runs single-threaded).
+    #[arg(long, env = "RTBUS_WORKERS")]
+    workers: Option<usize>,
+    /// Log filter, e.g. `info` or `rtbus_server=debug`.
+    #[arg(long, env = "RTBUS_LOG", default_value = "info")]
+    log: String,
+    /// Log as JSON lines.
+    #[arg(long, env = "RTBUS_LOG_JSON")]
+    log_json: bool,
+}
+
+impl Cli {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                Config::from_toml(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if !self.allowed_origins.is_empty() {
+            config.allowed_origins = self.allowed_origins.clone();
+        }
+        if !self.public_topics.is_empty() {
+            config.public_topics = self.public_topics.clone();
+        }
+        config.demo |= self.demo;
+        if config.demo && config.public_topics.is_empty() {
+            config.public_topics = DEMO_TOPICS.iter().map(|t| (*t).to_owned()).collect();
+        }
+        let limits = &mut config.limits;
+        let ms = std::time::Duration::from_millis;
+        if let Some(v) = self.max_message_bytes {
+            limits.max_message_bytes = v;
+        }
+        if let Some(v) = self.max_topics_per_connection {
+            limits.max_topics_per_connection = v;
+        }
+        if let Some(v) = self.max_pending_bytes {
+            limits.max_pending_bytes = v;
+        }
+        if let Some(v) = self.history_per_topic {
+            limits.history_per_topic = v;
+        }
+        if let Some(v) = self.max_connections {
+            limits.max_connections = v;
+        }
+        if let Some(v) = self.auth_deadline_ms {
+            limits.auth_deadline = ms(v);
+        }
+        if let Some(v) = self.heartbeat_interval_ms {
+            limits.heartbeat_interval = ms(v);
+        }
+        if let Some(v) = self.heartbeat_timeout_ms {
+            limits.heartbeat_timeout = ms(v);
+        }
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("rtbus-server: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let config = cli.config()?;
+    let workers = cli
+        .workers
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1);
+    let runtime = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
+    .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        eprintln!(
+            "rtbus-server effective configuration ({workers} worker thread(s)):\n{}",
+            config.redacted_toml()
+        );
+        let server = rtbus_server::start(config)
+            .await
+            .context("cannot start the server")?;
+        println!("listening on ws://{}/api/realtime", server.local_addr());
+        wait_for_signal().await?;
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("cannot watch SIGINT")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot watch Ctrl-C")?;
+    Ok(())
+}

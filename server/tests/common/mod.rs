@@ -1,0 +1,294 @@
+//! Test support: a configured server on loopback and a typed WebSocket client.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rtbus_protocol::{
+    AuthData, ClientMessage, PublishData, RequestId, ServerMessage, SubscribeData,
+    SubscriptionRequest, Topic, UnsubscribeData, decode_server_frame,
+};
+use rtbus_server::{Config, RunningServer, TokenConfig};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single expected frame may take.
+pub const STEP: Duration = Duration::from_secs(5);
+
+pub const PUBLISHER: &str = "tok-publisher";
+pub const ALICE: &str = "tok-alice";
+pub const BOB: &str = "tok-bob";
+pub const ADMIN: &str = "tok-admin";
+
+/// The test configuration: loopback, ephemeral port, one public family, four principals.
+pub fn config() -> Config {
+    let mut publisher = TokenConfig::new(PUBLISHER, "feeder");
+    publisher.roles = vec!["publisher".into()];
+    publisher.read = vec!["*".into()];
+    publisher.publish = vec!["*".into()];
+    let mut alice = TokenConfig::new(ALICE, "alice");
+    alice.roles = vec!["publisher".into()];
+    alice.read = vec!["sessions.activity:{principal}-*".into(), "custom.*".into()];
+    alice.publish = vec!["sessions.activity:{principal}-*".into()];
+    let mut bob = TokenConfig::new(BOB, "bob");
+    bob.read = vec!["sessions.activity:{principal}-*".into()];
+    bob.publish = vec!["custom.*".into()];
+    let mut admin = TokenConfig::new(ADMIN, "root");
+    admin.roles = vec!["admin".into()];
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().expect("literal address"),
+        tokens: vec![publisher, alice, bob, admin],
+        public_topics: vec!["drives.pressure".into(), "custom.public.*".into()],
+        ..Config::default()
+    };
+    config.limits.close_timeout = Duration::from_millis(500);
+    config
+}
+
+pub async fn start(config: Config) -> RunningServer {
+    rtbus_server::start(config).await.expect("server starts")
+}
+
+pub fn topic(name: &str) -> Topic {
+    Topic::new(name).expect("valid topic")
+}
+
+pub fn rid(id: &str) -> Option<RequestId> {
+    Some(RequestId::new(id).expect("valid id"))
+}
+
+pub fn subscribe(id: &str, topics: &[&str]) -> ClientMessage {
+    subscribe_with(
+        id,
+        topics.iter().map(|t| SubscriptionRequest::new(topic(t))),
+    )
+}
+
+pub fn subscribe_with(
+    id: &str,
+    topics: impl IntoIterator<Item = SubscriptionRequest>,
+) -> ClientMessage {
+    ClientMessage::Subscribe {
+        id: rid(id),
+        data: SubscribeData {
+            topics: topics.into_iter().collect(),
+        },
+    }
+}
+
+pub fn resume(name: &str, after: u64) -> SubscriptionRequest {
+    SubscriptionRequest {
+        resume_after: Some(rtbus_protocol::Seq::new(after).expect("small seq")),
+        ..SubscriptionRequest::new(topic(name))
+    }
+}
+
+pub fn no_snapshot(name: &str) -> SubscriptionRequest {
+    SubscriptionRequest {
+        snapshot: Some(false),
+        ..SubscriptionRequest::new(topic(name))
+    }
+}
+
+pub fn unsubscribe(id: &str, topics: &[&str]) -> ClientMessage {
+    ClientMessage::Unsubscribe {
+        id: rid(id),
+        data: UnsubscribeData {
+            topics: topics.iter().map(|t| topic(t)).collect(),
+        },
+    }
+}
+
+pub fn publish(id: &str, name: &str, payload: Value) -> ClientMessage {
+    ClientMessage::Publish {
+        id: rid(id),
+        data: PublishData {
+            topic: topic(name),
+            payload,
+        },
+    }
+}
+
+pub fn auth(id: &str, token: &str) -> ClientMessage {
+    ClientMessage::Auth {
+        id: rid(id),
+        data: AuthData {
+            token: token.into(),
+        },
+    }
+}
+
+/// A `drives.pressure` event payload.
+pub fn pressure(drive: &str, level: f64) -> Value {
+    serde_json::json!({"drive": drive, "pressure": level, "threshold": 0.9})
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// Options for a connection's handshake.
+#[derive(Default)]
+pub struct Dial<'a> {
+    pub token: Option<&'a str>,
+    pub protocols: Option<&'a str>,
+    pub origin: Option<&'a str>,
+    pub path: Option<&'a str>,
+}
+
+impl Client {
+    pub async fn connect(server: &RunningServer) -> Client {
+        Client::dial(server, Dial::default())
+            .await
+            .expect("handshake accepted")
+    }
+
+    pub async fn with_token(server: &RunningServer, token: &str) -> Client {
+        let dial = Dial {
+            token: Some(token),
+            ..Dial::default()
+        };
+        Client::dial(server, dial)
+            .await
+            .expect("handshake accepted")
+    }
+
+    pub async fn dial(server: &RunningServer, dial: Dial<'_>) -> Result<Client, WsError> {
+        let url = format!(
+            "ws://{}{}",
+            server.local_addr(),
+            dial.path.unwrap_or("/api/realtime")
+        );
+        let mut request = url.into_client_request()?;
+        let headers = request.headers_mut();
+        let protocols = dial.protocols.unwrap_or("rtbus.v1");
+        if !protocols.is_empty() {
+            headers.insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_str(protocols).expect("header"),
+            );
+        }
+        if let Some(token) = dial.token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+            headers.insert("Authorization", value);
+        }
+        if let Some(origin) = dial.origin {
+            headers.insert("Origin", HeaderValue::from_str(origin).expect("header"));
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        let (ws, _response) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+        Ok(Client { ws })
+    }
+
+    pub async fn send(&mut self, message: &ClientMessage) {
+        let text = serde_json::to_string(message).expect("encodable");
+        self.send_raw(&text).await;
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text))
+            .await
+            .expect("send succeeds");
+    }
+
+    /// The next text frame, decoded and checked against the protocol (including the payload
+    /// type of its topic's family).
+    pub async fn recv(&mut self) -> ServerMessage {
+        loop {
+            let message = tokio::time::timeout(STEP, self.ws.next())
+                .await
+                .expect("a frame within the step timeout")
+                .expect("connection still open")
+                .expect("no WebSocket error");
+            match message {
+                Message::Text(text) => {
+                    return decode_server_frame(&text)
+                        .unwrap_or_else(|err| panic!("invalid server frame {text}: {err}"));
+                }
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Sends `message` and returns the first reply.
+    pub async fn request(&mut self, message: &ClientMessage) -> ServerMessage {
+        self.send(message).await;
+        self.recv().await
+    }
+
+    /// Reads until the server closes; returns the close code (skipping data frames).
+    pub async fn expect_close(&mut self) -> u16 {
+        loop {
+            let next = tokio::time::timeout(STEP, self.ws.next())
+                .await
+                .expect("the server closes within the step timeout");
+            match next {
+                Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+                Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => panic!("connection failed instead of closing: {err}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    /// Asserts that no text frame arrives for `duration`.
+    pub async fn expect_silence(&mut self, duration: Duration) {
+        let deadline = tokio::time::Instant::now() + duration;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// The `seq` and `isReplay` of an `event` on `name`, or a panic naming what came instead.
+pub fn event_on(message: &ServerMessage, name: &str) -> (u64, bool) {
+    match message {
+        ServerMessage::Event { data, .. } if data.topic.as_str() == name => {
+            (data.seq.get(), data.is_replay)
+        }
+        other => panic!("expected an event on {name}, got {other:?}"),
+    }
+}
+
+/// The `seq` and payload of a `snapshot` on `name`.
+pub fn snapshot_on(message: &ServerMessage, name: &str) -> (u64, Value) {
+    match message {
+        ServerMessage::Snapshot { data, .. } if data.topic.as_str() == name => {
+            assert!(!data.is_replay, "snapshots are never replays");
+            (data.seq.get(), data.payload.clone())
+        }
+        other => panic!("expected a snapshot of {name}, got {other:?}"),
+    }
+}
+
+/// The code of an `error` frame answering `id`.
+pub fn error_code(message: &ServerMessage, id: &str) -> rtbus_protocol::ErrorCode {
+    match message {
+        ServerMessage::Error { id: got, data } => {
+            assert_eq!(got.as_ref().map(RequestId::as_str), Some(id), "{data:?}");
+            data.code
+        }
+        other => panic!("expected an error answering {id}, got {other:?}"),
+    }
+}
+
+/// Asserts `message` is the `kind` reply to request `id`.
+pub fn assert_reply(message: &ServerMessage, kind: &str, id: &str) {
+    assert_eq!(message.kind(), kind, "{message:?}");
+    assert_eq!(message.id().map(RequestId::as_str), Some(id), "{message:?}");
+}

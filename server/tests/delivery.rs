@@ -1,0 +1,322 @@
+//! Subscribe, snapshot, publish, fan-out, ordering, resume and unsubscribe over real sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use rtbus_protocol::ServerMessage;
+use serde_json::json;
+
+#[tokio::test]
+async fn subscribe_acks_then_snapshots_then_live_events_in_seq_order() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let reply = publisher
+        .request(&publish("p1", "drives.pressure", pressure("sda", 0.5)))
+        .await;
+    assert_reply(&reply, "published", "p1");
+
+    let mut reader = Client::connect(&server).await;
+    reader
+        .send(&subscribe("s1", &["drives.pressure", "custom.public.feed"]))
+        .await;
+    match reader.recv().await {
+        ServerMessage::Subscribed { id, data } => {
+            assert_eq!(id, rid("s1"));
+            let names: Vec<&str> = data.topics.iter().map(|t| t.as_str()).collect();
+            assert_eq!(names, ["drives.pressure", "custom.public.feed"]);
+        }
+        other => panic!("expected subscribed, got {other:?}"),
+    }
+    // The late subscriber sees what was published before it arrived.
+    let (seq, state) = snapshot_on(&reader.recv().await, "drives.pressure");
+    assert_eq!(seq, 1);
+    assert_eq!(state, json!({"drives": [pressure("sda", 0.5)]}));
+    let (seq, state) = snapshot_on(&reader.recv().await, "custom.public.feed");
+    assert_eq!((seq, state), (0, json!(null)));
+
+    for (i, level) in [0.6, 0.7, 0.8].into_iter().enumerate() {
+        let reply = publisher
+            .request(&publish(
+                &format!("p{}", i + 2),
+                "drives.pressure",
+                pressure("sdb", level),
+            ))
+            .await;
+        match reply {
+            ServerMessage::Published { data, .. } => assert_eq!(data.seq.get(), i as u64 + 2),
+            other => panic!("expected published, got {other:?}"),
+        }
+    }
+    for expected in 2..=4 {
+        assert_eq!(
+            event_on(&reader.recv().await, "drives.pressure"),
+            (expected, false)
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_subscriber_receives_every_event_once_in_order() {
+    const SUBSCRIBERS: usize = 50;
+    const EVENTS: u64 = 40;
+    let server = start(config()).await;
+    let mut readers = Vec::new();
+    for i in 0..SUBSCRIBERS {
+        let mut reader = Client::connect(&server).await;
+        reader
+            .send(&subscribe_with(
+                &format!("s{i}"),
+                [no_snapshot("custom.public.fanout")],
+            ))
+            .await;
+        assert_reply(&reader.recv().await, "subscribed", &format!("s{i}"));
+        readers.push(reader);
+    }
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    for n in 1..=EVENTS {
+        publisher
+            .send(&publish(
+                &format!("p{n}"),
+                "custom.public.fanout",
+                json!({"n": n}),
+            ))
+            .await;
+    }
+    for n in 1..=EVENTS {
+        assert_reply(&publisher.recv().await, "published", &format!("p{n}"));
+    }
+    for reader in &mut readers {
+        for n in 1..=EVENTS {
+            let message = reader.recv().await;
+            assert_eq!(event_on(&message, "custom.public.fanout"), (n, false));
+            if let ServerMessage::Event { data, .. } = message {
+                assert_eq!(data.payload, json!({"n": n}));
+            }
+        }
+        reader.expect_silence(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.stats().events_published, EVENTS);
+    server.shutdown().await;
+}
+
+async fn publish_n(publisher: &mut Client, name: &str, n: u64) {
+    for i in 0..n {
+        let reply = publisher
+            .request(&publish(&format!("p{i}"), name, json!({"i": i})))
+            .await;
+        assert_reply(&reply, "published", &format!("p{i}"));
+    }
+}
+
+#[tokio::test]
+async fn resume_replays_missed_events_then_continues_live_without_gap_or_duplicate() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    publish_n(&mut publisher, "custom.public.r", 5).await;
+
+    let mut reader = Client::connect(&server).await;
+    reader
+        .send(&subscribe_with("s", [resume("custom.public.r", 2)]))
+        .await;
+    assert_reply(&reader.recv().await, "subscribed", "s");
+    for seq in 3..=5 {
+        assert_eq!(
+            event_on(&reader.recv().await, "custom.public.r"),
+            (seq, true)
+        );
+    }
+    publisher
+        .send(&publish("live", "custom.public.r", json!("live")))
+        .await;
+    assert_eq!(
+        event_on(&reader.recv().await, "custom.public.r"),
+        (6, false)
+    );
+    reader.expect_silence(Duration::from_millis(50)).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn resume_beyond_the_history_or_ahead_of_the_topic_gets_a_fresh_snapshot() {
+    let mut config = config();
+    config.limits.history_per_topic = 3;
+    let server = start(config).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    publish_n(&mut publisher, "custom.public.h", 6).await;
+
+    // History holds 4..=6: resuming after 3 is covered, after 2 is not.
+    let cases = [(3, Some(4)), (2, None), (99, None), (6, Some(0))];
+    for (after, replay_from) in cases {
+        let mut reader = Client::connect(&server).await;
+        reader
+            .send(&subscribe_with("s", [resume("custom.public.h", after)]))
+            .await;
+        assert_reply(&reader.recv().await, "subscribed", "s");
+        match replay_from {
+            Some(0) => {}
+            Some(first) => {
+                for seq in first..=6 {
+                    assert_eq!(
+                        event_on(&reader.recv().await, "custom.public.h"),
+                        (seq, true),
+                        "resume after {after}"
+                    );
+                }
+            }
+            None => {
+                let (seq, state) = snapshot_on(&reader.recv().await, "custom.public.h");
+                assert_eq!((seq, state), (6, json!({"i": 5})), "resume after {after}");
+            }
+        }
+        reader.expect_silence(Duration::from_millis(30)).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn snapshot_opt_out_gets_only_later_events() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    publish_n(&mut publisher, "custom.public.o", 2).await;
+    let mut reader = Client::connect(&server).await;
+    reader
+        .send(&subscribe_with("s", [no_snapshot("custom.public.o")]))
+        .await;
+    assert_reply(&reader.recv().await, "subscribed", "s");
+    publisher
+        .send(&publish("p", "custom.public.o", json!(3)))
+        .await;
+    assert_eq!(
+        event_on(&reader.recv().await, "custom.public.o"),
+        (3, false)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn repeat_subscribe_is_acked_again_with_a_fresh_snapshot_and_no_duplicates() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let mut reader = Client::connect(&server).await;
+    reader.send(&subscribe("a", &["custom.public.rep"])).await;
+    assert_reply(&reader.recv().await, "subscribed", "a");
+    snapshot_on(&reader.recv().await, "custom.public.rep");
+    publish_n(&mut publisher, "custom.public.rep", 1).await;
+    assert_eq!(
+        event_on(&reader.recv().await, "custom.public.rep"),
+        (1, false)
+    );
+
+    reader.send(&subscribe("b", &["custom.public.rep"])).await;
+    assert_reply(&reader.recv().await, "subscribed", "b");
+    assert_eq!(snapshot_on(&reader.recv().await, "custom.public.rep").0, 1);
+    publisher
+        .send(&publish("p", "custom.public.rep", json!("x")))
+        .await;
+    assert_eq!(
+        event_on(&reader.recv().await, "custom.public.rep"),
+        (2, false)
+    );
+    reader.expect_silence(Duration::from_millis(50)).await;
+    assert_eq!(
+        server.stats().subscriptions.get("custom.public.rep"),
+        Some(&1)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_delivery_immediately() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let mut reader = Client::connect(&server).await;
+    reader
+        .send(&subscribe_with(
+            "s",
+            [
+                no_snapshot("custom.public.u"),
+                no_snapshot("drives.pressure"),
+            ],
+        ))
+        .await;
+    assert_reply(&reader.recv().await, "subscribed", "s");
+    // Queue events, then leave while they may still be in flight.
+    for i in 0..20 {
+        publisher
+            .send(&publish(&format!("p{i}"), "custom.public.u", json!(i)))
+            .await;
+    }
+    reader.send(&unsubscribe("u", &["custom.public.u"])).await;
+    let mut last_seq = 0;
+    loop {
+        let message = reader.recv().await;
+        if message.kind() == "unsubscribed" {
+            assert_reply(&message, "unsubscribed", "u");
+            break;
+        }
+        let (seq, _) = event_on(&message, "custom.public.u");
+        assert_eq!(seq, last_seq + 1);
+        last_seq = seq;
+    }
+    publisher
+        .send(&publish("after", "custom.public.u", json!("after")))
+        .await;
+    publisher
+        .send(&publish("other", "drives.pressure", pressure("sda", 0.1)))
+        .await;
+    // The next frame is the other topic's event: nothing of the topic left came in between.
+    assert_eq!(
+        event_on(&reader.recv().await, "drives.pressure"),
+        (1, false)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn ping_gets_pong_with_the_same_id_and_data() {
+    let server = start(config()).await;
+    let mut client = Client::connect(&server).await;
+    let ping = rtbus_protocol::ClientMessage::Ping {
+        id: rid("k"),
+        data: Some(json!({"t": 1.5})),
+    };
+    match client.request(&ping).await {
+        ServerMessage::Pong { id, data } => {
+            assert_eq!(id, rid("k"));
+            assert_eq!(data, Some(json!({"t": 1.5})));
+        }
+        other => panic!("expected pong, got {other:?}"),
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn snapshots_fold_events_per_family() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let now = "2026-11-21T09:30:00.125Z";
+    let events = [
+        json!({"sessionId": "b", "status": "running", "updatedAt": now}),
+        json!({"sessionId": "a", "status": "idle", "updatedAt": now}),
+        json!({"sessionId": "b", "status": "closed", "updatedAt": now}),
+    ];
+    for (i, event) in events.into_iter().enumerate() {
+        let reply = publisher
+            .request(&publish(&format!("p{i}"), "sessions.state", event))
+            .await;
+        assert_reply(&reply, "published", &format!("p{i}"));
+    }
+    let mut reader = Client::with_token(&server, PUBLISHER).await;
+    reader.send(&subscribe("s", &["sessions.state"])).await;
+    assert_reply(&reader.recv().await, "subscribed", "s");
+    let (seq, state) = snapshot_on(&reader.recv().await, "sessions.state");
+    assert_eq!(seq, 3);
+    assert_eq!(
+        state,
+        json!({"sessions": [{"sessionId": "a", "status": "idle", "updatedAt": now}]})
+    );
+    server.shutdown().await;
+}
