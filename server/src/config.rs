@@ -136,6 +136,10 @@ pub struct Limits {
     /// Read buffer per connection in bytes: small keeps idle connections cheap; larger frames
     /// are still read whole. Default 2 KiB.
     pub read_buffer_bytes: usize,
+    /// The kernel send buffer (`SO_SNDBUF`) of each accepted socket, in bytes; 0 keeps the
+    /// OS default. A small value makes a stalled reader show up in `max_pending_bytes` sooner
+    /// instead of hiding in kernel buffers. Default 0.
+    pub socket_send_buffer_bytes: usize,
     /// Outbound bytes gathered before a socket write: frames queued together go out in one
     /// write of up to this size. Default 16 KiB.
     pub write_buffer_bytes: usize,
@@ -155,6 +159,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             read_buffer_bytes: 2 * 1024,
+            socket_send_buffer_bytes: 0,
             write_buffer_bytes: 16 * 1024,
         }
     }

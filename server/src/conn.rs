@@ -47,6 +47,11 @@ pub(crate) async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let limits = &shared.config.limits;
+    if limits.socket_send_buffer_bytes > 0 {
+        // Best effort: the OS may round or cap it; the byte-accounted queue still bounds memory.
+        let _ =
+            socket2::SockRef::from(&stream).set_send_buffer_size(limits.socket_send_buffer_bytes);
+    }
     let upgrade = match timeout(limits.handshake_timeout, http::handle(&mut stream, &shared)).await
     {
         Ok(Some(upgrade)) => upgrade,

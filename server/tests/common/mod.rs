@@ -128,8 +128,11 @@ pub fn pressure(drive: &str, level: f64) -> Value {
     serde_json::json!({"drive": drive, "pressure": level, "threshold": 0.9})
 }
 
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Response = tokio_tungstenite::tungstenite::handshake::client::Response;
+
 pub struct Client {
-    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub ws: Ws,
 }
 
 /// Options for a connection's handshake.
@@ -139,6 +142,8 @@ pub struct Dial<'a> {
     pub protocols: Option<&'a str>,
     pub origin: Option<&'a str>,
     pub path: Option<&'a str>,
+    /// A small socket receive buffer, so a client that stops reading backs up quickly.
+    pub recv_buffer: Option<u32>,
 }
 
 impl Client {
@@ -159,6 +164,16 @@ impl Client {
     }
 
     pub async fn dial(server: &RunningServer, dial: Dial<'_>) -> Result<Client, WsError> {
+        Client::dial_with_response(server, dial)
+            .await
+            .map(|(ws, _)| Client { ws })
+    }
+
+    /// Dials and returns the socket with the server's handshake response.
+    pub async fn dial_with_response(
+        server: &RunningServer,
+        dial: Dial<'_>,
+    ) -> Result<(Ws, Response), WsError> {
         let url = format!(
             "ws://{}{}",
             server.local_addr(),
@@ -183,9 +198,20 @@ impl Client {
         let config = WebSocketConfig::default()
             .max_message_size(None)
             .max_frame_size(None);
-        let (ws, _response) =
-            tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
-        Ok(Client { ws })
+        match dial.recv_buffer {
+            None => tokio_tungstenite::connect_async_with_config(request, Some(config), true).await,
+            Some(size) => {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.set_recv_buffer_size(size)?;
+                let stream = socket.connect(server.local_addr()).await?;
+                tokio_tungstenite::client_async_with_config(
+                    request,
+                    MaybeTlsStream::Plain(stream),
+                    Some(config),
+                )
+                .await
+            }
+        }
     }
 
     pub async fn send(&mut self, message: &ClientMessage) {
@@ -233,7 +259,12 @@ impl Client {
                 .await
                 .expect("the server closes within the step timeout");
             match next {
-                Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    // Finish the closing handshake like a real client: our reply goes out on
+                    // the next poll, which then ends the stream.
+                    let _ = tokio::time::timeout(STEP, self.ws.next()).await;
+                    return u16::from(frame.code);
+                }
                 Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
                 Some(Ok(_)) => continue,
                 Some(Err(err)) => panic!("connection failed instead of closing: {err}"),
