@@ -1,1 +1,36 @@
-fn main() {}
+//! `cargo xtask`: the repository's own automation (code generation, the full test gate).
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Repository automation for rtbus. Run as `cargo xtask <command>`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// One variant per subcommand, each backed by its own module in the library.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Regenerate generated/ (TypeScript, JSON Schema, PROTOCOL.md) from the protocol crate.
+    Codegen(xtask::codegen::Args),
+    /// Run every check CI runs: fmt, clippy, drift check, TypeScript checks, cargo test.
+    Test(xtask::test::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Codegen(args) => xtask::codegen::run(&args),
+        Command::Test(args) => xtask::test::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

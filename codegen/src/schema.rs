@@ -1,0 +1,302 @@
+//! JSON Schema draft 2020-12 for both directions and for every topic family.
+
+use rtbus_protocol::catalog::{Family, FamilyVisitor, TopicFamily, visit_families};
+use rtbus_protocol::{ClientMessage, ServerMessage};
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::{JsonSchema, Schema};
+use serde_json::{Map, Value, json};
+
+use crate::json::to_pretty;
+use crate::{Error, GeneratedFile, HEADER, Result};
+
+/// The base of every schema `$id`.
+pub const SCHEMA_BASE: &str = "https://rtbus.dev/schema/v1/";
+
+/// The absolute `$id` of the schema at `relative` (e.g. `topics/sessions.state.schema.json`).
+pub fn schema_id(relative: &str) -> String {
+    format!("{SCHEMA_BASE}{relative}")
+}
+
+/// Which payload a frame type carries.
+#[derive(Clone, Copy)]
+enum PayloadKind {
+    Snapshot,
+    Event,
+}
+
+/// One family's payload schemas, generated into a shared generator's `$defs`.
+struct FamilySchemas {
+    family: Family,
+    snapshot: Value,
+    event: Value,
+}
+
+struct Collect<'a> {
+    generator: &'a mut SchemaGenerator,
+    out: Vec<FamilySchemas>,
+}
+
+impl FamilyVisitor for Collect<'_> {
+    fn visit<F: TopicFamily>(&mut self, family: Family) {
+        let snapshot = self.generator.subschema_for::<F::Snapshot>().to_value();
+        let event = self.generator.subschema_for::<F::Event>().to_value();
+        self.out.push(FamilySchemas {
+            family,
+            snapshot,
+            event,
+        });
+    }
+}
+
+fn generator() -> SchemaGenerator {
+    SchemaSettings::draft2020_12().into_generator()
+}
+
+fn families(generator: &mut SchemaGenerator) -> Vec<FamilySchemas> {
+    let mut collect = Collect {
+        generator,
+        out: Vec::new(),
+    };
+    visit_families(&mut collect);
+    collect.out
+}
+
+fn topic_regex(family: Family) -> String {
+    family.shape().topic_regex(family.name())
+}
+
+/// `if` the frame has type `kind` and a topic of `family`, `then` its payload has `payload`.
+fn payload_rule(frame_type: &str, family: Family, payload: &Value) -> Value {
+    json!({
+        "if": {
+            "properties": {
+                "type": { "const": frame_type },
+                "data": {
+                    "properties": { "topic": { "pattern": topic_regex(family) } },
+                    "required": ["topic"],
+                },
+            },
+            "required": ["type", "data"],
+        },
+        "then": {
+            "properties": { "data": { "properties": { "payload": payload } } },
+        },
+    })
+}
+
+/// `if` the frame has one of `frame_types`, `then` its topic belongs to some family.
+fn known_family_rule(frame_types: &[&str], families: &[FamilySchemas]) -> Value {
+    let patterns: Vec<Value> = families
+        .iter()
+        .map(|f| json!({ "pattern": topic_regex(f.family) }))
+        .collect();
+    json!({
+        "if": {
+            "properties": { "type": { "enum": frame_types } },
+            "required": ["type"],
+        },
+        "then": {
+            "properties": { "data": { "properties": { "topic": { "anyOf": patterns } } } },
+        },
+    })
+}
+
+fn direction_schema<T: JsonSchema>(
+    file: &str,
+    frames: &[(&str, PayloadKind)],
+) -> Result<GeneratedFile> {
+    let mut generator = generator();
+    let root = generator.root_schema_for::<T>();
+    let families = families(&mut generator);
+    let mut root = into_object(root, file)?;
+    let mut rules = Vec::new();
+    let frame_types: Vec<&str> = frames.iter().map(|(t, _)| *t).collect();
+    rules.push(known_family_rule(&frame_types, &families));
+    for family in &families {
+        for (frame_type, kind) in frames {
+            let payload = match kind {
+                PayloadKind::Snapshot => &family.snapshot,
+                PayloadKind::Event => &family.event,
+            };
+            rules.push(payload_rule(frame_type, family.family, payload));
+        }
+    }
+    root.insert("allOf".into(), Value::Array(rules));
+    // `root_schema_for` filled `$defs` before the families were visited; take them all now.
+    let defs: Map<String, Value> = generator.take_definitions(true);
+    root.insert("$defs".into(), Value::Object(defs));
+    finish(root, file)
+}
+
+fn into_object(schema: Schema, file: &str) -> Result<Map<String, Value>> {
+    match schema.to_value() {
+        Value::Object(map) => Ok(map),
+        other => Err(Error::SchemaShape(format!(
+            "{file}: expected an object schema, got {other}"
+        ))),
+    }
+}
+
+fn finish(mut root: Map<String, Value>, file: &str) -> Result<GeneratedFile> {
+    root.insert(
+        "$schema".into(),
+        json!("https://json-schema.org/draft/2020-12/schema"),
+    );
+    root.insert("$id".into(), json!(schema_id(file)));
+    root.insert("$comment".into(), json!(HEADER));
+    let mut root = Value::Object(root);
+    bound_integers(&mut root);
+    check_integers(&root, file, "")?;
+    Ok(GeneratedFile::new(
+        format!("generated/schema/{file}"),
+        to_pretty(&root)?,
+    ))
+}
+
+/// schemars states bounds for 8- and 16-bit integers only; state them for 32-bit ones too, so
+/// every integer in the schema carries the range a reader must accept.
+fn bound_integers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let bounds = match map.get("format").and_then(Value::as_str) {
+                Some("int32") => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
+                Some("uint32") => Some((0, i64::from(u32::MAX))),
+                _ => None,
+            };
+            if let Some((min, max)) = bounds {
+                map.entry("minimum").or_insert(json!(min));
+                map.entry("maximum").or_insert(json!(max));
+            }
+            map.values_mut().for_each(bound_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
+}
+
+/// Every integer on the wire must be JSON-safe: refuse to publish a schema that allows more.
+fn check_integers(value: &Value, file: &str, at: &str) -> Result<()> {
+    const SAFE: i64 = 9_007_199_254_740_991;
+    match value {
+        Value::Object(map) => {
+            let is_integer = match map.get("type") {
+                Some(Value::String(t)) => t == "integer",
+                Some(Value::Array(types)) => types.contains(&json!("integer")),
+                _ => false,
+            };
+            if is_integer {
+                let within = |key: &str, ok: fn(i64) -> bool| {
+                    map.get(key).and_then(Value::as_i64).is_some_and(ok)
+                };
+                if !within("minimum", |m| m >= -SAFE) || !within("maximum", |m| m <= SAFE) {
+                    return Err(Error::SchemaShape(format!(
+                        "{file}{at}: integer without bounds within ±(2^53−1); \
+                         use rtbus_protocol::Seq or a bounded integer type"
+                    )));
+                }
+            }
+            for (key, child) in map {
+                check_integers(child, file, &format!("{at}/{key}"))?;
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                check_integers(child, file, &format!("{at}/{i}"))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn family_schema(index: usize) -> Result<Option<GeneratedFile>> {
+    let mut generator = generator();
+    let families = families(&mut generator);
+    let Some(family) = families.get(index) else {
+        return Ok(None);
+    };
+    let name = family.family.name();
+    let file = format!("topics/{name}.schema.json");
+    let mut defs = generator.take_definitions(true);
+    // Every family's payload types land in the shared generator; keep only what this family
+    // references so the file changes only when the family does.
+    let mut keep = Map::new();
+    let mut pending = vec![family.snapshot.clone(), family.event.clone()];
+    while let Some(value) = pending.pop() {
+        for reference in refs(&value) {
+            if let Some(def) = defs.remove(&reference) {
+                pending.push(def.clone());
+                keep.insert(reference, def);
+            }
+        }
+    }
+    keep.insert("snapshot".into(), family.snapshot.clone());
+    keep.insert("event".into(), family.event.clone());
+    keep.insert(
+        "topic".into(),
+        json!({
+            "description": format!("A topic of this family: {}.", family.family.shape().display(name)),
+            "type": "string",
+            "pattern": topic_regex(family.family),
+        }),
+    );
+    let mut root = Map::new();
+    root.insert("title".into(), json!(format!("{name} topic family")));
+    root.insert(
+        "description".into(),
+        json!(format!(
+            "{} Fold rule: {} This schema accepts a snapshot or an event payload of the family; \
+             `#/$defs/snapshot`, `#/$defs/event` and `#/$defs/topic` describe each alone.",
+            family.family.description(),
+            family.family.fold_rule()
+        )),
+    );
+    root.insert(
+        "anyOf".into(),
+        json!([{ "$ref": "#/$defs/snapshot" }, { "$ref": "#/$defs/event" }]),
+    );
+    root.insert("$defs".into(), Value::Object(keep));
+    finish(root, &file).map(Some)
+}
+
+/// The `$defs` names that `value` references.
+fn refs(value: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    if let Some(name) = target.strip_prefix("#/$defs/") {
+                        out.push(name.to_owned());
+                    }
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Generates `generated/schema/**`.
+pub fn generate() -> Result<Vec<GeneratedFile>> {
+    let mut files = vec![
+        direction_schema::<ClientMessage>(
+            "client-to-server.schema.json",
+            &[("publish", PayloadKind::Event)],
+        )?,
+        direction_schema::<ServerMessage>(
+            "server-to-client.schema.json",
+            &[
+                ("snapshot", PayloadKind::Snapshot),
+                ("event", PayloadKind::Event),
+            ],
+        )?,
+    ];
+    for index in 0..Family::ALL.len() {
+        files.extend(family_schema(index)?);
+    }
+    Ok(files)
+}
