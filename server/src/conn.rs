@@ -154,16 +154,19 @@ impl Connection {
             .is_none()
             .then(|| Instant::now() + limits.auth_deadline);
 
+        let sleep = sleep_until(next_ping);
+        tokio::pin!(sleep);
+
         let end = loop {
-            if self.outbox.overflowed() {
-                Counters::add(&counters.slow_consumer_disconnects, 1);
-                break End::Close(
-                    CloseCode::SlowConsumer.value(),
-                    "outbound queue exceeded the server's limit",
-                );
-            }
-            if writer.batch.is_empty() {
-                writer.bytes += self.outbox.take(&mut writer.batch);
+            match self.outbox.refill(&mut writer.batch) {
+                Some(bytes) => writer.bytes += bytes,
+                None => {
+                    Counters::add(&counters.slow_consumer_disconnects, 1);
+                    break End::Close(
+                        CloseCode::SlowConsumer.value(),
+                        "outbound queue exceeded the server's limit",
+                    );
+                }
             }
             let now = Instant::now();
             if let Some(sent) = awaiting_pong {
@@ -195,6 +198,10 @@ impl Connection {
             if let Some(deadline) = auth_deadline {
                 wake = wake.min(deadline);
             }
+            // One timer for the connection's life, moved only when its deadline changes.
+            if sleep.deadline() != wake {
+                sleep.as_mut().reset(wake);
+            }
 
             let io = poll_fn(|cx| {
                 let mut wrote = false;
@@ -224,7 +231,7 @@ impl Connection {
                 }
                 io = io => Some(io),
                 () = self.outbox.notify.notified() => None,
-                () = sleep_until(wake) => None,
+                () = &mut sleep => None,
             };
             if writer.done {
                 writer.done = false;

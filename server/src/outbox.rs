@@ -88,10 +88,22 @@ impl Outbox {
         Push::Queued
     }
 
-    /// Moves every queued frame to `batch` and returns their size in bytes; they stay counted
-    /// as pending until [`Outbox::written`].
-    pub fn take(&self, batch: &mut VecDeque<OutFrame>) -> usize {
+    /// With one lock: `None` when the connection overflowed, otherwise moves every queued frame
+    /// to an empty `batch` and returns their size in bytes; they stay counted as pending until
+    /// [`Outbox::written`].
+    pub fn refill(&self, batch: &mut VecDeque<OutFrame>) -> Option<usize> {
         let mut state = self.lock();
+        if state.overflowed {
+            return None;
+        }
+        Some(if batch.is_empty() {
+            Self::take_locked(&mut state, batch)
+        } else {
+            0
+        })
+    }
+
+    fn take_locked(state: &mut State, batch: &mut VecDeque<OutFrame>) -> usize {
         let mut bytes = 0;
         if batch.is_empty() {
             std::mem::swap(batch, &mut state.queue);
@@ -133,10 +145,6 @@ impl Outbox {
         state.overflowed
     }
 
-    pub fn overflowed(&self) -> bool {
-        self.lock().overflowed
-    }
-
     /// Bytes pending for the connection, for the stats endpoint.
     pub fn pending(&self) -> usize {
         self.lock().pending
@@ -159,12 +167,12 @@ mod tests {
         let outbox = Outbox::new(10);
         assert_eq!(outbox.push(frame("abcd", 1)), Push::Queued);
         let mut batch = VecDeque::new();
-        assert_eq!(outbox.take(&mut batch), 4);
+        assert_eq!(outbox.refill(&mut batch).unwrap(), 4);
         assert_eq!(outbox.push(frame("efgh", 2)), Push::Queued);
         assert_eq!(outbox.pending(), 8);
         // In-flight bytes still count: 8 + 4 > 10.
         assert_eq!(outbox.push(frame("ijkl", 1)), Push::Overflowed);
-        assert!(outbox.overflowed());
+        assert_eq!(outbox.refill(&mut batch), None);
         assert_eq!(outbox.push(frame("x", 1)), Push::Closed);
     }
 
@@ -176,7 +184,7 @@ mod tests {
         }
         outbox.withdraw(1);
         let mut batch = VecDeque::new();
-        assert_eq!(outbox.take(&mut batch), 2);
+        assert_eq!(outbox.refill(&mut batch).unwrap(), 2);
         assert_eq!(batch.len(), 1);
         assert_eq!(batch[0].text.as_str(), "bb");
     }

@@ -1,0 +1,100 @@
+//! The `rtbus-server` binary: flags, `--demo` data flowing, and a clean exit on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use futures_util::StreamExt;
+use rtbus_protocol::{ServerMessage, decode_server_frame};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn demo_publishes_live_data_and_sigterm_exits_cleanly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtbus-server"))
+        .args(["--listen", "127.0.0.1:0", "--demo", "--log", "warn"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("joined")
+    .expect("a first line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("connects");
+    // Demo topics are public: an unauthenticated client sees the ticker move.
+    let subscribe = r#"{"type":"subscribe","id":"s","data":{"topics":[{"topic":"drives.pressure","snapshot":false},{"topic":"sessions.state","snapshot":false}]}}"#;
+    futures_util::SinkExt::send(&mut ws, Message::text(subscribe))
+        .await
+        .expect("sent");
+    let mut kinds = Vec::new();
+    while kinds.iter().filter(|k| *k == "event").count() < 3 {
+        let frame = tokio::time::timeout(common::STEP, ws.next())
+            .await
+            .expect("demo data within the step timeout")
+            .expect("open")
+            .expect("no error");
+        if let Message::Text(text) = frame {
+            let message = decode_server_frame(&text).expect("valid frame");
+            if let ServerMessage::Event { data, .. } = &message {
+                assert!(!data.is_replay);
+            }
+            kinds.push(message.kind().to_owned());
+        }
+    }
+    assert_eq!(kinds[0], "subscribed");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    // The connection is closed with 1001 and the process exits 0.
+    let close = loop {
+        match tokio::time::timeout(common::STEP, ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close, Some(1001));
+    drop(ws);
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("joined")
+        .expect("waited");
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn a_bad_config_file_is_reported_with_its_path_and_the_field() {
+    let dir = std::env::temp_dir().join(format!("rtbus-server-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "[limits]\nmax_pending = 3\n").expect("written");
+    let output = Command::new(env!("CARGO_BIN_EXE_rtbus-server"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    assert!(stderr.contains("max_pending"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
