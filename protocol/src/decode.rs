@@ -79,15 +79,24 @@ pub fn decode_server_frame(text: &str) -> Result<ServerMessage, FrameError> {
     match &message {
         ServerMessage::Snapshot { data, .. } => {
             TopicSnapshot::decode(&data.topic, &data.payload)
-                .map_err(|err| FrameError::from_catalog(&err, "/data/payload"))?;
+                .map_err(|err| FrameError::from_catalog(&err, catalog_pointer(&err)))?;
         }
         ServerMessage::Event { data, .. } => {
             TopicEvent::decode(&data.topic, &data.payload)
-                .map_err(|err| FrameError::from_catalog(&err, "/data/payload"))?;
+                .map_err(|err| FrameError::from_catalog(&err, catalog_pointer(&err)))?;
         }
         _ => {}
     }
     Ok(message)
+}
+
+/// Where a catalog error of a snapshot or event points: the topic when no family owns it,
+/// otherwise the payload that does not fit the family.
+fn catalog_pointer(err: &CatalogError) -> &'static str {
+    match err {
+        CatalogError::UnknownTopic { .. } => "/data/topic",
+        CatalogError::InvalidPayload { .. } => "/data/payload",
+    }
 }
 
 /// Where a message of type `kind` keeps topic names, as (pointer, value) pairs.

@@ -5,7 +5,7 @@
 //! ignored; applications put free-form data inside topic payloads, never beside them.
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, de};
 use serde_json::Value;
 use ts_rs::TS;
 
@@ -92,6 +92,7 @@ pub struct AuthData {
 pub struct SubscribeData {
     /// The topics to subscribe to, each with its own options. At least one.
     #[schemars(length(min = 1))]
+    #[serde(deserialize_with = "non_empty")]
     pub topics: Vec<SubscriptionRequest>,
 }
 
@@ -133,12 +134,27 @@ impl SubscriptionRequest {
     }
 }
 
+/// Reads a list the protocol requires to hold at least one item, so the decoder agrees with the
+/// schema's `minItems: 1`.
+fn non_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let items = Vec::<T>::deserialize(deserializer)?;
+    if items.is_empty() {
+        return Err(de::Error::invalid_length(0, &"at least one topic"));
+    }
+    Ok(items)
+}
+
 /// The body of an `unsubscribe` frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UnsubscribeData {
     /// The topics to leave. At least one.
     #[schemars(length(min = 1))]
+    #[serde(deserialize_with = "non_empty")]
     pub topics: Vec<Topic>,
 }
 

@@ -178,10 +178,12 @@ impl JsonSchema for Timestamp {
     }
 }
 
-/// The longest request id a client may choose, in bytes.
+/// The longest request id a client may choose, in characters (Unicode scalar values, as JSON
+/// Schema's `maxLength` counts them).
 pub const MAX_REQUEST_ID_LEN: usize = 64;
 
-/// A client-chosen string that correlates a request with its reply or error: 1 to 64 bytes.
+/// A client-chosen string that correlates a request with its reply or error: 1 to 64
+/// characters.
 ///
 /// The server copies it unchanged into the acknowledgement or error that answers the request.
 /// Clients usually send a counter (`"1"`, `"2"`, …) or a UUID.
@@ -191,13 +193,13 @@ pub const MAX_REQUEST_ID_LEN: usize = 64;
 pub struct RequestId(String);
 
 impl RequestId {
-    /// Wraps `id` if it is 1 to 64 bytes long.
+    /// Wraps `id` if it is 1 to 64 characters long.
     pub fn new(id: impl Into<String>) -> Result<RequestId, RangeError> {
         let id = id.into();
-        if id.is_empty() || id.len() > MAX_REQUEST_ID_LEN {
+        if id.is_empty() || id.chars().count() > MAX_REQUEST_ID_LEN {
             return Err(RangeError {
                 value: format!("{id:?}"),
-                expected: "a string of 1 to 64 bytes",
+                expected: "a string of 1 to 64 characters",
             });
         }
         Ok(RequestId(id))
@@ -228,7 +230,7 @@ impl JsonSchema for RequestId {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A client-chosen request id, copied into the reply: 1 to 64 bytes.",
+            "description": "A client-chosen request id, copied into the reply: 1 to 64 characters.",
             "type": "string",
             "minLength": 1,
             "maxLength": MAX_REQUEST_ID_LEN,
@@ -321,5 +323,8 @@ mod tests {
         assert!(RequestId::new("").is_err());
         assert!(RequestId::new("x".repeat(64)).is_ok());
         assert!(RequestId::new("x".repeat(65)).is_err());
+        // Characters, not bytes, so the decoder agrees with the schema's `maxLength`.
+        assert!(RequestId::new("é".repeat(64)).is_ok());
+        assert!(RequestId::new("é".repeat(65)).is_err());
     }
 }
