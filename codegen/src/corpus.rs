@@ -39,7 +39,7 @@ fn topic(name: &str) -> Topic {
 }
 
 fn id(text: &str) -> Option<RequestId> {
-    Some(RequestId::new(text).expect("example ids are 1 to 64 bytes"))
+    Some(RequestId::new(text).expect("example ids are 1 to 64 characters"))
 }
 
 fn seq(n: u64) -> Seq {
@@ -192,10 +192,17 @@ pub fn client_examples() -> Result<Vec<Example<ClientMessage>>> {
             },
         ),
         example(
+            "ping_longest_unicode_id",
+            ClientMessage::Ping {
+                id: id(&"é".repeat(rtbus_protocol::MAX_REQUEST_ID_LEN)),
+                data: Some(json!("64 two-byte characters")),
+            },
+        ),
+        example(
             "ping_longest_id",
             ClientMessage::Ping {
                 id: id(&"x".repeat(rtbus_protocol::MAX_REQUEST_ID_LEN)),
-                data: Some(Value::Null),
+                data: Some(json!([])),
             },
         ),
     ];
@@ -338,10 +345,10 @@ pub fn ident(name: &str) -> String {
 pub mod strategies {
     use super::*;
 
-    /// A request id: 1 to 64 bytes, any characters.
+    /// A request id: 1 to 64 characters, any characters.
     pub fn request_id() -> BoxedStrategy<RequestId> {
         "\\PC{1,64}"
-            .prop_filter_map("1 to 64 bytes", |s| RequestId::new(s).ok())
+            .prop_filter_map("1 to 64 characters", |s| RequestId::new(s).ok())
             .boxed()
     }
 
@@ -811,15 +818,22 @@ pub fn negative_cases() -> Vec<NegativeCase> {
         case(
             "id_empty",
             C,
-            "`id` must be 1 to 64 bytes",
+            "`id` must be 1 to 64 characters",
             json!({"type": "ping", "id": ""}),
             TsCheck::Inexpressible(STRING),
         ),
         case(
             "id_too_long",
             C,
-            "`id` must be 1 to 64 bytes",
+            "`id` must be 1 to 64 characters",
             json!({"type": "ping", "id": "x".repeat(65)}),
+            TsCheck::Inexpressible(STRING),
+        ),
+        case(
+            "id_too_many_characters",
+            C,
+            "`id` must be 1 to 64 characters",
+            json!({"type": "ping", "id": "é".repeat(65)}),
             TsCheck::Inexpressible(STRING),
         ),
         case(

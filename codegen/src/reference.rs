@@ -473,7 +473,7 @@ pub fn generate() -> Result<Vec<GeneratedFile>> {
          ```json\n{{ \"type\": \"...\", \"id\": \"optional request id\", \"data\": {{}} }}\n```\n\n\
          - `type` names the message. Unknown types, unknown fields and mistyped fields are \
          rejected (`bad_request`).\n\
-         - `id` is chosen by the client (1 to {MAX_REQUEST_ID_LEN} bytes) and copied into the \
+         - `id` is chosen by the client (1 to {MAX_REQUEST_ID_LEN} characters) and copied into the \
          reply or `error`, so a client can match them.\n\
          - Field names are camelCase. Every integer is at most {MAX_SAFE_INTEGER} (2^53 − 1), so \
          `JSON.parse` never loses precision.\n\

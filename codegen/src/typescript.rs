@@ -265,7 +265,7 @@ fn constants_ts() -> String {
         ),
         (
             "MAX_REQUEST_ID_LEN",
-            "The longest request id a client may choose, in bytes.",
+            "The longest request id a client may choose, in characters.",
             MAX_REQUEST_ID_LEN.to_string(),
         ),
         (

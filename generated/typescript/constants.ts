@@ -28,7 +28,7 @@ export const MAX_SAFE_INTEGER = 9007199254740991;
 export const MAX_TOPIC_LEN = 200;
 
 /**
- * The longest request id a client may choose, in bytes.
+ * The longest request id a client may choose, in characters.
  */
 export const MAX_REQUEST_ID_LEN = 64;
 

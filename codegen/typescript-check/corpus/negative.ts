@@ -40,6 +40,8 @@ const negative_id_number: ClientMessage = {"id":7,"type":"ping"};
 
 // id_too_long: not checked here; TypeScript types a topic, id or timestamp as `string`; its grammar is not expressible.
 
+// id_too_many_characters: not checked here; TypeScript types a topic, id or timestamp as `string`; its grammar is not expressible.
+
 // subscribe_no_topics: not checked here; TypeScript does not type array lengths.
 
 // subscription entries are objects

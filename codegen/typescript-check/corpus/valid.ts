@@ -67,8 +67,14 @@ const client_ping_bare: ClientMessage = {
   "type": "ping"
 };
 
+const client_ping_longest_unicode_id: ClientMessage = {
+  "data": "64 two-byte characters",
+  "id": "éééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé",
+  "type": "ping"
+};
+
 const client_ping_longest_id: ClientMessage = {
-  "data": null,
+  "data": [],
   "id": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
   "type": "ping"
 };
@@ -213,254 +219,258 @@ const client_publish_custom_1: ClientMessage = {
 };
 
 const client_sampled_0: ClientMessage = {
-  "data": {
-    "GeO_F": {
-      "__": []
-    }
-  },
-  "id": "Y𞗿&𖩡%",
+  "id": "wK𞥞[Ѩ{𑁜₅🕴'𑍫𐄂xl/⁰𞄰*=𑍐ࡥ~/Dאַ\\K&m￼?𝜠?<=Cm",
   "type": "ping"
 };
 
 const client_sampled_1: ClientMessage = {
   "data": {
     "topics": [
-      {
-        "resumeAfter": 978,
-        "topic": "terminals.state"
-      },
-      {
-        "resumeAfter": 9007199254740991,
-        "topic": "terminals.state"
-      }
+      "custom.b8-r-__-._n8_.6n8lxp_s:.1"
     ]
   },
-  "id": "/%2ೳÎ8𝒽ÃSꬑ?",
-  "type": "subscribe"
+  "id": "ㄌ",
+  "type": "unsubscribe"
 };
 
 const client_sampled_2: ClientMessage = {
   "data": {
-    "topics": [
-      {
-        "snapshot": false,
-        "topic": "sessions.state"
-      }
-    ]
+    "token": "//TѨ᪘\"𑲃\"k"
   },
-  "type": "subscribe"
+  "id": "𞟣$𑋶:=\\:🯚O𑵖\\¬ኍ{¥\\🕴/\"&�N¥\"𑊊@[ᦑ🫎ò🕴./ꥭRO𐼋Ⱥ𐀫$Άux:ⷅÐ𐤿4𐨗8𑼃້{Ⱥlٲ᪔",
+  "type": "auth"
 };
 
 const client_sampled_3: ClientMessage = {
   "data": {
-    "payload": [],
-    "topic": "custom._89t0-.eh_-.7y"
+    "payload": {
+      "drive": "=%.0",
+      "pressure": 0.0,
+      "threshold": 1.0
+    },
+    "topic": "drives.pressure"
   },
-  "id": "¥@ꭘFB,",
+  "id": "5:ઊ3$𑃢z\"𑚲᎓/⾧!𛅒ਖ਼ཥ𐺊=𑙫A¥ఄ",
   "type": "publish"
 };
 
 const client_sampled_4: ClientMessage = {
   "data": {
-    "cc": 564836901.331337,
-    "oZ__VW": "蝹Ꮨ{�𑓗𖩷0🜱k*𘬘ஜ",
-    "rF_V_y": {
-      "_": "/X𐊐YM𐕕︨𑼔ꩋ",
-      "_Sf_W": -2588073097740308
-    }
+    "token": "�3sȺo]+Syￄ"
   },
-  "type": "ping"
+  "type": "auth"
 };
 
 const client_sampled_5: ClientMessage = {
   "data": {
-    "payload": {
-      "cols": 32962,
-      "exitCode": 1407297242,
-      "rows": 59529,
-      "status": "closed",
-      "terminalId": "/𑏇𐀼"
-    },
-    "topic": "terminals.state"
+    "token": "𑿊S`0>Prg𑌁=\"۳"
   },
-  "type": "publish"
+  "type": "auth"
 };
 
 const client_sampled_6: ClientMessage = {
   "data": {
-    "token": "Ýrⷞ"
+    "token": "aᎀఏS:㈓=🫲Hn᠌"
   },
+  "id": "%ZLg?*ἝᢲxÌ𐵙\"Z𐄀4ꟓ.𐒢OßzᦾÛa�:*ꭥѨ𝍵𞹡🛥a𑎟\"ꟐZዚ𑍪𒑠@𞹟쎿6\\f𑖬Mx🞏ꪱ𞂏:\\'ଌS𑰦",
   "type": "auth"
 };
 
 const client_sampled_7: ClientMessage = {
   "data": {
     "payload": {
-      "cols": 8983,
-      "exitCode": -1028202125,
-      "rows": 46535,
-      "status": "exited",
-      "terminalId": "Ⴧ×െ=Ίaꟑ𚿾Ⱥ\"\"|"
+      "drive": "c\"ԿਵૄѨ`𐐤=𞹋Ί",
+      "pressure": 0.005460223452910539,
+      "threshold": 1.0
     },
-    "topic": "terminals.state"
+    "topic": "drives.pressure"
   },
+  "id": "ບ𑲃a^𜲗¬𞅏!🕴𡭱�",
   "type": "publish"
 };
 
 const client_sampled_8: ClientMessage = {
   "data": {
+    "token": "ׁlਯᬚ=\\"
+  },
+  "type": "auth"
+};
+
+const client_sampled_9: ClientMessage = {
+  "data": {
     "topics": [
-      "sessions.state"
+      "custom.0_4i._1l5:~_",
+      "terminals.state",
+      "custom.o.bpi8_u4.-nb_:y7_Ao2d_"
     ]
   },
   "type": "unsubscribe"
 };
 
-const client_sampled_9: ClientMessage = {
-  "data": [
-    8354690329911556,
-    534708673.28066933
-  ],
-  "id": "W'⅂",
-  "type": "ping"
-};
-
 const client_sampled_10: ClientMessage = {
-  "type": "ping"
+  "data": {
+    "topics": [
+      {
+        "resumeAfter": 0,
+        "snapshot": false,
+        "topic": "sessions.activity:y4-4ox-3upz_zR6.d"
+      },
+      {
+        "snapshot": false,
+        "topic": "sessions.state"
+      }
+    ]
+  },
+  "id": "'ହ=Ⱥ{ᱯ<𐆑%.nZ=ৎ??<\\=C/=ï@𝕀Ѩ▻�𑧣V`𞅆%𞥖4Lw𑛇/𒑘\\𑙒?𐼎^q<𞅆ڲ{%",
+  "type": "subscribe"
 };
 
 const client_sampled_11: ClientMessage = {
   "data": {
     "topics": [
-      "sessions.activity:-j",
-      "sessions.state"
+      "custom.-._7.s_g__"
     ]
   },
   "type": "unsubscribe"
 };
 
 const client_sampled_12: ClientMessage = {
-  "type": "ping"
+  "data": {
+    "topics": [
+      "custom.2-49_.-87-_.3-g:_",
+      "sessions.activity:v~o~~~_0_.~",
+      "custom.j2lds-g.y4-em---:j-.Q"
+    ]
+  },
+  "id": "<W𑎎`È«᱂Ⱥ(o🕴%𞸡¥\\\\%{𐨍ࡱÏ~�Eਨ<%%",
+  "type": "unsubscribe"
 };
 
 const client_sampled_13: ClientMessage = {
   "data": {
-    "topics": [
-      {
-        "snapshot": true,
-        "topic": "sessions.activity:X-H.-no-"
-      }
-    ]
+    "token": ""
   },
-  "type": "subscribe"
+  "id": "𑜟;$\\*hѨଐ𮵺ﰳȺ\"Ò[ΠÞ𞹛Ⱥ{࡚எ}<࿁/𐍉Ù[V",
+  "type": "auth"
 };
 
 const client_sampled_14: ClientMessage = {
   "data": {
-    "topics": [
-      {
-        "resumeAfter": 107,
-        "snapshot": true,
-        "topic": "custom._6._.-4:eF~"
-      },
-      {
-        "snapshot": true,
-        "topic": "sessions.activity:6F-~HG3.N_q~.yYr"
-      },
-      {
-        "snapshot": true,
-        "topic": "sessions.state"
-      }
-    ]
-  },
-  "id": "\\𗷈÷'𖭓¥{TsѨ⵰\\n¥Z):֏.\\Gcꩌ𝒻",
-  "type": "subscribe"
-};
-
-const client_sampled_15: ClientMessage = {
-  "data": {
-    "topics": [
-      "custom.0.au-_848"
-    ]
-  },
-  "type": "unsubscribe"
-};
-
-const client_sampled_16: ClientMessage = {
-  "data": {
-    "token": "\"="
-  },
-  "type": "auth"
-};
-
-const client_sampled_17: ClientMessage = {
-  "data": {
     "payload": {
-      "drive": "\"𞴧åu$�ￓ=ઈ𞺡.ⶱ",
-      "pressure": 0.0,
-      "threshold": 0.5785970989089732
+      "sessionId": "S𞸻",
+      "status": "failed",
+      "updatedAt": "8331-04-09T01:24:34.324Z"
     },
-    "topic": "drives.pressure"
+    "topic": "sessions.state"
   },
   "type": "publish"
 };
 
-const client_sampled_18: ClientMessage = {
+const client_sampled_15: ClientMessage = {
   "data": {
-    "token": "O꣏\\tl�\\=Ѩ"
+    "payload": {
+      "cUY": ",¥",
+      "oJ__": true
+    },
+    "topic": "custom.m:cR.."
   },
-  "type": "auth"
+  "type": "publish"
+};
+
+const client_sampled_16: ClientMessage = {
+  "data": {
+    "payload": {
+      "cols": 64958,
+      "exitCode": -1266446958,
+      "rows": 48823,
+      "status": "closed",
+      "terminalId": "'N=𑎎Zᨩ",
+      "title": "}F?�s𝟟\"ኛ𑊂𑤷"
+    },
+    "topic": "terminals.state"
+  },
+  "id": "ꟓ%𛲗,ꭀ%Ⱥâ$ûக𐆙𞻰𞹋.𝒷𝔐.'r%.¥�%=g\"Ⱥ🕴𐳔𞹑\\\\𝼑>ଷ꯱GWꢲ𐳯¢Z1n𑗎꜒<ຮ:Mઔ᠌j/8",
+  "type": "publish"
+};
+
+const client_sampled_17: ClientMessage = {
+  "data": {
+    "topics": [
+      {
+        "resumeAfter": 3201556487304266,
+        "topic": "drives.pressure"
+      }
+    ]
+  },
+  "id": "XবH\"�\\-𝒻/ೆ$`[6𑖟ኗ,<𛱇ຉ",
+  "type": "subscribe"
+};
+
+const client_sampled_18: ClientMessage = {
+  "data": [
+    null,
+    -88843625.18004757,
+    ".\\`:⾮ਗ਼🕴�¥𞸹,೪"
+  ],
+  "id": "þ{K?c`/@𮴷ൌ",
+  "type": "ping"
 };
 
 const client_sampled_19: ClientMessage = {
   "data": {
     "payload": {
-      "drive": "$ଳ",
-      "pressure": 0.3989543305990752,
-      "threshold": 1.0
+      "cols": 15549,
+      "rows": 9475,
+      "status": "running",
+      "terminalId": "Ⱥ"
     },
-    "topic": "drives.pressure"
+    "topic": "terminals.state"
   },
-  "id": "𓍕𑙬",
   "type": "publish"
 };
 
 const client_sampled_20: ClientMessage = {
   "data": {
-    "token": "𖫑=᩿🕴𑈑k"
+    "token": "ྵ𞴙"
   },
+  "id": "%Z%cཱིȺ:🟰𖫲/ñೣ��Ⱥu$�ￓ=ઈ𞺡.",
   "type": "auth"
 };
 
 const client_sampled_21: ClientMessage = {
-  "data": [],
-  "type": "ping"
+  "data": {
+    "payload": {
+      "at": "9830-08-05T17:53:44.318Z",
+      "kind": "status",
+      "text": "𞀃"
+    },
+    "topic": "sessions.activity:OC~.w_-~EC.y0~u~_"
+  },
+  "type": "publish"
 };
 
 const client_sampled_22: ClientMessage = {
   "data": {
-    "topics": [
-      {
-        "resumeAfter": 0,
-        "snapshot": true,
-        "topic": "terminals.state"
-      }
-    ]
+    "payload": {
+      "sessionId": "ix{SჍ",
+      "status": "starting",
+      "updatedAt": "9898-06-04T23:04:53.127Z"
+    },
+    "topic": "sessions.state"
   },
-  "id": "ꠋS.L�𑽒᥄'1",
-  "type": "subscribe"
+  "id": "𐍸�r",
+  "type": "publish"
 };
 
 const client_sampled_23: ClientMessage = {
   "data": {
     "topics": [
-      {
-        "snapshot": false,
-        "topic": "sessions.activity:Xu_2_TBw61_-_~RW"
-      }
+      "sessions.state",
+      "custom._y9_c.1kr5c.j2-_"
     ]
   },
-  "type": "subscribe"
+  "id": "<)<Ѩ!ⷅȺG\\D*=𑛃^ஐê᳙'ৈ¥kC%エ$ȺT𫟡H&}@g𑎆ؓໆએv'`e⺁",
+  "type": "unsubscribe"
 };
 
 const server_authenticated: ServerMessage = {
@@ -1231,104 +1241,176 @@ const server_sampled_1: ServerMessage = {
 const server_sampled_2: ServerMessage = {
   "data": {
     "topics": [
-      "drives.pressure"
+      "sessions.state",
+      "terminals.state"
     ]
   },
-  "id": "ਵL🟤$¥ා*𞺓.Fh⁰ಇn':ઊ3$𑃢z\"",
+  "id": "{ทT\"🕴Y:3%Ѩꞁ#<⃪<>gX\\W.ஈ᰼:bp¥X🕴³𐘵k{i*:𐕼𑤷$𞀂b𐡔ມ",
   "type": "unsubscribed"
 };
 
 const server_sampled_3: ServerMessage = {
   "data": {
-    "topics": [
-      "sessions.state"
-    ]
+    "topics": []
   },
+  "id": "@ዅ^&¥$ੑ?𑶧0<�;Ⱥ$ Ѩvꔒ{𑬉$ᾗ?Wෳ𝅘𝅥𝅰lෲ𞹒A🪁",
   "type": "unsubscribed"
 };
 
 const server_sampled_4: ServerMessage = {
   "data": {
-    "principal": "sȺ",
-    "roles": []
+    "principal": ":{{",
+    "roles": [
+      "$"
+    ]
   },
   "type": "authenticated"
 };
 
 const server_sampled_5: ServerMessage = {
   "data": {
-    "emittedAt": "8694-02-11T00:00:31.457Z",
-    "isReplay": false,
-    "payload": {
-      "terminals": []
-    },
-    "seq": 9007199254740991,
-    "topic": "terminals.state"
-  },
-  "type": "snapshot"
-};
-
-const server_sampled_5_typed: SnapshotData<"terminals.state"> = {
-  "emittedAt": "8694-02-11T00:00:31.457Z",
-  "isReplay": false,
-  "payload": {
-    "terminals": []
-  },
-  "seq": 9007199254740991,
-  "topic": "terminals.state"
-};
-
-const server_sampled_6: ServerMessage = {
-  "id": "ೂ:\\8zb🪧᾿Y6𑄗🕴J=+l/&ô/🕴𡭱�IoԿਵૄѨ`",
-  "type": "pong"
-};
-
-const server_sampled_7: ServerMessage = {
-  "data": {
-    "topics": [
-      "drives.pressure"
-    ]
-  },
-  "id": "𖵲𐒧o$<={i.ý[([Ao/9𑛒*F:𘱐:Ä",
-  "type": "subscribed"
-};
-
-const server_sampled_8: ServerMessage = {
-  "data": {
-    "principal": "+\"𞟶(#{ೞȺ\\=",
+    "principal": "�:",
     "roles": [
-      "I&𞴣E&꣬𐖯{ᱯ<𐆑"
+      ""
     ]
   },
   "type": "authenticated"
 };
 
-const server_sampled_9: ServerMessage = {
+const server_sampled_6: ServerMessage = {
   "data": {
-    "seq": 9007199254740991,
-    "topic": "sessions.state"
+    "principal": "@𖭟ୖ",
+    "roles": [
+      "/",
+      ""
+    ]
   },
-  "id": "O`_oு🂻𑍴Ѩ/q4𐀹^ȺȺ7\\t\"=W$𝅭ѨѨ$",
-  "type": "published"
+  "id": "ኙ𖫚5:ઊ3$𑃢z\"",
+  "type": "authenticated"
+};
+
+const server_sampled_7: ServerMessage = {
+  "data": {
+    "principal": "^Ⱥ]+Syￄ.",
+    "roles": [
+      "\\;v0",
+      ""
+    ]
+  },
+  "id": "%.0𝂄$\"Ѩ\".,l૽/`'Ⴭ៏&N&ࡧ¦\"µf𝒦//n",
+  "type": "authenticated"
+};
+
+const server_sampled_8: ServerMessage = {
+  "data": {
+    "emittedAt": "7902-07-19T07:19:15.168Z",
+    "isReplay": false,
+    "payload": {
+      "drives": [
+        {
+          "drive": "",
+          "pressure": 0.9548837832093233,
+          "threshold": 1.0
+        },
+        {
+          "drive": "I.",
+          "pressure": 1.0,
+          "threshold": 0.0
+        },
+        {
+          "drive": "{🪧᾿Y6𑄗🕴J",
+          "pressure": 1.0,
+          "threshold": 1.0
+        },
+        {
+          "drive": "𞹡🛥a𑎟\"ꟐZዚ𑍪𒑠@",
+          "pressure": 0.272725431343147,
+          "threshold": 0.0
+        }
+      ]
+    },
+    "seq": 9007199254740991,
+    "topic": "drives.pressure"
+  },
+  "type": "snapshot"
+};
+
+const server_sampled_8_typed: SnapshotData<"drives.pressure"> = {
+  "emittedAt": "7902-07-19T07:19:15.168Z",
+  "isReplay": false,
+  "payload": {
+    "drives": [
+      {
+        "drive": "",
+        "pressure": 0.9548837832093233,
+        "threshold": 1.0
+      },
+      {
+        "drive": "I.",
+        "pressure": 1.0,
+        "threshold": 0.0
+      },
+      {
+        "drive": "{🪧᾿Y6𑄗🕴J",
+        "pressure": 1.0,
+        "threshold": 1.0
+      },
+      {
+        "drive": "𞹡🛥a𑎟\"ꟐZዚ𑍪𒑠@",
+        "pressure": 0.272725431343147,
+        "threshold": 0.0
+      }
+    ]
+  },
+  "seq": 9007199254740991,
+  "topic": "drives.pressure"
+};
+
+const server_sampled_9: ServerMessage = {
+  "id": "𑅗`�;ន=~{🕴3BΟFd𑤉PኋBBSÛ{)X&:8𑴂']?𐍱\"𖪺�'<={i.ý[([Ao/9𑛒*F:𘱐",
+  "type": "pong"
 };
 
 const server_sampled_10: ServerMessage = {
-  "id": "Ï~�E",
+  "id": "L\":&\"𐋻-*𐍂)=এU'𑬇pѨ<*$Á$S𑑟ே`0<ඖz0𘬘ஜ¥𞹉ࡢ𑊈4d=&𞄽Ѩ{9>O<`_oு",
   "type": "pong"
 };
 
 const server_sampled_11: ServerMessage = {
-  "data": [],
-  "id": "�=🠆{ⴭÐ𞹇'\"=𞹝",
-  "type": "pong"
+  "data": {
+    "emittedAt": "4468-05-03T00:25:24.881Z",
+    "isReplay": false,
+    "payload": {
+      "sessionId": "ਯ+ag𑜽",
+      "status": "idle",
+      "title": "�<𞟣{𑓆8ౖੑԖrȺ𑥑",
+      "updatedAt": "5869-09-06T05:52:35.925Z"
+    },
+    "seq": 0,
+    "topic": "sessions.state"
+  },
+  "type": "event"
+};
+
+const server_sampled_11_typed: EventData<"sessions.state"> = {
+  "emittedAt": "4468-05-03T00:25:24.881Z",
+  "isReplay": false,
+  "payload": {
+    "sessionId": "ਯ+ag𑜽",
+    "status": "idle",
+    "title": "�<𞟣{𑓆8ౖੑԖrȺ𑥑",
+    "updatedAt": "5869-09-06T05:52:35.925Z"
+  },
+  "seq": 0,
+  "topic": "sessions.state"
 };
 
 const server_sampled_12: ServerMessage = {
   "data": {
     "topics": [
-      "sessions.activity:66y-Z",
-      "terminals.state",
-      "drives.pressure"
+      "drives.pressure",
+      "sessions.state",
+      "sessions.state"
     ]
   },
   "type": "unsubscribed"
@@ -1337,251 +1419,168 @@ const server_sampled_12: ServerMessage = {
 const server_sampled_13: ServerMessage = {
   "data": {
     "seq": 9007199254740991,
-    "topic": "sessions.activity:mi-~I_P7K~_WDS~~.t~"
+    "topic": "sessions.state"
   },
-  "id": "/[🠀ͺc᳂ੴ%𑍗\"𑰸N<",
   "type": "published"
 };
 
 const server_sampled_14: ServerMessage = {
   "data": {
-    "emittedAt": "6681-09-28T18:49:37.077Z",
-    "isReplay": false,
-    "payload": [
-      [
-        null,
-        "",
-        true
-      ]
-    ],
-    "seq": 579,
-    "topic": "custom._6_-._077__s-.-99-x_"
+    "seq": 8913851167900985,
+    "topic": "terminals.state"
   },
-  "id": "𫟾Ὓ`¥{TsѨ⵰\\n¥Z):֏.\\Gcꩌ𝒻/Ⱥ೭Ji<`",
-  "type": "snapshot"
-};
-
-const server_sampled_14_typed: SnapshotData<"custom._6_-._077__s-.-99-x_"> = {
-  "emittedAt": "6681-09-28T18:49:37.077Z",
-  "isReplay": false,
-  "payload": [
-    [
-      null,
-      "",
-      true
-    ]
-  ],
-  "seq": 579,
-  "topic": "custom._6_-._077__s-.-99-x_"
+  "type": "published"
 };
 
 const server_sampled_15: ServerMessage = {
   "data": {
-    "emittedAt": "4679-02-11T16:28:30.293Z",
-    "isReplay": false,
-    "payload": {
-      "terminals": [
-        {
-          "cols": 16825,
-          "exitCode": -70757493,
-          "rows": 40826,
-          "status": "running",
-          "terminalId": "=i,Ѩ𑃕\\𐞃Ѩ!ⷅȺ",
-          "title": "%𞥟*<"
-        },
-        {
-          "cols": 62495,
-          "rows": 59195,
-          "status": "exited",
-          "terminalId": "YਸK"
-        },
-        {
-          "cols": 54946,
-          "exitCode": -982677858,
-          "rows": 35924,
-          "status": "running",
-          "terminalId": "\\z�",
-          "title": "𐁝𝔐.?&"
-        }
-      ]
-    },
     "seq": 9007199254740991,
-    "topic": "terminals.state"
+    "topic": "sessions.activity:r"
   },
-  "id": "xr/𑅀{{Ѩvg𐬾ৎ<*𑓆T๙ଲ.N\\=᩿🕴𑈑k≫=<ӎs𑌣",
-  "type": "snapshot"
-};
-
-const server_sampled_15_typed: SnapshotData<"terminals.state"> = {
-  "emittedAt": "4679-02-11T16:28:30.293Z",
-  "isReplay": false,
-  "payload": {
-    "terminals": [
-      {
-        "cols": 16825,
-        "exitCode": -70757493,
-        "rows": 40826,
-        "status": "running",
-        "terminalId": "=i,Ѩ𑃕\\𐞃Ѩ!ⷅȺ",
-        "title": "%𞥟*<"
-      },
-      {
-        "cols": 62495,
-        "rows": 59195,
-        "status": "exited",
-        "terminalId": "YਸK"
-      },
-      {
-        "cols": 54946,
-        "exitCode": -982677858,
-        "rows": 35924,
-        "status": "running",
-        "terminalId": "\\z�",
-        "title": "𐁝𝔐.?&"
-      }
-    ]
-  },
-  "seq": 9007199254740991,
-  "topic": "terminals.state"
+  "id": "{;𛅦RැS𞸻Ѩ<ObCಎਓ𖾙`Í{* i𜵺U꠲'%𖫇6[𞹔='Z𐖼:{.`Qꩦ{9F︻x𞸶🕴ቘ𐓎?&𝝶ષ𛅦 K Ѩቜ𞸶",
+  "type": "published"
 };
 
 const server_sampled_16: ServerMessage = {
   "data": {
-    "seq": 9007199254740991,
-    "topic": "drives.pressure"
+    "principal": "ලѨ",
+    "roles": [
+      "/𞟦'"
+    ]
   },
-  "type": "published"
+  "id": "𐞸C𑏅\"𑃡�ৠ𐔁ஜ𑍗꠱𜼺t>*&'Vò𖠍[𞸂Ή𐧮ꓜ𞁡રퟢ|`𐊋`𑴼`%ëT᱇7𑌔}",
+  "type": "authenticated"
 };
 
 const server_sampled_17: ServerMessage = {
   "data": {
-    "emittedAt": "6685-05-03T00:20:48.226Z",
+    "emittedAt": "6515-12-06T21:38:56.891Z",
     "isReplay": false,
-    "payload": [
-      6483730989145571
-    ],
-    "seq": 0,
-    "topic": "custom.f.5-u0.w_u9_p:e_"
+    "payload": {
+      "sessions": [
+        {
+          "sessionId": "",
+          "status": "running",
+          "title": "`z",
+          "updatedAt": "2293-11-27T20:04:58.750Z"
+        },
+        {
+          "sessionId": "\\$'𐠸:9",
+          "status": "waiting",
+          "title": "'N=𑎎Zᨩ",
+          "updatedAt": "6220-02-25T05:43:38.720Z"
+        },
+        {
+          "sessionId": "𑛇",
+          "status": "waiting",
+          "updatedAt": "3776-08-25T06:59:17.168Z"
+        }
+      ]
+    },
+    "seq": 9007199254740991,
+    "topic": "sessions.state"
   },
-  "id": "᳇𞟩:$ୌ.ೂo﷏`ᶶ^?¥$/_𑍗$ᜨfTﬓ&\\&$Q�ໆ$^𑶦2",
+  "id": "F$:𞹋.𝒷𝔐.'r%.¥�%=g\"Ⱥ🕴𐳔𞹑\\",
   "type": "snapshot"
 };
 
-const server_sampled_17_typed: SnapshotData<"custom.f.5-u0.w_u9_p:e_"> = {
-  "emittedAt": "6685-05-03T00:20:48.226Z",
+const server_sampled_17_typed: SnapshotData<"sessions.state"> = {
+  "emittedAt": "6515-12-06T21:38:56.891Z",
   "isReplay": false,
-  "payload": [
-    6483730989145571
-  ],
-  "seq": 0,
-  "topic": "custom.f.5-u0.w_u9_p:e_"
+  "payload": {
+    "sessions": [
+      {
+        "sessionId": "",
+        "status": "running",
+        "title": "`z",
+        "updatedAt": "2293-11-27T20:04:58.750Z"
+      },
+      {
+        "sessionId": "\\$'𐠸:9",
+        "status": "waiting",
+        "title": "'N=𑎎Zᨩ",
+        "updatedAt": "6220-02-25T05:43:38.720Z"
+      },
+      {
+        "sessionId": "𑛇",
+        "status": "waiting",
+        "updatedAt": "3776-08-25T06:59:17.168Z"
+      }
+    ]
+  },
+  "seq": 9007199254740991,
+  "topic": "sessions.state"
 };
 
 const server_sampled_18: ServerMessage = {
   "data": {
-    "seq": 0,
-    "topic": "drives.pressure"
-  },
-  "type": "published"
-};
-
-const server_sampled_19: ServerMessage = {
-  "data": {
-    "principal": ".𑛁Y~:𞟮ꬑ{1t",
-    "roles": []
-  },
-  "id": "Y\"c<",
-  "type": "authenticated"
-};
-
-const server_sampled_20: ServerMessage = {
-  "data": {
-    "emittedAt": "5671-07-06T21:44:43.191Z",
+    "emittedAt": "3000-06-17T14:00:48.889Z",
     "isReplay": false,
     "payload": {
-      "sessionId": "%o½𐊮/𐣱h𖭞🕴�:{",
+      "sessionId": "",
       "status": "completed",
-      "title": "�q🕴{",
-      "updatedAt": "3935-04-08T01:03:28.021Z"
+      "updatedAt": "3875-04-19T09:42:03.065Z"
     },
-    "seq": 511,
+    "seq": 0,
     "topic": "sessions.state"
   },
   "type": "event"
 };
 
-const server_sampled_20_typed: EventData<"sessions.state"> = {
-  "emittedAt": "5671-07-06T21:44:43.191Z",
+const server_sampled_18_typed: EventData<"sessions.state"> = {
+  "emittedAt": "3000-06-17T14:00:48.889Z",
   "isReplay": false,
   "payload": {
-    "sessionId": "%o½𐊮/𐣱h𖭞🕴�:{",
+    "sessionId": "",
     "status": "completed",
-    "title": "�q🕴{",
-    "updatedAt": "3935-04-08T01:03:28.021Z"
+    "updatedAt": "3875-04-19T09:42:03.065Z"
   },
-  "seq": 511,
+  "seq": 0,
   "topic": "sessions.state"
+};
+
+const server_sampled_19: ServerMessage = {
+  "data": {
+    "topics": []
+  },
+  "type": "unsubscribed"
+};
+
+const server_sampled_20: ServerMessage = {
+  "data": {
+    "topics": [
+      "sessions.activity:_",
+      "sessions.state"
+    ]
+  },
+  "id": "l𑴺\"𑯁<3ড়ὓ`eF🣁𐣿🕴Έﬖ$ï-[?fT*𑎋🫩⫆ം$v5se*@=�*Ѩ᤻0𞴸d{𑤕𐮜𑴶p3𖫐",
+  "type": "unsubscribed"
 };
 
 const server_sampled_21: ServerMessage = {
   "data": {
-    "emittedAt": "7000-04-11T10:49:25.165Z",
-    "isReplay": false,
-    "payload": {
-      "terminals": []
-    },
-    "seq": 9007199254740991,
-    "topic": "terminals.state"
+    "topics": [
+      "terminals.state",
+      "sessions.activity:x7zWKP1"
+    ]
   },
-  "type": "snapshot"
-};
-
-const server_sampled_21_typed: SnapshotData<"terminals.state"> = {
-  "emittedAt": "7000-04-11T10:49:25.165Z",
-  "isReplay": false,
-  "payload": {
-    "terminals": []
-  },
-  "seq": 9007199254740991,
-  "topic": "terminals.state"
+  "id": "U𑜰&_𛲜𝓥k𞋿𝈏=P𞋿𝔐ஏ4><𐦾C$:·/¥𑖳𐡕ಛ$`%𑨄`:⾮ਗ਼🕴�¥𞸹,೪",
+  "type": "unsubscribed"
 };
 
 const server_sampled_22: ServerMessage = {
   "data": {
     "topics": [
-      "drives.pressure",
-      "sessions.activity:Q_~8_Oe"
+      "sessions.activity:AJ~",
+      "sessions.state",
+      "sessions.state"
     ]
   },
-  "id": "%Ⱥ&?",
-  "type": "unsubscribed"
+  "type": "subscribed"
 };
 
 const server_sampled_23: ServerMessage = {
-  "data": {
-    "emittedAt": "9106-03-28T06:03:40.611Z",
-    "isReplay": false,
-    "payload": {
-      "sessionId": "\"⁰?1𝒿\\&..=:𖭷",
-      "status": "idle",
-      "updatedAt": "5357-11-26T06:58:26.578Z"
-    },
-    "seq": 604584532560352,
-    "topic": "sessions.state"
-  },
-  "type": "event"
-};
-
-const server_sampled_23_typed: EventData<"sessions.state"> = {
-  "emittedAt": "9106-03-28T06:03:40.611Z",
-  "isReplay": false,
-  "payload": {
-    "sessionId": "\"⁰?1𝒿\\&..=:𖭷",
-    "status": "idle",
-    "updatedAt": "5357-11-26T06:58:26.578Z"
-  },
-  "seq": 604584532560352,
-  "topic": "sessions.state"
+  "type": "pong"
 };
 
 export const corpus = [
@@ -1591,6 +1590,7 @@ export const corpus = [
   client_unsubscribe,
   client_ping,
   client_ping_bare,
+  client_ping_longest_unicode_id,
   client_ping_longest_id,
   client_publish_sessions_state_0,
   client_publish_sessions_state_1,
@@ -1686,29 +1686,26 @@ export const corpus = [
   server_sampled_3,
   server_sampled_4,
   server_sampled_5,
-  server_sampled_5_typed,
   server_sampled_6,
   server_sampled_7,
   server_sampled_8,
+  server_sampled_8_typed,
   server_sampled_9,
   server_sampled_10,
   server_sampled_11,
+  server_sampled_11_typed,
   server_sampled_12,
   server_sampled_13,
   server_sampled_14,
-  server_sampled_14_typed,
   server_sampled_15,
-  server_sampled_15_typed,
   server_sampled_16,
   server_sampled_17,
   server_sampled_17_typed,
   server_sampled_18,
+  server_sampled_18_typed,
   server_sampled_19,
   server_sampled_20,
-  server_sampled_20_typed,
   server_sampled_21,
-  server_sampled_21_typed,
   server_sampled_22,
   server_sampled_23,
-  server_sampled_23_typed,
 ];
