@@ -225,6 +225,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_parses_and_shows_the_default_limits() {
+        let text = include_str!("../rtbus-server.example.toml");
+        let config = Config::from_toml(text).unwrap();
+        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.listen, Config::default().listen);
+        assert_eq!(config.tokens.len(), 1);
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_with_their_name() {
         let err = Config::from_toml("[limits]\nmax_mesage_bytes = 1\n").unwrap_err();
         assert!(err.to_string().contains("max_mesage_bytes"), "{err}");

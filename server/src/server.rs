@@ -198,6 +198,11 @@ impl RunningServer {
         self.local_addr
     }
 
+    /// The WebSocket URL clients connect to, e.g. `ws://127.0.0.1:41234/api/realtime`.
+    pub fn url(&self) -> String {
+        format!("ws://{}{}", self.local_addr, rtbus_protocol::ENDPOINT_PATH)
+    }
+
     /// Counters, subscriptions and queue depths, as served on `/api/realtime/stats`.
     pub fn stats(&self) -> Stats {
         self.shared.stats()

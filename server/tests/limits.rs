@@ -100,6 +100,18 @@ async fn binary_frames_close_with_1003() {
 }
 
 #[tokio::test]
+async fn text_that_is_not_utf8_closes_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = start(config()).await;
+    let mut client = Client::connect(&server).await;
+    let frame = Frame::message(vec![b'{', 0xff, b'}'], OpCode::Data(Data::Text), true);
+    client.ws.send(Message::Frame(frame)).await.expect("sent");
+    assert_eq!(client.expect_close().await, 1007);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn messages_over_the_limit_close_with_1009() {
     let mut config = config();
     config.limits.max_message_bytes = 1024;
