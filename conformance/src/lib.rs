@@ -1,1 +1,69 @@
-//! rtbus conformance.
+//! The rtbus v1 conformance harness: replays transcripts (recorded sessions) against any
+//! server and judges it only by the published contract, the server-to-client JSON Schema and
+//! the transcripts.
+//!
+//! - [`transcript`]: the case file format and its loader (errors name file, line, expectation).
+//! - [`matcher`], [`template`], [`expr`]: what expected frames may say about varying values.
+//! - [`runner`]: connections, steps, verdicts; [`embedded`]: the reference server as a target.
+//! - [`report`]: console, JSON and JUnit output; [`coverage`]: the rule → cases table.
+//! - [`record`]: the recording proxy; [`load`]: the load generator behind `bench`.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod contract;
+pub mod coverage;
+pub mod embedded;
+pub mod expr;
+mod hex;
+pub mod load;
+pub mod matcher;
+mod position;
+pub mod record;
+pub mod report;
+pub mod runner;
+pub mod schema;
+pub mod suite;
+pub mod template;
+pub mod transcript;
+
+pub use coverage::coverage_markdown;
+pub use transcript::{Case, Step, parse as parse_transcript};
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub(crate) fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let end = (0..=max)
+        .rev()
+        .find(|i| s.is_char_boundary(*i))
+        .unwrap_or(0);
+    &s[..end]
+}
+
+/// The JSON Schema of the transcript format (`generated/schema/transcript.schema.json`).
+pub fn transcript_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(transcript::Case))
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert(
+            "$id".into(),
+            "https://rtbus.dev/schema/v1/transcript.schema.json".into(),
+        );
+    }
+    schema
+}
+
+/// The coverage table of the bundled suite (`generated/CONFORMANCE.md`); `Err` lists the
+/// transcripts that do not load.
+pub fn bundled_coverage_markdown() -> Result<String, String> {
+    suite::bundled()
+        .map(|cases| coverage_markdown(&cases))
+        .map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+}

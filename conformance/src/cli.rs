@@ -1,0 +1,245 @@
+//! The command line: `run`, `record`, `bench`, `coverage`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::contract::Contract;
+use crate::embedded::{self, Embedded, Remote};
+use crate::report::{self, Style};
+use crate::runner::{self, RunOptions, Target};
+use crate::transcript::Capability;
+
+/// Exit code: every case passed (or was unsupported).
+pub const EXIT_PASSED: u8 = 0;
+/// Exit code: at least one case failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad usage, bad transcript, or the server could not be reached.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Conformance harness for rtbus v1 servers.
+#[derive(Debug, Parser)]
+#[command(name = "rtbus-conformance", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the conformance suite (against the embedded reference server unless --url is given).
+    Run(RunArgs),
+    /// Proxy a live session to a server and write it as a replayable transcript.
+    Record(crate::record::RecordArgs),
+    /// Drive a server with load and measure throughput and latency.
+    Bench(crate::load::BenchArgs),
+    /// Print the rule → cases coverage table (Markdown).
+    Coverage,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The server under test, e.g. ws://127.0.0.1:8080/api/realtime. Without it, a fresh
+    /// embedded reference server is started for each case.
+    #[arg(long, env = "RTBUS_CONFORMANCE_URL")]
+    pub url: Option<String>,
+    /// A credential of the testee contract as NAME=TOKEN (publisher, reader, narrow); also
+    /// read from RTBUS_CONFORMANCE_TOKEN_<NAME>.
+    #[arg(long = "token", value_name = "NAME=TOKEN")]
+    pub tokens: Vec<String>,
+    /// A TOML file describing the server under test (credentials, limits, absent
+    /// capabilities); see conformance/README.md.
+    #[arg(long, value_name = "FILE")]
+    pub contract: Option<PathBuf>,
+    /// Declare a capability absent (auth, publish, resume, public-topics, limits, heartbeat,
+    /// slow-consumer, shutdown): cases needing it are reported unsupported.
+    #[arg(long = "without", value_name = "CAPABILITY")]
+    pub without: Vec<String>,
+    /// Run the cases in this directory instead of the bundled suite.
+    #[arg(long, value_name = "DIR")]
+    pub cases: Option<PathBuf>,
+    /// Only cases whose id, rule or tag matches (trailing * for a prefix); repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Vec<String>,
+    /// Skip cases whose id, rule or tag matches; repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Cases run at once.
+    #[arg(long, short = 'j', default_value_t = 4)]
+    pub jobs: usize,
+    /// Default milliseconds an expect step waits.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub step_timeout: u64,
+    /// Write a report: json=PATH or junit=PATH; repeatable.
+    #[arg(long, value_name = "KIND=PATH")]
+    pub report: Vec<String>,
+    /// List the selected cases instead of running them.
+    #[arg(long)]
+    pub list: bool,
+    /// Never colour the output (also: NO_COLOR).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+/// Runs the command line.
+pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => Ok(run(args).await),
+        Command::Record(args) => crate::record::run(args).await,
+        Command::Bench(args) => crate::load::run(args).await,
+        Command::Coverage => match crate::suite::bundled() {
+            Ok(cases) => {
+                print!("{}", crate::coverage::coverage_markdown(&cases));
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("error: {e}");
+                }
+                Ok(ExitCode::from(EXIT_ERROR))
+            }
+        },
+    }
+}
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_ERROR)
+}
+
+enum ReportKind {
+    Json,
+    Junit,
+}
+
+/// `rtbus-conformance run`.
+pub async fn run(args: RunArgs) -> ExitCode {
+    let style = Style {
+        color: !args.no_color
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::stdout().is_terminal(),
+    };
+    let mut reports = Vec::new();
+    for r in &args.report {
+        let parsed = match r.split_once('=') {
+            Some(("json", path)) if !path.is_empty() => (ReportKind::Json, PathBuf::from(path)),
+            Some(("junit", path)) if !path.is_empty() => (ReportKind::Junit, PathBuf::from(path)),
+            _ => {
+                return usage_error(format!("--report {r:?}: expected json=PATH or junit=PATH"));
+            }
+        };
+        reports.push(parsed);
+    }
+    let mut contract = match &args.contract {
+        Some(path) => match Contract::from_file(path) {
+            Ok(c) => c,
+            Err(e) => return usage_error(e),
+        },
+        None => Contract::default(),
+    };
+    contract.apply_env();
+    for t in &args.tokens {
+        if let Err(e) = contract.set_token(t) {
+            return usage_error(e);
+        }
+    }
+    for w in &args.without {
+        match Capability::parse(w) {
+            Some(c) => contract.absent.push(c),
+            None => {
+                let names: Vec<&str> = Capability::ALL.iter().map(|c| c.name()).collect();
+                return usage_error(format!(
+                    "--without {w:?}: unknown capability; expected one of {}",
+                    names.join(", ")
+                ));
+            }
+        }
+    }
+    let loaded = match &args.cases {
+        Some(dir) => crate::suite::from_dir(dir),
+        None => crate::suite::bundled(),
+    };
+    let cases = match loaded {
+        Ok(cases) => cases,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "{} transcript(s) could not be loaded; nothing was run",
+                errors.len()
+            );
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let (cases, unmatched) = crate::suite::select(cases, &args.filter, &args.exclude);
+    for p in unmatched {
+        eprintln!("warning: --filter/--exclude {p:?} matches no case id, rule or tag");
+    }
+    if args.list {
+        for c in &cases {
+            println!(
+                "{:<44} {:<28} {}",
+                c.case.id,
+                c.case.rules.join(","),
+                c.case.title
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    if cases.is_empty() {
+        return usage_error("no case selected");
+    }
+    let target: Arc<dyn Target> = match &args.url {
+        Some(url) => {
+            if let Err(e) = embedded::probe(url).await {
+                return usage_error(e);
+            }
+            Arc::new(Remote { url: url.clone() })
+        }
+        None => Arc::new(Embedded::new(&contract)),
+    };
+    let description = target.describe();
+    println!(
+        "rtbus conformance: {} case(s) against {description}, {} at a time",
+        cases.len(),
+        args.jobs.max(1)
+    );
+    let options = RunOptions {
+        step_timeout: Duration::from_millis(args.step_timeout),
+        jobs: args.jobs.max(1),
+        contract,
+        ..RunOptions::default()
+    };
+    let started = Instant::now();
+    let results = runner::run_suite(cases, target, options, |r, done, total| {
+        println!("{}", report::progress_line(r, done, total, style));
+    })
+    .await;
+    print!(
+        "{}",
+        report::summary(&results, &description, started.elapsed().as_millis(), style)
+    );
+    for (kind, path) in reports {
+        let text = match kind {
+            ReportKind::Json => report::json_report(&results, &description),
+            ReportKind::Junit => report::junit_report(&results),
+        };
+        if let Err(e) = std::fs::write(&path, text) {
+            return usage_error(format!("cannot write report {}: {e}", path.display()));
+        }
+        println!("report written to {}", path.display());
+    }
+    if report::totals(&results).failed > 0 {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::from(EXIT_PASSED)
+    }
+}

@@ -1,0 +1,236 @@
+//! The testee contract: what a server under test must provide (families, credentials and their
+//! permissions, public topics, configured limits), and the values cases read from it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::expr::Vars;
+use crate::template::TOKEN_PREFIX;
+use crate::transcript::Capability;
+
+/// What the harness assumes about a server under test. The defaults are what the embedded
+/// reference server is configured with; a server under test is configured the same way, or
+/// describes its own values in a TOML file passed with `--contract`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Contract {
+    /// Bearer tokens by role in the suite. Cases use `publisher`, `reader` and `narrow`; see
+    /// [`Contract::default`] for what each must be allowed.
+    pub credentials: BTreeMap<String, Credential>,
+    /// The limits the server is configured with.
+    pub limits: ContractLimits,
+    /// Capabilities the server does not have; cases that need one are `unsupported`.
+    pub absent: Vec<Capability>,
+}
+
+/// One credential of the contract.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    /// The bearer token.
+    pub token: String,
+    /// The principal name the server reports for it in `authenticated`.
+    pub principal: String,
+    /// The roles the server reports for it.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("token", &"<redacted>")
+            .field("principal", &self.principal)
+            .field("roles", &self.roles)
+            .finish()
+    }
+}
+
+/// The configured limits a server under test declares. Small values keep the suite fast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContractLimits {
+    /// Largest client message in bytes (bigger: close 1009).
+    pub max_message_bytes: u64,
+    /// Most topics one connection may hold (more: `limit_exceeded`).
+    pub max_topics_per_connection: u64,
+    /// Most bytes queued for one connection (more: close 4009).
+    pub max_pending_bytes: u64,
+    /// Events each topic keeps for resume.
+    pub history_per_topic: u64,
+    /// Milliseconds before an idle unauthenticated connection is closed with 4001.
+    pub auth_deadline_ms: u64,
+    /// Milliseconds between the server's WebSocket pings.
+    pub heartbeat_interval_ms: u64,
+    /// Milliseconds a ping may go unanswered before close 4008.
+    pub heartbeat_timeout_ms: u64,
+}
+
+impl Default for ContractLimits {
+    fn default() -> Self {
+        ContractLimits {
+            max_message_bytes: 16 * 1024,
+            max_topics_per_connection: 8,
+            max_pending_bytes: 64 * 1024,
+            history_per_topic: 8,
+            auth_deadline_ms: 500,
+            heartbeat_interval_ms: 200,
+            heartbeat_timeout_ms: 800,
+        }
+    }
+}
+
+/// The topic patterns readable without authentication (`custom.public.*`).
+pub const PUBLIC_TOPICS: &[&str] = &["custom.public.*"];
+
+fn credential(token: &str, principal: &str, roles: &[&str]) -> Credential {
+    Credential {
+        token: token.to_owned(),
+        principal: principal.to_owned(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    }
+}
+
+impl Default for Contract {
+    /// The suite's credentials:
+    ///
+    /// - `publisher`: role `publisher`; may read and publish every topic.
+    /// - `reader`: no role; may read `sessions.state`, `terminals.state`, `drives.pressure`,
+    ///   `custom.*` and `sessions.activity:<its principal>-*`; may publish nothing.
+    /// - `narrow`: role `publisher`; may read `custom.*`, publish only on `custom.narrow.*`.
+    ///
+    /// Anyone may read `custom.public.*` without authenticating.
+    fn default() -> Self {
+        Contract {
+            credentials: [
+                (
+                    "publisher".to_owned(),
+                    credential("conformance-publisher-token", "publisher", &["publisher"]),
+                ),
+                (
+                    "reader".to_owned(),
+                    credential("conformance-reader-token", "reader", &[]),
+                ),
+                (
+                    "narrow".to_owned(),
+                    credential("conformance-narrow-token", "narrow", &["publisher"]),
+                ),
+            ]
+            .into(),
+            limits: ContractLimits::default(),
+            absent: Vec::new(),
+        }
+    }
+}
+
+/// A contract file that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    /// The file could not be read.
+    #[error("cannot read contract {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid contract.
+    #[error("invalid contract {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What was wrong, with line and column.
+        message: String,
+    },
+    /// A `--token` flag without `NAME=TOKEN`.
+    #[error("--token {0:?}: expected NAME=TOKEN, e.g. publisher=s3cret")]
+    BadToken(String),
+}
+
+impl Contract {
+    /// Reads a contract from a TOML file; fields left out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Contract, ContractError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ContractError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ContractError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies `NAME=TOKEN` overrides (from `--token`).
+    pub fn set_token(&mut self, assignment: &str) -> Result<(), ContractError> {
+        let (name, token) = assignment
+            .split_once('=')
+            .filter(|(n, t)| !n.is_empty() && !t.is_empty())
+            .ok_or_else(|| ContractError::BadToken(assignment.to_owned()))?;
+        let entry = self
+            .credentials
+            .entry(name.to_owned())
+            .or_insert_with(|| credential("", name, &[]));
+        entry.token = token.to_owned();
+        Ok(())
+    }
+
+    /// Applies `RTBUS_CONFORMANCE_TOKEN_<NAME>` environment variables.
+    pub fn apply_env(&mut self) {
+        let names: Vec<String> = self.credentials.keys().cloned().collect();
+        for name in names {
+            let var = format!("RTBUS_CONFORMANCE_TOKEN_{}", name.to_uppercase());
+            if let Ok(token) = std::env::var(&var) {
+                if let Some(c) = self.credentials.get_mut(&name) {
+                    c.token = token;
+                }
+            }
+        }
+    }
+
+    /// The values cases may read: limits (`maxMessageBytes`, ...), principals
+    /// (`principal.reader`) and tokens (`{{token:reader}}`).
+    pub fn vars(&self) -> Vars {
+        let mut vars = Vars::new();
+        let limits = serde_json::to_value(&self.limits).unwrap_or(Value::Null);
+        if let Value::Object(map) = limits {
+            vars.extend(map);
+        }
+        for (name, c) in &self.credentials {
+            vars.insert(
+                format!("principal.{name}"),
+                Value::from(c.principal.clone()),
+            );
+            vars.insert(
+                format!("{TOKEN_PREFIX}{name}"),
+                Value::from(c.token.clone()),
+            );
+        }
+        vars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_overrides_and_exposes_vars() {
+        let mut c: Contract = toml::from_str(
+            "absent = [\"resume\"]\n[limits]\nmaxTopicsPerConnection = 3\n[credentials.reader]\ntoken = \"r\"\nprincipal = \"ann\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.absent, vec![Capability::Resume]);
+        c.set_token("reader=zz").unwrap();
+        let vars = c.vars();
+        assert_eq!(vars["maxTopicsPerConnection"], 3);
+        assert_eq!(vars["principal.reader"], "ann");
+        assert_eq!(vars["token:reader"], "zz");
+        assert!(c.set_token("nope").is_err());
+        let err = toml::from_str::<Contract>("[limits]\nmaxTopics = 1").unwrap_err();
+        assert!(err.to_string().contains("maxTopics"), "{err}");
+        assert!(!format!("{:?}", c).contains("zz"));
+    }
+}

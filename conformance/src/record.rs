@@ -1,0 +1,571 @@
+//! The recording proxy: forwards real clients to a real server and writes what happened as a
+//! transcript, with volatile values (timestamps, `seq`, error messages) turned into matchers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::contract::Contract;
+use crate::transcript::{Case, ConnectionSpec, Step};
+
+/// Arguments of `record`.
+#[derive(Debug, Clone, Args)]
+pub struct RecordArgs {
+    /// Where clients connect, e.g. 127.0.0.1:9000.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// The real server, e.g. ws://127.0.0.1:8080/api/realtime.
+    #[arg(long)]
+    pub upstream: String,
+    /// The transcript to write.
+    #[arg(long, short, default_value = "recorded.json")]
+    pub out: PathBuf,
+    /// The case id.
+    #[arg(long, default_value = "recorded.session")]
+    pub id: String,
+    /// The case title.
+    #[arg(long, default_value = "Recorded session")]
+    pub title: String,
+    /// Rule ids the case checks (default: frame.schema).
+    #[arg(long = "rule")]
+    pub rules: Vec<String>,
+    /// Keep listening after every client has disconnected (stop with Ctrl-C).
+    #[arg(long)]
+    pub keep_listening: bool,
+    /// Credentials as NAME=TOKEN, so tokens in the session are written as names, not secrets.
+    #[arg(long = "token", value_name = "NAME=TOKEN")]
+    pub tokens: Vec<String>,
+}
+
+/// Something that happened on a proxied connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A client connected (its handshake as offered) and the server answered with `status`.
+    Connect {
+        /// The connection name (`c1`, `c2`, ...).
+        conn: String,
+        /// The subprotocols the client offered.
+        subprotocols: Vec<String>,
+        /// The `Authorization` header, if any.
+        authorization: Option<String>,
+        /// The HTTP status of the upstream handshake (101 when upgraded).
+        status: u16,
+    },
+    /// The client sent a text frame.
+    ClientText(String, String),
+    /// The client sent a binary frame.
+    ClientBinary(String, Vec<u8>),
+    /// The server sent a text frame.
+    ServerText(String, String),
+    /// The server closed the connection.
+    ServerClose(String, Option<u16>),
+    /// The client closed the connection.
+    ClientClose(String, Option<u16>),
+}
+
+type Log = Arc<Mutex<Vec<Event>>>;
+
+fn push(log: &Log, event: Event) {
+    // A poisoned lock means a proxy task panicked; keep recording what we can.
+    match log.lock() {
+        Ok(mut l) => l.push(event),
+        Err(poisoned) => poisoned.into_inner().push(event),
+    }
+}
+
+/// A recording proxy bound to a local address.
+#[derive(Debug)]
+pub struct Recorder {
+    listener: TcpListener,
+    upstream: String,
+}
+
+impl Recorder {
+    /// Binds the listening socket.
+    pub async fn bind(listen: SocketAddr, upstream: &str) -> std::io::Result<Recorder> {
+        Ok(Recorder {
+            listener: TcpListener::bind(listen).await?,
+            upstream: upstream.to_owned(),
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Proxies connections until every one has ended (after at least one), or until `stop`
+    /// resolves; returns everything that happened, in order.
+    pub async fn run(
+        self,
+        keep_listening: bool,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Vec<Event> {
+        let log: Log = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut count = 0usize;
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                accepted = self.listener.accept() => {
+                    if let Ok((stream, _)) = accepted {
+                        count += 1;
+                        let name = format!("c{count}");
+                        tasks.spawn(proxy(stream, self.upstream.clone(), name, Arc::clone(&log)));
+                    }
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {
+                    if tasks.is_empty() && !keep_listening {
+                        break;
+                    }
+                }
+            }
+        }
+        tasks.abort_all();
+        match log.lock() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+/// What a client offered at the handshake: subprotocols, `Authorization`, path.
+type Offered = (Vec<String>, Option<String>, String);
+
+// The callback's error type is tungstenite's HTTP response; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
+async fn proxy(stream: TcpStream, upstream: String, name: String, log: Log) {
+    let offered: Arc<Mutex<Offered>> = Arc::default();
+    let seen = Arc::clone(&offered);
+    let callback = move |req: &Request, mut resp: Response| {
+        let protocols: Vec<String> = req
+            .headers()
+            .get_all("sec-websocket-protocol")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if protocols.iter().any(|p| p == rtbus_protocol::SUBPROTOCOL) {
+            resp.headers_mut().insert(
+                "sec-websocket-protocol",
+                HeaderValue::from_static(rtbus_protocol::SUBPROTOCOL),
+            );
+        }
+        if let Ok(mut s) = seen.lock() {
+            *s = (protocols, auth, req.uri().path().to_owned());
+        }
+        Ok(resp)
+    };
+    let Ok(client) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
+    let (protocols, auth, _path) = offered.lock().map(|s| s.clone()).unwrap_or_default();
+    let Ok(mut request) = upstream.as_str().into_client_request() else {
+        return;
+    };
+    if !protocols.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&protocols.join(", ")) {
+            request.headers_mut().insert("sec-websocket-protocol", v);
+        }
+    }
+    if let Some(a) = &auth {
+        if let Ok(v) = HeaderValue::from_str(a) {
+            request.headers_mut().insert("authorization", v);
+        }
+    }
+    let server = match tokio_tungstenite::connect_async(request).await {
+        Ok((server, _)) => server,
+        Err(e) => {
+            let status = match &e {
+                tokio_tungstenite::tungstenite::Error::Http(r) => r.status().as_u16(),
+                _ => 502,
+            };
+            push(
+                &log,
+                Event::Connect {
+                    conn: name,
+                    subprotocols: protocols,
+                    authorization: auth,
+                    status,
+                },
+            );
+            let mut client = client;
+            let _ = client.close(None).await;
+            return;
+        }
+    };
+    push(
+        &log,
+        Event::Connect {
+            conn: name.clone(),
+            subprotocols: protocols,
+            authorization: auth,
+            status: 101,
+        },
+    );
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut server_tx, mut server_rx) = server.split();
+    let up_log = Arc::clone(&log);
+    let up_name = name.clone();
+    let upward = async move {
+        while let Some(Ok(msg)) = client_rx.next().await {
+            match &msg {
+                Message::Text(t) => {
+                    push(&up_log, Event::ClientText(up_name.clone(), t.to_string()))
+                }
+                Message::Binary(b) => {
+                    push(&up_log, Event::ClientBinary(up_name.clone(), b.to_vec()));
+                }
+                Message::Close(f) => push(
+                    &up_log,
+                    Event::ClientClose(up_name.clone(), f.as_ref().map(|f| u16::from(f.code))),
+                ),
+                _ => continue,
+            }
+            let closing = matches!(msg, Message::Close(_));
+            if server_tx.send(msg).await.is_err() || closing {
+                break;
+            }
+        }
+    };
+    let down_log = Arc::clone(&log);
+    let downward = async move {
+        while let Some(Ok(msg)) = server_rx.next().await {
+            match &msg {
+                Message::Text(t) => push(&down_log, Event::ServerText(name.clone(), t.to_string())),
+                Message::Close(f) => push(
+                    &down_log,
+                    Event::ServerClose(name.clone(), f.as_ref().map(|f| u16::from(f.code))),
+                ),
+                Message::Binary(_) => {}
+                _ => continue,
+            }
+            let closing = matches!(msg, Message::Close(_));
+            if client_tx.send(msg).await.is_err() || closing {
+                break;
+            }
+        }
+    };
+    tokio::join!(upward, downward);
+}
+
+/// Names for recorded bearer tokens: contract credentials whose token matches.
+fn credential_name(contract: &Contract, token: &str) -> Option<String> {
+    contract
+        .credentials
+        .iter()
+        .find(|(_, c)| c.token == token)
+        .map(|(n, _)| n.clone())
+}
+
+/// The credential name used for a token the contract does not know.
+pub const UNKNOWN_CREDENTIAL: &str = "recorded";
+
+/// Turns a recording into a case. Tokens become credential names; `seq` values become
+/// captures and arithmetic on them; timestamps and error messages become type matchers.
+pub fn to_case(
+    events: &[Event],
+    id: &str,
+    title: &str,
+    rules: Vec<String>,
+    contract: &Contract,
+) -> Case {
+    let mut connections = BTreeMap::new();
+    let mut steps = Vec::new();
+    let mut seqs: BTreeMap<String, (String, i64)> = BTreeMap::new();
+    let mut closed_by_server = std::collections::BTreeSet::new();
+    for event in events {
+        match event {
+            Event::Connect {
+                conn,
+                subprotocols,
+                authorization,
+                status,
+            } => {
+                let bearer = authorization
+                    .as_deref()
+                    .and_then(|a| a.strip_prefix("Bearer "))
+                    .map(|t| {
+                        credential_name(contract, t).unwrap_or_else(|| UNKNOWN_CREDENTIAL.into())
+                    });
+                connections.insert(
+                    conn.clone(),
+                    ConnectionSpec {
+                        bearer,
+                        subprotocols: if subprotocols.len() == 1
+                            && subprotocols[0] == rtbus_protocol::SUBPROTOCOL
+                        {
+                            None
+                        } else {
+                            Some(subprotocols.clone())
+                        },
+                        ..ConnectionSpec::default()
+                    },
+                );
+                steps.push(Step::Connect {
+                    conn: conn.clone(),
+                    status: (*status != 101).then_some(*status),
+                    protocol: None,
+                });
+            }
+            Event::ClientText(conn, text) => {
+                let step = match rtbus_protocol::decode_client_frame(text) {
+                    Ok(_) => {
+                        let mut frame: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+                        if let Some(token) = frame.pointer_mut("/data/token") {
+                            let name = token
+                                .as_str()
+                                .and_then(|t| credential_name(contract, t))
+                                .unwrap_or_else(|| UNKNOWN_CREDENTIAL.into());
+                            *token = Value::String(format!("{{{{token:{name}}}}}"));
+                        }
+                        Step::Send {
+                            conn: conn.clone(),
+                            frame: Some(frame),
+                            text: None,
+                            binary: None,
+                            repeat: None,
+                        }
+                    }
+                    Err(_) => Step::Send {
+                        conn: conn.clone(),
+                        frame: None,
+                        text: Some(text.clone()),
+                        binary: None,
+                        repeat: None,
+                    },
+                };
+                steps.push(step);
+            }
+            Event::ClientBinary(conn, bytes) => steps.push(Step::Send {
+                conn: conn.clone(),
+                frame: None,
+                text: None,
+                binary: Some(crate::hex::encode(bytes)),
+                repeat: None,
+            }),
+            Event::ServerText(conn, text) => {
+                let frame = match serde_json::from_str::<Value>(text) {
+                    Ok(v) => volatilize(v, &mut seqs),
+                    Err(_) => json!({"$literal": text}),
+                };
+                steps.push(Step::Expect {
+                    conn: conn.clone(),
+                    frame,
+                    repeat: None,
+                    timeout_ms: None,
+                });
+            }
+            Event::ServerClose(conn, code) => {
+                closed_by_server.insert(conn.clone());
+                steps.push(Step::ExpectClose {
+                    conn: conn.clone(),
+                    code: *code,
+                    skip_frames: false,
+                    timeout_ms: None,
+                });
+            }
+            Event::ClientClose(conn, code) => {
+                if !closed_by_server.contains(conn) {
+                    steps.push(Step::Close {
+                        conn: conn.clone(),
+                        code: *code,
+                    });
+                }
+            }
+        }
+    }
+    Case {
+        schema: Some("../../generated/schema/transcript.schema.json".into()),
+        id: id.to_owned(),
+        title: title.to_owned(),
+        description: Some(
+            "Recorded with `rtbus-conformance record`; seq values are captured on first sight \
+             and checked by arithmetic afterwards, timestamps and messages by type."
+                .into(),
+        ),
+        rules: if rules.is_empty() {
+            vec!["frame.schema".into()]
+        } else {
+            rules
+        },
+        tags: vec!["recorded".into()],
+        requires: Vec::new(),
+        connections,
+        steps,
+    }
+}
+
+fn volatilize(mut frame: Value, seqs: &mut BTreeMap<String, (String, i64)>) -> Value {
+    let kind = frame
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if let Some(data) = frame.get_mut("data").and_then(Value::as_object_mut) {
+        if matches!(kind.as_str(), "snapshot" | "event") && data.contains_key("emittedAt") {
+            data.insert("emittedAt".into(), json!({"$timestamp": true}));
+        }
+        if matches!(kind.as_str(), "snapshot" | "event" | "published") {
+            let topic = data.get("topic").and_then(Value::as_str).map(str::to_owned);
+            let seq = data.get("seq").and_then(Value::as_i64);
+            if let (Some(topic), Some(seq)) = (topic, seq) {
+                let n = seqs.len();
+                let matcher = match seqs.get(&topic) {
+                    Some((name, base)) => {
+                        let delta = seq - base;
+                        let expr = match delta {
+                            0 => name.clone(),
+                            d if d > 0 => format!("{name} + {d}"),
+                            d => format!("{name} - {}", -d),
+                        };
+                        json!({"$expr": expr})
+                    }
+                    None => {
+                        let name = format!("seq{}", n + 1);
+                        seqs.insert(topic, (name.clone(), seq));
+                        json!({"$capture": name, "$type": "integer"})
+                    }
+                };
+                data.insert("seq".into(), matcher);
+            }
+        }
+        if kind == "error" && data.contains_key("message") {
+            data.insert("message".into(), json!({"$type": "string"}));
+        }
+    }
+    frame
+}
+
+/// `rtbus-conformance record`.
+pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let mut contract = Contract::default();
+    contract.credentials.clear();
+    contract.apply_env();
+    for t in &args.tokens {
+        contract.set_token(t)?;
+    }
+    let recorder = Recorder::bind(args.listen, &args.upstream)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = recorder.local_addr()?;
+    eprintln!(
+        "recording: point your client at ws://{addr}{}; forwarding to {}{}",
+        rtbus_protocol::ENDPOINT_PATH,
+        args.upstream,
+        if args.keep_listening {
+            "; Ctrl-C to stop"
+        } else {
+            "; stops when the last client disconnects (or Ctrl-C)"
+        }
+    );
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let events = recorder.run(args.keep_listening, stop).await;
+    let case = to_case(
+        &events,
+        &args.id,
+        &args.title,
+        args.rules.clone(),
+        &contract,
+    );
+    let unknown = case
+        .connections
+        .values()
+        .any(|c| c.bearer.as_deref() == Some(UNKNOWN_CREDENTIAL))
+        || serde_json::to_string(&case.steps).is_ok_and(|s| s.contains("{{token:recorded}}"));
+    let mut text = serde_json::to_string_pretty(&case)?;
+    text.push('\n');
+    // The transcript must load again; refuse to write one that would not.
+    crate::transcript::parse(&args.out, &text)
+        .map_err(|e| anyhow::anyhow!("the recorded transcript does not load: {e}"))?;
+    std::fs::write(&args.out, text)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!(
+        "wrote {} ({} connection(s), {} step(s)); replay with: rtbus-conformance run --cases {}",
+        args.out.display(),
+        case.connections.len(),
+        case.steps.len(),
+        args.out
+            .parent()
+            .map_or(".".into(), |p| if p.as_os_str().is_empty() {
+                ".".into()
+            } else {
+                p.display().to_string()
+            })
+    );
+    if unknown {
+        eprintln!(
+            "note: a token not given with --token was recorded as credential \"{UNKNOWN_CREDENTIAL}\"; replay with --token {UNKNOWN_CREDENTIAL}=..."
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_and_time_become_matchers() {
+        let events = vec![
+            Event::Connect {
+                conn: "c1".into(),
+                subprotocols: vec!["rtbus.v1".into()],
+                authorization: Some("Bearer conformance-reader-token".into()),
+                status: 101,
+            },
+            Event::ClientText("c1".into(), r#"{"type":"auth","data":{"token":"zzz"}}"#.into()),
+            Event::ServerText(
+                "c1".into(),
+                r#"{"type":"snapshot","data":{"topic":"custom.a","seq":4,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":null}}"#.into(),
+            ),
+            Event::ServerText(
+                "c1".into(),
+                r#"{"type":"event","data":{"topic":"custom.a","seq":5,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":1}}"#.into(),
+            ),
+            Event::ClientText("c1".into(), "{oops".into()),
+            Event::ServerClose("c1".into(), Some(4009)),
+        ];
+        let case = to_case(&events, "r", "t", vec![], &Contract::default());
+        assert_eq!(case.connections["c1"].bearer.as_deref(), Some("reader"));
+        let json = serde_json::to_value(&case.steps).unwrap();
+        assert_eq!(json[1]["frame"]["data"]["token"], "{{token:recorded}}");
+        assert_eq!(
+            json[2]["frame"]["data"]["seq"],
+            json!({"$capture": "seq1", "$type": "integer"})
+        );
+        assert_eq!(
+            json[3]["frame"]["data"]["seq"],
+            json!({"$expr": "seq1 + 1"})
+        );
+        assert_eq!(
+            json[3]["frame"]["data"]["emittedAt"],
+            json!({"$timestamp": true})
+        );
+        assert_eq!(json[4]["text"], "{oops");
+        assert_eq!(json[5]["code"], 4009);
+        let text = serde_json::to_string(&case).unwrap();
+        crate::transcript::parse(std::path::Path::new("r.json"), &text).unwrap();
+    }
+}

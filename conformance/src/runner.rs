@@ -1,0 +1,1163 @@
+//! Runs cases against a target: opens the named connections, plays the steps, checks every
+//! received frame against the schema, and grades the case and its close behaviour.
+
+// A `Failure` is the cold path, built once per failed case; boxing it everywhere would only
+// add noise.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::contract::Contract;
+use crate::expr::{Count, Vars};
+use crate::matcher::{self, State};
+use crate::schema;
+use crate::template;
+use crate::transcript::{Capability, Case, ConnectionSpec, LoadedCase, Step};
+
+/// A boxed future, for the object-safe [`Target`] trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A server the harness can run a case against.
+pub trait Target: Send + Sync {
+    /// A line describing the target, for reports.
+    fn describe(&self) -> String;
+    /// Capabilities the target cannot offer whatever the contract says (e.g. `shutdown` for a
+    /// remote server).
+    fn absent(&self) -> Vec<Capability>;
+    /// Gets a server ready for one case: a fresh embedded server, or the shared remote one.
+    fn prepare(&self) -> BoxFuture<'_, Result<Prepared, InfraError>>;
+}
+
+/// A server shut down by the harness.
+pub trait ServerHandle: Send {
+    /// Shuts the server down gracefully.
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+/// A server ready for one case.
+pub struct Prepared {
+    /// The WebSocket endpoint, e.g. `ws://127.0.0.1:4000/api/realtime`.
+    pub url: String,
+    /// The server's handle when the harness owns it (shut down after the case).
+    pub server: Option<Box<dyn ServerHandle>>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("url", &self.url)
+            .field("owned", &self.server.is_some())
+            .finish()
+    }
+}
+
+/// A problem with the run itself rather than with the server's behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InfraError(pub String);
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The default time an expect step waits.
+    pub step_timeout: Duration,
+    /// How long a clean close may take.
+    pub close_timeout: Duration,
+    /// Cases run at once.
+    pub jobs: usize,
+    /// What the server under test provides.
+    pub contract: Contract,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            step_timeout: Duration::from_secs(2),
+            close_timeout: Duration::from_secs(1),
+            jobs: 4,
+            contract: Contract::default(),
+        }
+    }
+}
+
+/// Why a case failed: the step, what was expected and what arrived.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    /// 1-based index of the step in the file (0: after the last step).
+    pub step: usize,
+    /// The step's kind (`expect`, ...).
+    pub step_kind: String,
+    /// The connection, if the step had one.
+    pub conn: Option<String>,
+    /// What went wrong.
+    pub message: String,
+    /// Where in the frame (JSON pointer), when a frame is at fault.
+    pub pointer: Option<String>,
+    /// The expected frame (matcher), when there is one.
+    pub expected: Option<Value>,
+    /// The frame that arrived, when there is one.
+    pub actual: Option<Value>,
+}
+
+/// The grade of one case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "camelCase")]
+pub enum Verdict {
+    /// Every step held and every frame fit the schema.
+    Passed,
+    /// A step did not hold.
+    Failed(Box<Failure>),
+    /// The server declares a capability the case needs absent.
+    Unsupported {
+        /// The missing capabilities.
+        missing: Vec<Capability>,
+    },
+}
+
+/// Who closed a connection and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseRecord {
+    /// The connection.
+    pub conn: String,
+    /// `server`, `client` (a close step or the end of the case), or `none` (never opened).
+    pub initiator: String,
+    /// Whether both close frames were exchanged before the TCP connection ended.
+    pub clean: bool,
+    /// The close code the server sent, if any.
+    pub code: Option<u16>,
+    /// Whether the case expected this close (an `expectClose` step, or a client close).
+    pub expected: bool,
+}
+
+/// The close-behaviour grade of a case, apart from its verdict (as Autobahn grades it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CloseVerdict {
+    /// Every connection ended with a close handshake the case expected.
+    Ok,
+    /// A connection ended without a close handshake (TCP dropped).
+    Unclean,
+    /// The server closed a connection the case did not expect it to close.
+    Unexpected,
+    /// Not graded (unsupported case, or no connection was opened).
+    None,
+}
+
+/// The result of one case.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseResult {
+    /// The case id.
+    pub id: String,
+    /// The case title.
+    pub title: String,
+    /// The rules it checks.
+    pub rules: Vec<String>,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// The transcript file.
+    pub file: String,
+    /// The grade.
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// The close-behaviour grade.
+    pub close_verdict: CloseVerdict,
+    /// How each connection closed.
+    pub closes: Vec<CloseRecord>,
+    /// Frames received and checked against the schema.
+    pub frames_checked: usize,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+impl CaseResult {
+    /// Whether the case passed.
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Passed
+    }
+}
+
+/// Runs every case, `jobs` at a time, calling `progress` as each finishes (in completion
+/// order); returns the results in suite order.
+pub async fn run_suite(
+    cases: Vec<LoadedCase>,
+    target: Arc<dyn Target>,
+    options: RunOptions,
+    mut progress: impl FnMut(&CaseResult, usize, usize),
+) -> Vec<CaseResult> {
+    let total = cases.len();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
+    let options = Arc::new(options);
+    let mut set = tokio::task::JoinSet::new();
+    for (index, case) in cases.into_iter().enumerate() {
+        let target = Arc::clone(&target);
+        let options = Arc::clone(&options);
+        let semaphore = Arc::clone(&semaphore);
+        set.spawn(async move {
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _permit = semaphore.acquire_owned().await.ok();
+            (index, run_case(&case, target.as_ref(), &options).await)
+        });
+    }
+    let mut results: Vec<Option<CaseResult>> = vec![None; total];
+    let mut done = 0;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((index, result)) => {
+                done += 1;
+                progress(&result, done, total);
+                results[index] = Some(result);
+            }
+            Err(e) => {
+                // A panic in a case is a harness bug; keep it visible rather than dropping it.
+                eprintln!("internal error: a case task failed: {e}");
+            }
+        }
+    }
+    results.into_iter().flatten().collect()
+}
+
+static NONCE: AtomicU64 = AtomicU64::new(0);
+
+fn nonce() -> String {
+    let time = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let count = NONCE.fetch_add(1, Ordering::Relaxed);
+    let mixed =
+        (time ^ (count.wrapping_mul(0x9E37_79B9_7F4A_7C15))).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    format!("{:010x}", mixed >> 24)
+}
+
+/// Runs one case against a freshly prepared server.
+pub async fn run_case(
+    loaded: &LoadedCase,
+    target: &dyn Target,
+    options: &RunOptions,
+) -> CaseResult {
+    let case = &loaded.case;
+    let started = Instant::now();
+    let mut result = CaseResult {
+        id: case.id.clone(),
+        title: case.title.clone(),
+        rules: case.rules.clone(),
+        tags: case.tags.clone(),
+        file: loaded.file.display().to_string(),
+        verdict: Verdict::Passed,
+        close_verdict: CloseVerdict::None,
+        closes: Vec::new(),
+        frames_checked: 0,
+        duration_ms: 0,
+    };
+    let mut absent = options.contract.absent.clone();
+    absent.extend(target.absent());
+    let missing: Vec<Capability> = case
+        .requires
+        .iter()
+        .copied()
+        .filter(|c| absent.contains(c))
+        .collect();
+    if !missing.is_empty() {
+        result.verdict = Verdict::Unsupported { missing };
+        return result;
+    }
+    let prepared = match target.prepare().await {
+        Ok(p) => p,
+        Err(e) => {
+            result.verdict = Verdict::Failed(Box::new(Failure {
+                step: 0,
+                step_kind: "prepare".into(),
+                conn: None,
+                message: format!("could not prepare the server: {e}"),
+                pointer: None,
+                expected: None,
+                actual: None,
+            }));
+            return result;
+        }
+    };
+    let mut vars = options.contract.vars();
+    vars.insert("nonce".into(), Value::from(nonce()));
+    let mut run = CaseRun {
+        case,
+        url: prepared.url.clone(),
+        server: prepared.server,
+        options,
+        state: State {
+            vars,
+            series: BTreeMap::new(),
+        },
+        conns: BTreeMap::new(),
+        closes: Vec::new(),
+        frames_checked: 0,
+    };
+    let outcome = run.play().await;
+    let leftover = run.finish().await;
+    result.verdict = match (outcome, leftover) {
+        (Err(f), _) | (Ok(()), Err(f)) => Verdict::Failed(Box::new(f)),
+        (Ok(()), Ok(())) => Verdict::Passed,
+    };
+    result.frames_checked = run.frames_checked;
+    result.close_verdict = grade_closes(&run.closes);
+    result.closes = run.closes;
+    if let Some(server) = run.server.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(3), server.shutdown()).await;
+    }
+    result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    result
+}
+
+fn grade_closes(closes: &[CloseRecord]) -> CloseVerdict {
+    let opened: Vec<&CloseRecord> = closes.iter().filter(|c| c.initiator != "none").collect();
+    if opened.is_empty() {
+        CloseVerdict::None
+    } else if opened.iter().any(|c| !c.expected) {
+        CloseVerdict::Unexpected
+    } else if opened.iter().any(|c| !c.clean) {
+        CloseVerdict::Unclean
+    } else {
+        CloseVerdict::Ok
+    }
+}
+
+/// What the reader task saw.
+#[derive(Debug)]
+enum Incoming {
+    Frame {
+        text: String,
+        checked: Result<Value, (Option<Value>, schema::Violation)>,
+    },
+    Binary(usize),
+    Close(Option<u16>, String),
+    End(Option<String>),
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+struct Conn {
+    sink: SplitSink<Ws, Message>,
+    rx: mpsc::UnboundedReceiver<Incoming>,
+    gate: watch::Sender<bool>,
+    /// The server's close, once seen: (code, clean).
+    closed: Option<(Option<u16>, bool)>,
+    close_expected: bool,
+    client_closed: bool,
+    frames: usize,
+}
+
+struct CaseRun<'a> {
+    case: &'a Case,
+    url: String,
+    server: Option<Box<dyn ServerHandle>>,
+    options: &'a RunOptions,
+    state: State,
+    conns: BTreeMap<String, Conn>,
+    closes: Vec<CloseRecord>,
+    frames_checked: usize,
+}
+
+struct StepCtx {
+    index: usize,
+    kind: &'static str,
+    conn: Option<String>,
+}
+
+impl StepCtx {
+    fn fail(&self, message: impl Into<String>) -> Failure {
+        Failure {
+            step: self.index,
+            step_kind: self.kind.into(),
+            conn: self.conn.clone(),
+            message: message.into(),
+            pointer: None,
+            expected: None,
+            actual: None,
+        }
+    }
+}
+
+impl CaseRun<'_> {
+    fn count(&self, count: &Count, ctx: &StepCtx) -> Result<u64, Failure> {
+        count
+            .eval(&self.state.vars)
+            .map_err(|e| ctx.fail(format!("cannot evaluate {count:?}: {e}")))
+    }
+
+    fn timeout(&self, t: Option<&Count>, ctx: &StepCtx) -> Result<Duration, Failure> {
+        Ok(match t {
+            Some(c) => Duration::from_millis(self.count(c, ctx)?),
+            None => self.options.step_timeout,
+        })
+    }
+
+    async fn play(&mut self) -> Result<(), Failure> {
+        for (i, step) in self.case.steps.iter().enumerate() {
+            let ctx = StepCtx {
+                index: i + 1,
+                kind: step.kind(),
+                conn: step.conn().map(str::to_owned),
+            };
+            let Step::Repeat { times, steps } = step else {
+                self.step(step, &ctx).await?;
+                continue;
+            };
+            let n = self.count(times, &ctx)?;
+            for round in 1..=n {
+                for (j, inner) in steps.iter().enumerate() {
+                    self.state.vars.insert("i".into(), Value::from(round));
+                    let inner_ctx = StepCtx {
+                        index: i + 1,
+                        kind: inner.kind(),
+                        conn: inner.conn().map(str::to_owned),
+                    };
+                    self.step(inner, &inner_ctx).await.map_err(|mut f| {
+                        f.message = format!(
+                            "in round {round} of {n}, inner step {} ({}): {}",
+                            j + 1,
+                            inner.kind(),
+                            f.message
+                        );
+                        f
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn step(&mut self, step: &Step, ctx: &StepCtx) -> Result<(), Failure> {
+        match step {
+            Step::Connect {
+                conn,
+                status,
+                protocol,
+            } => self.connect(conn, *status, protocol.as_deref(), ctx).await,
+            Step::Send {
+                conn,
+                frame,
+                text,
+                binary,
+                repeat,
+            } => {
+                let n = match repeat {
+                    Some(r) => self.count(r, ctx)?,
+                    None => 1,
+                };
+                for i in 1..=n {
+                    if repeat.is_some() {
+                        self.state.vars.insert("i".into(), Value::from(i));
+                    }
+                    let message = if let Some(frame) = frame {
+                        let value = template::render_value(frame, &self.state.vars)
+                            .map_err(|e| ctx.fail(format!("cannot fill in the frame: {e}")))?;
+                        let text = value.to_string();
+                        if let Err(e) = rtbus_protocol::decode_client_frame(&text) {
+                            return Err(ctx.fail(format!(
+                                "transcript error: the filled-in frame is not a client message ({e}): {text}"
+                            )));
+                        }
+                        Message::text(text)
+                    } else if let Some(text) = text {
+                        Message::text(
+                            template::render_str(text, &self.state.vars)
+                                .map_err(|e| ctx.fail(format!("cannot fill in the text: {e}")))?,
+                        )
+                    } else {
+                        let bytes = crate::hex::decode(binary.as_deref().unwrap_or(""))
+                            .map_err(|e| ctx.fail(e))?;
+                        Message::binary(bytes)
+                    };
+                    let c = self.conn(conn, ctx)?;
+                    if let Err(e) = c.sink.send(message).await {
+                        return Err(ctx.fail(format!("could not send: {e}")));
+                    }
+                }
+                Ok(())
+            }
+            Step::Expect {
+                conn,
+                frame,
+                repeat,
+                timeout_ms,
+            } => {
+                let n = match repeat {
+                    Some(r) => self.count(r, ctx)?,
+                    None => 1,
+                };
+                let wait = self.timeout(timeout_ms.as_ref(), ctx)?;
+                for i in 1..=n {
+                    if repeat.is_some() {
+                        self.state.vars.insert("i".into(), Value::from(i));
+                    }
+                    let actual = self.next_frame(conn, wait, ctx, frame).await?;
+                    if let Err(m) = matcher::matches(frame, &actual, &mut self.state) {
+                        let which = if n > 1 {
+                            format!(" (frame {i} of {n})")
+                        } else {
+                            String::new()
+                        };
+                        return Err(Failure {
+                            pointer: Some(m.pointer.clone()),
+                            expected: Some(frame.clone()),
+                            actual: Some(actual),
+                            ..ctx.fail(format!(
+                                "frame does not match{which} at {}: {}",
+                                display_pointer(&m.pointer),
+                                m.message
+                            ))
+                        });
+                    }
+                }
+                Ok(())
+            }
+            Step::ExpectSet {
+                conn,
+                frames,
+                timeout_ms,
+            } => {
+                let wait = self.timeout(timeout_ms.as_ref(), ctx)?;
+                let deadline = Instant::now() + wait;
+                let mut got = Vec::new();
+                let placeholder = Value::Array(frames.clone());
+                for _ in frames {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    got.push(self.next_frame(conn, left, ctx, &placeholder).await?);
+                }
+                matcher::match_set(frames, &got, &mut self.state).map_err(|m| Failure {
+                    pointer: Some(m.pointer.clone()),
+                    expected: Some(placeholder.clone()),
+                    actual: Some(Value::Array(got.clone())),
+                    ..ctx.fail(format!("frames do not match in any order: {}", m.message))
+                })
+            }
+            Step::ExpectNothing { conn, for_ms } => {
+                let wait = Duration::from_millis(self.count(for_ms, ctx)?);
+                let c = self.conn(conn, ctx)?;
+                let _ = c.gate.send(true);
+                match tokio::time::timeout(wait, c.rx.recv()).await {
+                    Err(_) => Ok(()),
+                    Ok(incoming) => {
+                        let incoming = incoming.unwrap_or(Incoming::End(None));
+                        let (message, actual) = self.describe_incoming(conn, incoming);
+                        Err(Failure {
+                            actual,
+                            ..ctx.fail(format!(
+                                "expected nothing for {} ms, but {message}",
+                                wait.as_millis()
+                            ))
+                        })
+                    }
+                }
+            }
+            Step::ExpectClose {
+                conn,
+                code,
+                skip_frames,
+                timeout_ms,
+            } => {
+                let wait = self.timeout(timeout_ms.as_ref(), ctx)?;
+                self.expect_close(conn, *code, *skip_frames, wait, ctx).await
+            }
+            Step::StopReading { conn } => {
+                let c = self.conn(conn, ctx)?;
+                let _ = c.gate.send(false);
+                Ok(())
+            }
+            Step::Close { conn, code } => {
+                let code = code.unwrap_or(1000);
+                self.client_close(conn, code, ctx).await
+            }
+            Step::Wait { ms } => {
+                tokio::time::sleep(Duration::from_millis(self.count(ms, ctx)?)).await;
+                Ok(())
+            }
+            Step::ShutdownServer {} => match self.server.take() {
+                Some(server) => {
+                    tokio::spawn(server.shutdown());
+                    Ok(())
+                }
+                None => Err(ctx.fail(
+                    "this target cannot be shut down by the harness (declare the `shutdown` capability absent)",
+                )),
+            },
+            Step::Repeat { .. } => Err(ctx.fail("repeat steps do not nest")),
+        }
+    }
+
+    fn conn(&mut self, name: &str, ctx: &StepCtx) -> Result<&mut Conn, Failure> {
+        self.conns.get_mut(name).ok_or_else(|| {
+            ctx.fail(format!(
+                "connection {name:?} is not open (add a connect step)"
+            ))
+        })
+    }
+
+    async fn connect(
+        &mut self,
+        name: &str,
+        status: Option<u16>,
+        protocol: Option<&str>,
+        ctx: &StepCtx,
+    ) -> Result<(), Failure> {
+        let default = ConnectionSpec::default();
+        let spec = self.case.connections.get(name).unwrap_or(&default);
+        let want_status = status.unwrap_or(101);
+        let url = match &spec.path {
+            Some(path) => replace_path(&self.url, path),
+            None => self.url.clone(),
+        };
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| ctx.fail(format!("invalid URL {url}: {e}")))?;
+        let headers = request.headers_mut();
+        let offered = spec
+            .subprotocols
+            .clone()
+            .unwrap_or_else(|| vec![rtbus_protocol::SUBPROTOCOL.to_owned()]);
+        if !offered.is_empty() {
+            let value = HeaderValue::from_str(&offered.join(", "))
+                .map_err(|e| ctx.fail(format!("invalid subprotocol list: {e}")))?;
+            headers.insert("sec-websocket-protocol", value);
+        }
+        if let Some(cred) = &spec.bearer {
+            let token = self
+                .options
+                .contract
+                .credentials
+                .get(cred)
+                .map(|c| c.token.clone())
+                .ok_or_else(|| {
+                    ctx.fail(format!("the testee contract has no credential {cred:?}"))
+                })?;
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                ctx.fail(format!("credential {cred:?} is not a valid header value"))
+            })?;
+            headers.insert("authorization", value);
+        }
+        for (k, v) in &spec.headers {
+            let v = template::render_str(v, &self.state.vars)
+                .map_err(|e| ctx.fail(format!("header {k}: {e}")))?;
+            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| ctx.fail(format!("invalid header name {k:?}: {e}")))?;
+            let value = HeaderValue::from_str(&v)
+                .map_err(|e| ctx.fail(format!("invalid header value for {k}: {e}")))?;
+            headers.insert(name, value);
+        }
+        let stream = open_tcp(&url, spec.recv_buffer_bytes, self.options.step_timeout)
+            .await
+            .map_err(|e| ctx.fail(e))?;
+        let handshake = tokio::time::timeout(
+            self.options.step_timeout,
+            tokio_tungstenite::client_async(request, stream),
+        )
+        .await
+        .map_err(|_| ctx.fail("the WebSocket handshake timed out"))?;
+        match handshake {
+            Ok((ws, response)) => {
+                if want_status != 101 {
+                    self.closes.push(CloseRecord {
+                        conn: name.to_owned(),
+                        initiator: "none".into(),
+                        clean: true,
+                        code: None,
+                        expected: true,
+                    });
+                    return Err(ctx.fail(format!(
+                        "expected the handshake to be refused with HTTP {want_status}, but the server upgraded the connection"
+                    )));
+                }
+                let selected = response
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let (sink, stream) = ws.split();
+                let (tx, rx) = mpsc::unbounded_channel();
+                let (gate, gate_rx) = watch::channel(true);
+                tokio::spawn(read_loop(stream, tx, gate_rx));
+                self.conns.insert(
+                    name.to_owned(),
+                    Conn {
+                        sink,
+                        rx,
+                        gate,
+                        closed: None,
+                        close_expected: false,
+                        client_closed: false,
+                        frames: 0,
+                    },
+                );
+                if let Some(want) = protocol {
+                    if selected.as_deref() != Some(want) {
+                        return Err(ctx.fail(format!(
+                            "expected the server to select subprotocol {want:?}, it selected {}",
+                            selected.map_or("none".to_owned(), |s| format!("{s:?}"))
+                        )));
+                    }
+                }
+                Ok(())
+            }
+            Err(WsError::Http(response)) => {
+                let got = response.status().as_u16();
+                self.closes.push(CloseRecord {
+                    conn: name.to_owned(),
+                    initiator: "none".into(),
+                    clean: true,
+                    code: None,
+                    expected: true,
+                });
+                if got == want_status {
+                    Ok(())
+                } else {
+                    Err(ctx.fail(format!(
+                        "expected the handshake to end with HTTP {want_status}, the server answered HTTP {got}"
+                    )))
+                }
+            }
+            Err(e) => Err(ctx.fail(format!("the WebSocket handshake failed: {e}"))),
+        }
+    }
+
+    /// Describes an incoming item that was not the frame a step wanted, recording closes.
+    fn describe_incoming(&mut self, name: &str, incoming: Incoming) -> (String, Option<Value>) {
+        match incoming {
+            Incoming::Frame { text, checked } => {
+                self.frames_checked += 1;
+                let value = match checked {
+                    Ok(v) | Err((Some(v), _)) => v,
+                    Err((None, _)) => Value::String(text),
+                };
+                ("a frame arrived".into(), Some(value))
+            }
+            Incoming::Binary(n) => (format!("the server sent a binary frame of {n} bytes"), None),
+            Incoming::Close(code, reason) => {
+                self.mark_closed(name, code, true);
+                (
+                    format!(
+                        "the server closed the connection with {}{}",
+                        code.map_or("no code".to_owned(), |c| format!("code {c}")),
+                        if reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({reason})")
+                        }
+                    ),
+                    None,
+                )
+            }
+            Incoming::End(error) => {
+                self.mark_closed(name, None, false);
+                (
+                    format!(
+                        "the connection ended without a close frame{}",
+                        error.map_or(String::new(), |e| format!(": {e}"))
+                    ),
+                    None,
+                )
+            }
+        }
+    }
+
+    fn mark_closed(&mut self, name: &str, code: Option<u16>, clean: bool) {
+        if let Some(c) = self.conns.get_mut(name) {
+            if c.closed.is_none() {
+                c.closed = Some((code, clean));
+            }
+        }
+    }
+
+    /// Waits for the next frame on `name`, failing on a schema violation, a close or a timeout.
+    async fn next_frame(
+        &mut self,
+        name: &str,
+        wait: Duration,
+        ctx: &StepCtx,
+        expected: &Value,
+    ) -> Result<Value, Failure> {
+        let c = self.conn(name, ctx)?;
+        let _ = c.gate.send(true);
+        let incoming = match tokio::time::timeout(wait, c.rx.recv()).await {
+            Err(_) => {
+                return Err(Failure {
+                    expected: Some(expected.clone()),
+                    ..ctx.fail(format!("no frame arrived within {} ms", wait.as_millis()))
+                });
+            }
+            Ok(incoming) => incoming.unwrap_or(Incoming::End(None)),
+        };
+        if let Incoming::Frame { text, checked } = incoming {
+            self.frames_checked += 1;
+            if let Some(c) = self.conns.get_mut(name) {
+                c.frames += 1;
+            }
+            return match checked {
+                Ok(value) => Ok(value),
+                Err((value, violation)) => Err(schema_failure(ctx, text, value, &violation)),
+            };
+        }
+        let (message, actual) = self.describe_incoming(name, incoming);
+        Err(Failure {
+            expected: Some(expected.clone()),
+            actual,
+            ..ctx.fail(format!("expected a frame, but {message}"))
+        })
+    }
+
+    async fn expect_close(
+        &mut self,
+        name: &str,
+        code: Option<u16>,
+        skip_frames: bool,
+        wait: Duration,
+        ctx: &StepCtx,
+    ) -> Result<(), Failure> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let c = self.conn(name, ctx)?;
+            c.close_expected = true;
+            if let Some((got, clean)) = c.closed {
+                return check_close_code(ctx, code, got, clean);
+            }
+            let _ = c.gate.send(true);
+            let left = deadline.saturating_duration_since(Instant::now());
+            let incoming = match tokio::time::timeout(left, c.rx.recv()).await {
+                Err(_) => {
+                    return Err(ctx.fail(format!(
+                        "expected the server to close the connection{} within {} ms; it did not",
+                        code.map_or(String::new(), |c| format!(" with code {c}")),
+                        wait.as_millis()
+                    )));
+                }
+                Ok(incoming) => incoming.unwrap_or(Incoming::End(None)),
+            };
+            match incoming {
+                Incoming::Frame { text, checked } => {
+                    self.frames_checked += 1;
+                    match checked {
+                        Err((value, violation)) => {
+                            return Err(schema_failure(ctx, text, value, &violation));
+                        }
+                        Ok(value) if !skip_frames => {
+                            return Err(Failure {
+                                actual: Some(value),
+                                ..ctx.fail(format!(
+                                    "expected the server to close the connection{}, but a frame arrived",
+                                    code.map_or(String::new(), |c| format!(" with code {c}"))
+                                ))
+                            });
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                Incoming::Binary(n) => {
+                    return Err(ctx.fail(format!(
+                        "expected a close, the server sent a binary frame of {n} bytes"
+                    )));
+                }
+                Incoming::Close(got, _) => {
+                    self.mark_closed(name, got, true);
+                }
+                Incoming::End(_) => {
+                    self.mark_closed(name, None, false);
+                }
+            }
+        }
+    }
+
+    async fn client_close(&mut self, name: &str, code: u16, ctx: &StepCtx) -> Result<(), Failure> {
+        let close_timeout = self.options.close_timeout;
+        let c = self.conn(name, ctx)?;
+        c.client_closed = true;
+        c.close_expected = true;
+        let _ = c.gate.send(true);
+        let frame = CloseFrame {
+            code: WsCloseCode::from(code),
+            reason: "".into(),
+        };
+        let _ = c.sink.send(Message::Close(Some(frame))).await;
+        let deadline = Instant::now() + close_timeout;
+        let mut in_flight = 0;
+        while c.closed.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, c.rx.recv()).await {
+                Err(_) => {
+                    c.closed = Some((None, false));
+                }
+                Ok(None) | Ok(Some(Incoming::End(_))) => c.closed = Some((None, false)),
+                Ok(Some(Incoming::Close(got, _))) => c.closed = Some((got, true)),
+                Ok(Some(Incoming::Frame { .. } | Incoming::Binary(_))) => {
+                    // Frames in flight before the server saw our close are allowed.
+                    in_flight += 1;
+                }
+            }
+        }
+        self.frames_checked += in_flight;
+        Ok(())
+    }
+
+    /// Fails on frames nobody expected, then closes what is still open and records how every
+    /// connection ended.
+    async fn finish(&mut self) -> Result<(), Failure> {
+        let mut outcome = Ok(());
+        let names: Vec<String> = self.conns.keys().cloned().collect();
+        let step = self.case.steps.len() + 1;
+        for name in names {
+            let ctx = StepCtx {
+                index: step,
+                kind: "end of case",
+                conn: Some(name.clone()),
+            };
+            // Items that already arrived but no step consumed.
+            let mut unread = VecDeque::new();
+            if let Some(c) = self.conns.get_mut(&name) {
+                while let Ok(item) = c.rx.try_recv() {
+                    unread.push_back(item);
+                }
+            }
+            for item in unread {
+                match item {
+                    Incoming::Frame { text, checked } => {
+                        self.frames_checked += 1;
+                        if outcome.is_ok() {
+                            outcome = Err(match checked {
+                                Err((value, violation)) => schema_failure(&ctx, text, value, &violation),
+                                Ok(value) => Failure {
+                                    actual: Some(value),
+                                    ..ctx.fail("an unexpected frame arrived after the last step for this connection")
+                                },
+                            });
+                        }
+                    }
+                    Incoming::Binary(n) => {
+                        if outcome.is_ok() {
+                            outcome = Err(ctx.fail(format!(
+                                "the server sent a binary frame of {n} bytes after the last step"
+                            )));
+                        }
+                    }
+                    Incoming::Close(code, _) => self.mark_closed(&name, code, true),
+                    Incoming::End(_) => self.mark_closed(&name, None, false),
+                }
+            }
+            let open = self.conns.get(&name).is_some_and(|c| c.closed.is_none());
+            if open {
+                let _ = self.client_close(&name, 1000, &ctx).await;
+            }
+            if let Some(c) = self.conns.get(&name) {
+                let (code, clean) = c.closed.unwrap_or((None, false));
+                self.closes.push(CloseRecord {
+                    conn: name.clone(),
+                    initiator: if c.client_closed { "client" } else { "server" }.into(),
+                    clean,
+                    code,
+                    expected: c.close_expected,
+                });
+            }
+        }
+        outcome
+    }
+}
+
+fn schema_failure(
+    ctx: &StepCtx,
+    text: String,
+    value: Option<Value>,
+    v: &schema::Violation,
+) -> Failure {
+    Failure {
+        pointer: Some(v.pointer.clone()),
+        actual: Some(value.unwrap_or(Value::String(text))),
+        ..ctx.fail(format!(
+            "received frame violates the server-to-client schema at {}: {}",
+            display_pointer(&v.pointer),
+            v.message
+        ))
+    }
+}
+
+fn check_close_code(
+    ctx: &StepCtx,
+    want: Option<u16>,
+    got: Option<u16>,
+    clean: bool,
+) -> Result<(), Failure> {
+    match (want, got) {
+        (None, _) => Ok(()),
+        (Some(w), Some(g)) if w == g => Ok(()),
+        (Some(w), got) => Err(ctx.fail(format!(
+            "expected close code {w} ({}), the server closed {}",
+            describe_code(w),
+            match (got, clean) {
+                (Some(g), _) => format!("with code {g} ({})", describe_code(g)),
+                (None, true) => "without a code".into(),
+                (None, false) => "the TCP connection without a close frame".into(),
+            }
+        ))),
+    }
+}
+
+fn describe_code(code: u16) -> &'static str {
+    rtbus_protocol::CloseCode::from_value(code).map_or("not an rtbus close code", |c| c.name())
+}
+
+fn display_pointer(p: &str) -> &str {
+    if p.is_empty() { "the whole frame" } else { p }
+}
+
+fn replace_path(url: &str, path: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    format!("{}{}", &url[..end], path)
+}
+
+/// Opens the TCP connection for `url` (ws:// only), with a small receive buffer if asked.
+async fn open_tcp(
+    url: &str,
+    recv_buffer: Option<u32>,
+    wait: Duration,
+) -> Result<TcpStream, String> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("unsupported URL {url}: expected ws://host:port/path (wss:// is not supported; terminate TLS in front)"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(authority)
+        .await
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        .collect();
+    let addr = addrs
+        .first()
+        .ok_or_else(|| format!("{authority} resolves to no address"))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| format!("cannot open a socket: {e}"))?;
+    if let Some(size) = recv_buffer {
+        socket
+            .set_recv_buffer_size(size)
+            .map_err(|e| format!("cannot set the receive buffer: {e}"))?;
+    }
+    let stream = tokio::time::timeout(wait, socket.connect(*addr))
+        .await
+        .map_err(|_| format!("connecting to {addr} timed out"))?
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+async fn read_loop(
+    mut stream: SplitStream<Ws>,
+    tx: mpsc::UnboundedSender<Incoming>,
+    mut gate: watch::Receiver<bool>,
+) {
+    loop {
+        while !*gate.borrow_and_update() {
+            if gate.changed().await.is_err() {
+                return;
+            }
+        }
+        let next = tokio::select! {
+            biased;
+            changed = gate.changed() => {
+                if changed.is_err() { return; }
+                continue;
+            }
+            next = stream.next() => next,
+        };
+        let item = match next {
+            Some(Ok(Message::Text(text))) => {
+                let text = text.to_string();
+                let checked = schema::check_text(&text);
+                Incoming::Frame { text, checked }
+            }
+            Some(Ok(Message::Binary(b))) => Incoming::Binary(b.len()),
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = frame.map_or((None, String::new()), |f| {
+                    (Some(u16::from(f.code)), f.reason.to_string())
+                });
+                Incoming::Close(code, reason)
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) | None => {
+                let _ = tx.send(Incoming::End(None));
+                return;
+            }
+            Some(Err(e)) => {
+                let _ = tx.send(Incoming::End(Some(e.to_string())));
+                return;
+            }
+        };
+        if tx.send(item).is_err() {
+            return;
+        }
+    }
+}
+
+/// The variables a case starts with, for tools that render templates outside a run.
+pub fn initial_vars(contract: &Contract) -> Vars {
+    let mut vars = contract.vars();
+    vars.insert("nonce".into(), Value::from(nonce()));
+    vars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_replaced_and_nonces_fit_topics() {
+        assert_eq!(replace_path("ws://h:1/api/realtime", "/x"), "ws://h:1/x");
+        assert_eq!(replace_path("ws://h:1", "/x"), "ws://h:1/x");
+        let n = nonce();
+        assert!(
+            rtbus_protocol::Topic::new(&format!("custom.t{n}")).is_ok(),
+            "{n}"
+        );
+        assert_ne!(n, nonce());
+    }
+
+    #[test]
+    fn close_grades() {
+        let rec = |initiator: &str, clean, expected| CloseRecord {
+            conn: "a".into(),
+            initiator: initiator.into(),
+            clean,
+            code: None,
+            expected,
+        };
+        assert_eq!(grade_closes(&[]), CloseVerdict::None);
+        assert_eq!(grade_closes(&[rec("client", true, true)]), CloseVerdict::Ok);
+        assert_eq!(
+            grade_closes(&[rec("server", true, false)]),
+            CloseVerdict::Unexpected
+        );
+        assert_eq!(
+            grade_closes(&[rec("server", false, true)]),
+            CloseVerdict::Unclean
+        );
+    }
+}

@@ -1,0 +1,586 @@
+//! The transcript format: one conformance case per JSON file, parsed with errors that name the
+//! file, the line and what was expected.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rtbus_protocol::rules::Rule;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::expr::{Count, Expr};
+use crate::matcher;
+use crate::template;
+
+/// One conformance case: who connects, what they send, and what the server must answer.
+///
+/// Frames in `expect` steps are *matchers*: plain JSON values match themselves exactly (objects
+/// must have exactly the same keys), and objects whose keys all start with `$` match a set of
+/// values. See the format reference in `conformance/README.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Case {
+    /// The JSON Schema of this format, for editors. Ignored by the runner.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// A stable id, unique in the suite, e.g. `subscribe.snapshot-before-events`.
+    pub id: String,
+    /// One line saying what the case checks.
+    pub title: String,
+    /// Longer explanation, when the title is not enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The protocol rules the case checks, by id (anchors `rule-<id>` in `PROTOCOL.md`).
+    pub rules: Vec<String>,
+    /// Free-form tags for `--filter` and `--exclude`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// What the server under test must support for the case to apply. A server that declares
+    /// one of these absent gets `unsupported` instead of `failed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<Capability>,
+    /// The connections the case opens, by name.
+    pub connections: BTreeMap<String, ConnectionSpec>,
+    /// What happens, in order.
+    pub steps: Vec<Step>,
+}
+
+/// A feature of the protocol a server under test may declare absent.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// Token authentication (`auth` frame and bearer header) and authorization.
+    Auth,
+    /// Publishing over the socket.
+    Publish,
+    /// Resuming a subscription after a known `seq`.
+    Resume,
+    /// Topics readable without authentication.
+    PublicTopics,
+    /// The configured limits of the testee contract (message size, topics per connection).
+    Limits,
+    /// WebSocket heartbeat with a timeout.
+    Heartbeat,
+    /// Disconnecting slow consumers.
+    SlowConsumer,
+    /// A shutdown the harness can trigger (only the embedded server, or a target with a
+    /// shutdown hook).
+    Shutdown,
+}
+
+impl Capability {
+    /// Every capability.
+    pub const ALL: &'static [Capability] = &[
+        Capability::Auth,
+        Capability::Publish,
+        Capability::Resume,
+        Capability::PublicTopics,
+        Capability::Limits,
+        Capability::Heartbeat,
+        Capability::SlowConsumer,
+        Capability::Shutdown,
+    ];
+
+    /// The name used in files and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Auth => "auth",
+            Capability::Publish => "publish",
+            Capability::Resume => "resume",
+            Capability::PublicTopics => "public-topics",
+            Capability::Limits => "limits",
+            Capability::Heartbeat => "heartbeat",
+            Capability::SlowConsumer => "slow-consumer",
+            Capability::Shutdown => "shutdown",
+        }
+    }
+
+    /// Parses a capability name.
+    pub fn parse(name: &str) -> Option<Capability> {
+        Capability::ALL.iter().copied().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How one named connection opens.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionSpec {
+    /// A credential of the testee contract (`publisher`, `reader`, `narrow`, ...), sent as an
+    /// `Authorization: Bearer` header at the handshake. Absent: connect anonymously.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<String>,
+    /// The subprotocols offered in `Sec-WebSocket-Protocol`. Absent: `["rtbus.v1"]`; empty:
+    /// offer none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subprotocols: Option<Vec<String>>,
+    /// Extra handshake headers. Values are templates (`{{token:publisher}}` is a credential).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The HTTP path. Absent: `/api/realtime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The client socket's receive buffer in bytes, to make a stalled reader back up quickly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recv_buffer_bytes: Option<u32>,
+}
+
+/// One step of a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    tag = "do",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum Step {
+    /// Opens the connection `conn` (a key of `connections`).
+    Connect {
+        /// The connection.
+        conn: String,
+        /// The HTTP status the handshake must end with: 101 (the default) or a refusal such as
+        /// 400.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// The subprotocol the server must select. Absent: not checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<String>,
+    },
+    /// Sends one frame: a typed client message (`frame`, a template), raw `text`, or raw
+    /// `binary` (hex). Exactly one of the three.
+    Send {
+        /// The connection.
+        conn: String,
+        /// A client message, as JSON; strings may hold `{{...}}` templates.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frame: Option<Value>,
+        /// A raw text frame (a template), for malformed input.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// A raw binary frame, as hex.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        binary: Option<String>,
+        /// Send it this many times; `{{i}}` counts from 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repeat: Option<Count>,
+    },
+    /// The next frame on `conn` must match `frame`, within the timeout.
+    Expect {
+        /// The connection.
+        conn: String,
+        /// The matcher.
+        frame: Value,
+        /// Expect this many frames matching it in a row; `{{i}}` counts from 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repeat: Option<Count>,
+        /// Milliseconds to wait for each frame. Absent: the run's step timeout.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<Count>,
+    },
+    /// The next `frames.len()` frames on `conn` must match `frames`, in any order.
+    ExpectSet {
+        /// The connection.
+        conn: String,
+        /// The matchers.
+        frames: Vec<Value>,
+        /// Milliseconds to wait for all of them. Absent: the run's step timeout.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<Count>,
+    },
+    /// No frame, and no close, may arrive on `conn` for `forMs` milliseconds.
+    ExpectNothing {
+        /// The connection.
+        conn: String,
+        /// How long to watch.
+        for_ms: Count,
+    },
+    /// The server must close `conn` with `code`. Frames before the close fail the step unless
+    /// `skipFrames` is set (they are still checked against the schema).
+    ExpectClose {
+        /// The connection.
+        conn: String,
+        /// The close code the server must send. Absent: any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<u16>,
+        /// Allow (and discard) frames before the close.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        skip_frames: bool,
+        /// Milliseconds to wait. Absent: the run's step timeout.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<Count>,
+    },
+    /// Stops reading `conn` until the next expect step: frames back up in the server and
+    /// WebSocket pings go unanswered.
+    StopReading {
+        /// The connection.
+        conn: String,
+    },
+    /// Closes `conn` from the client side with `code` (default 1000).
+    Close {
+        /// The connection.
+        conn: String,
+        /// The close code.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<u16>,
+    },
+    /// Waits, e.g. to let a deadline pass.
+    Wait {
+        /// Milliseconds.
+        ms: Count,
+    },
+    /// Shuts the server under test down (needs the `shutdown` capability).
+    ShutdownServer {},
+    /// Runs `steps` `times` times in order, with `{{i}}` counting from 1: e.g. publish one event
+    /// and wait for it, so a burst does not outrun a healthy reader. Repeats do not nest.
+    Repeat {
+        /// How many times.
+        times: Count,
+        /// The steps of one iteration.
+        steps: Vec<Step>,
+    },
+}
+
+impl Step {
+    /// The connection a step acts on, if any.
+    pub fn conn(&self) -> Option<&str> {
+        match self {
+            Step::Connect { conn, .. }
+            | Step::Send { conn, .. }
+            | Step::Expect { conn, .. }
+            | Step::ExpectSet { conn, .. }
+            | Step::ExpectNothing { conn, .. }
+            | Step::ExpectClose { conn, .. }
+            | Step::StopReading { conn }
+            | Step::Close { conn, .. } => Some(conn),
+            Step::Wait { .. } | Step::ShutdownServer {} | Step::Repeat { .. } => None,
+        }
+    }
+
+    /// The step's name in files (`do`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Connect { .. } => "connect",
+            Step::Send { .. } => "send",
+            Step::Expect { .. } => "expect",
+            Step::ExpectSet { .. } => "expectSet",
+            Step::ExpectNothing { .. } => "expectNothing",
+            Step::ExpectClose { .. } => "expectClose",
+            Step::StopReading { .. } => "stopReading",
+            Step::Close { .. } => "close",
+            Step::Wait { .. } => "wait",
+            Step::ShutdownServer {} => "shutdownServer",
+            Step::Repeat { .. } => "repeat",
+        }
+    }
+}
+
+/// A transcript that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct TranscriptError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+/// A case together with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedCase {
+    /// The case.
+    pub case: Case,
+    /// The file it was read from.
+    pub file: PathBuf,
+}
+
+/// Parses and checks one transcript: JSON syntax, the format, rule ids, connection names,
+/// matcher and template syntax, and that typed frames are client messages.
+pub fn parse(file: &Path, text: &str) -> Result<LoadedCase, TranscriptError> {
+    let at = |line: usize, column: usize, message: String| TranscriptError {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    };
+    let case: Case = serde_json::from_str(text).map_err(|e| {
+        at(
+            e.line(),
+            e.column(),
+            format!("{e}")
+                .split(" at line ")
+                .next()
+                .unwrap_or("")
+                .into(),
+        )
+    })?;
+    let fail = |pointer: &str, message: String| {
+        let (line, column) = crate::position::locate(text, pointer);
+        at(line, column, format!("at {pointer}: {message}"))
+    };
+    check(&case).map_err(|(pointer, message)| fail(&pointer, message))?;
+    Ok(LoadedCase {
+        case,
+        file: file.to_owned(),
+    })
+}
+
+type Problem = (String, String);
+
+fn check(case: &Case) -> Result<(), Problem> {
+    let id_ok = !case.id.is_empty()
+        && case
+            .id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+    if !id_ok {
+        return Err((
+            "/id".into(),
+            format!(
+                "invalid case id {:?}: expected lowercase letters, digits, '.', '_' or '-'",
+                case.id
+            ),
+        ));
+    }
+    if case.rules.is_empty() {
+        return Err((
+            "/rules".into(),
+            "a case must cite at least one rule id".into(),
+        ));
+    }
+    for (i, rule) in case.rules.iter().enumerate() {
+        if Rule::find(rule).is_none() {
+            return Err((
+                format!("/rules/{i}"),
+                format!(
+                    "unknown rule id {rule:?}; expected one of the ids in PROTOCOL.md, e.g. {}",
+                    closest_rules(rule)
+                ),
+            ));
+        }
+    }
+    for (name, spec) in &case.connections {
+        for (header, value) in &spec.headers {
+            template::check_str(value).map_err(|e| {
+                (
+                    format!("/connections/{name}/headers/{header}"),
+                    e.to_string(),
+                )
+            })?;
+        }
+    }
+    check_steps(case, &case.steps, "/steps", true)
+}
+
+fn check_steps(case: &Case, steps: &[Step], base: &str, top: bool) -> Result<(), Problem> {
+    for (i, step) in steps.iter().enumerate() {
+        let here = format!("{base}/{i}");
+        if let Step::Repeat { times, steps } = step {
+            if !top {
+                return Err((
+                    here,
+                    "repeat steps do not nest; flatten the inner repeat".into(),
+                ));
+            }
+            check_count(times, format!("{here}/times"))?;
+            check_steps(case, steps, &format!("{here}/steps"), false)?;
+            continue;
+        }
+        if let Some(conn) = step.conn() {
+            if !case.connections.contains_key(conn) {
+                let known: Vec<&str> = case.connections.keys().map(String::as_str).collect();
+                return Err((
+                    format!("{here}/conn"),
+                    format!(
+                        "unknown connection {conn:?}; expected one of the keys of \"connections\": {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        check_step(step, &here)?;
+    }
+    Ok(())
+}
+
+fn check_count(count: &Count, pointer: String) -> Result<(), Problem> {
+    match count {
+        Count::Number(_) => Ok(()),
+        Count::Expr(text) => Expr::parse(text)
+            .map(|_| ())
+            .map_err(|e| (pointer, e.to_string())),
+    }
+}
+
+fn check_step(step: &Step, here: &str) -> Result<(), Problem> {
+    match step {
+        Step::Send {
+            frame,
+            text,
+            binary,
+            repeat,
+            ..
+        } => {
+            let given = [frame.is_some(), text.is_some(), binary.is_some()];
+            if given.iter().filter(|g| **g).count() != 1 {
+                return Err((
+                    here.to_owned(),
+                    "a send step needs exactly one of \"frame\", \"text\" or \"binary\"".into(),
+                ));
+            }
+            if let Some(frame) = frame {
+                template::check_value(frame, &format!("{here}/frame"))?;
+                if !template::has_placeholders(frame) {
+                    let text = frame.to_string();
+                    if let Err(e) = rtbus_protocol::decode_client_frame(&text) {
+                        return Err((
+                            format!("{here}/frame{}", e.pointer),
+                            format!(
+                                "not a client message: {}; use \"text\" to send malformed input on purpose",
+                                e.message
+                            ),
+                        ));
+                    }
+                }
+            }
+            if let Some(text) = text {
+                template::check_str(text).map_err(|e| (format!("{here}/text"), e.to_string()))?;
+            }
+            if let Some(hex) = binary {
+                crate::hex::decode(hex).map_err(|e| (format!("{here}/binary"), e))?;
+            }
+            if let Some(repeat) = repeat {
+                check_count(repeat, format!("{here}/repeat"))?;
+            }
+        }
+        Step::Expect {
+            frame,
+            repeat,
+            timeout_ms,
+            ..
+        } => {
+            matcher::check(frame, &format!("{here}/frame"))?;
+            if let Some(repeat) = repeat {
+                check_count(repeat, format!("{here}/repeat"))?;
+            }
+            if let Some(t) = timeout_ms {
+                check_count(t, format!("{here}/timeoutMs"))?;
+            }
+        }
+        Step::ExpectSet {
+            frames, timeout_ms, ..
+        } => {
+            for (j, frame) in frames.iter().enumerate() {
+                matcher::check(frame, &format!("{here}/frames/{j}"))?;
+            }
+            if let Some(t) = timeout_ms {
+                check_count(t, format!("{here}/timeoutMs"))?;
+            }
+        }
+        Step::ExpectNothing { for_ms, .. } => check_count(for_ms, format!("{here}/forMs"))?,
+        Step::ExpectClose { timeout_ms, .. } => {
+            if let Some(t) = timeout_ms {
+                check_count(t, format!("{here}/timeoutMs"))?;
+            }
+        }
+        Step::Wait { ms } => check_count(ms, format!("{here}/ms"))?,
+        Step::Connect { .. } | Step::StopReading { .. } | Step::Close { .. } => {}
+        Step::ShutdownServer {} | Step::Repeat { .. } => {}
+    }
+    Ok(())
+}
+
+fn closest_rules(wrong: &str) -> String {
+    let prefix = wrong.split('.').next().unwrap_or("");
+    let mut near: Vec<&str> = rtbus_protocol::rules::RULES
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| id.starts_with(prefix))
+        .collect();
+    if near.is_empty() {
+        near = rtbus_protocol::rules::RULES
+            .iter()
+            .take(3)
+            .map(|r| r.id)
+            .collect();
+    }
+    near.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> TranscriptError {
+        parse(Path::new("case.json"), text).unwrap_err()
+    }
+
+    const HEAD: &str = r#"{"id":"x","title":"t","rules":["ping.pong"],"connections":{"a":{}},"#;
+
+    #[test]
+    fn bad_transcripts_name_the_line_and_the_expectation() {
+        let cases: &[(&str, usize, &str)] = &[
+            (
+                "{\n\"id\": 1}",
+                2,
+                "invalid type: integer `1`, expected a string",
+            ),
+            (
+                &format!("{HEAD}\n\"steps\":[\n{{\"do\":\"jump\",\"conn\":\"a\"}}]}}"),
+                3,
+                "unknown variant `jump`",
+            ),
+            (
+                &format!("{HEAD}\n\"steps\":[\n{{\"do\":\"connect\",\n\"conn\":\"b\"}}]}}"),
+                4,
+                "unknown connection \"b\"",
+            ),
+            (
+                "{\"id\":\"x\",\"title\":\"t\",\n\"rules\":[\"ping.pang\"],\"connections\":{},\"steps\":[]}",
+                2,
+                "unknown rule id \"ping.pang\"",
+            ),
+            (
+                &format!(
+                    "{HEAD}\n\"steps\":[\n{{\"do\":\"expect\",\"conn\":\"a\",\n\"frame\":{{\"type\":{{\"$regex\":\"(\"}}}}}}]}}"
+                ),
+                4,
+                "invalid regex",
+            ),
+            (
+                &format!(
+                    "{HEAD}\n\"steps\":[\n{{\"do\":\"send\",\"conn\":\"a\",\n\"frame\":{{\"type\":\"pong\"}}}}]}}"
+                ),
+                4,
+                "not a client message",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            let e = err(text);
+            assert_eq!(e.line, *line, "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+            assert!(e.to_string().starts_with("case.json:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_good_transcript_loads() {
+        let text = format!(
+            "{HEAD}\"steps\":[{{\"do\":\"connect\",\"conn\":\"a\"}},{{\"do\":\"send\",\"conn\":\"a\",\"frame\":{{\"type\":\"ping\",\"id\":\"p\"}}}},{{\"do\":\"expect\",\"conn\":\"a\",\"frame\":{{\"type\":\"pong\",\"id\":\"p\"}}}}]}}"
+        );
+        let loaded = parse(Path::new("ok.json"), &text).unwrap();
+        assert_eq!(loaded.case.steps.len(), 3);
+    }
+}
