@@ -1,0 +1,797 @@
+//! The harness must be able to fail: a mutating proxy between the harness and the real reference
+//! server breaks one rule at a time, and the bundled suite must fail for each mutation, in a
+//! case that cites the broken rule. The unmutated proxy passes everything.
+
+// Test support code: a poisoned lock or a runtime that cannot start is a bug in the test, and the
+// handshake callback's error type is tungstenite's.
+#![allow(clippy::unwrap_used, clippy::result_large_err)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rtbus_conformance::contract::Contract;
+use rtbus_conformance::embedded::server_config;
+use rtbus_conformance::report::{Style, render_failure};
+use rtbus_conformance::runner::{
+    BoxFuture, CaseResult, InfraError, Prepared, RunOptions, ServerHandle, Target, Verdict,
+    run_suite,
+};
+use rtbus_conformance::suite;
+use rtbus_conformance::transcript::Capability;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+/// One way to break the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mutation {
+    /// No change: the proxy must be transparent.
+    None,
+    DropSnapshot,
+    SkipSeq,
+    ReorderEvents,
+    LoseRequestId,
+    EventAfterUnsubscribe,
+    OmitEmittedAt,
+    IgnoreBadFrame,
+    IgnoreBinaryFrame,
+    NeverDisconnectSlowConsumer,
+    AcceptUnauthorizedPublish,
+    WrongCloseCodes,
+    EmptySnapshot,
+    ReplayNotMarked,
+    ResumeIgnored,
+    DuplicateEvents,
+    AcceptAnySubprotocol,
+    VagueErrorCodes,
+    ErrorCloses,
+    AckAfterSnapshot,
+    NonAtomicSubscribe,
+    IgnoreBearerHeader,
+    AcceptAnyToken,
+    EscalateReaders,
+    FanoutToFirstOnly,
+    ExtraEnvelopeField,
+    AckWrongSeq,
+    IgnoreSnapshotOptOut,
+    PongWithoutData,
+    WrongPrincipal,
+    WrongEndpoint,
+    SubscribedOutOfOrder,
+    /// Not a proxy: the reference server itself, misconfigured against the declared contract.
+    NoAuthDeadline,
+    NoHeartbeat,
+    NoTopicLimit,
+    NoSizeLimit,
+}
+
+impl Mutation {
+    fn configure(self, config: &mut rtbus_server::Config) -> bool {
+        let hour = Duration::from_secs(3600);
+        match self {
+            Mutation::NoAuthDeadline => config.limits.auth_deadline = hour,
+            Mutation::NoHeartbeat => {
+                config.limits.heartbeat_interval = hour;
+                config.limits.heartbeat_timeout = hour;
+            }
+            Mutation::NoTopicLimit => config.limits.max_topics_per_connection = 100_000,
+            Mutation::NoSizeLimit => config.limits.max_message_bytes = 64 << 20,
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Cases a WebSocket-level proxy cannot carry faithfully, with the reason.
+const NOT_PROXIABLE: &[(&str, &str)] = &[(
+    "heartbeat.*",
+    "the proxy's WebSocket layer answers the server's pings itself, so a client that stops \
+         reading is invisible to the server's heartbeat; heartbeat.timeout is proved by the \
+         NoHeartbeat server mutation instead",
+)];
+
+/// Shared state of one proxy across its connections.
+#[derive(Default)]
+struct Shared {
+    first_subscriber: HashMap<String, u64>,
+    next_conn: u64,
+}
+
+struct MutatedTarget {
+    mutation: Mutation,
+    contract: Contract,
+}
+
+struct Handle {
+    server: rtbus_server::RunningServer,
+    proxy: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ServerHandle for Handle {
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            self.server.shutdown().await;
+            if let Some(proxy) = self.proxy {
+                proxy.abort();
+            }
+        })
+    }
+}
+
+impl Target for MutatedTarget {
+    fn describe(&self) -> String {
+        format!("reference server behind a {:?} mutation", self.mutation)
+    }
+
+    fn absent(&self) -> Vec<Capability> {
+        Vec::new()
+    }
+
+    fn prepare(&self) -> BoxFuture<'_, Result<Prepared, InfraError>> {
+        Box::pin(async move {
+            let mut config = server_config(&self.contract);
+            let server_only = self.mutation.configure(&mut config);
+            let server = rtbus_server::start(config)
+                .await
+                .map_err(|e| InfraError(e.to_string()))?;
+            let upstream = server.local_addr();
+            if server_only {
+                return Ok(Prepared {
+                    url: format!("ws://{upstream}/api/realtime"),
+                    server: Some(Box::new(Handle {
+                        server,
+                        proxy: None,
+                    })),
+                });
+            }
+            let socket = TcpSocket::new_v4().map_err(|e| InfraError(e.to_string()))?;
+            // Accepted sockets inherit this: a small send buffer keeps back-pressure visible.
+            let _ = socket.set_send_buffer_size(16 * 1024);
+            socket
+                .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .map_err(|e| InfraError(e.to_string()))?;
+            let listener = socket.listen(64).map_err(|e| InfraError(e.to_string()))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| InfraError(e.to_string()))?;
+            let publisher = self.contract.credentials["publisher"].token.clone();
+            let proxy = tokio::spawn(accept_loop(listener, upstream, self.mutation, publisher));
+            Ok(Prepared {
+                url: format!("ws://{addr}/api/realtime"),
+                server: Some(Box::new(Handle {
+                    server,
+                    proxy: Some(proxy),
+                })),
+            })
+        })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, upstream: SocketAddr, m: Mutation, publisher: String) {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    while let Ok((stream, _)) = listener.accept().await {
+        let id = {
+            let mut s = shared.lock().unwrap();
+            s.next_conn += 1;
+            s.next_conn
+        };
+        tokio::spawn(proxy_conn(
+            stream,
+            upstream,
+            m,
+            publisher.clone(),
+            Arc::clone(&shared),
+            id,
+        ));
+    }
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+async fn connect_upstream(
+    upstream: SocketAddr,
+    protocols: &[String],
+    auth: Option<&str>,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("ws://{upstream}/api/realtime").into_client_request()?;
+    if !protocols.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&protocols.join(", ")) {
+            request.headers_mut().insert("sec-websocket-protocol", v);
+        }
+    }
+    if let Some(a) = auth {
+        if let Ok(v) = HeaderValue::from_str(a) {
+            request.headers_mut().insert("authorization", v);
+        }
+    }
+    let socket = TcpSocket::new_v4()?;
+    let _ = socket.set_recv_buffer_size(8 * 1024);
+    let stream = socket.connect(upstream).await?;
+    let _ = stream.set_nodelay(true);
+    Ok(tokio_tungstenite::client_async(request, stream).await?.0)
+}
+
+fn refuse(status: StatusCode) -> ErrorResponse {
+    let mut response = ErrorResponse::new(None);
+    *response.status_mut() = status;
+    response
+}
+
+/// Per-connection state of the mutations.
+#[derive(Default)]
+struct ConnState {
+    held_event: Option<Value>,
+    held_subscribed: Option<Value>,
+    subscribes: HashMap<String, Vec<Value>>,
+    resumed: BTreeSet<String>,
+    side: Option<Ws>,
+}
+
+enum Out {
+    Up(Message),
+    Down(Message),
+    CloseDown(u16),
+}
+
+fn text(v: &Value) -> Message {
+    Message::text(v.to_string())
+}
+
+async fn proxy_conn(
+    stream: TcpStream,
+    upstream: SocketAddr,
+    m: Mutation,
+    publisher: String,
+    shared: Arc<Mutex<Shared>>,
+    id: u64,
+) {
+    let slot: Arc<Mutex<Option<Ws>>> = Arc::default();
+    let filled = Arc::clone(&slot);
+    let publisher_auth = format!("Bearer {publisher}");
+    let callback = move |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        if m == Mutation::WrongEndpoint {
+            return Err(refuse(StatusCode::NOT_FOUND));
+        }
+        let protocols: Vec<String> = req
+            .headers()
+            .get_all("sec-websocket-protocol")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match m {
+            Mutation::IgnoreBearerHeader => auth = None,
+            Mutation::EscalateReaders if auth.is_some() => auth = Some(publisher_auth.clone()),
+            _ => {}
+        }
+        let connect = |protocols: Vec<String>| {
+            let auth = auth.clone();
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(connect_upstream(
+                    upstream,
+                    &protocols,
+                    auth.as_deref(),
+                ))
+            })
+        };
+        let result = match connect(protocols.clone()) {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r))
+                if m == Mutation::AcceptAnySubprotocol && r.status() == 400 =>
+            {
+                connect(Vec::new())
+            }
+            other => other,
+        };
+        match result {
+            Ok(ws) => {
+                if let Some(p) = protocols.first() {
+                    let selected = if m == Mutation::AcceptAnySubprotocol {
+                        p.clone()
+                    } else {
+                        rtbus_protocol::SUBPROTOCOL.to_owned()
+                    };
+                    if let Ok(v) = HeaderValue::from_str(&selected) {
+                        resp.headers_mut().insert("sec-websocket-protocol", v);
+                    }
+                }
+                *filled.lock().unwrap() = Some(ws);
+                Ok(resp)
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(refuse(r.status())),
+            Err(_) => Err(refuse(StatusCode::BAD_GATEWAY)),
+        }
+    };
+    let Ok(client) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+        return;
+    };
+    let Some(server) = slot.lock().unwrap().take() else {
+        return;
+    };
+    let mut state = ConnState::default();
+    if m == Mutation::AcceptUnauthorizedPublish {
+        state.side = connect_upstream(upstream, &[], Some(&format!("Bearer {publisher}")))
+            .await
+            .ok();
+    }
+    let state = Arc::new(tokio::sync::Mutex::new(state));
+    let (mut client_sink, mut client_stream) = client.split();
+    let (mut server_sink, mut server_stream) = server.split();
+    let capacity = if m == Mutation::NeverDisconnectSlowConsumer {
+        1 << 20
+    } else {
+        1
+    };
+    let (to_client, mut to_client_rx) = mpsc::channel::<Message>(capacity);
+    let (to_server, mut to_server_rx) = mpsc::channel::<Message>(16);
+    tokio::spawn(async move {
+        while let Some(msg) = to_client_rx.recv().await {
+            let closing = matches!(msg, Message::Close(_));
+            if client_sink.send(msg).await.is_err() || closing {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(msg) = to_server_rx.recv().await {
+            let closing = matches!(msg, Message::Close(_));
+            if server_sink.send(msg).await.is_err() || closing {
+                break;
+            }
+        }
+    });
+    let up_state = Arc::clone(&state);
+    let (tc, ts) = (to_client.clone(), to_server.clone());
+    let upward = tokio::spawn(async move {
+        while let Some(Ok(msg)) = client_stream.next().await {
+            let outs = match msg {
+                Message::Text(t) => client_text(m, &t, &up_state).await,
+                Message::Binary(_) if m == Mutation::IgnoreBinaryFrame => continue,
+                Message::Close(f) => {
+                    let _ = ts.send(Message::Close(f)).await;
+                    break;
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                other => vec![Out::Up(other)],
+            };
+            if deliver(outs, &tc, &ts).await {
+                break;
+            }
+        }
+    });
+    let down_state = Arc::clone(&state);
+    let downward = tokio::spawn(async move {
+        while let Some(Ok(msg)) = server_stream.next().await {
+            let outs = match msg {
+                Message::Text(t) => server_text(m, &t, &down_state, &shared, id).await,
+                Message::Close(f) => {
+                    let f = f.map(|mut f| {
+                        if m == Mutation::WrongCloseCodes {
+                            f.code = 1000.into();
+                        }
+                        f
+                    });
+                    let _ = to_client.send(Message::Close(f)).await;
+                    break;
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                other => vec![Out::Down(other)],
+            };
+            if deliver(outs, &to_client, &to_server).await {
+                break;
+            }
+        }
+    });
+    let _ = tokio::join!(upward, downward);
+}
+
+/// Sends the outputs; true when the connection is to end.
+async fn deliver(
+    outs: Vec<Out>,
+    to_client: &mpsc::Sender<Message>,
+    to_server: &mpsc::Sender<Message>,
+) -> bool {
+    for out in outs {
+        let ok = match out {
+            Out::Up(msg) => to_server.send(msg).await.is_ok(),
+            Out::Down(msg) => to_client.send(msg).await.is_ok(),
+            Out::CloseDown(code) => {
+                let frame = CloseFrame {
+                    code: code.into(),
+                    reason: "".into(),
+                };
+                let _ = to_client.send(Message::Close(Some(frame))).await;
+                let _ = to_server.send(Message::Close(None)).await;
+                return true;
+            }
+        };
+        if !ok {
+            return true;
+        }
+    }
+    false
+}
+
+async fn client_text(m: Mutation, t: &str, state: &tokio::sync::Mutex<ConnState>) -> Vec<Out> {
+    let Ok(mut v) = serde_json::from_str::<Value>(t) else {
+        return if m == Mutation::IgnoreBadFrame {
+            vec![]
+        } else {
+            vec![Out::Up(Message::text(t))]
+        };
+    };
+    if m == Mutation::IgnoreBadFrame && rtbus_protocol::decode_client_frame(t).is_err() {
+        return vec![];
+    }
+    let kind = v["type"].as_str().unwrap_or("").to_owned();
+    let mut st = state.lock().await;
+    match (m, kind.as_str()) {
+        (Mutation::EventAfterUnsubscribe, "unsubscribe") => {
+            let mut reply =
+                json!({"type": "unsubscribed", "data": {"topics": v["data"]["topics"]}});
+            if let Some(id) = v.get("id") {
+                reply["id"] = id.clone();
+            }
+            return vec![Out::Down(text(&reply))];
+        }
+        (Mutation::AcceptUnauthorizedPublish, "publish") => {
+            if let Some(side) = st.side.as_mut() {
+                let _ = side.send(Message::text(t)).await;
+                while let Some(Ok(reply)) = side.next().await {
+                    if let Message::Text(r) = reply {
+                        return vec![Out::Down(Message::text(r.to_string()))];
+                    }
+                }
+            }
+        }
+        (Mutation::AcceptAnyToken, "auth") => {
+            // Any token is as good as the publisher's.
+            let mut reply = json!({"type": "authenticated", "data": {"principal": "publisher", "roles": ["publisher"]}});
+            if let Some(id) = v.get("id") {
+                reply["id"] = id.clone();
+            }
+            return vec![Out::Down(text(&reply))];
+        }
+        (Mutation::NonAtomicSubscribe, "subscribe") => {
+            if let (Some(id), Some(topics)) = (v["id"].as_str(), v["data"]["topics"].as_array()) {
+                st.subscribes.insert(id.to_owned(), topics.clone());
+            }
+        }
+        (Mutation::ResumeIgnored, "subscribe") => {
+            if let Some(topics) = v["data"]["topics"].as_array_mut() {
+                for t in topics {
+                    if let Some(o) = t.as_object_mut() {
+                        o.remove("resumeAfter");
+                    }
+                }
+            }
+            return vec![Out::Up(text(&v))];
+        }
+        (Mutation::EmptySnapshot | Mutation::DropSnapshot, "subscribe") => {}
+        (Mutation::IgnoreSnapshotOptOut, "subscribe") => {
+            if let Some(topics) = v["data"]["topics"].as_array_mut() {
+                for t in topics {
+                    if let Some(o) = t.as_object_mut() {
+                        o.remove("snapshot");
+                    }
+                }
+            }
+            return vec![Out::Up(text(&v))];
+        }
+        _ => {}
+    }
+    if kind == "subscribe" {
+        if let Some(topics) = v["data"]["topics"].as_array() {
+            for t in topics {
+                if t.get("resumeAfter").is_some() {
+                    if let Some(name) = t["topic"].as_str() {
+                        st.resumed.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    vec![Out::Up(Message::text(t))]
+}
+
+async fn server_text(
+    m: Mutation,
+    t: &str,
+    state: &tokio::sync::Mutex<ConnState>,
+    shared: &Mutex<Shared>,
+    conn: u64,
+) -> Vec<Out> {
+    let Ok(mut v) = serde_json::from_str::<Value>(t) else {
+        return vec![Out::Down(Message::text(t))];
+    };
+    let kind = v["type"].as_str().unwrap_or("").to_owned();
+    let mut st = state.lock().await;
+    let topic = v["data"]["topic"].as_str().unwrap_or("").to_owned();
+    match (m, kind.as_str()) {
+        (Mutation::DropSnapshot, "snapshot") => return vec![],
+        (Mutation::SkipSeq, "event") => {
+            if let Some(seq) = v["data"]["seq"].as_u64().filter(|s| *s >= 2) {
+                v["data"]["seq"] = json!(seq + 1);
+            }
+        }
+        (Mutation::ReorderEvents, "event") => {
+            return match st.held_event.take() {
+                Some(held) => vec![Out::Down(text(&v)), Out::Down(text(&held))],
+                None => {
+                    st.held_event = Some(v);
+                    vec![]
+                }
+            };
+        }
+        (Mutation::ReorderEvents, _) => {
+            let mut outs: Vec<Out> = st
+                .held_event
+                .take()
+                .map(|h| Out::Down(text(&h)))
+                .into_iter()
+                .collect();
+            outs.push(Out::Down(text(&v)));
+            return outs;
+        }
+        (
+            Mutation::LoseRequestId,
+            "subscribed" | "unsubscribed" | "published" | "authenticated" | "error" | "pong",
+        ) => {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("id");
+            }
+        }
+        (Mutation::OmitEmittedAt, "snapshot" | "event") => {
+            if let Some(d) = v["data"].as_object_mut() {
+                d.remove("emittedAt");
+            }
+        }
+        (Mutation::EmptySnapshot, "snapshot") => {
+            if let Ok(t) = rtbus_protocol::Topic::new(&topic) {
+                if let Ok(family) = rtbus_protocol::catalog::Family::of(&t) {
+                    v["data"]["payload"] =
+                        rtbus_protocol::catalog::TopicSnapshot::empty(family).to_value();
+                }
+            }
+        }
+        (Mutation::ReplayNotMarked, "event") => v["data"]["isReplay"] = json!(false),
+        (Mutation::DuplicateEvents, "event") => {
+            return vec![Out::Down(text(&v)), Out::Down(text(&v))];
+        }
+        (Mutation::VagueErrorCodes, "error") => {
+            let code = v["data"]["code"].as_str().unwrap_or("");
+            let vague = match code {
+                "forbidden" => "unauthorized",
+                "invalid_topic" | "unknown_topic" | "invalid_payload" | "limit_exceeded" => {
+                    "bad_request"
+                }
+                other => other,
+            };
+            v["data"]["code"] = json!(vague);
+        }
+        (Mutation::ErrorCloses, "error") => {
+            return vec![Out::Down(text(&v)), Out::CloseDown(1008)];
+        }
+        (Mutation::AckAfterSnapshot, "subscribed") => {
+            st.held_subscribed = Some(v);
+            return vec![];
+        }
+        (Mutation::AckAfterSnapshot, _) => {
+            let mut outs = vec![Out::Down(text(&v))];
+            if let Some(held) = st.held_subscribed.take() {
+                outs.push(Out::Down(text(&held)));
+            }
+            return outs;
+        }
+        (Mutation::NonAtomicSubscribe, "error") => {
+            let rejected = v["data"]["topic"].as_str().unwrap_or("").to_owned();
+            if let Some(topics) = v["id"].as_str().and_then(|id| st.subscribes.get(id)) {
+                let rest: Vec<Value> = topics
+                    .iter()
+                    .filter(|t| t["topic"] != rejected.as_str())
+                    .map(|t| json!({"topic": t["topic"], "snapshot": false}))
+                    .collect();
+                if !rest.is_empty() && rest.len() < topics.len() {
+                    let sub =
+                        json!({"type": "subscribe", "id": "mutant", "data": {"topics": rest}});
+                    return vec![Out::Down(text(&v)), Out::Up(text(&sub))];
+                }
+            }
+        }
+        (Mutation::NonAtomicSubscribe, "subscribed") if v["id"] == "mutant" => return vec![],
+        (Mutation::FanoutToFirstOnly, "event") => {
+            let mut s = shared.lock().unwrap();
+            let first = *s.first_subscriber.entry(topic.clone()).or_insert(conn);
+            if first != conn {
+                return vec![];
+            }
+        }
+        (Mutation::ExtraEnvelopeField, _) => v["server"] = json!("rtbus-mutant"),
+        (Mutation::AckWrongSeq, "published") => {
+            if let Some(seq) = v["data"]["seq"].as_u64() {
+                v["data"]["seq"] = json!(seq + 1);
+            }
+        }
+        (Mutation::PongWithoutData, "pong") => {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("data");
+            }
+        }
+        (Mutation::WrongPrincipal, "authenticated") => {
+            v["data"]["principal"] = json!("somebody-else")
+        }
+        (Mutation::SubscribedOutOfOrder, "subscribed") => {
+            if let Some(topics) = v["data"]["topics"].as_array_mut() {
+                topics.reverse();
+            }
+        }
+        (Mutation::DropSnapshot | Mutation::ResumeIgnored, _) => {}
+        _ => {}
+    }
+    if kind == "snapshot" && st.resumed.contains(&topic) && m == Mutation::DropSnapshot {
+        return vec![];
+    }
+    vec![Out::Down(text(&v))]
+}
+
+fn excluded(id: &str, proxied: bool) -> bool {
+    proxied
+        && NOT_PROXIABLE.iter().any(|(p, _)| {
+            p.strip_suffix('*')
+                .map_or(id == *p, |prefix| id.starts_with(prefix))
+        })
+}
+
+fn run_mutated(m: Mutation) -> Vec<CaseResult> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let contract = Contract::default();
+    let proxied = !m.configure(&mut server_config(&contract));
+    let cases: Vec<_> = suite::bundled()
+        .unwrap()
+        .into_iter()
+        .filter(|c| !excluded(&c.case.id, proxied))
+        .collect();
+    let target = Arc::new(MutatedTarget {
+        mutation: m,
+        contract: contract.clone(),
+    });
+    let options = RunOptions {
+        step_timeout: Duration::from_millis(1000),
+        close_timeout: Duration::from_millis(500),
+        jobs: 8,
+        contract,
+    };
+    runtime.block_on(run_suite(cases, target, options, |_, _, _| {}))
+}
+
+/// Asserts the suite fails under `m`, for each of `rules` in at least one case citing it;
+/// prints the cases that caught it.
+fn assert_caught(m: Mutation, rules: &[&str]) {
+    let results = run_mutated(m);
+    let failed: Vec<&CaseResult> = results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Failed(_)))
+        .collect();
+    let names: Vec<&str> = failed.iter().map(|r| r.id.as_str()).collect();
+    println!(
+        "{m:?} (breaks {}) caught by {} case(s): {}",
+        rules.join(", "),
+        names.len(),
+        names.join(", ")
+    );
+    assert!(
+        !failed.is_empty(),
+        "{m:?}: the suite passed against a server that breaks {rules:?}"
+    );
+    for rule in rules {
+        assert!(rtbus_protocol::rules::Rule::find(rule).is_some(), "{rule}");
+        assert!(
+            failed.iter().any(|r| r.rules.iter().any(|x| x == rule)),
+            "{m:?}: no failing case cites {rule}; failing: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn unmutated_proxy_passes_everything() {
+    let results = run_mutated(Mutation::None);
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|r| match &r.verdict {
+            Verdict::Failed(f) => Some(render_failure(r, f, Style { color: false })),
+            _ => None,
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(results.iter().all(|r| r.passed()));
+    let total = suite::bundled().unwrap().len();
+    let excluded_count = suite::bundled()
+        .unwrap()
+        .iter()
+        .filter(|c| excluded(&c.case.id, true))
+        .count();
+    assert_eq!(results.len() + excluded_count, total);
+    assert!(
+        excluded_count <= 2,
+        "keep the proxy exclusions few: {excluded_count}"
+    );
+}
+
+macro_rules! mutation_tests {
+    ($($name:ident: $m:ident breaks $($rule:literal),+;)+) => {
+        $(
+            #[test]
+            fn $name() {
+                assert_caught(Mutation::$m, &[$($rule),+]);
+            }
+        )+
+
+        /// Every rule is broken by at least one mutation above.
+        #[test]
+        fn every_rule_has_a_mutation() {
+            let broken: BTreeSet<&str> = [$($($rule),+),+].into_iter().collect();
+            let missing: Vec<&str> = rtbus_protocol::rules::RULES
+                .iter()
+                .map(|r| r.id)
+                .filter(|id| !broken.contains(id))
+                .collect();
+            assert!(missing.is_empty(), "rules no mutation breaks: {missing:?}");
+        }
+    };
+}
+
+mutation_tests! {
+    drop_snapshot: DropSnapshot breaks "subscribe.snapshot", "resume.exhausted";
+    skip_seq: SkipSeq breaks "delivery.seq";
+    reorder_events: ReorderEvents breaks "delivery.fanout";
+    lose_request_id: LoseRequestId breaks "request.id";
+    event_after_unsubscribe: EventAfterUnsubscribe breaks "unsubscribe.stops";
+    omit_emitted_at: OmitEmittedAt breaks "delivery.fields";
+    extra_envelope_field: ExtraEnvelopeField breaks "frame.schema";
+    ignore_bad_frame: IgnoreBadFrame breaks "frame.malformed";
+    ignore_binary_frame: IgnoreBinaryFrame breaks "frame.binary";
+    never_disconnect_slow_consumer: NeverDisconnectSlowConsumer breaks "slow-consumer.cutoff";
+    accept_unauthorized_publish: AcceptUnauthorizedPublish breaks "authz.publish";
+    wrong_close_codes: WrongCloseCodes breaks "shutdown.going-away";
+    empty_snapshot: EmptySnapshot breaks "delivery.snapshot-state";
+    replay_not_marked: ReplayNotMarked breaks "resume.replay";
+    resume_ignored: ResumeIgnored breaks "resume.up-to-date";
+    duplicate_events: DuplicateEvents breaks "subscribe.repeat";
+    accept_any_subprotocol: AcceptAnySubprotocol breaks "handshake.subprotocol";
+    vague_error_codes: VagueErrorCodes breaks "topic.invalid", "topic.unknown", "publish.payload";
+    error_closes: ErrorCloses breaks "error.keeps-open";
+    ack_after_snapshot: AckAfterSnapshot breaks "subscribe.ack-first";
+    subscribed_out_of_order: SubscribedOutOfOrder breaks "subscribe.ack-first";
+    non_atomic_subscribe: NonAtomicSubscribe breaks "subscribe.atomic";
+    ignore_bearer_header: IgnoreBearerHeader breaks "auth.header";
+    accept_any_token: AcceptAnyToken breaks "auth.reject";
+    escalate_readers: EscalateReaders breaks "authz.subscribe";
+    fanout_to_first_only: FanoutToFirstOnly breaks "delivery.fanout";
+    ack_wrong_seq: AckWrongSeq breaks "publish.ack";
+    ignore_snapshot_opt_out: IgnoreSnapshotOptOut breaks "subscribe.no-snapshot";
+    pong_without_data: PongWithoutData breaks "ping.pong";
+    wrong_principal: WrongPrincipal breaks "auth.message";
+    wrong_endpoint: WrongEndpoint breaks "handshake.endpoint";
+    no_auth_deadline: NoAuthDeadline breaks "auth.deadline";
+    no_heartbeat: NoHeartbeat breaks "heartbeat.timeout";
+    no_topic_limit: NoTopicLimit breaks "subscribe.limit";
+    no_size_limit: NoSizeLimit breaks "frame.too-big";
+}
