@@ -50,6 +50,16 @@ pub fn transcript_schema() -> serde_json::Value {
             "$id".into(),
             "https://rtbus.dev/schema/v1/transcript.schema.json".into(),
         );
+        obj.insert("title".into(), "rtbus conformance transcript".into());
+        obj.insert(
+            "description".into(),
+            "One conformance case: connections, steps and expected frames. Expected frames are \
+             matchers: plain JSON matches itself (objects exactly, unless they hold \
+             \"$extra\": \"ignore\"), and objects whose keys all start with `$` match varying \
+             values: $type, $regex, $timestamp, $capture, $eq, $expr, $increasing, $unordered, \
+             $literal. Strings may hold {{...}} templates. Reference: conformance/README.md."
+                .into(),
+        );
     }
     schema
 }

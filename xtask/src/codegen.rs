@@ -182,10 +182,32 @@ pub fn report(drift: &[Drift]) -> String {
     out
 }
 
+/// Every generated file: the protocol crate's (`rtbus_codegen::generate`) plus the conformance
+/// harness's transcript schema and coverage table, sorted by path.
+pub fn all_files() -> anyhow::Result<Vec<GeneratedFile>> {
+    let mut files = rtbus_codegen::generate().context("generating files")?;
+    let mut schema = rtbus_conformance::transcript_schema();
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("$comment".into(), rtbus_codegen::HEADER.into());
+    }
+    files.push(GeneratedFile {
+        path: "generated/schema/transcript.schema.json".into(),
+        contents: rtbus_codegen::json_to_pretty(&schema)
+            .context("formatting the transcript schema")?,
+    });
+    files.push(GeneratedFile {
+        path: "generated/CONFORMANCE.md".into(),
+        contents: rtbus_conformance::bundled_coverage_markdown()
+            .map_err(|e| anyhow::anyhow!("conformance cases do not load:\n{e}"))?,
+    });
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
 /// Runs `cargo xtask codegen`.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let root = crate::project_root();
-    let files = rtbus_codegen::generate().context("generating files")?;
+    let files = all_files()?;
     if args.check {
         let drift = sync(&root, &files, Mode::Check)?;
         if drift.is_empty() {
@@ -215,7 +237,7 @@ mod tests {
     /// Plain `cargo test` catches drift: the committed tree must match the generator.
     #[test]
     fn generated_files_are_up_to_date() {
-        let files = rtbus_codegen::generate().unwrap();
+        let files = all_files().unwrap();
         let drift = sync(&crate::project_root(), &files, Mode::Check).unwrap();
         assert!(drift.is_empty(), "{}", report(&drift));
     }
@@ -232,7 +254,7 @@ mod tests {
     /// exactly the file that changed.
     #[test]
     fn check_reports_exactly_the_changed_file() {
-        let files = rtbus_codegen::generate().unwrap();
+        let files = all_files().unwrap();
         let dir = scratch_tree(&files);
         let target = "generated/typescript/DrivePressure.ts";
         let path = dir.path().join(target);
@@ -255,7 +277,7 @@ mod tests {
     /// Editing a doc comment's output in one schema is reported for that schema alone.
     #[test]
     fn check_reports_a_changed_description() {
-        let files = rtbus_codegen::generate().unwrap();
+        let files = all_files().unwrap();
         let dir = scratch_tree(&files);
         let target = "generated/schema/topics/drives.pressure.schema.json";
         let path = dir.path().join(target);
@@ -269,7 +291,7 @@ mod tests {
 
     #[test]
     fn check_reports_stray_and_missing_files_and_write_repairs_them() {
-        let files = rtbus_codegen::generate().unwrap();
+        let files = all_files().unwrap();
         let dir = scratch_tree(&files);
         fs::write(dir.path().join("generated/typescript/Old.ts"), "x\n").unwrap();
         fs::remove_file(dir.path().join("generated/PROTOCOL.md")).unwrap();

@@ -80,7 +80,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     step("cargo clippy -D warnings", clippy, &root)?;
 
     println!("==> cargo xtask codegen --check");
-    let files = rtbus_codegen::generate().context("generating files")?;
+    let files = codegen::all_files()?;
     let drift = codegen::sync(&root, &files, Mode::Check)?;
     if !drift.is_empty() {
         eprint!("{}", codegen::report(&drift));
