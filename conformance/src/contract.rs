@@ -76,7 +76,7 @@ impl Default for ContractLimits {
             max_topics_per_connection: 8,
             max_pending_bytes: 64 * 1024,
             history_per_topic: 8,
-            auth_deadline_ms: 500,
+            auth_deadline_ms: 1000,
             heartbeat_interval_ms: 200,
             heartbeat_timeout_ms: 800,
         }

@@ -47,9 +47,16 @@ fn compile() -> Result<Compiled, String> {
         else {
             continue;
         };
+        // The branch joins `allOf`, whose errors (unlike `oneOf`'s) name the failing field.
         let mut one = root.clone();
         if let Some(obj) = one.as_object_mut() {
-            obj.insert("oneOf".into(), Value::Array(vec![branch]));
+            obj.remove("oneOf");
+            let all = obj
+                .entry("allOf")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Some(all) = all.as_array_mut() {
+                all.push(branch);
+            }
         }
         let v = jsonschema::validator_for(&one).map_err(|e| e.to_string())?;
         by_kind.push((kind, v));

@@ -29,7 +29,7 @@ fn run(file: &str) {
     let contract = Contract::default();
     let target = Embedded::new(&contract);
     let options = RunOptions {
-        step_timeout: std::time::Duration::from_millis(1500),
+        step_timeout: std::time::Duration::from_millis(3000),
         contract,
         ..RunOptions::default()
     };
