@@ -11,17 +11,36 @@ use rtbus_protocol::{
     ClientMessage, ServerMessage, Topic, decode_client_frame, decode_server_frame,
 };
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 struct Validators {
     client: jsonschema::Validator,
     server: jsonschema::Validator,
 }
 
-fn validators() -> Validators {
-    Validators {
+/// Compiled once per test binary: compiling a schema costs far more than validating.
+fn validators() -> &'static Validators {
+    static VALIDATORS: LazyLock<Validators> = LazyLock::new(|| Validators {
         client: validator(&schema("client-to-server.schema.json")),
         server: validator(&schema("server-to-client.schema.json")),
-    }
+    });
+    &VALIDATORS
+}
+
+/// The validator of one part of one family's schema, compiled once.
+fn family_validator(family: Family, part: &'static str) -> &'static jsonschema::Validator {
+    static PARTS: LazyLock<HashMap<(Family, &'static str), jsonschema::Validator>> =
+        LazyLock::new(|| {
+            let mut parts = HashMap::new();
+            for family in Family::ALL {
+                for part in ["snapshot", "event", "topic"] {
+                    parts.insert((*family, part), family_part(family.name(), part));
+                }
+            }
+            parts
+        });
+    &PARTS[&(family, part)]
 }
 
 /// Serializes, validates against the client schema, decodes and compares.
@@ -70,9 +89,9 @@ fn check_server(v: &Validators, message: &ServerMessage) -> Result<(), String> {
 
 /// The payload also validates against its family's own schema, and the topic against the
 /// family's topic pattern.
-fn check_family_part(topic: &Topic, part: &str, payload: &Value) -> Result<(), String> {
+fn check_family_part(topic: &Topic, part: &'static str, payload: &Value) -> Result<(), String> {
     let family = Family::of(topic).map_err(|e| e.to_string())?;
-    let errs = errors(&family_part(family.name(), part), payload);
+    let errs = errors(family_validator(family, part), payload);
     if !errs.is_empty() {
         return Err(format!(
             "{} {part} schema rejects {payload}: {errs:?}",
@@ -80,7 +99,7 @@ fn check_family_part(topic: &Topic, part: &str, payload: &Value) -> Result<(), S
         ));
     }
     let topic_value = Value::String(topic.to_string());
-    let errs = errors(&family_part(family.name(), "topic"), &topic_value);
+    let errs = errors(family_validator(family, "topic"), &topic_value);
     if !errs.is_empty() {
         return Err(format!(
             "{} topic schema rejects {topic}: {errs:?}",
@@ -97,12 +116,12 @@ fn hand_written_and_sampled_corpus_validates_and_round_trips() {
     let client = corpus::client_corpus().unwrap();
     let server = corpus::server_corpus().unwrap();
     for case in &client {
-        if let Err(e) = check_client(&v, &case.message) {
+        if let Err(e) = check_client(v, &case.message) {
             failures.push(format!("client/{}: {e}", case.name));
         }
     }
     for case in &server {
-        if let Err(e) = check_server(&v, &case.message) {
+        if let Err(e) = check_server(v, &case.message) {
             failures.push(format!("server/{}: {e}", case.name));
         }
     }
@@ -117,6 +136,11 @@ fn hand_written_and_sampled_corpus_validates_and_round_trips() {
         assert!(kinds.contains(kind), "no server example of {kind}");
     }
     for family in Family::ALL {
+        assert!(
+            !corpus::example_events(*family).is_empty(),
+            "no example events for family {}: add them to example_events in codegen/src/corpus.rs",
+            family.name()
+        );
         let covered = server.iter().any(|c| match &c.message {
             ServerMessage::Snapshot { data, .. } => Family::of(&data.topic).ok() == Some(*family),
             _ => false,
@@ -130,16 +154,14 @@ proptest! {
 
     #[test]
     fn any_client_message_validates_and_round_trips(message in strategies::client_message()) {
-        let v = validators();
-        if let Err(e) = check_client(&v, &message) {
+        if let Err(e) = check_client(validators(), &message) {
             prop_assert!(false, "{}", e);
         }
     }
 
     #[test]
     fn any_server_message_validates_and_round_trips(message in strategies::server_message()) {
-        let v = validators();
-        if let Err(e) = check_server(&v, &message) {
+        if let Err(e) = check_server(validators(), &message) {
             prop_assert!(false, "{}", e);
         }
     }
