@@ -41,6 +41,19 @@ pub enum Command {
     Bench(crate::load::BenchArgs),
     /// Print the rule → cases coverage table (Markdown).
     Coverage,
+    /// Print the testee contract (what a server under test must provide) as TOML.
+    Contract(ContractArgs),
+}
+
+/// Arguments of `contract`.
+#[derive(Debug, Clone, Args)]
+pub struct ContractArgs {
+    /// Print an rtbus-server configuration that fulfils the contract instead.
+    #[arg(long)]
+    pub server_toml: bool,
+    /// The listen address written into the server configuration.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
 }
 
 /// Arguments of `run`.
@@ -94,6 +107,15 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => Ok(run(args).await),
         Command::Record(args) => crate::record::run(args).await,
         Command::Bench(args) => crate::load::run(args).await,
+        Command::Contract(args) => {
+            let contract = Contract::default();
+            if args.server_toml {
+                print!("{}", contract.server_toml(&args.listen));
+            } else {
+                print!("{}", contract.to_toml());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Coverage => match crate::suite::bundled() {
             Ok(cases) => {
                 print!("{}", crate::coverage::coverage_markdown(&cases));

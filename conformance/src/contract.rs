@@ -86,6 +86,26 @@ impl Default for ContractLimits {
 /// The topic patterns readable without authentication (`custom.public.*`).
 pub const PUBLIC_TOPICS: &[&str] = &["custom.public.*"];
 
+/// What each credential of the suite may read and publish, as (read, publish) topic patterns:
+/// exact topics or prefixes ending in `*`; `{principal}` stands for the principal's name.
+pub fn permissions(credential: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match credential {
+        "publisher" => (&["*"], &["*"]),
+        "reader" => (
+            &[
+                "sessions.state",
+                "terminals.state",
+                "drives.pressure",
+                "custom.*",
+                "sessions.activity:{principal}-*",
+            ],
+            &[],
+        ),
+        "narrow" => (&["custom.*"], &["custom.narrow.*"]),
+        _ => (&[], &[]),
+    }
+}
+
 fn credential(token: &str, principal: &str, roles: &[&str]) -> Credential {
     Credential {
         token: token.to_owned(),
@@ -188,6 +208,60 @@ impl Contract {
                 }
             }
         }
+    }
+
+    /// An `rtbus-server` TOML configuration that fulfils this contract, e.g. to run the suite
+    /// with `--url` against a separately started reference server.
+    pub fn server_toml(&self, listen: &str) -> String {
+        let list = |items: &[&str]| {
+            let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+            format!("[{}]", quoted.join(", "))
+        };
+        let mut out = String::from(
+            "# rtbus-server configuration that fulfils the conformance testee contract\n\
+             # (printed by `rtbus-conformance contract --server-toml`). The tokens are test\n\
+             # credentials: never use them in production.\n",
+        );
+        out.push_str(&format!(
+            "listen = {listen:?}\npublic_topics = {}\n",
+            list(PUBLIC_TOPICS)
+        ));
+        for (name, c) in &self.credentials {
+            let (read, publish) = permissions(name);
+            let roles: Vec<&str> = c.roles.iter().map(String::as_str).collect();
+            out.push_str(&format!(
+                "\n[[tokens]]\ntoken = {:?}\nprincipal = {:?}\nroles = {}\nread = {}\npublish = {}\n",
+                c.token,
+                c.principal,
+                list(&roles),
+                list(read),
+                list(publish)
+            ));
+        }
+        let l = &self.limits;
+        out.push_str(&format!(
+            "\n[limits]\nmax_message_bytes = {}\nmax_topics_per_connection = {}\n\
+             max_pending_bytes = {}\nhistory_per_topic = {}\nauth_deadline = {}\n\
+             heartbeat_interval = {}\nheartbeat_timeout = {}\nsocket_send_buffer_bytes = 16384\n",
+            l.max_message_bytes,
+            l.max_topics_per_connection,
+            l.max_pending_bytes,
+            l.history_per_topic,
+            l.auth_deadline_ms,
+            l.heartbeat_interval_ms,
+            l.heartbeat_timeout_ms
+        ));
+        out
+    }
+
+    /// The contract as TOML, for `--contract` files.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::from(
+            "# The conformance testee contract (printed by `rtbus-conformance contract`).\n\
+             # Edit it to describe your server and pass it with `--contract FILE`.\n",
+        );
+        out.push_str(&toml::to_string(self).unwrap_or_default());
+        out
     }
 
     /// The values cases may read: limits (`maxMessageBytes`, ...), principals

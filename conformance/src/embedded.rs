@@ -24,21 +24,7 @@ pub fn server_config(contract: &Contract) -> rtbus_server::Config {
     for (name, credential) in &contract.credentials {
         let mut token = rtbus_server::TokenConfig::new(&credential.token, &credential.principal);
         token.roles = credential.roles.clone();
-        let (read, publish): (&[&str], &[&str]) = match name.as_str() {
-            "publisher" => (&["*"], &["*"]),
-            "reader" => (
-                &[
-                    "sessions.state",
-                    "terminals.state",
-                    "drives.pressure",
-                    "custom.*",
-                    "sessions.activity:{principal}-*",
-                ],
-                &[],
-            ),
-            "narrow" => (&["custom.*"], &["custom.narrow.*"]),
-            _ => (&[], &[]),
-        };
+        let (read, publish) = crate::contract::permissions(name);
         token.read = read.iter().map(|s| (*s).to_owned()).collect();
         token.publish = publish.iter().map(|s| (*s).to_owned()).collect();
         config.tokens.push(token);
