@@ -18,7 +18,10 @@ pub const MAX_PENDING_BYTES: usize = 512 * 1024;
 pub fn config(listen: SocketAddr) -> Config {
     let mut config = Config {
         listen,
-        public_topics: vec!["custom.bench.*".to_owned(), "sessions.activity:bench-*".to_owned()],
+        public_topics: vec![
+            "custom.bench.*".to_owned(),
+            "sessions.activity:bench-*".to_owned(),
+        ],
         ..Config::default()
     };
     let mut publisher = TokenConfig::new(PUBLISHER_TOKEN, "bench");

@@ -316,7 +316,9 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
     let payload = PayloadMaker::new(plan.topic_kind, plan.payload_bytes);
     if plan.idle.is_none() {
         for p in 0..plan.publishers {
-            let mine: Vec<usize> = (0..plan.topics).filter(|t| t % plan.publishers == p).collect();
+            let mine: Vec<usize> = (0..plan.topics)
+                .filter(|t| t % plan.publishers == p)
+                .collect();
             if mine.is_empty() {
                 continue;
             }
@@ -584,7 +586,11 @@ fn account(shared: &Shared, results: &[SubResult], stalled: usize, report: &mut 
     report.lost = shared.lost.load(Ordering::Relaxed);
     report.out_of_order = shared.out_of_order.load(Ordering::Relaxed);
     report.errors = shared.errors.load(Ordering::Relaxed);
-    report.error_samples = shared.error_samples.lock().map(|s| s.clone()).unwrap_or_default();
+    report.error_samples = shared
+        .error_samples
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
 }
 
 /// One subscriber connection.
@@ -848,7 +854,7 @@ async fn publish_loop(
                 start,
                 until,
             } => {
-                let id = RequestId::new(&step.to_string()).ok();
+                let id = RequestId::new(step.to_string()).ok();
                 let interval = 1.0 / rate_per_publisher.max(1e-3);
                 let start_ns = u64::try_from((start - shared.epoch).as_nanos()).unwrap_or(0);
                 let mut k = 0u64;
@@ -1015,15 +1021,14 @@ async fn open(url: &str, addr: SocketAddr, stalled: bool) -> Result<Ws, String> 
     let config = WebSocketConfig::default()
         .read_buffer_size(if stalled { 4096 } else { 16 * 1024 })
         .write_buffer_size(0);
-    let (ws, response) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-            .await
-            .map_err(|e| match e {
-                tungstenite::Error::Http(response) => {
-                    format!("handshake refused: HTTP {}", response.status())
-                }
-                other => format!("handshake: {other}"),
-            })?;
+    let (ws, response) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        .await
+        .map_err(|e| match e {
+            tungstenite::Error::Http(response) => {
+                format!("handshake refused: HTTP {}", response.status())
+            }
+            other => format!("handshake: {other}"),
+        })?;
     let chosen = response
         .headers()
         .get("sec-websocket-protocol")

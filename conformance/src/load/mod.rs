@@ -8,6 +8,7 @@
 
 mod generator;
 pub mod report;
+pub mod suite;
 mod sys;
 
 use std::path::PathBuf;
@@ -98,6 +99,23 @@ pub struct BenchArgs {
     /// its own core).
     #[arg(long, conflicts_with = "url")]
     pub serve: Option<std::net::SocketAddr>,
+    /// Run the benchmark suite instead of one load: every scenario against the reference server
+    /// and each --peer, each server pinned to core 0 and the generator to core 1.
+    #[arg(long, value_enum, conflicts_with_all = ["url", "serve"])]
+    pub suite: Option<suite::Mode>,
+    /// A peer server for --suite, as NAME=COMMAND; the command must print
+    /// `listening <ws-url> pid <pid>` as its first line. Repeatable.
+    #[arg(long = "peer", requires = "suite")]
+    pub peers: Vec<suite::ServerSpec>,
+    /// Where --suite writes results.json, results.md and chart.svg.
+    #[arg(long, default_value = "bench/results", requires = "suite")]
+    pub out: PathBuf,
+    /// Criterion's output directory, to include its frame micro-benchmarks in the suite results.
+    #[arg(long, requires = "suite")]
+    pub criterion_dir: Option<PathBuf>,
+    /// Run only the suite scenarios whose id starts with one of these (e.g. fanout, idle).
+    #[arg(long, requires = "suite")]
+    pub only: Vec<String>,
 }
 
 /// Runs `rtbus-conformance bench`. Exit code 0: no lost, reordered or erroneous event; 1: some;
@@ -105,6 +123,25 @@ pub struct BenchArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.serve {
         return embedded::serve(addr).await.map(|()| ExitCode::SUCCESS);
+    }
+    if let Some(mode) = args.suite {
+        let options = suite::SuiteOptions {
+            mode,
+            peers: args.peers.clone(),
+            out: args.out.clone(),
+            criterion_dir: args.criterion_dir.clone(),
+            only: args.only.clone(),
+        };
+        let results = tokio::task::spawn_blocking(move || suite::run(&options)).await??;
+        let clean = results
+            .entries
+            .iter()
+            .all(|e| e.report.as_ref().is_some_and(Report::is_clean) && e.failure.is_none());
+        return Ok(if clean {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     let secs = |s: f64, flag: &str| {
         Duration::try_from_secs_f64(s).with_context(|| format!("{flag} {s}: not a duration"))
@@ -157,8 +194,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     print!("{}", report.render());
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(if report.is_clean() {
         ExitCode::SUCCESS

@@ -1,0 +1,790 @@
+//! The benchmark suite: every scenario against every server, each server pinned to its own core
+//! and the generator to another, results as JSON, a Markdown table and an SVG chart.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+
+use super::report::Report;
+
+/// How long to run: `quick` is a smoke run of a minute or two, `full` gives stable numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum Mode {
+    /// Smaller counts and short steps.
+    Quick,
+    /// The scenarios as specified.
+    Full,
+}
+
+/// A server to benchmark: a name and a shell command that starts it and prints
+/// `listening <ws-url> pid <pid>` on its first line of output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// Name in tables and charts.
+    pub name: String,
+    /// Shell command (run with `sh -c`).
+    pub command: String,
+}
+
+impl std::str::FromStr for ServerSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, command) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected NAME=COMMAND, got {s:?}"))?;
+        if name.is_empty() || command.is_empty() {
+            return Err(format!("expected NAME=COMMAND, got {s:?}"));
+        }
+        Ok(ServerSpec {
+            name: name.to_owned(),
+            command: command.to_owned(),
+        })
+    }
+}
+
+/// The name of the reference server in results.
+pub const REFERENCE: &str = "rtbus-server";
+
+/// One scenario's result for one server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    /// Scenario id.
+    pub scenario: String,
+    /// Server name.
+    pub server: String,
+    /// The generator's report (or the failure to get one).
+    pub report: Option<Report>,
+    /// Why there is no report.
+    pub failure: Option<String>,
+    /// For the slow-consumer scenario: the same run without the stalled subscriber.
+    pub baseline: Option<Report>,
+}
+
+/// Criterion estimates, ns per iteration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Micro {
+    /// Benchmark id.
+    pub id: String,
+    /// Mean nanoseconds per iteration.
+    pub ns: f64,
+}
+
+/// Everything one suite run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuiteResults {
+    /// quick or full.
+    pub mode: Mode,
+    /// Machine description.
+    pub machine: String,
+    /// Whether servers and generator were pinned to separate cores.
+    pub pinned: bool,
+    /// Scenario results.
+    pub entries: Vec<Entry>,
+    /// Criterion micro-benchmarks found in the criterion directory.
+    pub micro: Vec<Micro>,
+}
+
+/// Options of a suite run.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    /// quick or full.
+    pub mode: Mode,
+    /// Peers, benchmarked after the reference server.
+    pub peers: Vec<ServerSpec>,
+    /// Where results go.
+    pub out: PathBuf,
+    /// Where criterion wrote its estimates, if it ran.
+    pub criterion_dir: Option<PathBuf>,
+    /// Only these scenarios (all when empty).
+    pub only: Vec<String>,
+}
+
+struct Scenario {
+    id: &'static str,
+    args: Vec<String>,
+    /// The slow-consumer scenario: run once clean, once with a stalled subscriber.
+    stalled: bool,
+}
+
+fn scenarios(mode: Mode) -> Vec<Scenario> {
+    let quick = mode == Mode::Quick;
+    let (big, step, ladder) = if quick {
+        ("2000", "0.5", "4")
+    } else {
+        ("10000", "2", "6")
+    };
+    let s = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    vec![
+        Scenario {
+            id: "fanout-1k",
+            args: s(&[
+                "--subscribers",
+                "1000",
+                "--topics",
+                "1",
+                "--payload-bytes",
+                "100",
+                "--start-deliveries",
+                "100000",
+                "--max-steps",
+                ladder,
+                "--step-secs",
+                step,
+                "--half-load",
+            ]),
+            stalled: false,
+        },
+        Scenario {
+            id: if quick { "fanout-2k" } else { "fanout-10k" },
+            args: s(&[
+                "--subscribers",
+                big,
+                "--topics",
+                "1",
+                "--payload-bytes",
+                "100",
+                "--start-deliveries",
+                "100000",
+                "--max-steps",
+                ladder,
+                "--step-secs",
+                step,
+                "--half-load",
+            ]),
+            stalled: false,
+        },
+        Scenario {
+            id: if quick { "topics-2k" } else { "topics-10k" },
+            args: s(&[
+                "--subscribers",
+                big,
+                "--topics",
+                big,
+                "--topic-kind",
+                "activity",
+                "--publishers",
+                "2",
+                "--payload-bytes",
+                "100",
+                "--start-deliveries",
+                "25000",
+                "--max-steps",
+                ladder,
+                "--step-secs",
+                step,
+                "--half-load",
+            ]),
+            stalled: false,
+        },
+        Scenario {
+            id: if quick { "idle-2k" } else { "idle-10k" },
+            args: s(&["--subscribers", big, "--topics", big, "--idle", "2"]),
+            stalled: false,
+        },
+        Scenario {
+            id: "slow-consumer-1k",
+            args: s(&[
+                "--subscribers",
+                "1000",
+                "--topics",
+                "1",
+                "--payload-bytes",
+                "512",
+                "--rate",
+                "100",
+                "--step-secs",
+                if quick { "3" } else { "10" },
+            ]),
+            stalled: true,
+        },
+    ]
+}
+
+/// A running server process.
+struct Server {
+    child: Child,
+    url: String,
+    pid: u32,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM for a graceful stop; the child is reaped below.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pinned() -> bool {
+    super::sys::usable_cores() >= 2
+        && Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// `sh -c` with the fd limit raised to its hard limit (10,000 connections need 10,000 fds) and
+/// the command pinned to `core`.
+fn shell(command: &str, core: Option<usize>) -> Command {
+    let pin = core.map_or(String::new(), |c| format!("taskset -c {c} "));
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n \"$(ulimit -Hn)\"; exec {pin}{command}"));
+    cmd
+}
+
+fn start_server(spec: &ServerSpec, core: Option<usize>) -> anyhow::Result<Server> {
+    let mut child = shell(&spec.command, core)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}: {}", spec.name, spec.command))?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut line = String::new();
+    let mut reader = BufReader::new(stdout);
+    reader
+        .read_line(&mut line)
+        .with_context(|| format!("reading {}'s first line", spec.name))?;
+    // Keep reading so that a server that logs to stdout never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    let mut words = line.split_whitespace();
+    let (Some("listening"), Some(url), Some("pid"), Some(pid)) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!(
+            "{} printed {line:?}; expected `listening <ws-url> pid <pid>`",
+            spec.name
+        );
+    };
+    Ok(Server {
+        url: url.to_owned(),
+        pid: pid.parse().with_context(|| format!("pid {pid:?}"))?,
+        child,
+    })
+}
+
+fn run_generator(
+    server: &Server,
+    name: &str,
+    args: &[String],
+    extra: &[&str],
+    core: Option<usize>,
+    out: &Path,
+) -> anyhow::Result<Report> {
+    let exe = std::env::current_exe()?;
+    let json = out.join(format!(".run-{}.json", std::process::id()));
+    let mut command = vec![
+        quote(&exe.to_string_lossy()),
+        "bench".to_owned(),
+        "--url".to_owned(),
+        quote(&server.url),
+        "--label".to_owned(),
+        quote(name),
+        "--server-pid".to_owned(),
+        server.pid.to_string(),
+        "--json".to_owned(),
+        quote(&json.to_string_lossy()),
+    ];
+    if name == REFERENCE {
+        command.push("--token".to_owned());
+        command.push(super::embedded::PUBLISHER_TOKEN.to_owned());
+    }
+    command.extend(args.iter().cloned());
+    command.extend(extra.iter().map(|s| (*s).to_owned()));
+    let status = shell(&command.join(" "), core)
+        .env_remove("RTBUS_URL")
+        .env_remove("RTBUS_PUBLISHER_TOKEN")
+        .status()
+        .context("running the generator")?;
+    let text = std::fs::read_to_string(&json)
+        .with_context(|| format!("the generator exited with {status} and wrote no report"))?;
+    let _ = std::fs::remove_file(&json);
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Runs the suite and writes `results.json`, `results.md` and `chart.svg` into `out`.
+pub fn run(options: &SuiteOptions) -> anyhow::Result<SuiteResults> {
+    std::fs::create_dir_all(&options.out)
+        .with_context(|| format!("creating {}", options.out.display()))?;
+    let pin = pinned();
+    if !pin {
+        eprintln!("warning: taskset or a second core is missing; server and generator share cores");
+    }
+    let (server_core, generator_core) = if pin {
+        (Some(0), Some(1))
+    } else {
+        (None, None)
+    };
+    let exe = std::env::current_exe()?;
+    let mut servers = vec![ServerSpec {
+        name: REFERENCE.to_owned(),
+        command: format!(
+            "{} bench --serve 127.0.0.1:0",
+            quote(&exe.to_string_lossy())
+        ),
+    }];
+    servers.extend(options.peers.iter().cloned());
+    let mut entries = Vec::new();
+    for scenario in scenarios(options.mode) {
+        if !options.only.is_empty() && !options.only.iter().any(|o| scenario.id.starts_with(o)) {
+            continue;
+        }
+        for spec in &servers {
+            eprintln!("== {} on {}", scenario.id, spec.name);
+            let mut entry = Entry {
+                scenario: scenario.id.to_owned(),
+                server: spec.name.clone(),
+                report: None,
+                failure: None,
+                baseline: None,
+            };
+            let outcome = (|| -> anyhow::Result<()> {
+                // A fresh server per run: memory and state start from zero.
+                if scenario.stalled {
+                    let server = start_server(spec, server_core)?;
+                    entry.baseline = Some(run_generator(
+                        &server,
+                        &spec.name,
+                        &scenario.args,
+                        &[],
+                        generator_core,
+                        &options.out,
+                    )?);
+                }
+                let server = start_server(spec, server_core)?;
+                let extra: &[&str] = if scenario.stalled {
+                    &["--stalled", "1"]
+                } else {
+                    &[]
+                };
+                entry.report = Some(run_generator(
+                    &server,
+                    &spec.name,
+                    &scenario.args,
+                    extra,
+                    generator_core,
+                    &options.out,
+                )?);
+                Ok(())
+            })();
+            if let Err(e) = outcome {
+                eprintln!("   failed: {e:#}");
+                entry.failure = Some(format!("{e:#}"));
+            }
+            entries.push(entry);
+        }
+    }
+    let results = SuiteResults {
+        mode: options.mode,
+        machine: machine(),
+        pinned: pin,
+        entries,
+        micro: options
+            .criterion_dir
+            .as_deref()
+            .map(read_criterion)
+            .unwrap_or_default(),
+    };
+    let json = serde_json::to_string_pretty(&results)? + "\n";
+    std::fs::write(options.out.join("results.json"), json)?;
+    std::fs::write(options.out.join("results.md"), markdown(&results))?;
+    std::fs::write(options.out.join("chart.svg"), chart(&results))?;
+    print!("{}", markdown(&results));
+    Ok(results)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or("unknown memory".to_owned(), |kib| {
+            format!("{:.1} GiB RAM", kib / 1024.0 / 1024.0)
+        });
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{cores} cores, {cpu}, {mem}")
+}
+
+/// Reads `<dir>/<group>/<bench>/new/estimates.json` (criterion's layout).
+fn read_criterion(dir: &Path) -> Vec<Micro> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(read) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in read.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n == "new") {
+                    let estimates = path.join("estimates.json");
+                    let ns = std::fs::read_to_string(&estimates)
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                        .and_then(|v| v.pointer("/mean/point_estimate")?.as_f64());
+                    let id = d
+                        .strip_prefix(dir)
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if let Some(ns) = ns {
+                        out.push(Micro { id, ns });
+                    }
+                } else if path
+                    .file_name()
+                    .is_none_or(|n| n != "base" && n != "report")
+                {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn find<'a>(r: &'a SuiteResults, scenario: &str, server: &str) -> Option<&'a Entry> {
+    r.entries
+        .iter()
+        .find(|e| e.scenario == scenario && e.server == server)
+}
+
+fn servers(r: &SuiteResults) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for e in &r.entries {
+        if !names.contains(&e.server) {
+            names.push(e.server.clone());
+        }
+    }
+    names
+}
+
+fn scenario_ids(r: &SuiteResults) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for e in &r.entries {
+        if !ids.contains(&e.scenario) {
+            ids.push(e.scenario.clone());
+        }
+    }
+    ids
+}
+
+fn kib(bytes: f64) -> String {
+    format!("{:.1} KiB", bytes / 1024.0)
+}
+
+fn verdict(report: &Report) -> String {
+    let mut notes = Vec::new();
+    if report.lost > 0 {
+        notes.push(format!("**{} lost**", report.lost));
+    }
+    if report.out_of_order > 0 {
+        notes.push(format!("**{} out of order**", report.out_of_order));
+    }
+    if report.errors > 0 {
+        notes.push(format!("{} errors", report.errors));
+    }
+    if report.generator_saturated {
+        notes.push("generator CPU-bound".to_owned());
+    }
+    if notes.is_empty() {
+        "clean".to_owned()
+    } else {
+        notes.join(", ")
+    }
+}
+
+/// The Markdown table of a suite run, with ratios against the reference server.
+pub fn markdown(r: &SuiteResults) -> String {
+    let mut out = String::new();
+    let names = servers(r);
+    let _ = writeln!(
+        out,
+        "Machine: {}. Server pinned to core 0 and generator to core 1: {}. Mode: {:?}.\n",
+        r.machine,
+        if r.pinned { "yes" } else { "no" },
+        r.mode
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | server | delivered events/s (saturation) | × vs reference | p50 / p99 / p999 at half load | server CPU-s per million deliveries | connect p99 | result |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---|---:|---:|---|");
+    for id in scenario_ids(r) {
+        if id.starts_with("idle") || id.starts_with("slow") {
+            continue;
+        }
+        let reference = find(r, &id, REFERENCE)
+            .and_then(|e| e.report.as_ref())
+            .map(|rep| rep.saturation_deliveries_per_s);
+        for name in &names {
+            let Some(entry) = find(r, &id, name) else {
+                continue;
+            };
+            let Some(rep) = &entry.report else {
+                let _ = writeln!(
+                    out,
+                    "| {id} | {name} | — | — | — | — | — | failed: {} |",
+                    entry.failure.as_deref().unwrap_or("?")
+                );
+                continue;
+            };
+            let ratio = match reference {
+                Some(base) if rep.saturation_deliveries_per_s > 0.0 && name != REFERENCE => {
+                    format!("{:.2}×", base / rep.saturation_deliveries_per_s)
+                }
+                _ => "—".to_owned(),
+            };
+            let half = rep.half_load.as_ref().map_or("—".to_owned(), |h| {
+                format!(
+                    "{:.2} / {:.2} / {:.2} ms",
+                    h.latency.p50_us / 1000.0,
+                    h.latency.p99_us / 1000.0,
+                    h.latency.p999_us / 1000.0
+                )
+            });
+            // CPU per million at the busiest step.
+            let cpu = rep
+                .steps
+                .iter()
+                .max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s))
+                .and_then(|s| s.server_cpu_s_per_million)
+                .map_or("—".to_owned(), |c| format!("{c:.2}"));
+            let _ = writeln!(
+                out,
+                "| {id} | {name} | {:.0} | {ratio} | {half} | {cpu} | {:.1} ms | {} |",
+                rep.saturation_deliveries_per_s,
+                rep.connect.p99_us / 1000.0,
+                verdict(rep)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n× vs reference: the reference server's throughput divided by this server's.\n"
+    );
+    for id in scenario_ids(r) {
+        if id.starts_with("idle") {
+            let _ = writeln!(
+                out,
+                "| {id} | server | RSS before | RSS with every client connected, subscribed, idle | per connection | × vs reference |"
+            );
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+            let reference = find(r, &id, REFERENCE)
+                .and_then(|e| e.report.as_ref()?.idle.as_ref())
+                .map(|i| i.bytes_per_connection);
+            for name in &names {
+                let Some(entry) = find(r, &id, name) else {
+                    continue;
+                };
+                match entry.report.as_ref().and_then(|rep| rep.idle.as_ref()) {
+                    Some(idle) => {
+                        let ratio = match reference {
+                            Some(base) if name != REFERENCE && base > 0.0 => {
+                                format!("{:.2}× less", idle.bytes_per_connection / base)
+                            }
+                            _ => "—".to_owned(),
+                        };
+                        let _ = writeln!(
+                            out,
+                            "| {id} | {name} | {} | {} | {} | {ratio} |",
+                            kib(idle.rss_before as f64),
+                            kib(idle.rss_after as f64),
+                            kib(idle.bytes_per_connection)
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "| {id} | {name} | — | — | — | failed: {} |",
+                            entry.failure.as_deref().unwrap_or("no memory figure")
+                        );
+                    }
+                }
+            }
+            let _ = writeln!(out);
+        }
+        if id.starts_with("slow") {
+            let _ = writeln!(
+                out,
+                "| {id} | server | healthy p99 without / with the stalled subscriber | change | stalled subscriber cut off | result |"
+            );
+            let _ = writeln!(out, "|---|---|---|---:|---|---|");
+            for name in &names {
+                let Some(entry) = find(r, &id, name) else {
+                    continue;
+                };
+                let (Some(base), Some(rep)) = (&entry.baseline, &entry.report) else {
+                    let _ = writeln!(
+                        out,
+                        "| {id} | {name} | — | — | — | failed: {} |",
+                        entry.failure.as_deref().unwrap_or("?")
+                    );
+                    continue;
+                };
+                let p99 = |rep: &Report| rep.steps.first().map_or(0.0, |s| s.latency.p99_us);
+                let (a, b) = (p99(base), p99(rep));
+                let cut = rep.stalled.as_ref().map_or("—".to_owned(), |s| {
+                    if s.cut_off > 0 {
+                        format!(
+                            "after {} (close {:?})",
+                            s.cut_off_after_ms
+                                .map_or("?".to_owned(), |ms| format!("{ms:.0} ms")),
+                            s.close_codes
+                        )
+                    } else {
+                        "never".to_owned()
+                    }
+                });
+                let _ = writeln!(
+                    out,
+                    "| {id} | {name} | {:.2} ms / {:.2} ms | {:+.0}% | {cut} | {} |",
+                    a / 1000.0,
+                    b / 1000.0,
+                    if a > 0.0 { (b - a) / a * 100.0 } else { 0.0 },
+                    verdict(rep)
+                );
+            }
+            let _ = writeln!(out);
+        }
+    }
+    if !r.micro.is_empty() {
+        let _ = writeln!(out, "| micro-benchmark (criterion) | ns per frame |");
+        let _ = writeln!(out, "|---|---:|");
+        for m in &r.micro {
+            let _ = writeln!(out, "| {} | {:.0} |", m.id, m.ns);
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+/// A bar chart of saturation throughput per scenario and server, and idle memory per
+/// connection, as a self-contained SVG.
+pub fn chart(r: &SuiteResults) -> String {
+    const COLORS: [&str; 4] = ["#2f6fdf", "#e07a22", "#3a9a4a", "#9a3a8a"];
+    let names = servers(r);
+    let mut groups: Vec<(String, Vec<f64>, String)> = Vec::new();
+    for id in scenario_ids(r) {
+        let idle = id.starts_with("idle");
+        if id.starts_with("slow") {
+            continue;
+        }
+        let values = names
+            .iter()
+            .map(|n| {
+                find(r, &id, n)
+                    .and_then(|e| e.report.as_ref())
+                    .map_or(0.0, |rep| match &rep.idle {
+                        Some(i) => i.bytes_per_connection / 1024.0,
+                        None => rep.saturation_deliveries_per_s,
+                    })
+            })
+            .collect();
+        let unit = if idle {
+            "KiB per idle connection (less is better)"
+        } else {
+            "delivered events/s (more is better)"
+        };
+        groups.push((id, values, unit.to_owned()));
+    }
+    let bar = 18.0;
+    let group_h = bar * names.len() as f64 + 34.0;
+    let width = 760.0;
+    let left = 150.0;
+    let plot = width - left - 130.0;
+    let height = 40.0 + group_h * groups.len() as f64 + 24.0;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0}" viewBox="0 0 {width} {height:.0}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        svg,
+        r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="10" y="22" font-size="15" font-weight="bold">rtbus benchmarks ({:?} run)</text>"##,
+        r.mode
+    );
+    for (i, name) in names.iter().enumerate() {
+        let x = 330.0 + i as f64 * 140.0;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{x}" y="11" width="12" height="12" fill="{}"/><text x="{}" y="22">{}</text>"#,
+            COLORS[i % COLORS.len()],
+            x + 16.0,
+            escape(name)
+        );
+    }
+    let mut y = 40.0;
+    for (id, values, unit) in &groups {
+        let max = values.iter().copied().fold(0.0, f64::max).max(1e-9);
+        let _ = writeln!(
+            svg,
+            r##"<text x="10" y="{:.0}" font-weight="bold">{}</text><text x="{left}" y="{:.0}" fill="#555">{}</text>"##,
+            y + 14.0,
+            escape(id),
+            y + 14.0,
+            escape(unit)
+        );
+        for (i, value) in values.iter().enumerate() {
+            let by = y + 22.0 + i as f64 * bar;
+            let w = (value / max * plot).max(1.0);
+            let label = if unit.starts_with("KiB") {
+                format!("{value:.1} KiB")
+            } else {
+                format!("{value:.0}/s")
+            };
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{left}" y="{by:.0}" width="{w:.1}" height="{:.0}" fill="{}"/><text x="{:.1}" y="{:.0}">{label}</text>"#,
+                bar - 4.0,
+                COLORS[i % COLORS.len()],
+                left + w + 4.0,
+                by + bar - 7.0
+            );
+        }
+        y += group_h;
+    }
+    let _ = writeln!(svg, "</svg>");
+    svg
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
