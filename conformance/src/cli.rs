@@ -229,6 +229,13 @@ pub async fn run(args: RunArgs) -> ExitCode {
         None => Arc::new(Embedded::new(&contract)),
     };
     let description = target.describe();
+    let mut rules: Vec<&str> = cases
+        .iter()
+        .flat_map(|c| c.case.rules.iter().map(String::as_str))
+        .collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let rules_checked = rules.len();
     println!(
         "rtbus conformance: {} case(s) against {description}, {} at a time",
         cases.len(),
@@ -249,6 +256,26 @@ pub async fn run(args: RunArgs) -> ExitCode {
         "{}",
         report::summary(&results, &description, started.elapsed().as_millis(), style)
     );
+    let totals = report::totals(&results);
+    println!(
+        "rules: {rules_checked} of {} protocol rules checked by the selected cases (table: generated/CONFORMANCE.md)",
+        rtbus_protocol::rules::RULES.len()
+    );
+    if totals.failed > 0 {
+        let first = results
+            .iter()
+            .find(|r| !r.passed() && matches!(r.verdict, runner::Verdict::Failed(_)));
+        if let Some(first) = first {
+            println!(
+                "re-run one case: rtbus-conformance run --filter {}",
+                first.id
+            );
+        }
+    } else if args.url.is_none() {
+        println!(
+            "next: test your own server with `rtbus-conformance run --url ws://HOST:PORT/api/realtime --token publisher=... --token reader=... --token narrow=...`;\n      `rtbus-conformance contract` prints what it must provide (conformance/README.md explains it)"
+        );
+    }
     for (kind, path) in reports {
         let text = match kind {
             ReportKind::Json => report::json_report(&results, &description),
@@ -259,7 +286,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
         println!("report written to {}", path.display());
     }
-    if report::totals(&results).failed > 0 {
+    if totals.failed > 0 {
         ExitCode::from(EXIT_FAILED)
     } else {
         ExitCode::from(EXIT_PASSED)
