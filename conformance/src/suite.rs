@@ -143,6 +143,27 @@ mod tests {
     }
 
     #[test]
+    fn every_bundled_case_validates_against_the_generated_transcript_schema() {
+        let committed: serde_json::Value = serde_json::from_str(include_str!(
+            "../../generated/schema/transcript.schema.json"
+        ))
+        .unwrap();
+        let validator = jsonschema::validator_for(&committed).unwrap();
+        for (name, text) in BUNDLED {
+            let case: serde_json::Value = serde_json::from_str(text).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&case)
+                .map(|e| format!("{}: {e}", e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{name}: {errors:?}");
+        }
+        // The schema rejects what the loader rejects, e.g. an unknown step.
+        let bad = serde_json::json!({"id": "x", "title": "t", "rules": [], "connections": {},
+            "steps": [{"do": "jump"}]});
+        assert!(!validator.is_valid(&bad));
+    }
+
+    #[test]
     fn selection_by_id_tag_and_prefix_warns_on_no_match() {
         let cases = bundled().unwrap();
         let total = cases.len();
