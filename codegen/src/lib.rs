@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod corpus;
+pub mod drift;
 mod error;
 mod json;
 mod reference;
@@ -59,11 +60,12 @@ pub type Generator = fn() -> Result<Vec<GeneratedFile>>;
 
 /// Every generator, in output order.
 ///
-/// To add a generated file, write a `fn() -> Result<Vec<GeneratedFile>>` (its paths relative to
-/// the repository root; JSON files should use [`json::to_pretty`]-style canonical output, other
-/// files start with [`HEADER`]) and add it to this list. That single line makes
-/// `cargo xtask codegen` write it, `--check` and the drift test guard it, and the stray-file
-/// check accept it.
+/// To add a generated file, write a `fn() -> Result<Vec<GeneratedFile>>` (paths relative to the
+/// repository root, `\n` line endings, starting with [`HEADER`] in the file's comment syntax;
+/// JSON goes through [`json_to_pretty`] with `"$comment": HEADER`) and add it to this list. That
+/// one line makes `cargo xtask codegen` write it, `--check` and the drift tests guard it, and the
+/// stray-file check accept it. Files produced by crates that depend on this one (and so cannot
+/// be listed here) are registered in `xtask::codegen::all_files` instead, also one line each.
 pub const GENERATORS: &[Generator] = &[
     typescript::generate,
     schema::generate,

@@ -4,6 +4,7 @@
 //! `run(&Args) -> anyhow::Result<ExitCode>`, and one variant in `main.rs`.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod codegen;
 pub mod test;
 

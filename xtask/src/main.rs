@@ -18,6 +18,8 @@ enum Command {
     Codegen(xtask::codegen::Args),
     /// Run every check CI runs: fmt, clippy, drift check, TypeScript checks, cargo test.
     Test(xtask::test::Args),
+    /// Benchmarks: criterion frame micro-benchmarks and the load suite against the peers.
+    Bench(xtask::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Codegen(args) => xtask::codegen::run(&args),
         Command::Test(args) => xtask::test::run(&args),
+        Command::Bench(args) => xtask::bench::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,119 @@
+//! `cargo xtask bench`: installs the peers, runs the criterion frame benchmarks and the load
+//! suite (reference server and every peer, same generator), writes bench/results/.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+
+/// Arguments of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A smoke run (smaller counts, short steps; a couple of minutes) instead of the full run.
+    #[arg(long)]
+    pub quick: bool,
+    /// Only the load scenarios whose id starts with one of these (e.g. `fanout`, `idle`).
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Skip the criterion micro-benchmarks.
+    #[arg(long)]
+    pub no_micro: bool,
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn step(name: &str, mut command: Command, dir: &Path) -> anyhow::Result<()> {
+    println!("==> {name}");
+    let started = Instant::now();
+    let status = command
+        .current_dir(dir)
+        .status()
+        .with_context(|| format!("{name}: could not start {command:?}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status}); command: {command:?}");
+    }
+    println!("    {name}: ok in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+/// Runs the benchmarks and writes `bench/results/{results.json,results.md,chart.svg}`.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let root = crate::project_root();
+    let bench = root.join("bench");
+    let mut setup = Command::new("sh");
+    setup.arg(bench.join("setup.sh"));
+    step(
+        "install the peers (npm ci, pip into bench/.venv)",
+        setup,
+        &root,
+    )?;
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "rtbus-conformance"]);
+    step(
+        "build the generator and reference server (release)",
+        build,
+        &root,
+    )?;
+    let target = target_dir(&root);
+    let criterion = target.join("criterion");
+    if !args.no_micro {
+        let quick: &[&str] = if args.quick {
+            &["--warm-up-time", "1", "--measurement-time", "2"]
+        } else {
+            &[]
+        };
+        for (package, name) in [
+            ("rtbus-protocol", "frames"),
+            ("rtbus-conformance", "validation"),
+        ] {
+            let mut run = cargo();
+            run.args(["bench", "-p", package, "--bench", name, "--"])
+                .args(quick);
+            step(&format!("criterion: {package} {name}"), run, &root)?;
+        }
+    }
+    let mut suite = Command::new(target.join("release/rtbus-conformance"));
+    suite
+        .args([
+            "bench",
+            "--suite",
+            if args.quick { "quick" } else { "full" },
+        ])
+        .arg("--out")
+        .arg(bench.join("results"))
+        .arg("--peer")
+        .arg(format!(
+            "node-ws=node {} 127.0.0.1:0",
+            bench.join("peers/node/server.js").display()
+        ))
+        .arg("--peer")
+        .arg(format!(
+            "python-websockets={} {} 127.0.0.1:0",
+            bench.join(".venv/bin/python").display(),
+            bench.join("peers/python/server.py").display()
+        ));
+    if !args.no_micro {
+        suite.arg("--criterion-dir").arg(&criterion);
+    }
+    for only in &args.only {
+        suite.arg("--only").arg(only);
+    }
+    println!("==> load suite");
+    let status = suite
+        .current_dir(&root)
+        .status()
+        .context("running the load suite")?;
+    println!("results: {}", bench.join("results/results.md").display());
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
