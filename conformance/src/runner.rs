@@ -209,30 +209,58 @@ pub async fn run_suite(
     let semaphore = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
     let options = Arc::new(options);
     let mut set = tokio::task::JoinSet::new();
+    let mut by_task = std::collections::HashMap::new();
+    let mut placeholders = Vec::with_capacity(total);
     for (index, case) in cases.into_iter().enumerate() {
+        placeholders.push(CaseResult {
+            id: case.case.id.clone(),
+            title: case.case.title.clone(),
+            rules: case.case.rules.clone(),
+            tags: case.case.tags.clone(),
+            file: case.file.display().to_string(),
+            verdict: Verdict::Passed,
+            close_verdict: CloseVerdict::None,
+            closes: Vec::new(),
+            frames_checked: 0,
+            duration_ms: 0,
+        });
         let target = Arc::clone(&target);
         let options = Arc::clone(&options);
         let semaphore = Arc::clone(&semaphore);
-        set.spawn(async move {
+        let handle = set.spawn(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = semaphore.acquire_owned().await.ok();
             (index, run_case(&case, target.as_ref(), &options).await)
         });
+        by_task.insert(handle.id(), index);
     }
     let mut results: Vec<Option<CaseResult>> = vec![None; total];
     let mut done = 0;
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok((index, result)) => {
-                done += 1;
-                progress(&result, done, total);
-                results[index] = Some(result);
-            }
+    while let Some(joined) = set.join_next_with_id().await {
+        let (index, result) = match joined {
+            Ok((_, (index, result))) => (index, result),
             Err(e) => {
-                // A panic in a case is a harness bug; keep it visible rather than dropping it.
-                eprintln!("internal error: a case task failed: {e}");
+                // A panic in a case is a harness bug: report it as that case's failure rather
+                // than dropping the case from the results.
+                let Some(&index) = by_task.get(&e.id()) else {
+                    continue;
+                };
+                let mut result = placeholders[index].clone();
+                result.verdict = Verdict::Failed(Box::new(Failure {
+                    step: 0,
+                    step_kind: "harness".into(),
+                    conn: None,
+                    message: format!("internal error in the harness (please report it): {e}"),
+                    pointer: None,
+                    expected: None,
+                    actual: None,
+                }));
+                (index, result)
             }
-        }
+        };
+        done += 1;
+        progress(&result, done, total);
+        results[index] = Some(result);
     }
     results.into_iter().flatten().collect()
 }
