@@ -408,7 +408,11 @@ impl Connection {
                 topics: data.topics.iter().map(|r| r.topic.clone()).collect(),
             },
         });
-        for (request, family) in data.topics.iter().zip(families) {
+        for (at, (request, family)) in data.topics.iter().zip(families).enumerate() {
+            // A topic named twice in one request starts once, by its first entry.
+            if data.topics[..at].iter().any(|r| r.topic == request.topic) {
+                continue;
+            }
             let cell = self.shared.hub.cell(&request.topic, family);
             cell.attach(
                 self.id,
