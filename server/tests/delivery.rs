@@ -225,6 +225,20 @@ async fn repeat_subscribe_is_acked_again_with_a_fresh_snapshot_and_no_duplicates
         server.stats().subscriptions.get("custom.public.rep"),
         Some(&1)
     );
+
+    // Named twice in one request: acknowledged as sent, started once.
+    reader
+        .send(&subscribe(
+            "c",
+            &["custom.public.twice", "custom.public.twice"],
+        ))
+        .await;
+    assert_reply(&reader.recv().await, "subscribed", "c");
+    assert_eq!(
+        snapshot_on(&reader.recv().await, "custom.public.twice").0,
+        0
+    );
+    reader.expect_silence(Duration::from_millis(50)).await;
     server.shutdown().await;
 }
 
