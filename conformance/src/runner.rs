@@ -386,6 +386,7 @@ struct Conn {
     sink: SplitSink<Ws, Message>,
     rx: mpsc::UnboundedReceiver<Incoming>,
     gate: watch::Sender<bool>,
+    pings: watch::Receiver<u64>,
     /// The server's close, once seen: (code, clean).
     closed: Option<(Option<u16>, bool)>,
     close_expected: bool,
@@ -606,6 +607,22 @@ impl CaseRun<'_> {
                 let wait = self.timeout(timeout_ms.as_ref(), ctx)?;
                 self.expect_close(conn, *code, *skip_frames, wait, ctx).await
             }
+            Step::ExpectPing { conn, timeout_ms } => {
+                let wait = self.timeout(timeout_ms.as_ref(), ctx)?;
+                let c = self.conn(conn, ctx)?;
+                let _ = c.gate.send(true);
+                c.pings.mark_unchanged();
+                match tokio::time::timeout(wait, c.pings.changed()).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(ctx.fail(
+                        "expected a WebSocket ping, but the connection ended",
+                    )),
+                    Err(_) => Err(ctx.fail(format!(
+                        "expected a WebSocket ping from the server within {} ms; none arrived",
+                        wait.as_millis()
+                    ))),
+                }
+            }
             Step::StopReading { conn } => {
                 let c = self.conn(conn, ctx)?;
                 let _ = c.gate.send(false);
@@ -723,13 +740,15 @@ impl CaseRun<'_> {
                 let (sink, stream) = ws.split();
                 let (tx, rx) = mpsc::unbounded_channel();
                 let (gate, gate_rx) = watch::channel(true);
-                tokio::spawn(read_loop(stream, tx, gate_rx));
+                let (ping_tx, pings) = watch::channel(0);
+                tokio::spawn(read_loop(stream, tx, gate_rx, ping_tx));
                 self.conns.insert(
                     name.to_owned(),
                     Conn {
                         sink,
                         rx,
                         gate,
+                        pings,
                         closed: None,
                         close_expected: false,
                         client_closed: false,
@@ -1101,6 +1120,7 @@ async fn read_loop(
     mut stream: SplitStream<Ws>,
     tx: mpsc::UnboundedSender<Incoming>,
     mut gate: watch::Receiver<bool>,
+    pings: watch::Sender<u64>,
 ) {
     loop {
         while !*gate.borrow_and_update() {
@@ -1128,6 +1148,10 @@ async fn read_loop(
                     (Some(u16::from(f.code)), f.reason.to_string())
                 });
                 Incoming::Close(code, reason)
+            }
+            Some(Ok(Message::Ping(_))) => {
+                pings.send_modify(|n| *n += 1);
+                continue;
             }
             Some(Ok(_)) => continue,
             Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) | None => {

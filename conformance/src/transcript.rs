@@ -218,6 +218,15 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<Count>,
     },
+    /// A WebSocket ping from the server must arrive on `conn` within the timeout (the
+    /// heartbeat; answered automatically).
+    ExpectPing {
+        /// The connection.
+        conn: String,
+        /// Milliseconds to wait. Absent: the run's step timeout.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<Count>,
+    },
     /// Stops reading `conn` until the next expect step: frames back up in the server and
     /// WebSocket pings go unanswered.
     StopReading {
@@ -259,6 +268,7 @@ impl Step {
             | Step::ExpectSet { conn, .. }
             | Step::ExpectNothing { conn, .. }
             | Step::ExpectClose { conn, .. }
+            | Step::ExpectPing { conn, .. }
             | Step::StopReading { conn }
             | Step::Close { conn, .. } => Some(conn),
             Step::Wait { .. } | Step::ShutdownServer {} | Step::Repeat { .. } => None,
@@ -274,6 +284,7 @@ impl Step {
             Step::ExpectSet { .. } => "expectSet",
             Step::ExpectNothing { .. } => "expectNothing",
             Step::ExpectClose { .. } => "expectClose",
+            Step::ExpectPing { .. } => "expectPing",
             Step::StopReading { .. } => "stopReading",
             Step::Close { .. } => "close",
             Step::Wait { .. } => "wait",
@@ -490,7 +501,7 @@ fn check_step(step: &Step, here: &str) -> Result<(), Problem> {
             }
         }
         Step::ExpectNothing { for_ms, .. } => check_count(for_ms, format!("{here}/forMs"))?,
-        Step::ExpectClose { timeout_ms, .. } => {
+        Step::ExpectClose { timeout_ms, .. } | Step::ExpectPing { timeout_ms, .. } => {
             if let Some(t) = timeout_ms {
                 check_count(t, format!("{here}/timeoutMs"))?;
             }
