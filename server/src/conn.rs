@@ -265,7 +265,7 @@ impl Connection {
 
         // Stop every publisher from queueing more, then say goodbye.
         for cell in self.topics.drain(..) {
-            cell.detach(self.id);
+            self.shared.hub.unsubscribe(&cell, self.id);
         }
         self.outbox.close();
         if let End::Close(code, reason) = end {
@@ -413,15 +413,14 @@ impl Connection {
             if data.topics[..at].iter().any(|r| r.topic == request.topic) {
                 continue;
             }
-            let cell = self.shared.hub.cell(&request.topic, family);
-            cell.attach(
-                self.id,
-                &self.outbox,
-                Start {
-                    snapshot: request.wants_snapshot(),
-                    resume_after: request.resume_after.map(|s| s.get()),
-                },
-            );
+            let start = Start {
+                snapshot: request.wants_snapshot(),
+                resume_after: request.resume_after.map(|s| s.get()),
+            };
+            let cell =
+                self.shared
+                    .hub
+                    .subscribe(&request.topic, family, self.id, &self.outbox, start);
             if !self.topics.iter().any(|c| Arc::ptr_eq(c, &cell)) {
                 self.topics.push(cell);
             }
@@ -440,7 +439,7 @@ impl Connection {
         for topic in &data.topics {
             if let Some(at) = self.topics.iter().position(|c| &c.topic == topic) {
                 let cell = self.topics.swap_remove(at);
-                cell.detach(self.id);
+                self.shared.hub.unsubscribe(&cell, self.id);
                 self.outbox.withdraw(cell.key());
             }
         }
@@ -483,8 +482,7 @@ impl Connection {
                 return self.error(id, err.code, message, Some(topic.as_str()));
             }
         };
-        let cell = self.shared.hub.cell(&topic, family);
-        match self.shared.hub.publish(&cell, &event, payload) {
+        match self.shared.hub.publish(&topic, family, &event, payload) {
             Ok(seq) => self.reply(&ServerMessage::Published {
                 id,
                 data: PublishedData { topic, seq },

@@ -55,8 +55,7 @@ fn publish(shared: &Shared, topic: &str, payload: Value) {
         tracing::warn!(%topic, "demo payload does not fit its family");
         return;
     };
-    let cell = shared.hub.cell(&topic, family);
-    let _ = shared.hub.publish(&cell, &event, payload);
+    let _ = shared.hub.publish(&topic, family, &event, payload);
 }
 
 pub(crate) async fn run(

@@ -54,6 +54,9 @@ struct TopicState {
     /// The latest events, oldest first, `seq` consecutive and ending at `seq`.
     history: VecDeque<(u64, Value)>,
     subscribers: Vec<Subscriber>,
+    /// Removed from the hub because it held nothing; whoever still has the cell must fetch a
+    /// fresh one.
+    retired: bool,
 }
 
 #[derive(Debug)]
@@ -90,7 +93,7 @@ impl Hub {
     }
 
     /// The topic's cell, created empty on first use.
-    pub fn cell(&self, topic: &Topic, family: Family) -> Arc<TopicCell> {
+    fn cell(&self, topic: &Topic, family: Family) -> Arc<TopicCell> {
         let mut topics = lock(&self.topics);
         if let Some(cell) = topics.get(topic) {
             return Arc::clone(cell);
@@ -102,10 +105,47 @@ impl Hub {
                 snapshot: TopicSnapshot::empty(family),
                 history: VecDeque::new(),
                 subscribers: Vec::new(),
+                retired: false,
             }),
         });
         topics.insert(topic.clone(), Arc::clone(&cell));
         cell
+    }
+
+    /// Registers connection `conn` on `topic` and queues what its subscription starts with (see
+    /// [`TopicCell::attach`]). Returns the cell the connection is now registered on.
+    pub fn subscribe(
+        &self,
+        topic: &Topic,
+        family: Family,
+        conn: u64,
+        outbox: &Arc<Outbox>,
+        start: Start,
+    ) -> Arc<TopicCell> {
+        loop {
+            let cell = self.cell(topic, family);
+            if cell.attach(conn, outbox, start) {
+                return cell;
+            }
+        }
+    }
+
+    /// Unregisters connection `conn` from `cell`, and forgets the topic when it holds nothing
+    /// (no subscriber, nothing ever published), so subscribing to many names cannot grow the
+    /// hub without bound.
+    pub fn unsubscribe(&self, cell: &TopicCell, conn: u64) {
+        cell.detach(conn);
+        let mut topics = lock(&self.topics);
+        let mut state = lock(&cell.state);
+        if state.subscribers.is_empty() && state.seq == 0 && !state.retired {
+            state.retired = true;
+            topics.remove(&cell.topic);
+        }
+    }
+
+    /// Topics the hub holds.
+    pub fn topic_count(&self) -> usize {
+        lock(&self.topics).len()
     }
 
     /// Subscribed connections per topic.
@@ -125,12 +165,22 @@ impl Hub {
     /// frame for every subscriber.
     pub fn publish(
         &self,
-        cell: &TopicCell,
+        topic: &Topic,
+        family: Family,
         event: &TopicEvent,
         payload: Value,
     ) -> Result<Seq, SeqExhausted> {
+        let mut cell = self.cell(topic, family);
+        let mut state = loop {
+            let state = lock(&cell.state);
+            if !state.retired {
+                break state;
+            }
+            drop(state);
+            cell = self.cell(topic, family);
+        };
+        let cell = &*cell;
         let key = cell.key();
-        let mut state = lock(&cell.state);
         let next = state.seq + 1;
         let seq = match Seq::new(next) {
             Ok(seq) if next <= MAX_SAFE_INTEGER => seq,
@@ -184,9 +234,13 @@ impl TopicCell {
 
     /// Registers connection `conn` and queues what its subscription starts with: a snapshot, a
     /// replay, or nothing. A connection that already holds the topic is not registered twice.
-    pub fn attach(&self, conn: u64, outbox: &Arc<Outbox>, start: Start) {
+    /// Returns `false`, doing nothing, when the cell was retired meanwhile.
+    fn attach(&self, conn: u64, outbox: &Arc<Outbox>, start: Start) -> bool {
         let key = self.key();
         let mut state = lock(&self.state);
+        if state.retired {
+            return false;
+        }
         let seq = state.seq;
         let existing = state
             .subscribers
@@ -253,10 +307,11 @@ impl TopicCell {
                 since: seq,
             });
         }
+        true
     }
 
     /// Unregisters connection `conn`; after this no frame of the topic is queued for it.
-    pub fn detach(&self, conn: u64) {
+    fn detach(&self, conn: u64) {
         let mut state = lock(&self.state);
         if let Some(at) = state.subscribers.iter().position(|s| s.conn == conn) {
             state.subscribers.swap_remove(at);

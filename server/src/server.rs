@@ -72,6 +72,7 @@ impl Shared {
         }
         self.counters.snapshot(
             self.open_connections.load(Ordering::Relaxed),
+            self.hub.topic_count() as u64,
             self.hub.subscriptions(),
             queues,
         )

@@ -37,6 +37,8 @@ pub struct Stats {
     pub connections: u64,
     /// WebSocket connections accepted since start.
     pub connections_total: u64,
+    /// Topics the server holds state for (subscribed now, or published to at least once).
+    pub topics: u64,
     /// Subscribed connections per topic (topics with none are left out).
     pub subscriptions: BTreeMap<String, u64>,
     /// Outbound queue depths.
@@ -75,12 +77,14 @@ impl Counters {
     pub(crate) fn snapshot(
         &self,
         connections: u64,
+        topics: u64,
         subscriptions: BTreeMap<String, u64>,
         queues: QueueStats,
     ) -> Stats {
         Stats {
             connections,
             connections_total: Counters::get(&self.connections_total),
+            topics,
             subscriptions,
             queues,
             messages_in: Counters::get(&self.messages_in),

@@ -334,3 +334,49 @@ async fn snapshots_fold_events_per_family() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn topics_that_hold_nothing_are_forgotten_when_left() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    publish_n(&mut publisher, "custom.public.kept", 1).await;
+    let mut reader = Client::connect(&server).await;
+    for i in 0..20 {
+        let name = format!("custom.public.n{i}");
+        let reply = reader
+            .request(&subscribe_with("s", [no_snapshot(&name)]))
+            .await;
+        assert_reply(&reply, "subscribed", "s");
+    }
+    assert_eq!(server.stats().topics, 21);
+    for i in 0..10 {
+        let name = format!("custom.public.n{i}");
+        let reply = reader.request(&unsubscribe("u", &[&name])).await;
+        assert_reply(&reply, "unsubscribed", "u");
+    }
+    assert_eq!(server.stats().topics, 11);
+    // Leaving by disconnecting forgets the rest; a topic with a published event stays.
+    drop(reader);
+    let mut probe = Client::connect(&server).await;
+    let deadline = tokio::time::Instant::now() + STEP;
+    while server.stats().topics != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            server.stats()
+        );
+        // Round-trips on another connection give the server's tasks turns to finish.
+        let ping = rtbus_protocol::ClientMessage::Ping {
+            id: rid("k"),
+            data: None,
+        };
+        assert_reply(&probe.request(&ping).await, "pong", "k");
+    }
+    // The forgotten topic starts afresh; the kept one still has its state.
+    let reply = probe
+        .request(&subscribe("s", &["custom.public.kept"]))
+        .await;
+    assert_reply(&reply, "subscribed", "s");
+    assert_eq!(snapshot_on(&probe.recv().await, "custom.public.kept").0, 1);
+    server.shutdown().await;
+}
