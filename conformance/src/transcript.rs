@@ -587,6 +587,34 @@ mod tests {
     }
 
     #[test]
+    fn damaged_transcripts_give_errors_never_panics() {
+        for (name, text) in crate::suite::BUNDLED {
+            let file = Path::new(name);
+            // Every truncation, and every byte replaced by a character that breaks JSON or
+            // changes a value.
+            for cut in (0..text.trim_end().len()).step_by(13) {
+                if !text.is_char_boundary(cut) {
+                    continue;
+                }
+                let e = parse(file, &text[..cut]).unwrap_err();
+                assert!(e.line >= 1 && !e.message.is_empty(), "{name}@{cut}: {e}");
+            }
+            for (at, _) in text.char_indices().step_by(37) {
+                for replacement in ["\"", "}", "9", "$"] {
+                    let mut damaged = text.to_string();
+                    damaged.replace_range(
+                        at..at + text[at..].chars().next().map_or(0, char::len_utf8),
+                        replacement,
+                    );
+                    if let Err(e) = parse(file, &damaged) {
+                        assert!(e.line >= 1 && !e.message.is_empty(), "{name}@{at}: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_good_transcript_loads() {
         let text = format!(
             "{HEAD}\"steps\":[{{\"do\":\"connect\",\"conn\":\"a\"}},{{\"do\":\"send\",\"conn\":\"a\",\"frame\":{{\"type\":\"ping\",\"id\":\"p\"}}}},{{\"do\":\"expect\",\"conn\":\"a\",\"frame\":{{\"type\":\"pong\",\"id\":\"p\"}}}}]}}"
