@@ -380,3 +380,39 @@ async fn topics_that_hold_nothing_are_forgotten_when_left() {
     assert_eq!(snapshot_on(&probe.recv().await, "custom.public.kept").0, 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn repeat_subscribe_with_resume_re_sends_nothing_already_queued() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    publish_n(&mut publisher, "custom.public.rr", 2).await;
+    let mut reader = Client::connect(&server).await;
+    reader.send(&subscribe("a", &["custom.public.rr"])).await;
+    assert_reply(&reader.recv().await, "subscribed", "a");
+    assert_eq!(snapshot_on(&reader.recv().await, "custom.public.rr").0, 2);
+    publish_n(&mut publisher, "custom.public.rr", 1).await;
+    assert_eq!(
+        event_on(&reader.recv().await, "custom.public.rr"),
+        (3, false)
+    );
+    // (resumeAfter, whether a fresh snapshot follows): 2 and 3 are covered by the subscription
+    // (everything after them was queued); 1 predates it and 9 is ahead of the topic.
+    for (after, snapshot) in [(2, false), (3, false), (1, true), (9, true)] {
+        reader
+            .send(&subscribe_with("r", [resume("custom.public.rr", after)]))
+            .await;
+        assert_reply(&reader.recv().await, "subscribed", "r");
+        if snapshot {
+            let (seq, _) = snapshot_on(&reader.recv().await, "custom.public.rr");
+            assert_eq!(seq, 3, "resume after {after}");
+        }
+        reader.expect_silence(Duration::from_millis(30)).await;
+    }
+    publish_n(&mut publisher, "custom.public.rr", 1).await;
+    assert_eq!(
+        event_on(&reader.recv().await, "custom.public.rr"),
+        (4, false)
+    );
+    reader.expect_silence(Duration::from_millis(30)).await;
+    server.shutdown().await;
+}
