@@ -64,7 +64,8 @@ struct Cli {
     /// Runtime worker threads (default: the CPUs this process may use; 1 runs single-threaded).
     #[arg(long, env = "RTBUS_WORKERS")]
     workers: Option<usize>,
-    /// Log filter, e.g. `info` or `rtbus_server=debug`.
+    /// Log filter, e.g. `info` or `rtbus_server=debug`. The WebSocket library's own logs are
+    /// capped at `info`, since at lower levels they print frames (and so tokens).
     #[arg(long, env = "RTBUS_LOG", default_value = "info")]
     log: String,
     /// Log as JSON lines.
@@ -126,10 +127,16 @@ impl Cli {
     }
 }
 
+/// Log targets that could print frame contents (and so tokens), capped at `info`.
+const QUIET_TARGETS: &str = "tungstenite=info,tokio_tungstenite=info";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The WebSocket layer logs whole frames at trace level, and an `auth` frame carries a
+    // token: those targets are capped whatever the filter says, so tokens never reach the logs.
+    let filter = format!("{},{QUIET_TARGETS}", cli.log);
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{QUIET_TARGETS}")));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -98,3 +98,76 @@ fn a_bad_config_file_is_reported_with_its_path_and_the_field() {
     assert!(stderr.contains("max_pending"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn tokens_never_reach_the_logs_or_the_printed_config() {
+    const SECRET: &str = "sekrit-token-4242";
+    let dir = std::env::temp_dir().join(format!("rtbus-server-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("config.toml");
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[[tokens]]\ntoken = \"{SECRET}\"\nprincipal = \"ops\"\nroles = [\"admin\"]\n"
+    );
+    std::fs::write(&path, config).expect("written");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtbus-server"))
+        .arg("--config")
+        .arg(&path)
+        .args(["--log", "trace"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("joined")
+    .expect("a first line");
+    let url = line.trim().trim_start_matches("listening on ").to_owned();
+    // Authenticate with the token both ways, and fail once with a near miss.
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .expect("request");
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {SECRET}").parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connects");
+    for token in [SECRET, "sekrit-token-4243"] {
+        let auth = format!(r#"{{"type":"auth","id":"a","data":{{"token":"{token}"}}}}"#);
+        futures_util::SinkExt::send(&mut ws, Message::text(auth))
+            .await
+            .expect("sent");
+        let reply = tokio::time::timeout(common::STEP, ws.next())
+            .await
+            .expect("a reply")
+            .expect("open")
+            .expect("no error");
+        assert!(reply.is_text(), "{reply:?}");
+    }
+    drop(ws);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("joined")
+        .expect("waited");
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("<redacted>"), "{stderr}");
+    assert!(
+        stderr.contains("authenticated"),
+        "trace logs were written: {stderr}"
+    );
+    assert!(!stderr.contains("sekrit"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
