@@ -52,10 +52,15 @@ pub(crate) async fn serve(
         let _ =
             socket2::SockRef::from(&stream).set_send_buffer_size(limits.socket_send_buffer_bytes);
     }
-    let upgrade = match timeout(limits.handshake_timeout, http::handle(&mut stream, &shared)).await
-    {
-        Ok(Some(upgrade)) => upgrade,
-        _ => return,
+    let mut shutdown = shutdown;
+    let handshake = timeout(limits.handshake_timeout, http::handle(&mut stream, &shared));
+    let upgrade = tokio::select! {
+        result = handshake => match result {
+            Ok(Some(upgrade)) => upgrade,
+            _ => return,
+        },
+        // A socket still sending its request head when the server stops is just dropped.
+        _ = shutdown.changed() => return,
     };
     let config = WebSocketConfig::default()
         .read_buffer_size(limits.read_buffer_bytes)

@@ -196,3 +196,22 @@ async fn shutdown_closes_every_connection_with_1001_and_stops_accepting() {
     assert_eq!(closing.await.expect("joined"), [1001, 1001, 1001]);
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_sockets_still_in_the_handshake() {
+    let mut config = config();
+    config.limits.handshake_timeout = std::time::Duration::from_secs(60);
+    config.limits.close_timeout = std::time::Duration::from_secs(30);
+    let server = start(config).await;
+    // Connected, but the request head never comes.
+    let _silent = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let mut client = Client::connect(&server).await;
+    let closing = tokio::spawn(async move { client.expect_close().await });
+    // Far below both timeouts: shutdown waits for nothing but the close handshakes.
+    tokio::time::timeout(STEP, server.shutdown())
+        .await
+        .expect("shutdown completes without waiting for the silent socket");
+    assert_eq!(closing.await.expect("joined"), 1001);
+}
