@@ -13,6 +13,7 @@ use rtbus_protocol::{
 use serde_json::{Map, Value};
 
 use crate::corpus::{self, Example};
+use crate::typescript::one_line;
 use crate::{Error, GeneratedFile, HEADER, Result};
 
 /// A direction schema, parsed, with helpers to read it.
@@ -64,13 +65,12 @@ fn ref_name(schema: &Value) -> Option<&str> {
 }
 
 fn description(schema: &Value) -> String {
-    schema
-        .get("description")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .split('\n')
-        .collect::<Vec<_>>()
-        .join(" ")
+    one_line(
+        schema
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    )
 }
 
 /// The type of `schema` for a table cell; scalars and enums link to their entry under Types,
@@ -288,7 +288,7 @@ fn codes_section(out: &mut String) {
             out,
             "| `{}` | {} | {} |",
             code.value(),
-            escape_cell(&code.description().replace('\n', " ")),
+            escape_cell(&one_line(code.description())),
             if code.reconnect() {
                 "yes, with backoff"
             } else {
@@ -309,7 +309,7 @@ fn codes_section(out: &mut String) {
             "| {} | `{}` | {} | {} |",
             code.value(),
             lower_camel(code.name()),
-            escape_cell(&code.description().replace('\n', " ")),
+            escape_cell(&one_line(code.description())),
             if code.reconnect() {
                 "yes, and resume"
             } else {

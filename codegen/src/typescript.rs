@@ -28,7 +28,7 @@ fn header() -> String {
 fn jsdoc(text: &str, indent: &str) -> String {
     let text = text.replace("*/", "*\\/");
     let mut out = format!("{indent}/**\n");
-    for line in text.lines() {
+    for line in text.lines().map(str::trim) {
         if line.is_empty() {
             let _ = writeln!(out, "{indent} *");
         } else {
@@ -37,6 +37,11 @@ fn jsdoc(text: &str, indent: &str) -> String {
     }
     let _ = writeln!(out, "{indent} */");
     out
+}
+
+/// `text` with every run of whitespace (doc-comment line breaks included) as one space.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A JavaScript string literal.
@@ -160,7 +165,7 @@ fn codes_ts() -> String {
             code.name(),
             js_string(code.value()),
             code.reconnect(),
-            js_string(code.description())
+            js_string(&one_line(code.description()))
         );
     }
     out.push_str("} as const satisfies Record<string, CodeInfo<ErrorCode>>;\n\n");
@@ -200,7 +205,7 @@ fn codes_ts() -> String {
             code.name(),
             code.value(),
             code.reconnect(),
-            js_string(code.description())
+            js_string(&one_line(code.description()))
         );
     }
     out.push_str("} as const satisfies Record<string, CodeInfo<CloseCode>>;\n\n");

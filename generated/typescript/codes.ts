@@ -31,15 +31,15 @@ export type ErrorCode = ErrorCodeValue;
 export const ErrorCode = {
   /**
    * The frame is not valid JSON, is not a known message `type`, or has a field of the
-   *  wrong type, a missing required field, or an unknown field. Fix the client; resending
-   *  the same frame fails the same way.
+   * wrong type, a missing required field, or an unknown field. Fix the client; resending
+   * the same frame fails the same way.
    */
-  BadRequest: { value: "bad_request", reconnect: false, description: "The frame is not valid JSON, is not a known message `type`, or has a field of the\n wrong type, a missing required field, or an unknown field. Fix the client; resending\n the same frame fails the same way." },
+  BadRequest: { value: "bad_request", reconnect: false, description: "The frame is not valid JSON, is not a known message `type`, or has a field of the wrong type, a missing required field, or an unknown field. Fix the client; resending the same frame fails the same way." },
   /**
    * The request needs an authenticated principal and the connection has none, or the
-   *  token in an `auth` frame was not accepted.
+   * token in an `auth` frame was not accepted.
    */
-  Unauthorized: { value: "unauthorized", reconnect: false, description: "The request needs an authenticated principal and the connection has none, or the\n token in an `auth` frame was not accepted." },
+  Unauthorized: { value: "unauthorized", reconnect: false, description: "The request needs an authenticated principal and the connection has none, or the token in an `auth` frame was not accepted." },
   /**
    * The principal is authenticated but not allowed to do this on this topic.
    */
@@ -58,9 +58,9 @@ export const ErrorCode = {
   InvalidPayload: { value: "invalid_payload", reconnect: false, description: "A `publish` payload does not match the event type of the topic's family." },
   /**
    * The request would exceed a server limit, such as the number of topics one
-   *  connection may hold. The message names the limit.
+   * connection may hold. The message names the limit.
    */
-  LimitExceeded: { value: "limit_exceeded", reconnect: false, description: "The request would exceed a server limit, such as the number of topics one\n connection may hold. The message names the limit." },
+  LimitExceeded: { value: "limit_exceeded", reconnect: false, description: "The request would exceed a server limit, such as the number of topics one connection may hold. The message names the limit." },
   /**
    * The server failed while handling a valid request. Retrying later may succeed.
    */
@@ -117,19 +117,19 @@ export const CloseCode = {
   InternalError: { value: 1011, reconnect: true, description: "The server hit an unexpected condition. Reconnect with backoff." },
   /**
    * The connection did not authenticate within the server's auth deadline and holds no
-   *  public subscription.
+   * public subscription.
    */
-  AuthTimeout: { value: 4001, reconnect: false, description: "The connection did not authenticate within the server's auth deadline and holds no\n public subscription." },
+  AuthTimeout: { value: 4001, reconnect: false, description: "The connection did not authenticate within the server's auth deadline and holds no public subscription." },
   /**
    * The client stopped answering the server's WebSocket pings within the heartbeat
-   *  timeout. Reconnect and resume.
+   * timeout. Reconnect and resume.
    */
-  HeartbeatTimeout: { value: 4008, reconnect: true, description: "The client stopped answering the server's WebSocket pings within the heartbeat\n timeout. Reconnect and resume." },
+  HeartbeatTimeout: { value: 4008, reconnect: true, description: "The client stopped answering the server's WebSocket pings within the heartbeat timeout. Reconnect and resume." },
   /**
    * The client read too slowly: its outbound queue exceeded the server's limit and was
-   *  dropped. Reconnect and resume with the last `seq` seen per topic.
+   * dropped. Reconnect and resume with the last `seq` seen per topic.
    */
-  SlowConsumer: { value: 4009, reconnect: true, description: "The client read too slowly: its outbound queue exceeded the server's limit and was\n dropped. Reconnect and resume with the last `seq` seen per topic." },
+  SlowConsumer: { value: 4009, reconnect: true, description: "The client read too slowly: its outbound queue exceeded the server's limit and was dropped. Reconnect and resume with the last `seq` seen per topic." },
 } as const satisfies Record<string, CodeInfo<CloseCode>>;
 
 /** Every close code, in declaration order. */
