@@ -102,7 +102,7 @@ pub fn example_payloads(family: Family) -> Result<(Value, Vec<Value>)> {
     let mut events = Vec::new();
     for raw in example_events(family) {
         let event = TopicEvent::decode(&topic, &raw).map_err(|e| {
-            Error::SchemaShape(format!(
+            Error::Example(format!(
                 "an example event in codegen/src/corpus.rs (example_events) no longer fits its \
                  family; update it to the new payload type: {e}"
             ))

@@ -24,6 +24,9 @@ pub enum Error {
     /// A schema did not have the shape the generator relies on.
     #[error("unexpected schema shape: {0}")]
     SchemaShape(String),
+    /// A hand-written example of the corpus no longer fits the protocol types.
+    #[error("{0}")]
+    Example(String),
     /// Two generators produced the same path.
     #[error("two generators produce {0}")]
     DuplicatePath(String),
