@@ -11,10 +11,16 @@ pub const PUBLISHER_TOKEN: &str = "bench-publisher";
 
 /// The slow-consumer limit of the bench configuration: small enough that a stalled subscriber
 /// is cut off within seconds at bench rates, large enough for healthy subscribers' bursts.
-pub const MAX_PENDING_BYTES: usize = 512 * 1024;
+pub const MAX_PENDING_BYTES: usize = 256 * 1024;
+
+/// The kernel send buffer of each accepted socket in the bench configuration. Left to the
+/// kernel, loopback autotuning lets it grow to 4 MiB, which a stalled subscriber fills before the
+/// server's own queue even starts to count.
+pub const SOCKET_SEND_BUFFER_BYTES: usize = 128 * 1024;
 
 /// The bench configuration: the generator's topics are public, the publisher token may publish
-/// on them, the limits are the defaults except the slow-consumer queue.
+/// on them, the limits are the defaults except the slow-consumer queue and the socket send
+/// buffer.
 pub fn config(listen: SocketAddr) -> Config {
     let mut config = Config {
         listen,
@@ -30,6 +36,7 @@ pub fn config(listen: SocketAddr) -> Config {
     publisher.read = config.public_topics.clone();
     config.tokens.push(publisher);
     config.limits.max_pending_bytes = MAX_PENDING_BYTES;
+    config.limits.socket_send_buffer_bytes = SOCKET_SEND_BUFFER_BYTES;
     config
 }
 

@@ -443,6 +443,7 @@ async fn run_step(
 ) -> Step {
     let cpu_self = sys::cpu_seconds(Pid::SelfProcess);
     let cpu_server = server.and_then(sys::cpu_seconds);
+    let machine = sys::machine_jiffies();
     let start = Instant::now() + Duration::from_millis(20);
     let until = start + plan.step_time;
     let start_ns = u64::try_from((start - shared.epoch).as_nanos()).unwrap_or(0);
@@ -486,12 +487,21 @@ async fn run_step(
     };
     let delivered_per_s = delivered as f64 / elapsed_s.max(1e-9);
     let offered = publish_rate * fanout;
-    let generator_cpu = match (cpu_self, sys::cpu_seconds(Pid::SelfProcess)) {
-        (Some(a), Some(b)) => (b - a) / (wall * sys::usable_cores() as f64),
+    let generator_cpu_s = match (cpu_self, sys::cpu_seconds(Pid::SelfProcess)) {
+        (Some(a), Some(b)) => b - a,
         _ => 0.0,
     };
+    let generator_cpu = generator_cpu_s / (wall * sys::usable_cores() as f64);
     let server_cpu_s = match (cpu_server, server.and_then(sys::cpu_seconds)) {
         (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let other_cpu = match (machine, sys::machine_jiffies()) {
+        (Some((busy_a, _)), Some((busy_b, _))) => {
+            let busy_s = (busy_b.saturating_sub(busy_a)) as f64 * sys::seconds_per_jiffy();
+            let ours = generator_cpu_s + server_cpu_s.unwrap_or(0.0);
+            Some(((busy_s - ours) / wall).max(0.0))
+        }
         _ => None,
     };
     let latency = shared.hists[index]
@@ -526,6 +536,7 @@ async fn run_step(
         server_cpu_s_per_million: server_cpu_s
             .filter(|_| delivered > 0)
             .map(|cpu| cpu * 1e6 / delivered as f64),
+        other_cpu,
         saturated,
     }
 }
@@ -539,6 +550,7 @@ fn account(shared: &Shared, results: &[SubResult], stalled: usize, report: &mut 
     };
     let mut cut_off_after: Option<f64> = None;
     let first_publish_ns = shared.publish_start_ns.load(Ordering::Relaxed);
+    let mut undelivered = 0u64;
     for result in results {
         if !result.connected {
             continue;
@@ -563,12 +575,16 @@ fn account(shared: &Shared, results: &[SubResult], stalled: usize, report: &mut 
         let Some(acked_first) = acked.first else {
             continue;
         };
-        let missing = match (result.first, result.last) {
-            (Some(first), Some(last)) => {
-                first.saturating_sub(acked_first) + acked.last.saturating_sub(last)
-            }
-            _ => acked.count,
+        // Missing at the start is a loss (the subscription was acknowledged before the first
+        // publish); missing at the end means the run's drain deadline came first.
+        let (missing, late) = match (result.first, result.last) {
+            (Some(first), Some(last)) => (
+                first.saturating_sub(acked_first),
+                acked.last.saturating_sub(last),
+            ),
+            _ => (0, acked.count),
         };
+        undelivered += late;
         if missing > 0 {
             shared.lost.fetch_add(missing, Ordering::Relaxed);
             shared.error(format!(
@@ -584,6 +600,7 @@ fn account(shared: &Shared, results: &[SubResult], stalled: usize, report: &mut 
         report.stalled = Some(stalled_report);
     }
     report.lost = shared.lost.load(Ordering::Relaxed);
+    report.undelivered = undelivered;
     report.out_of_order = shared.out_of_order.load(Ordering::Relaxed);
     report.errors = shared.errors.load(Ordering::Relaxed);
     report.error_samples = shared
@@ -671,6 +688,10 @@ impl SubscriberConn {
             return result;
         }
         let mut frames = 0u64;
+        // One shutdown future for the whole loop: creating it per frame costs more than the
+        // frame's own bookkeeping.
+        let stop = shutdown.wait_for(|s| *s);
+        tokio::pin!(stop);
         loop {
             tokio::select! {
                 biased;
@@ -697,7 +718,7 @@ impl SubscriberConn {
                         break;
                     }
                 },
-                _ = shutdown.wait_for(|s| *s) => break,
+                _ = &mut stop => break,
             }
         }
         let _ = ws.close(None).await;
@@ -1062,4 +1083,62 @@ async fn resolve(url: &str) -> anyhow::Result<SocketAddr> {
 
 fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(url: String, token: &str) -> Plan {
+        Plan {
+            label: "smoke".to_owned(),
+            url,
+            token: Some(token.to_owned()),
+            subscribers: 20,
+            topics: 2,
+            topic_kind: TopicKind::Custom,
+            publishers: 2,
+            payload_bytes: 100,
+            fixed_publish_rate: Some(200.0),
+            start_deliveries: 0.0,
+            step_factor: 2.0,
+            max_steps: 1,
+            step_time: Duration::from_millis(300),
+            drain_timeout: Duration::from_secs(5),
+            half_load: false,
+            stalled: 0,
+            idle: None,
+            server_pid: None,
+            validate_every: 1,
+            connect_concurrency: 8,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_published_event_reaches_every_subscriber_of_its_topic() {
+        let server = super::super::embedded::start("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("reference server starts");
+        let mut p = plan(server.url(), super::super::embedded::PUBLISHER_TOKEN);
+        let report = run(p.clone()).await.expect("run completes");
+        server.shutdown().await;
+        assert!(report.is_clean(), "{}", report.render());
+        let step = &report.steps[0];
+        assert!(step.published > 0, "{}", report.render());
+        // 20 subscribers over 2 topics, publishes alternate between the topics.
+        assert_eq!(step.expected, step.published * 10, "{}", report.render());
+        assert_eq!(step.delivered, step.expected, "{}", report.render());
+        assert_eq!(step.latency.count, step.delivered);
+
+        // The same plan with a wrong token fails loudly instead of measuring nothing.
+        let server = super::super::embedded::start("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("reference server starts");
+        p.url = server.url();
+        p.token = Some("not-a-token".to_owned());
+        let err = run(p).await.expect_err("publisher cannot authenticate");
+        server.shutdown().await;
+        assert!(err.to_string().contains("authentication failed"), "{err}");
+    }
 }

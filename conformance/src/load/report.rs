@@ -59,6 +59,10 @@ pub struct Step {
     pub server_cpu_s: Option<f64>,
     /// Server CPU seconds per million deliveries.
     pub server_cpu_s_per_million: Option<f64>,
+    /// Cores' worth of CPU that other processes on the machine (neither this generator nor
+    /// the server under test) used during the step: a busy machine makes both look slower.
+    #[serde(default)]
+    pub other_cpu: Option<f64>,
     /// Why this step counts as saturated, if it does.
     pub saturated: Option<String>,
 }
@@ -118,8 +122,13 @@ pub struct Report {
     pub saturation_deliveries_per_s: f64,
     /// The step run at half the saturation rate, for latency.
     pub half_load: Option<Step>,
-    /// Events a subscriber missed (a gap in `seq`, or missing at the end). Any is a failure.
+    /// Events a subscriber missed: a gap in `seq`, or events before its first one that the
+    /// server acknowledged after the subscription. Any is a failure.
     pub lost: u64,
+    /// Acknowledged events still on their way when the drain timeout ended the run (the server
+    /// was too slow, nothing was skipped). Reported, not a failure.
+    #[serde(default)]
+    pub undelivered: u64,
     /// Events delivered twice or out of order. Any is a failure.
     pub out_of_order: u64,
     /// Errors: failed connections, `error` frames, unexpected closes, invalid frames.
@@ -194,8 +203,9 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "  lost events: {}, out of order: {}, errors: {}{}",
+            "  lost events: {}, undelivered at the drain deadline: {}, out of order: {}, errors: {}{}",
             self.lost,
+            self.undelivered,
             self.out_of_order,
             self.errors,
             if self.generator_saturated {
@@ -226,6 +236,9 @@ fn render_step(step: &Step) -> String {
     );
     if let Some(per_million) = step.server_cpu_s_per_million {
         let _ = write!(line, ", server {per_million:.2} cpu-s per million");
+    }
+    if let Some(other) = step.other_cpu {
+        let _ = write!(line, ", other processes {:.0}% of a core", other * 100.0);
     }
     if let Some(why) = &step.saturated {
         let _ = write!(line, " [saturated: {why}]");

@@ -194,11 +194,11 @@ fn scenarios(mode: Mode) -> Vec<Scenario> {
                 "--topics",
                 "1",
                 "--payload-bytes",
-                "512",
+                "1024",
                 "--rate",
-                "100",
+                "40",
                 "--step-secs",
-                if quick { "3" } else { "10" },
+                if quick { "6" } else { "15" },
             ]),
             stalled: true,
         },
@@ -515,6 +515,12 @@ fn verdict(report: &Report) -> String {
     }
     if report.out_of_order > 0 {
         notes.push(format!("**{} out of order**", report.out_of_order));
+    }
+    if report.undelivered > 0 {
+        notes.push(format!(
+            "{} still undelivered at the drain deadline",
+            report.undelivered
+        ));
     }
     if report.errors > 0 {
         notes.push(format!("{} errors", report.errors));

@@ -44,6 +44,27 @@ pub fn rss_bytes(pid: Pid) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Busy and total jiffies summed over all cores, from `/proc/stat`, or `None` where `/proc` is
+/// unavailable. The difference of two readings gives the machine's CPU use in between.
+pub fn machine_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...; idle and iowait are not busy.
+    let total: u64 = values.iter().take(8).sum();
+    let idle = values.get(3)? + values.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// CPU seconds per jiffy in `/proc/stat`.
+pub fn seconds_per_jiffy() -> f64 {
+    1.0 / TICKS_PER_SECOND
+}
+
 /// How many cores this process may run on (its affinity mask, so `taskset` is respected).
 pub fn usable_cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
