@@ -322,6 +322,41 @@ fn run_generator(
     Ok(serde_json::from_str(&text)?)
 }
 
+/// The bundled cases tagged [`GATE_TAG`] that every benchmarked server must pass.
+pub const GATE_TAG: &str = "fanout";
+
+/// Runs `rtbus-conformance run --filter fanout` against a fresh instance of the server. The
+/// reference server is checked as the harness embeds it (with the testee contract's tokens);
+/// a peer at its URL (peers implement no authorization, so any token is accepted).
+fn conformance_gate(spec: &ServerSpec, core: Option<usize>) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut command = Command::new(exe);
+    command
+        .args(["run", "--no-color", "--filter", GATE_TAG])
+        .env_remove("RTBUS_CONFORMANCE_URL");
+    let _server = if spec.name == REFERENCE {
+        None
+    } else {
+        let server = start_server(spec, core)?;
+        command.args(["--url", &server.url]);
+        for credential in ["publisher", "reader", "narrow"] {
+            command.arg("--token").arg(format!("{credential}=peer"));
+        }
+        Some(server)
+    };
+    let output = command
+        .output()
+        .context("running the conformance harness")?;
+    if !output.status.success() {
+        bail!(
+            "failed the fan-out conformance cases ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    Ok(())
+}
+
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -348,7 +383,27 @@ pub fn run(options: &SuiteOptions) -> anyhow::Result<SuiteResults> {
         ),
     }];
     servers.extend(options.peers.iter().cloned());
+    // A server is benchmarked only if it passes the harness's fan-out cases, so that every
+    // server in the comparison does the same work.
+    let mut admitted = Vec::new();
     let mut entries = Vec::new();
+    for spec in servers {
+        eprintln!("== conformance gate (fan-out cases) on {}", spec.name);
+        match conformance_gate(&spec, server_core) {
+            Ok(()) => admitted.push(spec),
+            Err(e) => {
+                eprintln!("   not benchmarked: {e:#}");
+                entries.push(Entry {
+                    scenario: "conformance-gate".to_owned(),
+                    server: spec.name.clone(),
+                    report: None,
+                    failure: Some(format!("{e:#}")),
+                    baseline: None,
+                });
+            }
+        }
+    }
+    let servers = admitted;
     for scenario in scenarios(options.mode) {
         if !options.only.is_empty() && !options.only.iter().any(|o| scenario.id.starts_with(o)) {
             continue;
