@@ -677,7 +677,7 @@ pub fn markdown(r: &SuiteResults) -> String {
                     Some(idle) => {
                         let ratio = match reference {
                             Some(base) if name != REFERENCE && base > 0.0 => {
-                                format!("{:.2}× less", idle.bytes_per_connection / base)
+                                format!("{:.2}× more", idle.bytes_per_connection / base)
                             }
                             _ => "—".to_owned(),
                         };
