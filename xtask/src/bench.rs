@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::Instant;
 
-use anyhow::{Context as _, bail};
+use crate::{cargo, step};
+use anyhow::Context as _;
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
@@ -19,24 +19,6 @@ pub struct Args {
     /// Skip the criterion micro-benchmarks.
     #[arg(long)]
     pub no_micro: bool,
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
-
-fn step(name: &str, mut command: Command, dir: &Path) -> anyhow::Result<()> {
-    println!("==> {name}");
-    let started = Instant::now();
-    let status = command
-        .current_dir(dir)
-        .status()
-        .with_context(|| format!("{name}: could not start {command:?}"))?;
-    if !status.success() {
-        bail!("{name} failed ({status}); command: {command:?}");
-    }
-    println!("    {name}: ok in {:.1}s", started.elapsed().as_secs_f64());
-    Ok(())
 }
 
 fn target_dir(root: &Path) -> PathBuf {

@@ -8,9 +8,8 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use anyhow::{Context as _, bail};
-
 use crate::codegen::{self, Mode};
+use crate::{cargo, step};
 
 /// The TypeScript check package, relative to the repository root.
 pub const TYPESCRIPT_CHECK_DIR: &str = "codegen/typescript-check";
@@ -23,26 +22,8 @@ pub struct Args {
     pub no_cargo_test: bool,
 }
 
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
-
 fn npm() -> Command {
     Command::new(if cfg!(windows) { "npm.cmd" } else { "npm" })
-}
-
-fn step(name: &str, mut command: Command, dir: &Path) -> anyhow::Result<()> {
-    println!("==> {name}");
-    let started = Instant::now();
-    let status = command
-        .current_dir(dir)
-        .status()
-        .with_context(|| format!("{name}: could not start {command:?}"))?;
-    if !status.success() {
-        bail!("{name} failed ({status}); command: {command:?}");
-    }
-    println!("    {name}: ok in {:.1}s", started.elapsed().as_secs_f64());
-    Ok(())
 }
 
 /// Installs the pinned TypeScript compiler and type-checks the generated TypeScript and the
