@@ -145,19 +145,24 @@ impl Recorder {
 type Offered = (Vec<String>, Option<String>, String);
 
 // The callback's error type is tungstenite's HTTP response; its size is not ours to choose.
+/// The subprotocols a WebSocket handshake offers, in order, from every
+/// `Sec-WebSocket-Protocol` header (each may list several, comma-separated).
+pub fn offered_subprotocols(req: &Request) -> Vec<String> {
+    req.headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 #[allow(clippy::result_large_err)]
 async fn proxy(stream: TcpStream, upstream: String, name: String, log: Log) {
     let offered: Arc<Mutex<Offered>> = Arc::default();
     let seen = Arc::clone(&offered);
     let callback = move |req: &Request, mut resp: Response| {
-        let protocols: Vec<String> = req
-            .headers()
-            .get_all("sec-websocket-protocol")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
-            .filter(|s| !s.is_empty())
-            .collect();
+        let protocols = offered_subprotocols(req);
         let auth = req
             .headers()
             .get("authorization")

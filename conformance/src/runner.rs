@@ -426,6 +426,11 @@ impl StepCtx {
 }
 
 impl CaseRun<'_> {
+    /// How many times a step with an optional `repeat` runs (once without one).
+    fn repeat_count(&self, repeat: Option<&Count>, ctx: &StepCtx) -> Result<u64, Failure> {
+        repeat.map_or(Ok(1), |count| self.count(count, ctx))
+    }
+
     fn count(&self, count: &Count, ctx: &StepCtx) -> Result<u64, Failure> {
         count
             .eval(&self.state.vars)
@@ -488,10 +493,7 @@ impl CaseRun<'_> {
                 binary,
                 repeat,
             } => {
-                let n = match repeat {
-                    Some(r) => self.count(r, ctx)?,
-                    None => 1,
-                };
+                let n = self.repeat_count(repeat.as_ref(), ctx)?;
                 for i in 1..=n {
                     if repeat.is_some() {
                         self.state.vars.insert("i".into(), Value::from(i));
@@ -529,10 +531,7 @@ impl CaseRun<'_> {
                 repeat,
                 timeout_ms,
             } => {
-                let n = match repeat {
-                    Some(r) => self.count(r, ctx)?,
-                    None => 1,
-                };
+                let n = self.repeat_count(repeat.as_ref(), ctx)?;
                 let wait = self.timeout(timeout_ms.as_ref(), ctx)?;
                 for i in 1..=n {
                     if repeat.is_some() {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use rtbus_conformance::contract::Contract;
 use rtbus_conformance::embedded::server_config;
+use rtbus_conformance::record::offered_subprotocols;
 use rtbus_conformance::report::{Style, render_failure};
 use rtbus_conformance::runner::{
     BoxFuture, CaseResult, InfraError, Prepared, RunOptions, ServerHandle, Target, Verdict,
@@ -261,14 +262,7 @@ async fn proxy_conn(
         if m == Mutation::WrongEndpoint {
             return Err(refuse(StatusCode::NOT_FOUND));
         }
-        let protocols: Vec<String> = req
-            .headers()
-            .get_all("sec-websocket-protocol")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
-            .filter(|s| !s.is_empty())
-            .collect();
+        let protocols = offered_subprotocols(req);
         let mut auth = req
             .headers()
             .get("authorization")

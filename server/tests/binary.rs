@@ -9,10 +9,10 @@ use futures_util::StreamExt;
 use rtbus_protocol::{ServerMessage, decode_server_frame};
 use tokio_tungstenite::tungstenite::Message;
 
-#[tokio::test]
-async fn demo_publishes_live_data_and_sigterm_exits_cleanly() {
+/// Starts the binary with `args` and waits for its first stdout line, `listening on <url>`.
+async fn spawn_server(args: &[&str]) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rtbus-server"))
-        .args(["--listen", "127.0.0.1:0", "--demo", "--log", "warn"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -30,6 +30,13 @@ async fn demo_publishes_live_data_and_sigterm_exits_cleanly() {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
+    (child, url)
+}
+
+#[tokio::test]
+async fn demo_publishes_live_data_and_sigterm_exits_cleanly() {
+    let (mut child, url) =
+        spawn_server(&["--listen", "127.0.0.1:0", "--demo", "--log", "warn"]).await;
 
     let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
@@ -109,23 +116,8 @@ async fn tokens_never_reach_the_logs_or_the_printed_config() {
         "listen = \"127.0.0.1:0\"\n[[tokens]]\ntoken = \"{SECRET}\"\nprincipal = \"ops\"\nroles = [\"admin\"]\n"
     );
     std::fs::write(&path, config).expect("written");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtbus-server"))
-        .arg("--config")
-        .arg(&path)
-        .args(["--log", "trace"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .expect("joined")
-    .expect("a first line");
-    let url = line.trim().trim_start_matches("listening on ").to_owned();
+    let config_path = path.to_str().expect("a UTF-8 temp path");
+    let (child, url) = spawn_server(&["--config", config_path, "--log", "trace"]).await;
     // Authenticate with the token both ways, and fail once with a near miss.
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
