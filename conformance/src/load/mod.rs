@@ -4,8 +4,10 @@
 //! until the server saturates. Every event carries its intended send time, so latency is
 //! publish → receive; every subscriber checks that `seq` has no gap, so a lost event is a
 //! failure, not a statistic. The generator watches its own CPU and says when it, rather than
-//! the server, was the bottleneck.
+//! the server, was the bottleneck. `--floor` measures the same fan-out over plain TCP sockets
+//! instead of a server: what the machine allows.
 
+mod floor;
 mod generator;
 pub mod report;
 pub mod suite;
@@ -116,6 +118,19 @@ pub struct BenchArgs {
     /// Run only the suite scenarios whose id starts with one of these (e.g. fanout, idle).
     #[arg(long, requires = "suite")]
     pub only: Vec<String>,
+    /// Measure the loopback floor instead of a server: --rate bursts per second, each one
+    /// --payload-bytes record written with a blocking `write` to each of --subscribers plain TCP
+    /// loopback connections (no WebSocket, no JSON, no async runtime), read with epoll on
+    /// another core; writer pinned to the first usable core, reader to the second.
+    #[arg(
+        long,
+        requires = "rate",
+        conflicts_with_all = [
+            "url", "serve", "suite", "idle", "half_load", "stalled", "server_pid", "token",
+            "topics", "topic_kind", "publishers",
+        ]
+    )]
+    pub floor: bool,
 }
 
 /// Runs `rtbus-conformance bench`. Exit code 0: no lost, reordered or erroneous event; 1: some;
@@ -146,6 +161,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let secs = |s: f64, flag: &str| {
         Duration::try_from_secs_f64(s).with_context(|| format!("{flag} {s}: not a duration"))
     };
+    if args.floor {
+        let plan = floor::FloorPlan {
+            connections: args.subscribers,
+            record_bytes: args.payload_bytes,
+            rate: args
+                .rate
+                .context("--floor needs --rate (bursts per second)")?,
+            step_time: secs(args.step_secs, "--step-secs")?,
+            drain_timeout: secs(args.drain_secs, "--drain-secs")?,
+        };
+        // Plain threads, off the runtime: the floor is measured without an async runtime.
+        let report = tokio::task::spawn_blocking(move || floor::run(&plan)).await??;
+        return finish(&report, args.json.as_deref());
+    }
     let (url, token, embedded) = match &args.url {
         Some(url) => (url.clone(), args.token.clone(), None),
         None => {
@@ -190,10 +219,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(server) = embedded {
         server.shutdown().await;
     }
-    let report = report?;
+    finish(&report?, args.json.as_deref())
+}
+
+/// Prints the report, writes it as JSON if asked, and turns it into the exit code.
+fn finish(report: &Report, json: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     print!("{}", report.render());
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(report)?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(if report.is_clean() {

@@ -95,6 +95,32 @@ pub struct IdleReport {
     pub bytes_per_connection: f64,
 }
 
+/// What the loopback floor (`bench --floor`) measured beyond a step: the costs of the plain
+/// `write` and `read` that every server and client pays per delivery on this machine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FloorReport {
+    /// Core the writer thread was pinned to, if it was.
+    pub writer_core: Option<usize>,
+    /// Core the reader thread was pinned to, if it was.
+    pub reader_core: Option<usize>,
+    /// Where the threads ran, or why they were not pinned.
+    pub pinning: String,
+    /// Bursts written: one record to every connection each.
+    pub bursts: u64,
+    /// Writer CPU microseconds per record written (one blocking `write` each).
+    pub writer_cpu_us_per_record: f64,
+    /// Share of its core the writer used between the first burst and its last.
+    pub writer_cpu_share: f64,
+    /// Reader CPU microseconds per record read.
+    pub reader_cpu_us_per_record: f64,
+    /// Share of its core the reader used from the first burst until it stopped.
+    pub reader_cpu_share: f64,
+    /// Records per successful `read` (above 1 when records queued up in a socket).
+    pub records_per_read: f64,
+    /// Wall time to write one burst to every connection.
+    pub burst_write: Percentiles,
+}
+
 /// The whole result of one `rtbus-conformance bench` run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -142,6 +168,10 @@ pub struct Report {
     pub stalled: Option<StalledReport>,
     /// Idle memory results, in idle mode.
     pub idle: Option<IdleReport>,
+    /// Loopback floor results, in floor mode (the step's `server_cpu_s` is then the writer's
+    /// CPU and `generator_cpu` the reader's share of its core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<FloorReport>,
 }
 
 impl Report {
@@ -153,22 +183,35 @@ impl Report {
     /// A human-readable summary.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{} ({}): {} subscribers over {} topic(s), {} publisher(s), {}-byte payloads, generator on {} core(s)",
-            self.label,
-            self.url,
-            self.subscribers,
-            self.topics,
-            self.publishers,
-            self.payload_bytes,
-            self.generator_cores
-        );
-        let _ = writeln!(
-            out,
-            "  connect+subscribe: p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs; all connected in {:.2} s",
-            self.connect.p50_us, self.connect.p99_us, self.connect.max_us, self.setup_s
-        );
+        if self.floor.is_some() {
+            let _ = writeln!(
+                out,
+                "{} ({}): {} connections, {}-byte records, one blocking write per record and connection (no WebSocket, no JSON)",
+                self.label, self.url, self.subscribers, self.payload_bytes,
+            );
+            let _ = writeln!(
+                out,
+                "  connect: p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+                self.connect.p50_us, self.connect.p99_us, self.connect.max_us
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "{} ({}): {} subscribers over {} topic(s), {} publisher(s), {}-byte payloads, generator on {} core(s)",
+                self.label,
+                self.url,
+                self.subscribers,
+                self.topics,
+                self.publishers,
+                self.payload_bytes,
+                self.generator_cores
+            );
+            let _ = writeln!(
+                out,
+                "  connect+subscribe: p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs; all connected in {:.2} s",
+                self.connect.p50_us, self.connect.p99_us, self.connect.max_us, self.setup_s
+            );
+        }
         for (i, step) in self.steps.iter().enumerate() {
             let _ = writeln!(out, "  step {i}: {}", render_step(step));
         }
@@ -199,6 +242,22 @@ impl Report {
                 out,
                 "  idle memory: {:.0} bytes per connection ({} → {} bytes RSS)",
                 idle.bytes_per_connection, idle.rss_before, idle.rss_after
+            );
+        }
+        if let Some(floor) = &self.floor {
+            let _ = writeln!(
+                out,
+                "  floor: {} bursts; writer {:.2} cpu-µs per record ({:.0}% of its core), reader {:.2} cpu-µs per record ({:.0}% of its core), {:.2} records per read; one burst took p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs to write; {}",
+                floor.bursts,
+                floor.writer_cpu_us_per_record,
+                floor.writer_cpu_share * 100.0,
+                floor.reader_cpu_us_per_record,
+                floor.reader_cpu_share * 100.0,
+                floor.records_per_read,
+                floor.burst_write.p50_us,
+                floor.burst_write.p99_us,
+                floor.burst_write.max_us,
+                floor.pinning
             );
         }
         let _ = writeln!(

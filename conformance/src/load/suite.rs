@@ -63,6 +63,10 @@ pub struct Entry {
     pub failure: Option<String>,
     /// For the slow-consumer scenario: the same run without the stalled subscriber.
     pub baseline: Option<Report>,
+    /// How the run was set up where that is not obvious (e.g. where a floor run's rate came
+    /// from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Criterion estimates, ns per iteration.
@@ -109,7 +113,34 @@ struct Scenario {
     args: Vec<String>,
     /// The slow-consumer scenario: run once clean, once with a stalled subscriber.
     stalled: bool,
+    /// What the scenario measures.
+    target: Target,
 }
+
+/// What a scenario drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Every admitted server, one fresh instance each.
+    Servers,
+    /// The loopback floor (`bench --floor`), at [`FLOOR_LOW_RATE`] and at the reference
+    /// server's fan-out half-load rate.
+    Floor,
+}
+
+/// The name of the loopback floor in results.
+pub const FLOOR: &str = super::floor::LABEL;
+
+/// The fixed low rate of `latency-1k` and the first floor run: publishes (bursts) per second.
+pub const FLOOR_LOW_RATE: f64 = 25.0;
+
+/// The floor's second rate when `fanout-1k` did not run (or the reference server failed it):
+/// the reference server's fanout-1k half-load rate in the last recorded full run.
+pub const FALLBACK_HALF_LOAD_RATE: f64 = 456.0;
+
+/// Scenario id of the floor run at [`FLOOR_LOW_RATE`].
+const FLOOR_LOW: &str = "floor-1k-25";
+/// Scenario id of the floor run at the reference server's half-load rate.
+const FLOOR_HALF: &str = "floor-1k-half-load";
 
 fn scenarios(mode: Mode) -> Vec<Scenario> {
     let quick = mode == Mode::Quick;
@@ -118,6 +149,9 @@ fn scenarios(mode: Mode) -> Vec<Scenario> {
     } else {
         ("10000", "2", "6")
     };
+    // Fixed-rate latency runs, servers and floor alike.
+    let latency_step = if quick { "2" } else { "5" };
+    let low_rate = FLOOR_LOW_RATE.to_string();
     let s = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     vec![
         Scenario {
@@ -138,6 +172,37 @@ fn scenarios(mode: Mode) -> Vec<Scenario> {
                 "--half-load",
             ]),
             stalled: false,
+            target: Target::Servers,
+        },
+        Scenario {
+            id: "latency-1k",
+            args: s(&[
+                "--subscribers",
+                "1000",
+                "--topics",
+                "1",
+                "--payload-bytes",
+                "100",
+                "--rate",
+                &low_rate,
+                "--step-secs",
+                latency_step,
+            ]),
+            stalled: false,
+            target: Target::Servers,
+        },
+        Scenario {
+            id: "floor-1k",
+            args: s(&[
+                "--subscribers",
+                "1000",
+                "--payload-bytes",
+                "100",
+                "--step-secs",
+                latency_step,
+            ]),
+            stalled: false,
+            target: Target::Floor,
         },
         Scenario {
             id: if quick { "fanout-2k" } else { "fanout-10k" },
@@ -157,6 +222,7 @@ fn scenarios(mode: Mode) -> Vec<Scenario> {
                 "--half-load",
             ]),
             stalled: false,
+            target: Target::Servers,
         },
         Scenario {
             id: if quick { "topics-2k" } else { "topics-10k" },
@@ -180,11 +246,13 @@ fn scenarios(mode: Mode) -> Vec<Scenario> {
                 "--half-load",
             ]),
             stalled: false,
+            target: Target::Servers,
         },
         Scenario {
             id: if quick { "idle-2k" } else { "idle-10k" },
             args: s(&["--subscribers", big, "--topics", big, "--idle", "2"]),
             stalled: false,
+            target: Target::Servers,
         },
         Scenario {
             id: "slow-consumer-1k",
@@ -201,6 +269,7 @@ fn scenarios(mode: Mode) -> Vec<Scenario> {
                 if quick { "6" } else { "15" },
             ]),
             stalled: true,
+            target: Target::Servers,
         },
     ]
 }
@@ -322,6 +391,56 @@ fn run_generator(
     Ok(serde_json::from_str(&text)?)
 }
 
+/// Runs `bench --floor` with `args` in a child process (its threads pin themselves, so it is
+/// not started under `taskset`) and reads its JSON report.
+fn run_floor(args: &[String], out: &Path) -> anyhow::Result<Report> {
+    let exe = std::env::current_exe()?;
+    let json = out.join(format!(".floor-{}.json", std::process::id()));
+    let mut command = vec![
+        quote(&exe.to_string_lossy()),
+        "bench".to_owned(),
+        "--floor".to_owned(),
+        "--json".to_owned(),
+        quote(&json.to_string_lossy()),
+    ];
+    command.extend(args.iter().map(|a| quote(a)));
+    let status = shell(&command.join(" "), None)
+        .status()
+        .context("running the loopback floor")?;
+    let text = std::fs::read_to_string(&json)
+        .with_context(|| format!("the floor exited with {status} and wrote no report"))?;
+    let _ = std::fs::remove_file(&json);
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// The floor's rates: [`FLOOR_LOW_RATE`], and the reference server's fanout-1k half-load
+/// publish rate from this run (or [`FALLBACK_HALF_LOAD_RATE`] when there is none), with where
+/// the second came from.
+fn floor_rates(entries: &[Entry]) -> [(&'static str, f64, Option<String>); 2] {
+    let measured = entries
+        .iter()
+        .find(|e| e.scenario == "fanout-1k" && e.server == REFERENCE)
+        .and_then(|e| e.report.as_ref()?.half_load.as_ref())
+        .map(|h| h.offered_publishes_per_s)
+        .filter(|r| r.is_finite() && *r > 0.0);
+    let (half, note) = match measured {
+        Some(rate) => (
+            rate.round().max(1.0),
+            format!("{REFERENCE}'s fanout-1k half-load rate in this run"),
+        ),
+        None => (
+            FALLBACK_HALF_LOAD_RATE,
+            format!(
+                "fanout-1k gave no half-load rate for {REFERENCE} in this run: the rate of the last recorded full run"
+            ),
+        ),
+    };
+    [
+        (FLOOR_LOW, FLOOR_LOW_RATE, None),
+        (FLOOR_HALF, half, Some(note)),
+    ]
+}
+
 /// The bundled cases tagged [`GATE_TAG`] that every benchmarked server must pass.
 pub const GATE_TAG: &str = "fanout";
 
@@ -399,6 +518,7 @@ pub fn run(options: &SuiteOptions) -> anyhow::Result<SuiteResults> {
                     report: None,
                     failure: Some(format!("{e:#}")),
                     baseline: None,
+                    note: None,
                 });
             }
         }
@@ -406,6 +526,26 @@ pub fn run(options: &SuiteOptions) -> anyhow::Result<SuiteResults> {
     let servers = admitted;
     for scenario in scenarios(options.mode) {
         if !options.only.is_empty() && !options.only.iter().any(|o| scenario.id.starts_with(o)) {
+            continue;
+        }
+        if scenario.target == Target::Floor {
+            for (id, rate, note) in floor_rates(&entries) {
+                eprintln!("== {id} ({rate:.0} bursts/s)");
+                let mut args = scenario.args.clone();
+                args.extend(["--rate".to_owned(), format!("{rate}")]);
+                let outcome = run_floor(&args, &options.out);
+                if let Err(e) = &outcome {
+                    eprintln!("   failed: {e:#}");
+                }
+                entries.push(Entry {
+                    scenario: id.to_owned(),
+                    server: FLOOR.to_owned(),
+                    failure: outcome.as_ref().err().map(|e| format!("{e:#}")),
+                    report: outcome.ok(),
+                    baseline: None,
+                    note,
+                });
+            }
             continue;
         }
         for spec in &servers {
@@ -416,6 +556,7 @@ pub fn run(options: &SuiteOptions) -> anyhow::Result<SuiteResults> {
                 report: None,
                 failure: None,
                 baseline: None,
+                note: None,
             };
             let outcome = (|| -> anyhow::Result<()> {
                 // A fresh server per run: memory and state start from zero.
@@ -542,11 +683,16 @@ fn find<'a>(r: &'a SuiteResults, scenario: &str, server: &str) -> Option<&'a Ent
 fn servers(r: &SuiteResults) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for e in &r.entries {
-        if !names.contains(&e.server) {
+        if e.server != FLOOR && !names.contains(&e.server) {
             names.push(e.server.clone());
         }
     }
     names
+}
+
+/// Scenarios measured at fixed rates for the floor table, not for throughput.
+fn fixed_rate(id: &str) -> bool {
+    id.starts_with("latency") || id.starts_with("floor")
 }
 
 fn scenario_ids(r: &SuiteResults) -> Vec<String> {
@@ -607,7 +753,7 @@ pub fn markdown(r: &SuiteResults) -> String {
     );
     let _ = writeln!(out, "|---|---|---:|---:|---|---:|---:|---|");
     for id in scenario_ids(r) {
-        if id.starts_with("idle") || id.starts_with("slow") {
+        if id.starts_with("idle") || id.starts_with("slow") || fixed_rate(&id) {
             continue;
         }
         let reference = find(r, &id, REFERENCE)
@@ -659,6 +805,7 @@ pub fn markdown(r: &SuiteResults) -> String {
         out,
         "\n× vs reference: the reference server's throughput divided by this server's.\n"
     );
+    out.push_str(&floor_table(r));
     for id in scenario_ids(r) {
         if id.starts_with("idle") {
             let _ = writeln!(
@@ -755,6 +902,145 @@ pub fn markdown(r: &SuiteResults) -> String {
     out
 }
 
+/// One latency cell: p50 / p99 / p999 of a fixed-rate step, flagged when the step saturated or
+/// the run was not clean.
+fn latency_cell(report: &Report, step: &super::report::Step) -> String {
+    let mut cell = format!(
+        "{:.2} / {:.2} / {:.2} ms",
+        step.latency.p50_us / 1000.0,
+        step.latency.p99_us / 1000.0,
+        step.latency.p999_us / 1000.0
+    );
+    if step.saturated.is_some() {
+        let _ = write!(
+            cell,
+            " (saturated: {:.0} of {:.0} deliveries/s)",
+            step.delivered_per_s, step.offered_deliveries_per_s
+        );
+    }
+    if !report.is_clean() || report.undelivered > 0 {
+        let _ = write!(cell, " — {}", verdict(report));
+    }
+    cell
+}
+
+/// The cell of a fixed-rate run: its only step, or why there is none.
+fn fixed_rate_cell(entry: Option<&Entry>) -> String {
+    let Some(entry) = entry else {
+        return "—".to_owned();
+    };
+    match entry
+        .report
+        .as_ref()
+        .and_then(|r| Some((r, r.steps.first()?)))
+    {
+        Some((report, step)) => latency_cell(report, step),
+        None => format!(
+            "failed: {}",
+            entry
+                .failure
+                .as_deref()
+                .and_then(|f| f.lines().next())
+                .unwrap_or("no step")
+        ),
+    }
+}
+
+/// The "loopback floor vs servers at the same rates" table: the floor and every server at the
+/// low fixed rate (`latency-1k`), and the floor and the reference server at the reference
+/// server's fanout-1k half-load rate. Empty when neither ran.
+fn floor_table(r: &SuiteResults) -> String {
+    let names = servers(r);
+    let low = find(r, FLOOR_LOW, FLOOR);
+    let half = find(r, FLOOR_HALF, FLOOR);
+    let has_latency = names.iter().any(|n| find(r, "latency-1k", n).is_some());
+    if low.is_none() && half.is_none() && !has_latency {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Loopback floor vs servers at the same rates (1,000 subscribers, 100-byte payloads). The \
+         floor is what this machine allows without any server: per publish, one blocking `write` \
+         of a 100-byte record to each of 1,000 plain TCP loopback sockets by a thread on core 0, \
+         read with epoll by a thread on core 1 (no WebSocket, no JSON, no async runtime; \
+         `rtbus-conformance bench --floor`). Servers at {FLOOR_LOW_RATE:.0}/s: the `latency-1k` \
+         scenario; {REFERENCE} at the half-load rate: its fanout-1k half-load step.\n"
+    );
+    let _ = write!(
+        out,
+        "| publishes/s × 1,000 subscribers | loopback floor p50 / p99 / p999 | floor writer CPU-µs per record, reader share of its core |"
+    );
+    for name in &names {
+        let _ = write!(out, " {name} p50 / p99 / p999 |");
+    }
+    let _ = write!(out, "\n|---:|---|---|");
+    for _ in &names {
+        let _ = write!(out, "---|");
+    }
+    let _ = writeln!(out);
+    let floor_cpu = |entry: Option<&Entry>| {
+        entry
+            .and_then(|e| e.report.as_ref()?.floor.as_ref())
+            .map_or("—".to_owned(), |f| {
+                let mut cell = format!(
+                    "{:.1} µs, {:.0} %",
+                    f.writer_cpu_us_per_record,
+                    f.reader_cpu_share * 100.0
+                );
+                if f.writer_core.is_none() || f.reader_core.is_none() {
+                    cell.push_str(" (threads not pinned)");
+                }
+                cell
+            })
+    };
+    let rate_of = |entry: Option<&Entry>, fallback: f64| {
+        entry
+            .and_then(|e| e.report.as_ref()?.steps.first())
+            .map_or(fallback, |s| s.offered_publishes_per_s)
+    };
+    // The low rate: every server's latency-1k run.
+    if low.is_some() || has_latency {
+        let _ = write!(
+            out,
+            "| {:.0} | {} | {} |",
+            rate_of(low, FLOOR_LOW_RATE),
+            fixed_rate_cell(low),
+            floor_cpu(low)
+        );
+        for name in &names {
+            let _ = write!(out, " {} |", fixed_rate_cell(find(r, "latency-1k", name)));
+        }
+        let _ = writeln!(out);
+    }
+    // The half-load rate: the reference server's half-load step, when it ran at that rate.
+    if let Some(half_entry) = half {
+        let rate = rate_of(half, FALLBACK_HALF_LOAD_RATE);
+        let reference = find(r, "fanout-1k", REFERENCE)
+            .and_then(|e| Some((e.report.as_ref()?, e.report.as_ref()?.half_load.as_ref()?)))
+            .filter(|(_, step)| (step.offered_publishes_per_s - rate).abs() < 1.0);
+        let _ = write!(
+            out,
+            "| {rate:.0} ({REFERENCE} half load) | {} | {} |",
+            fixed_rate_cell(half),
+            floor_cpu(half)
+        );
+        for name in &names {
+            let cell = match reference {
+                Some((report, step)) if name == REFERENCE => latency_cell(report, step),
+                _ => "—".to_owned(),
+            };
+            let _ = write!(out, " {cell} |");
+        }
+        let _ = writeln!(out);
+        if let Some(note) = &half_entry.note {
+            let _ = writeln!(out, "\nHalf-load rate: {note}.");
+        }
+    }
+    let _ = writeln!(out);
+    out
+}
+
 /// A bar chart of saturation throughput per scenario and server, and idle memory per
 /// connection, as a self-contained SVG.
 pub fn chart(r: &SuiteResults) -> String {
@@ -763,7 +1049,7 @@ pub fn chart(r: &SuiteResults) -> String {
     let mut groups: Vec<(String, Vec<f64>, String)> = Vec::new();
     for id in scenario_ids(r) {
         let idle = id.starts_with("idle");
-        if id.starts_with("slow") {
+        if id.starts_with("slow") || fixed_rate(&id) {
             continue;
         }
         let values = names
@@ -848,4 +1134,161 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::report::{FloorReport, Percentiles, Step};
+    use super::*;
+
+    fn step(rate: f64, p50_ms: f64, p99_ms: f64, p999_ms: f64) -> Step {
+        Step {
+            offered_publishes_per_s: rate,
+            offered_deliveries_per_s: rate * 1000.0,
+            delivered_per_s: rate * 1000.0,
+            latency: Percentiles {
+                count: 1000,
+                p50_us: p50_ms * 1000.0,
+                p99_us: p99_ms * 1000.0,
+                p999_us: p999_ms * 1000.0,
+                max_us: p999_ms * 1000.0,
+            },
+            ..Step::default()
+        }
+    }
+
+    fn entry(scenario: &str, server: &str, report: Report) -> Entry {
+        Entry {
+            scenario: scenario.to_owned(),
+            server: server.to_owned(),
+            report: Some(report),
+            failure: None,
+            baseline: None,
+            note: None,
+        }
+    }
+
+    fn floor_report(step: Step) -> Report {
+        Report {
+            label: FLOOR.to_owned(),
+            steps: vec![step],
+            floor: Some(FloorReport {
+                writer_core: Some(0),
+                reader_core: Some(1),
+                writer_cpu_us_per_record: 5.25,
+                reader_cpu_share: 0.125,
+                ..FloorReport::default()
+            }),
+            ..Report::default()
+        }
+    }
+
+    fn results(entries: Vec<Entry>) -> SuiteResults {
+        SuiteResults {
+            mode: Mode::Quick,
+            machine: "test".to_owned(),
+            pinned: true,
+            entries,
+            micro: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_floor_runs_at_the_reference_half_load_rate_of_this_run_or_the_fallback() {
+        let [low, half] = floor_rates(&[]);
+        assert_eq!((low.0, low.1), (FLOOR_LOW, FLOOR_LOW_RATE));
+        assert_eq!((half.0, half.1), (FLOOR_HALF, FALLBACK_HALF_LOAD_RATE));
+        assert!(
+            half.2
+                .as_deref()
+                .is_some_and(|n| n.contains("last recorded"))
+        );
+
+        let fanout = Report {
+            half_load: Some(step(301.6, 1.0, 2.0, 3.0)),
+            ..Report::default()
+        };
+        // A peer's half load is not the reference's.
+        let peer = entry("fanout-1k", "node-ws", fanout.clone());
+        assert_eq!(floor_rates(std::slice::from_ref(&peer))[1].1, 456.0);
+        let [_, half] = floor_rates(&[peer, entry("fanout-1k", REFERENCE, fanout)]);
+        assert_eq!(half.1, 302.0);
+        assert!(half.2.as_deref().is_some_and(|n| n.contains("in this run")));
+    }
+
+    #[test]
+    fn the_floor_table_puts_floor_and_servers_side_by_side_at_each_rate() {
+        let mut fanout = Report {
+            saturation_deliveries_per_s: 900_000.0,
+            half_load: Some(step(450.0, 9.5, 55.0, 70.0)),
+            ..Report::default()
+        };
+        fanout.steps.push(step(900.0, 20.0, 90.0, 99.0));
+        let mut saturated = step(450.0, 300.0, 900.0, 950.0);
+        saturated.saturated = Some("delivered 55% of the offered rate".to_owned());
+        saturated.delivered_per_s = 247_000.0;
+        let mut half_floor = entry(FLOOR_HALF, FLOOR, floor_report(saturated));
+        half_floor.note = Some("rtbus-server's fanout-1k half-load rate in this run".to_owned());
+        let r = results(vec![
+            entry("fanout-1k", REFERENCE, fanout),
+            entry(
+                "latency-1k",
+                REFERENCE,
+                Report {
+                    steps: vec![step(25.0, 6.9, 19.4, 25.0)],
+                    ..Report::default()
+                },
+            ),
+            entry(
+                "latency-1k",
+                "node-ws",
+                Report {
+                    steps: vec![step(25.0, 4.0, 30.0, 41.0)],
+                    lost: 3,
+                    ..Report::default()
+                },
+            ),
+            entry(FLOOR_LOW, FLOOR, floor_report(step(25.0, 0.6, 6.25, 9.0))),
+            half_floor,
+        ]);
+        let md = markdown(&r);
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
+        let row = |prefix: &str| {
+            rows.iter()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no row {prefix:?} in\n{md}"))
+                .to_string()
+        };
+        assert_eq!(
+            row("| publishes/s"),
+            "| publishes/s × 1,000 subscribers | loopback floor p50 / p99 / p999 | floor writer CPU-µs per record, reader share of its core | rtbus-server p50 / p99 / p999 | node-ws p50 / p99 / p999 |"
+        );
+        assert_eq!(
+            row("| 25 |"),
+            "| 25 | 0.60 / 6.25 / 9.00 ms | 5.2 µs, 12 % | 6.90 / 19.40 / 25.00 ms | 4.00 / 30.00 / 41.00 ms — **3 lost** |"
+        );
+        assert_eq!(
+            row("| 450 "),
+            "| 450 (rtbus-server half load) | 300.00 / 900.00 / 950.00 ms (saturated: 247000 of 450000 deliveries/s) | 5.2 µs, 12 % | 9.50 / 55.00 / 70.00 ms | — |"
+        );
+        assert!(
+            md.contains("Half-load rate: rtbus-server's fanout-1k half-load rate in this run.")
+        );
+        // Fixed-rate runs and the floor stay out of the throughput table and the chart.
+        assert!(!rows.iter().any(|l| l.starts_with("| latency-1k")), "{md}");
+        assert!(!rows.iter().any(|l| l.starts_with("| floor-1k")), "{md}");
+        assert!(
+            rows.iter()
+                .any(|l| l.starts_with("| fanout-1k | rtbus-server"))
+        );
+        let svg = chart(&r);
+        assert!(!svg.contains("latency-1k") && !svg.contains(FLOOR), "{svg}");
+        assert!(svg.contains("fanout-1k"));
+    }
+
+    #[test]
+    fn without_fixed_rate_runs_there_is_no_floor_table() {
+        let r = results(vec![entry("fanout-1k", REFERENCE, Report::default())]);
+        assert!(!markdown(&r).contains("Loopback floor"));
+    }
 }
