@@ -140,8 +140,8 @@ pub struct Limits {
     /// OS default. A small value makes a stalled reader show up in `max_pending_bytes` sooner
     /// instead of hiding in kernel buffers. Default 0.
     pub socket_send_buffer_bytes: usize,
-    /// Outbound bytes gathered before a socket write: frames queued together go out in one
-    /// write of up to this size. Default 16 KiB.
+    /// Outbound bytes gathered into one socket write: frames queued together go out in one
+    /// write of up to this size (and at most 64 frames; at least one). Default 16 KiB.
     pub write_buffer_bytes: usize,
 }
 

@@ -1,21 +1,24 @@
-//! One WebSocket connection: a single task that reads requests, writes its outbound queue in
-//! batches, and runs the heartbeat and auth deadline.
+//! One WebSocket connection: a single task that reads requests, runs the heartbeat and auth
+//! deadline, and writes what its outbox holds when the socket was too full to take it at once.
 //!
-//! Reading and writing share one future (see [`Connection::run`]) so a connection that
-//! receives a lot still answers pings, and one that stops reading only backs up its own queue.
+//! Every byte to the socket goes through the connection's [`Outbox`]: replies, events (often
+//! written straight to the socket by the publishing task, see [`Dirty`]) and the control frames
+//! the WebSocket layer writes (pongs, the close frame), so they never interleave.
 
-use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use rtbus_protocol::catalog::{Family, TopicEvent};
 use rtbus_protocol::{
     AuthenticatedData, ClientMessage, CloseCode, ErrorCode, ErrorData, FrameError, PublishData,
     PublishedData, RequestId, ServerMessage, SubscribeData, Topic, TopicsData, UnsubscribeData,
     decode_client_frame,
 };
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -23,19 +26,22 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::auth::{Decision, Principal};
 use crate::http;
 use crate::hub::{Start, TopicCell, encode};
-use crate::outbox::{OutFrame, Outbox};
+use crate::outbox::{CONTROL, Dirty, OutFrame, Outbox, PING, Push, REPLY, frame};
 use crate::server::Shared;
 use crate::stats::Counters;
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Io>;
 
 /// The close code for a text frame that is not UTF-8 (RFC 6455 `invalid frame payload data`).
 const INVALID_PAYLOAD_DATA: u16 = 1007;
+
+/// Most requests handled before the events they published are written out.
+const MAX_BATCH: usize = 64;
 
 /// Serves one accepted TCP connection: the HTTP request head, then the WebSocket session.
 /// `_done` is dropped when the connection is finished, which is how shutdown knows.
@@ -67,11 +73,20 @@ pub(crate) async fn serve(
         .write_buffer_size(limits.write_buffer_bytes)
         .max_message_size(Some(limits.max_message_bytes))
         .max_frame_size(Some(limits.max_message_bytes));
-    let ws =
-        WebSocketStream::from_partially_read(stream, upgrade.leftover, Role::Server, Some(config))
-            .await;
+    let socket = Arc::new(stream);
+    let outbox = Arc::new(Outbox::new(
+        Arc::clone(&socket),
+        limits.max_pending_bytes,
+        limits.write_buffer_bytes,
+        Arc::clone(&shared.counters),
+    ));
+    let io = Io {
+        socket,
+        outbox: Arc::clone(&outbox),
+    };
+    let ws = WebSocketStream::from_partially_read(io, upgrade.leftover, Role::Server, Some(config))
+        .await;
     let id = shared.register();
-    let outbox = Arc::new(Outbox::new(limits.max_pending_bytes));
     shared.track(id, &outbox);
     let mut connection = Connection {
         id,
@@ -79,10 +94,73 @@ pub(crate) async fn serve(
         outbox,
         principal: upgrade.principal,
         topics: Vec::new(),
+        dirty: Dirty::default(),
     };
     tracing::debug!(conn = id, "connection open");
     connection.run(ws, shutdown).await;
     shared.unregister(id);
+}
+
+/// The socket as the WebSocket layer sees it: reads come straight from the socket; what it writes
+/// (pongs, the close frame) joins the outbox as control frames, in order with everything else.
+pub(crate) struct Io {
+    socket: Arc<TcpStream>,
+    outbox: Arc<Outbox>,
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.socket.poll_read_ready(cx))?;
+            match self.socket.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let frame = OutFrame {
+            bytes: Bytes::copy_from_slice(buf),
+            topic: CONTROL,
+        };
+        Poll::Ready(match self.outbox.push(frame) {
+            Push::Closed => Err(io::ErrorKind::BrokenPipe.into()),
+            // An overflow closes the connection as a slow consumer; the bytes are moot.
+            Push::Overflowed => Ok(buf.len()),
+            Push::First | Push::Queued => {
+                // Like a socket write, as far as the socket takes it now (tungstenite's reply to
+                // a close frame is not followed by a flush); the rest goes out with the queue.
+                let _ = self.outbox.write_now();
+                Ok(buf.len())
+            }
+        })
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // What the socket does not take now, the connection's task writes when it can; a
+        // failed write ends the connection there.
+        let _ = self.outbox.write_now();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
 }
 
 struct Connection {
@@ -91,52 +169,17 @@ struct Connection {
     outbox: Arc<Outbox>,
     principal: Option<Arc<Principal>>,
     topics: Vec<Arc<TopicCell>>,
+    /// Subscribers' outboxes this connection's publishes queued into, to write out before it
+    /// waits for more input.
+    dirty: Dirty,
 }
 
-/// Frames taken from the outbox and being written.
-#[derive(Default)]
-struct Writer {
-    batch: VecDeque<OutFrame>,
-    bytes: usize,
-    frames: u64,
-    ping_due: bool,
-    flushing: bool,
-    done: bool,
-    failed: bool,
-}
-
-impl Writer {
-    fn has_work(&self) -> bool {
-        self.ping_due || self.flushing || !self.batch.is_empty()
-    }
-
-    /// Feeds every frame of the batch to the socket, then flushes once.
-    fn poll_write(&mut self, ws: &mut Ws, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        if self.ping_due {
-            ready!(ws.poll_ready_unpin(cx))?;
-            ws.start_send_unpin(Message::Ping(Default::default()))?;
-            self.ping_due = false;
-            self.flushing = true;
-        }
-        while !self.batch.is_empty() {
-            ready!(ws.poll_ready_unpin(cx))?;
-            if let Some(frame) = self.batch.pop_front() {
-                ws.start_send_unpin(Message::Text(frame.text))?;
-                self.frames += 1;
-                self.flushing = true;
-            }
-        }
-        if self.flushing {
-            ready!(ws.poll_flush_unpin(cx))?;
-            self.flushing = false;
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-enum Io {
+enum Wake {
     Read(Option<Result<Message, WsError>>),
-    Written,
+    /// Requests were handled up to the batch limit and their events written; read on.
+    Flushed,
+    /// Writing to this connection's socket failed: the peer is gone.
+    WriteFailed,
 }
 
 /// Why the server ends a connection.
@@ -151,27 +194,32 @@ impl Connection {
     async fn run(&mut self, mut ws: Ws, mut shutdown: watch::Receiver<bool>) {
         let limits = self.shared.config.limits.clone();
         let counters = Arc::clone(&self.shared.counters);
-        let mut writer = Writer::default();
+        let outbox = Arc::clone(&self.outbox);
         let mut next_ping = Instant::now() + limits.heartbeat_interval;
         let mut awaiting_pong: Option<Instant> = None;
         let mut auth_deadline = self
             .principal
             .is_none()
             .then(|| Instant::now() + limits.auth_deadline);
+        let mut handled = 0;
 
         let sleep = sleep_until(next_ping);
         tokio::pin!(sleep);
+        // One registration with the outbox's notifier, renewed only after it fires.
+        let notified = outbox.notify.notified();
+        tokio::pin!(notified);
 
         let end = loop {
-            match self.outbox.refill(&mut writer.batch) {
-                Some(bytes) => writer.bytes += bytes,
-                None => {
+            match outbox.status() {
+                (true, _) => {
                     Counters::add(&counters.slow_consumer_disconnects, 1);
                     break End::Close(
                         CloseCode::SlowConsumer.value(),
                         "outbound queue exceeded the server's limit",
                     );
                 }
+                (false, true) => break End::Gone,
+                (false, false) => {}
             }
             let now = Instant::now();
             if let Some(sent) = awaiting_pong {
@@ -180,7 +228,10 @@ impl Connection {
                     break End::Close(CloseCode::HeartbeatTimeout.value(), "no pong in time");
                 }
             } else if now >= next_ping {
-                writer.ping_due = true;
+                outbox.push(OutFrame {
+                    bytes: frame(PING, b""),
+                    topic: CONTROL,
+                });
                 awaiting_pong = Some(now);
                 next_ping = now + limits.heartbeat_interval;
             }
@@ -208,25 +259,23 @@ impl Connection {
                 sleep.as_mut().reset(wake);
             }
 
+            let dirty = &mut self.dirty;
             let io = poll_fn(|cx| {
-                let mut wrote = false;
-                if writer.has_work() {
-                    match writer.poll_write(&mut ws, cx) {
-                        Poll::Ready(result) => {
-                            writer.done = true;
-                            writer.failed = result.is_err();
-                            wrote = true;
-                        }
-                        Poll::Pending => {}
+                // Handle every request that has arrived (up to a batch), then deliver what they
+                // published in one write per subscriber, then write this connection's own queue.
+                let full = handled >= MAX_BATCH;
+                if !full {
+                    if let Poll::Ready(message) = ws.poll_next_unpin(cx) {
+                        handled += 1;
+                        return Poll::Ready(Wake::Read(message));
                     }
                 }
-                if let Poll::Ready(message) = ws.poll_next_unpin(cx) {
-                    return Poll::Ready(Io::Read(message));
-                }
-                if wrote {
-                    Poll::Ready(Io::Written)
-                } else {
-                    Poll::Pending
+                handled = 0;
+                dirty.flush();
+                match outbox.poll_drain(cx) {
+                    Poll::Ready(Err(_)) => Poll::Ready(Wake::WriteFailed),
+                    _ if full => Poll::Ready(Wake::Flushed),
+                    _ => Poll::Pending,
                 }
             });
             let result = tokio::select! {
@@ -235,24 +284,17 @@ impl Connection {
                     break End::Close(CloseCode::GoingAway.value(), "server shutting down");
                 }
                 io = io => Some(io),
-                () = self.outbox.notify.notified() => None,
+                () = &mut notified => {
+                    notified.set(outbox.notify.notified());
+                    None
+                }
                 () = &mut sleep => None,
             };
-            if writer.done {
-                writer.done = false;
-                if writer.failed {
-                    break End::Gone;
-                }
-                self.outbox.written(writer.bytes);
-                Counters::add(&counters.messages_out, writer.frames);
-                writer.bytes = 0;
-                writer.frames = 0;
-            }
             match result {
-                None | Some(Io::Written) => {}
-                Some(Io::Read(None)) => break End::Gone,
-                Some(Io::Read(Some(Err(err)))) => break end_for(&err),
-                Some(Io::Read(Some(Ok(message)))) => match message {
+                None | Some(Wake::Flushed) => {}
+                Some(Wake::WriteFailed | Wake::Read(None)) => break End::Gone,
+                Some(Wake::Read(Some(Err(err)))) => break end_for(&err),
+                Some(Wake::Read(Some(Ok(message)))) => match message {
                     Message::Text(text) => self.on_text(&text),
                     Message::Binary(_) => {
                         break End::Close(
@@ -268,11 +310,12 @@ impl Connection {
             }
         };
 
-        // Stop every publisher from queueing more, then say goodbye.
+        // Deliver what was published, stop every publisher from queueing more, say goodbye.
+        self.dirty.flush();
         for cell in self.topics.drain(..) {
             self.shared.hub.unsubscribe(&cell, self.id);
         }
-        self.outbox.close();
+        outbox.close();
         if let End::Close(code, reason) = end {
             tracing::debug!(conn = self.id, code, reason, "closing connection");
             let frame = CloseFrame {
@@ -280,20 +323,25 @@ impl Connection {
                 reason: Utf8Bytes::from_static(reason),
             };
             let _ = timeout(limits.close_timeout, async {
-                if ws.close(Some(frame)).await.is_ok() {
+                if ws.close(Some(frame)).await.is_ok()
+                    && poll_fn(|cx| outbox.poll_drain(cx)).await.is_ok()
+                {
                     while let Some(Ok(_)) = ws.next().await {}
                 }
             })
             .await;
         } else {
+            // Whatever control frame is still queued (a close reply) goes out if the socket
+            // takes it now; nobody is left to wait for it.
+            let _ = outbox.write_now();
             tracing::debug!(conn = self.id, "connection gone");
         }
     }
 
     fn reply(&self, message: &ServerMessage) {
         self.outbox.push(OutFrame {
-            text: encode(message),
-            topic: 0,
+            bytes: encode(message),
+            topic: REPLY,
         });
     }
 
@@ -487,7 +535,11 @@ impl Connection {
                 return self.error(id, err.code, message, Some(topic.as_str()));
             }
         };
-        match self.shared.hub.publish(&topic, family, &event, payload) {
+        match self
+            .shared
+            .hub
+            .publish(&topic, family, &event, payload, &mut self.dirty)
+        {
             Ok(seq) => self.reply(&ServerMessage::Published {
                 id,
                 data: PublishedData { topic, seq },

@@ -9,6 +9,7 @@ use rtbus_protocol::{Timestamp, Topic};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
+use crate::outbox::Dirty;
 use crate::server::Shared;
 
 /// The topic patterns the demo publishes on, made public by `rtbus-server --demo` when no public
@@ -55,7 +56,10 @@ fn publish(shared: &Shared, topic: &str, payload: Value) {
         tracing::warn!(%topic, "demo payload does not fit its family");
         return;
     };
-    let _ = shared.hub.publish(&topic, family, &event, payload);
+    // The demo publishes one event at a time: each is written out as the `Dirty` drops.
+    let _ = shared
+        .hub
+        .publish(&topic, family, &event, payload, &mut Dirty::default());
 }
 
 pub(crate) async fn run(

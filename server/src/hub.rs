@@ -11,15 +11,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rtbus_protocol::catalog::{Family, TopicEvent, TopicSnapshot};
 use rtbus_protocol::{Delivery, ErrorCode, MAX_SAFE_INTEGER, Seq, ServerMessage, Timestamp, Topic};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::Bytes;
 
-use crate::outbox::{OutFrame, Outbox, Push};
+use crate::outbox::{Dirty, OutFrame, Outbox, Push, TEXT, frame};
 use crate::stats::Counters;
 
-/// Encodes a server frame once; the result is shared by every connection it goes to.
-pub(crate) fn encode(message: &ServerMessage) -> Utf8Bytes {
-    match serde_json::to_string(message) {
-        Ok(text) => Utf8Bytes::from(text),
+/// Encodes a server message once as a complete WebSocket text frame; the result is shared by
+/// every connection it goes to.
+pub(crate) fn encode(message: &ServerMessage) -> Bytes {
+    match serde_json::to_vec(message) {
+        Ok(json) => frame(TEXT, &json),
         // Unreachable for protocol types (all map keys are strings); answer rather than panic.
         Err(err) => {
             let fallback = ServerMessage::error(
@@ -27,7 +28,7 @@ pub(crate) fn encode(message: &ServerMessage) -> Utf8Bytes {
                 ErrorCode::Internal,
                 format!("cannot encode reply: {err}"),
             );
-            Utf8Bytes::from(serde_json::to_string(&fallback).unwrap_or_default())
+            frame(TEXT, &serde_json::to_vec(&fallback).unwrap_or_default())
         }
     }
 }
@@ -162,13 +163,15 @@ impl Hub {
 
     /// Publishes `event` (whose JSON is `payload`) on the topic of `cell`: assigns the next
     /// `seq`, folds it into the snapshot, keeps it in the history and queues one shared encoded
-    /// frame for every subscriber.
+    /// frame for every subscriber. Outboxes that were idle are noted in `dirty`: the publisher
+    /// writes them out (see [`Dirty`]).
     pub fn publish(
         &self,
         topic: &Topic,
         family: Family,
         event: &TopicEvent,
         payload: Value,
+        dirty: &mut Dirty,
     ) -> Result<Seq, SeqExhausted> {
         let mut cell = self.cell(topic, family);
         let mut state = loop {
@@ -198,7 +201,7 @@ impl Hub {
                 payload,
             },
         };
-        let text = encode(&message);
+        let encoded = encode(&message);
         if self.history_limit > 0 {
             if let ServerMessage::Event { data, .. } = message {
                 if state.history.len() >= self.history_limit {
@@ -210,11 +213,12 @@ impl Hub {
         let mut dropped = 0;
         for sub in &state.subscribers {
             let frame = OutFrame {
-                text: text.clone(),
+                bytes: encoded.clone(),
                 topic: key,
             };
-            if sub.outbox.push(frame) != Push::Queued {
-                dropped += 1;
+            match sub.outbox.push(frame) {
+                push @ (Push::First | Push::Queued) => dirty.note(&sub.outbox, push),
+                Push::Overflowed | Push::Closed => dropped += 1,
             }
         }
         drop(state);
@@ -227,7 +231,8 @@ impl Hub {
 }
 
 impl TopicCell {
-    /// Identifies the topic in outbound queues.
+    /// Identifies the topic in outbound queues (an address, so never one of the small keys the
+    /// outbox reserves for replies and control frames).
     pub fn key(&self) -> usize {
         std::ptr::from_ref(self) as usize
     }
@@ -274,7 +279,7 @@ impl TopicCell {
                             },
                         };
                         outbox.push(OutFrame {
-                            text: encode(&message),
+                            bytes: encode(&message),
                             topic: key,
                         });
                     }
@@ -296,7 +301,7 @@ impl TopicCell {
                 },
             };
             outbox.push(OutFrame {
-                text: encode(&message),
+                bytes: encode(&message),
                 topic: key,
             });
         }

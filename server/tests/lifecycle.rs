@@ -215,3 +215,35 @@ async fn shutdown_does_not_wait_for_sockets_still_in_the_handshake() {
         .expect("shutdown completes without waiting for the silent socket");
     assert_eq!(closing.await.expect("joined"), 1001);
 }
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close_frame_and_pings_with_pongs() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let server = start(config()).await;
+    let mut client = Client::connect(&server).await;
+    client
+        .ws
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("ping sent");
+    let pong = tokio::time::timeout(STEP, client.ws.next()).await;
+    match pong {
+        Ok(Some(Ok(Message::Pong(data)))) => assert_eq!(&data[..], b"are you there"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "done".into(),
+    };
+    client.ws.close(Some(frame)).await.expect("close sent");
+    let reply = tokio::time::timeout(STEP, client.ws.next()).await;
+    match reply {
+        Ok(Some(Ok(Message::Close(Some(frame))))) => assert_eq!(frame.code, CloseCode::Normal),
+        other => panic!("expected the server's close reply, got {other:?}"),
+    }
+    server.shutdown().await;
+}
