@@ -213,7 +213,11 @@ impl Report {
             );
         }
         for (i, step) in self.steps.iter().enumerate() {
-            let _ = writeln!(out, "  step {i}: {}", render_step(step));
+            let _ = writeln!(
+                out,
+                "  step {i}: {}",
+                render_step(step, self.floor.is_some())
+            );
         }
         if !self.steps.is_empty() {
             let _ = writeln!(
@@ -223,7 +227,11 @@ impl Report {
             );
         }
         if let Some(half) = &self.half_load {
-            let _ = writeln!(out, "  half load: {}", render_step(half));
+            let _ = writeln!(
+                out,
+                "  half load: {}",
+                render_step(half, self.floor.is_some())
+            );
         }
         if let Some(stalled) = &self.stalled {
             let _ = writeln!(
@@ -280,9 +288,15 @@ impl Report {
     }
 }
 
-fn render_step(step: &Step) -> String {
+/// One step as a line; in floor mode the generator is the reader and the server the writer.
+fn render_step(step: &Step, floor: bool) -> String {
+    let (generator, server) = if floor {
+        ("reader", "writer")
+    } else {
+        ("generator", "server")
+    };
     let mut line = format!(
-        "offered {:.0} pub/s ({:.0} deliveries/s) → delivered {:.0}/s ({}/{}), p50 {:.0} µs p99 {:.0} µs p999 {:.0} µs, generator cpu {:.0}%",
+        "offered {:.0} pub/s ({:.0} deliveries/s) → delivered {:.0}/s ({}/{}), p50 {:.0} µs p99 {:.0} µs p999 {:.0} µs, {generator} cpu {:.0}%",
         step.offered_publishes_per_s,
         step.offered_deliveries_per_s,
         step.delivered_per_s,
@@ -294,7 +308,7 @@ fn render_step(step: &Step) -> String {
         step.generator_cpu * 100.0
     );
     if let Some(per_million) = step.server_cpu_s_per_million {
-        let _ = write!(line, ", server {per_million:.2} cpu-s per million");
+        let _ = write!(line, ", {server} {per_million:.2} cpu-s per million");
     }
     if let Some(other) = step.other_cpu {
         let _ = write!(line, ", other processes {:.0}% of a core", other * 100.0);

@@ -747,6 +747,9 @@ pub fn markdown(r: &SuiteResults) -> String {
         if r.pinned { "yes" } else { "no" },
         r.mode
     );
+    // The throughput table, left out when only fixed-rate or memory scenarios ran.
+    let table_start = out.len();
+    let mut rows = 0usize;
     let _ = writeln!(
         out,
         "| scenario | server | delivered events/s (saturation) | × vs reference | p50 / p99 / p999 at half load | server CPU-s per million deliveries | connect p99 | result |"
@@ -763,6 +766,7 @@ pub fn markdown(r: &SuiteResults) -> String {
             let Some(entry) = find(r, &id, name) else {
                 continue;
             };
+            rows += 1;
             let Some(rep) = &entry.report else {
                 let _ = writeln!(
                     out,
@@ -805,6 +809,9 @@ pub fn markdown(r: &SuiteResults) -> String {
         out,
         "\n× vs reference: the reference server's throughput divided by this server's.\n"
     );
+    if rows == 0 {
+        out.truncate(table_start);
+    }
     out.push_str(&floor_table(r));
     for id in scenario_ids(r) {
         if id.starts_with("idle") {
@@ -1290,5 +1297,17 @@ mod tests {
     fn without_fixed_rate_runs_there_is_no_floor_table() {
         let r = results(vec![entry("fanout-1k", REFERENCE, Report::default())]);
         assert!(!markdown(&r).contains("Loopback floor"));
+    }
+
+    #[test]
+    fn with_only_fixed_rate_runs_there_is_no_empty_throughput_table() {
+        let r = results(vec![entry(
+            FLOOR_LOW,
+            FLOOR,
+            floor_report(step(25.0, 0.6, 6.25, 9.0)),
+        )]);
+        let md = markdown(&r);
+        assert!(!md.contains("| scenario | server |"), "{md}");
+        assert!(md.contains("| 25 | 0.60 / 6.25 / 9.00 ms |"), "{md}");
     }
 }
