@@ -63,6 +63,11 @@ pub struct Entry {
     pub failure: Option<String>,
     /// For the slow-consumer scenario: the same run without the stalled subscriber.
     pub baseline: Option<Report>,
+    /// For the slow-consumer scenario: a second run with the stalled subscriber and then a
+    /// second one without, in that order (clean, stalled, stalled, clean), so drift cancels out
+    /// and the two clean runs show how much p99 moves between identical runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeats: Vec<Report>,
     /// How the run was set up where that is not obvious (e.g. where a floor run's rate came
     /// from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -266,7 +271,7 @@ fn scenarios(mode: Mode) -> Vec<Scenario> {
                 "--rate",
                 "40",
                 "--step-secs",
-                if quick { "6" } else { "15" },
+                if quick { "4" } else { "10" },
             ]),
             stalled: true,
             target: Target::Servers,
@@ -518,6 +523,7 @@ pub fn run(options: &SuiteOptions) -> anyhow::Result<SuiteResults> {
                     report: None,
                     failure: Some(format!("{e:#}")),
                     baseline: None,
+                    repeats: Vec::new(),
                     note: None,
                 });
             }
@@ -543,6 +549,7 @@ pub fn run(options: &SuiteOptions) -> anyhow::Result<SuiteResults> {
                     failure: outcome.as_ref().err().map(|e| format!("{e:#}")),
                     report: outcome.ok(),
                     baseline: None,
+                    repeats: Vec::new(),
                     note,
                 });
             }
@@ -556,6 +563,7 @@ pub fn run(options: &SuiteOptions) -> anyhow::Result<SuiteResults> {
                 report: None,
                 failure: None,
                 baseline: None,
+                repeats: Vec::new(),
                 note: None,
             };
             let outcome = (|| -> anyhow::Result<()> {
@@ -571,12 +579,12 @@ pub fn run(options: &SuiteOptions) -> anyhow::Result<SuiteResults> {
                         &options.out,
                     )?);
                 }
-                let server = start_server(spec, server_core)?;
                 let extra: &[&str] = if scenario.stalled {
                     &["--stalled", "1"]
                 } else {
                     &[]
                 };
+                let server = start_server(spec, server_core)?;
                 entry.report = Some(run_generator(
                     &server,
                     &spec.name,
@@ -585,6 +593,19 @@ pub fn run(options: &SuiteOptions) -> anyhow::Result<SuiteResults> {
                     generator_core,
                     &options.out,
                 )?);
+                if scenario.stalled {
+                    for extra in [extra, &[]] {
+                        let server = start_server(spec, server_core)?;
+                        entry.repeats.push(run_generator(
+                            &server,
+                            &spec.name,
+                            &scenario.args,
+                            extra,
+                            generator_core,
+                            &options.out,
+                        )?);
+                    }
+                }
                 Ok(())
             })();
             if let Err(e) = outcome {
@@ -857,9 +878,9 @@ pub fn markdown(r: &SuiteResults) -> String {
         if id.starts_with("slow") {
             let _ = writeln!(
                 out,
-                "| {id} | server | healthy p99 without / with the stalled subscriber | change | stalled subscriber cut off | result |"
+                "| {id} | server | healthy p99 without the stalled subscriber (runs 1, 4) | with it (runs 2, 3) | change of the means | runs 1 vs 4 (noise) | stalled subscriber cut off | result |"
             );
-            let _ = writeln!(out, "|---|---|---|---:|---|---|");
+            let _ = writeln!(out, "|---|---|---|---|---:|---:|---|---|");
             for name in &names {
                 let Some(entry) = find(r, &id, name) else {
                     continue;
@@ -867,13 +888,37 @@ pub fn markdown(r: &SuiteResults) -> String {
                 let (Some(base), Some(rep)) = (&entry.baseline, &entry.report) else {
                     let _ = writeln!(
                         out,
-                        "| {id} | {name} | — | — | — | failed: {} |",
+                        "| {id} | {name} | — | — | — | — | — | failed: {} |",
                         entry.failure.as_deref().unwrap_or("?")
                     );
                     continue;
                 };
                 let p99 = |rep: &Report| rep.steps.first().map_or(0.0, |s| s.latency.p99_us);
-                let (a, b) = (p99(base), p99(rep));
+                let mut clean = vec![p99(base)];
+                let mut stalled = vec![p99(rep)];
+                if let [again, base_again] = entry.repeats.as_slice() {
+                    stalled.push(p99(again));
+                    clean.push(p99(base_again));
+                }
+                let ms = |v: &[f64]| {
+                    v.iter()
+                        .map(|us| format!("{:.2}", us / 1000.0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                        + " ms"
+                };
+                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+                let pct = |a: f64, b: f64| {
+                    if a > 0.0 {
+                        format!("{:+.0}%", (b - a) / a * 100.0)
+                    } else {
+                        "—".to_owned()
+                    }
+                };
+                let noise = match clean.as_slice() {
+                    [a, b] => pct(*a, *b),
+                    _ => "—".to_owned(),
+                };
                 let cut = rep.stalled.as_ref().map_or("—".to_owned(), |s| {
                     if s.cut_off > 0 {
                         format!(
@@ -888,10 +933,10 @@ pub fn markdown(r: &SuiteResults) -> String {
                 });
                 let _ = writeln!(
                     out,
-                    "| {id} | {name} | {:.2} ms / {:.2} ms | {:+.0}% | {cut} | {} |",
-                    a / 1000.0,
-                    b / 1000.0,
-                    if a > 0.0 { (b - a) / a * 100.0 } else { 0.0 },
+                    "| {id} | {name} | {} | {} | {} | {noise} | {cut} | {} |",
+                    ms(&clean),
+                    ms(&stalled),
+                    pct(mean(&clean), mean(&stalled)),
                     verdict(rep)
                 );
             }
@@ -1171,6 +1216,7 @@ mod tests {
             report: Some(report),
             failure: None,
             baseline: None,
+            repeats: Vec::new(),
             note: None,
         }
     }
@@ -1198,6 +1244,27 @@ mod tests {
             entries,
             micro: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_slow_consumer_table_compares_the_means_and_shows_the_clean_to_clean_noise() {
+        let run = |p99_ms| Report {
+            steps: vec![step(40.0, 1.0, p99_ms, p99_ms)],
+            ..Report::default()
+        };
+        let mut slow = entry("slow-consumer-1k", REFERENCE, run(12.0));
+        slow.baseline = Some(run(10.0));
+        slow.repeats = vec![run(14.0), run(10.0)];
+        let md = markdown(&results(vec![slow]));
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| slow-consumer-1k | rtbus-server"))
+            .unwrap_or_else(|| panic!("no slow-consumer row in\n{md}"));
+        // Clean 10, 10; stalled 12, 14: the means differ by +30 %, the clean runs by 0 %.
+        assert!(
+            row.contains("| 10.00, 10.00 ms | 12.00, 14.00 ms | +30% | +0% |"),
+            "{row}"
+        );
     }
 
     #[test]
