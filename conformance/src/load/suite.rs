@@ -271,7 +271,7 @@ fn scenarios(mode: Mode) -> Vec<Scenario> {
                 "--rate",
                 "40",
                 "--step-secs",
-                if quick { "4" } else { "10" },
+                if quick { "6" } else { "15" },
             ]),
             stalled: true,
             target: Target::Servers,
