@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
 
-use super::report::{FloorReport, Percentiles, Report, Step};
+use super::report::{self, FloorReport, Percentiles, Report, Step};
 use super::sys;
 
 /// The floor's name in reports and tables.
@@ -32,9 +32,6 @@ pub const MIN_RECORD_BYTES: usize = 16;
 
 /// How many error messages a report keeps verbatim.
 const MAX_ERROR_SAMPLES: usize = 10;
-/// A run counts as saturated when fewer than this share of the offered records per second
-/// arrive (the same rule as a server's steps).
-const SATURATION_SHARE: f64 = 0.9;
 /// The reader's wake-up interval when no record arrives, to notice the end of the run.
 const IDLE_POLL: Duration = Duration::from_millis(10);
 /// Time between the reader being ready and the first burst.
@@ -612,19 +609,13 @@ fn assemble(
     let delivered_per_s = tally.delivered as f64 / elapsed_s.max(1e-9);
     let offered = plan.rate * plan.connections as f64;
     let undelivered = writer.records.saturating_sub(tally.advanced);
-    let saturated = if !reader.drained {
-        Some(format!(
+    let behind = (!reader.drained).then(|| {
+        format!(
             "{undelivered} of {} records not read within the drain timeout",
             writer.records
-        ))
-    } else if delivered_per_s < SATURATION_SHARE * offered {
-        Some(format!(
-            "delivered {:.0}% of the offered rate",
-            100.0 * delivered_per_s / offered
-        ))
-    } else {
-        None
-    };
+        )
+    });
+    let saturated = report::saturation(behind, delivered_per_s, offered);
     let per_record_us = |cpu_s: f64, records: u64| {
         if records == 0 {
             0.0

@@ -25,16 +25,13 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::report::{IdleReport, Percentiles, Report, StalledReport, Step};
+use super::report::{self, IdleReport, Percentiles, Report, StalledReport, Step};
 use super::sys::{self, Pid};
 
 /// Steps the ladder may take, plus the half-load step.
 const MAX_STEPS: usize = 32;
 /// How many error messages a report keeps verbatim.
 const MAX_ERROR_SAMPLES: usize = 10;
-/// A step counts as saturated when fewer than this share of the offered deliveries per second
-/// arrive.
-const SATURATION_SHARE: f64 = 0.9;
 /// Generator CPU use (share of its cores) above which its own numbers are suspect.
 const GENERATOR_SATURATED: f64 = 0.9;
 
@@ -508,20 +505,14 @@ async fn run_step(
         .lock()
         .map(|h| Percentiles::of(&h))
         .unwrap_or_default();
-    let saturated = if !drained {
-        Some(format!(
+    let behind = (!drained).then(|| {
+        format!(
             "{} of {} events not delivered within the drain timeout",
             expected.saturating_sub(delivered),
             expected
-        ))
-    } else if delivered_per_s < SATURATION_SHARE * offered {
-        Some(format!(
-            "delivered {:.0}% of the offered rate",
-            100.0 * delivered_per_s / offered
-        ))
-    } else {
-        None
-    };
+        )
+    });
+    let saturated = report::saturation(behind, delivered_per_s, offered);
     Step {
         offered_publishes_per_s: publish_rate,
         offered_deliveries_per_s: offered,

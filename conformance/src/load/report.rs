@@ -4,6 +4,27 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+/// A step counts as saturated when fewer than this share of the offered deliveries per second
+/// arrive (servers and the loopback floor alike).
+pub(crate) const SATURATION_SHARE: f64 = 0.9;
+
+/// Why a step counts as saturated: `behind` (what did not arrive by the drain deadline) when
+/// there is such a reason, or a delivered rate under [`SATURATION_SHARE`] of the offered one.
+pub(crate) fn saturation(
+    behind: Option<String>,
+    delivered_per_s: f64,
+    offered: f64,
+) -> Option<String> {
+    behind.or_else(|| {
+        (delivered_per_s < SATURATION_SHARE * offered).then(|| {
+            format!(
+                "delivered {:.0}% of the offered rate",
+                100.0 * delivered_per_s / offered
+            )
+        })
+    })
+}
+
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
@@ -317,4 +338,23 @@ fn render_step(step: &Step, floor: bool) -> String {
         let _ = write!(line, " [saturated: {why}]");
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_is_saturated_when_it_falls_behind_or_delivers_under_the_share() {
+        assert_eq!(saturation(None, 90_000.0, 100_000.0), None);
+        assert_eq!(
+            saturation(None, 89_000.0, 100_000.0).as_deref(),
+            Some("delivered 89% of the offered rate")
+        );
+        // Not draining is the stronger statement and wins.
+        assert_eq!(
+            saturation(Some("3 of 9 not read".into()), 10.0, 100_000.0).as_deref(),
+            Some("3 of 9 not read")
+        );
+    }
 }
