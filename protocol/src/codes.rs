@@ -90,12 +90,15 @@ code_enum! {
     pub enum CloseCode: u16 {
         /// The connection finished its work; either side may close with this.
         Normal = 1000, reconnect: false;
-        /// The server is shutting down or restarting. Reconnect with backoff and resume.
+        /// The server is shutting down or restarting. Reconnect with backoff and resume (with
+        /// the `epoch` and last `seq` per topic).
         GoingAway = 1001, reconnect: true;
         /// The peer broke the WebSocket protocol itself (not the rtbus protocol).
         ProtocolError = 1002, reconnect: false;
         /// The client sent a binary frame; rtbus v1 uses only JSON text frames.
         UnsupportedData = 1003, reconnect: false;
+        /// The client sent a text frame that is not valid UTF-8.
+        InvalidPayloadData = 1007, reconnect: false;
         /// A frame or message was larger than the server's configured maximum.
         MessageTooBig = 1009, reconnect: false;
         /// The server hit an unexpected condition. Reconnect with backoff.
@@ -104,10 +107,10 @@ code_enum! {
         /// public subscription.
         AuthTimeout = 4001, reconnect: false;
         /// The client stopped answering the server's WebSocket pings within the heartbeat
-        /// timeout. Reconnect and resume.
+        /// timeout. Reconnect and resume (with the `epoch` and last `seq` per topic).
         HeartbeatTimeout = 4008, reconnect: true;
         /// The client read too slowly: its outbound queue exceeded the server's limit and was
-        /// dropped. Reconnect and resume with the last `seq` seen per topic.
+        /// dropped. Reconnect and resume with the `epoch` and last `seq` seen per topic.
         SlowConsumer = 4009, reconnect: true;
     }
 }

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use crate::catalog::{CatalogError, TopicEvent, TopicSnapshot};
 use crate::codes::ErrorCode;
-use crate::envelope::{ClientMessage, ServerMessage};
+use crate::envelope::{ClientMessage, ServerMessage, UNPAIRED_RESUME};
+use crate::json::{MAX_NESTING_DEPTH, nesting_depth};
 use crate::scalar::RequestId;
 use crate::topic::Topic;
 
@@ -50,9 +51,17 @@ impl FrameError {
 
     /// The error for a topic rejected by the catalog.
     pub fn from_catalog(err: &CatalogError, pointer: impl Into<String>) -> FrameError {
+        let mut pointer = pointer.into();
         let (code, topic) = match err {
             CatalogError::UnknownTopic { topic, .. } => (ErrorCode::UnknownTopic, topic),
-            CatalogError::InvalidPayload { topic, .. } => (ErrorCode::InvalidPayload, topic),
+            CatalogError::InvalidPayload {
+                topic,
+                pointer: inner,
+                ..
+            } => {
+                pointer.push_str(inner);
+                (ErrorCode::InvalidPayload, topic)
+            }
         };
         FrameError {
             topic: Some(topic.clone()),
@@ -67,13 +76,49 @@ impl FrameError {
 /// whether a publish payload fits it are the catalog's business ([`TopicEvent::decode`]), since a
 /// server answers those with their own error codes after authorization.
 pub fn decode_client_frame(text: &str) -> Result<ClientMessage, FrameError> {
+    check_depth(text)?;
     serde_json::from_str(text)
         .map_err(|err| diagnose(text, err, ClientMessage::KINDS, client_topics))
+}
+
+/// Refuses a frame nested deeper than [`MAX_NESTING_DEPTH`] before parsing it.
+fn check_depth(text: &str) -> Result<(), FrameError> {
+    let depth = nesting_depth(text);
+    if depth <= MAX_NESTING_DEPTH {
+        return Ok(());
+    }
+    Err(FrameError {
+        id: probe_id(text),
+        ..FrameError::new(
+            ErrorCode::BadRequest,
+            "",
+            format!(
+                "frame nests arrays and objects {depth} levels deep; the limit is \
+                 {MAX_NESTING_DEPTH}, counting the frame's own object"
+            ),
+        )
+    })
+}
+
+/// The `id` of a frame that cannot be decoded as a whole (too deep, trailing garbage, a bad
+/// field), when its top-level object can be read that far and the `id` is a valid one.
+fn probe_id(text: &str) -> Option<RequestId> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        id: Option<Value>,
+    }
+    // serde skips the other fields without building them, however deep they nest, and stops
+    // at the end of the object, so trailing garbage does not matter.
+    let mut de = serde_json::Deserializer::from_str(text);
+    let probe = <Probe as serde::Deserialize>::deserialize(&mut de).ok()?;
+    RequestId::new(probe.id?.as_str()?).ok()
 }
 
 /// Decodes a text frame sent by a server, including the payload type of every snapshot and
 /// event against its topic's family.
 pub fn decode_server_frame(text: &str) -> Result<ServerMessage, FrameError> {
+    check_depth(text)?;
     let message: ServerMessage = serde_json::from_str(text)
         .map_err(|err| diagnose(text, err, ServerMessage::KINDS, server_topics))?;
     match &message {
@@ -155,7 +200,12 @@ fn diagnose(text: &str, err: serde_json::Error, kinds: &[&str], topics: TopicFie
         |pointer: &str, message: String| FrameError::new(ErrorCode::BadRequest, pointer, message);
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
-        Err(syntax) => return bad("", format!("frame is not valid JSON: {syntax}")),
+        Err(syntax) => {
+            return FrameError {
+                id: probe_id(text),
+                ..bad("", format!("frame is not valid JSON: {syntax}"))
+            };
+        }
     };
     let Some(object) = value.as_object() else {
         return bad(
@@ -215,6 +265,18 @@ fn diagnose(text: &str, err: serde_json::Error, kinds: &[&str], topics: TopicFie
             ));
             e.topic = Some(name.to_owned());
             return e;
+        }
+    }
+    if err.to_string().contains(UNPAIRED_RESUME) {
+        let items = data.get("topics").and_then(Value::as_array);
+        let unpaired = items.into_iter().flatten().position(|item| {
+            item.get("resumeAfter").is_some() != item.get("epoch").is_some()
+        });
+        if let Some(at) = unpaired {
+            return with_id(bad(
+                &format!("/data/topics/{at}"),
+                UNPAIRED_RESUME.to_owned(),
+            ));
         }
     }
     // serde's message names the field and the expectation ("missing field `topics`",
@@ -315,8 +377,56 @@ mod tests {
     }
 
     #[test]
+    fn frames_too_deep_or_with_trailing_garbage_keep_a_readable_id() {
+        let deep = |n: usize| {
+            format!(
+                r#"{{"type":"publish","data":{{"topic":"custom.x","payload":{}1{}}},"id":"d1"}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        // The frame, `data` and the payload's own arrays: 2 + n levels.
+        assert!(decode_client_frame(&deep(MAX_NESTING_DEPTH - 2)).is_ok());
+        let err = client_err(&deep(MAX_NESTING_DEPTH - 1));
+        assert_eq!((err.code, err.id.as_ref().map(RequestId::as_str)), (ErrorCode::BadRequest, Some("d1")), "{err}");
+        assert!(err.message.contains("the limit is 64"), "{err}");
+        let err = client_err(&deep(100_000));
+        assert_eq!(err.id.as_ref().map(RequestId::as_str), Some("d1"));
+        let err = client_err(r#"{"type":"ping","id":"t1"} trailing"#);
+        assert_eq!((err.code, err.id.as_ref().map(RequestId::as_str)), (ErrorCode::BadRequest, Some("t1")));
+    }
+
+    #[test]
+    fn resume_names_both_seq_and_epoch() {
+        let ok = r#"{"type":"subscribe","data":{"topics":[{"topic":"a","resumeAfter":3,"epoch":"e"}]}}"#;
+        assert!(decode_client_frame(ok).is_ok());
+        for lonely in [r#""resumeAfter":3"#, r#""epoch":"e""#] {
+            let text = format!(
+                r#"{{"type":"subscribe","id":"s","data":{{"topics":[{{"topic":"a"}},{{"topic":"b",{lonely}}}]}}}}"#
+            );
+            let err = client_err(&text);
+            assert_eq!(
+                (err.code, err.pointer.as_str(), err.id.as_ref().map(RequestId::as_str)),
+                (ErrorCode::BadRequest, "/data/topics/1", Some("s")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn null_is_not_a_spelling_of_absent() {
+        let err = client_err(r#"{"type":"subscribe","id":null,"data":{"topics":[{"topic":"a"}]}}"#);
+        assert_eq!(err.code, ErrorCode::BadRequest, "{err}");
+        let err = client_err(r#"{"type":"subscribe","data":{"topics":[{"topic":"a","snapshot":null}]}}"#);
+        assert_eq!(err.code, ErrorCode::BadRequest, "{err}");
+        // A ping's data is any JSON value, `null` included, and is echoed as sent.
+        let ping = decode_client_frame(r#"{"type":"ping","data":null}"#).unwrap();
+        assert_eq!(serde_json::to_string(&ping).unwrap(), r#"{"type":"ping","data":null}"#);
+    }
+
+    #[test]
     fn server_frames_are_checked_against_the_topic_family() {
-        let ok = r#"{"type":"event","data":{"topic":"drives.pressure","seq":1,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":{"drive":"sda","pressure":0.5,"threshold":0.9}}}"#;
+        let ok = r#"{"type":"event","data":{"topic":"drives.pressure","epoch":"e1","seq":1,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":{"drive":"sda","pressure":0.5,"threshold":0.9}}}"#;
         assert!(decode_server_frame(ok).is_ok());
         let wrong_family = ok.replace("drives.pressure", "sessions.state");
         let err = decode_server_frame(&wrong_family).unwrap_err();

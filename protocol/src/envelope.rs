@@ -10,7 +10,8 @@ use serde_json::Value;
 use ts_rs::TS;
 
 use crate::codes::ErrorCode;
-use crate::scalar::{RequestId, Seq, Timestamp};
+use crate::json::JsonValue;
+use crate::scalar::{Epoch, RequestId, Seq, Timestamp, present};
 use crate::topic::Topic;
 
 /// A frame sent by a client to the server.
@@ -23,7 +24,7 @@ pub enum ClientMessage {
     /// `error` with code `unauthorized`.
     Auth {
         /// Copied into the reply.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The credentials.
@@ -35,7 +36,7 @@ pub enum ClientMessage {
     /// names it and no topic of the request is subscribed.
     Subscribe {
         /// Copied into the reply.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The topics and their options.
@@ -46,7 +47,7 @@ pub enum ClientMessage {
     /// error.
     Unsubscribe {
         /// Copied into the reply.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The topics to leave.
@@ -57,7 +58,7 @@ pub enum ClientMessage {
     /// the topic's family. Answered by `published` with the `seq` the event was given.
     Publish {
         /// Copied into the reply.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The topic and the event payload.
@@ -68,13 +69,13 @@ pub enum ClientMessage {
     /// that cannot see those.
     Ping {
         /// Copied into the reply.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
         /// Any JSON value, echoed unchanged in the `pong` (e.g. a client timestamp).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
-        data: Option<Value>,
+        data: Option<JsonValue>,
     },
 }
 
@@ -97,25 +98,34 @@ pub struct SubscribeData {
 }
 
 /// One topic of a `subscribe` request and how to start it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+///
+/// To resume after a lost connection, name both the last `seq` seen on the topic and the
+/// `epoch` it came with: `{"topic": "drives.pressure", "resumeAfter": 41, "epoch": "k3x9"}`.
+/// One without the other is a `bad_request`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("dependentRequired" = {"resumeAfter": ["epoch"], "epoch": ["resumeAfter"]}))]
 pub struct SubscriptionRequest {
     /// The topic to subscribe to.
     pub topic: Topic,
     /// Whether to receive a `snapshot` of the topic's current state first. Absent means `true`.
-    /// With `false`, only live events follow the acknowledgement.
+    /// With `false`, no snapshot is sent, also when a resume is not honoured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub snapshot: Option<bool>,
     /// Resume after this `seq`: the last one the client saw on this topic before it lost its
-    /// connection. The server re-sends the events after it that it still holds, marked
-    /// `isReplay: true`, then continues live with no gap and no duplicate. When its history no
-    /// longer reaches back that far (or the `seq` is ahead of the topic, e.g. after a server
-    /// restart), it sends a fresh `snapshot` instead. When the client is already up to date,
-    /// nothing is re-sent.
+    /// connection. Requires `epoch`. The server replays the events after it (marked
+    /// `isReplay: true`) only when `epoch` is the topic's current epoch and its history still
+    /// holds every one of them; otherwise it replays nothing, and the `subscribed` entry says
+    /// `reset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub resume_after: Option<Seq>,
+    /// The `epoch` that came with `resumeAfter` (on the snapshot or event that carried it).
+    /// Requires `resumeAfter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub epoch: Option<Epoch>,
 }
 
 impl SubscriptionRequest {
@@ -125,12 +135,60 @@ impl SubscriptionRequest {
             topic,
             snapshot: None,
             resume_after: None,
+            epoch: None,
+        }
+    }
+
+    /// A subscription that resumes after `seq` of stream `epoch`.
+    pub fn resume(topic: Topic, epoch: Epoch, seq: Seq) -> SubscriptionRequest {
+        SubscriptionRequest {
+            resume_after: Some(seq),
+            epoch: Some(epoch),
+            ..SubscriptionRequest::new(topic)
         }
     }
 
     /// Whether the client wants a snapshot (the default).
     pub fn wants_snapshot(&self) -> bool {
         self.snapshot.unwrap_or(true)
+    }
+
+    /// The resume point, when the request names one.
+    pub fn resume_point(&self) -> Option<(&Epoch, Seq)> {
+        self.epoch.as_ref().zip(self.resume_after)
+    }
+}
+
+/// What a resume names without its partner field, for the error message.
+pub(crate) const UNPAIRED_RESUME: &str = "resumeAfter and epoch go together: send both (the last \
+    seq seen and the epoch it came with) to resume, or neither to start afresh";
+
+impl<'de> Deserialize<'de> for SubscriptionRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct Wire {
+            topic: Topic,
+            #[serde(default, deserialize_with = "present")]
+            snapshot: Option<bool>,
+            #[serde(default, deserialize_with = "present")]
+            resume_after: Option<Seq>,
+            #[serde(default, deserialize_with = "present")]
+            epoch: Option<Epoch>,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        if wire.resume_after.is_some() != wire.epoch.is_some() {
+            return Err(de::Error::custom(format!(
+                "topic {}: {UNPAIRED_RESUME}",
+                wire.topic
+            )));
+        }
+        Ok(SubscriptionRequest {
+            topic: wire.topic,
+            snapshot: wire.snapshot,
+            resume_after: wire.resume_after,
+            epoch: wire.epoch,
+        })
     }
 }
 
@@ -175,7 +233,7 @@ pub enum ServerMessage {
     /// The `auth` request succeeded.
     Authenticated {
         /// The `id` of the `auth` request.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
         /// Who the connection now acts as.
@@ -184,25 +242,28 @@ pub enum ServerMessage {
     /// The `subscribe` request succeeded. Sent before any snapshot or event of its topics.
     Subscribed {
         /// The `id` of the `subscribe` request.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
-        /// The topics now subscribed.
-        data: TopicsData,
+        /// Each topic now subscribed, with how it starts.
+        data: SubscribedData,
     },
-    /// The `unsubscribe` request succeeded. Nothing more arrives for these topics.
+    /// Subscriptions ended. Nothing more arrives for these topics. Answers an `unsubscribe`
+    /// (with its `id`), or, without an `id` and with a `reason`, says the server ended them
+    /// itself: after a re-authentication as a principal that may not read them.
     Unsubscribed {
-        /// The `id` of the `unsubscribe` request.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The `id` of the `unsubscribe` request; absent when the server ended the
+        /// subscriptions itself.
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
-        /// The topics left.
-        data: TopicsData,
+        /// The topics left, and why when the server ended them.
+        data: UnsubscribedData,
     },
     /// The `publish` request succeeded and the event was given a `seq`.
     Published {
         /// The `id` of the `publish` request.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
         /// Where the event went.
@@ -211,7 +272,7 @@ pub enum ServerMessage {
     /// The current state of a topic. Replace whatever the client held for the topic with it.
     Snapshot {
         /// Not used on snapshots; reserved.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The topic's state.
@@ -220,7 +281,7 @@ pub enum ServerMessage {
     /// A live change on a topic, to be applied on top of the latest snapshot.
     Event {
         /// Not used on events; reserved.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The change.
@@ -229,7 +290,7 @@ pub enum ServerMessage {
     /// A request failed. The connection stays open.
     Error {
         /// The `id` of the request that failed, when it had one and could be read.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
         /// What went wrong.
@@ -238,13 +299,13 @@ pub enum ServerMessage {
     /// The answer to `ping`.
     Pong {
         /// The `id` of the `ping`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The `data` of the `ping`, unchanged.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
         #[ts(optional)]
-        data: Option<Value>,
+        data: Option<JsonValue>,
     },
 }
 
@@ -258,12 +319,65 @@ pub struct AuthenticatedData {
     pub roles: Vec<String>,
 }
 
-/// A list of topics, in the order of the request.
+/// The body of a `subscribed` frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TopicsData {
-    /// The topics.
+pub struct SubscribedData {
+    /// One entry per topic of the request, in request order; a topic named twice is listed
+    /// once, at its first place.
+    pub topics: Vec<SubscribedTopic>,
+}
+
+/// How one topic of a `subscribe` starts, and where its stream stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscribedTopic {
+    /// The topic.
+    pub topic: Topic,
+    /// The topic's current epoch: every `snapshot` and `event` of the topic that follows
+    /// carries it.
+    pub epoch: Epoch,
+    /// The topic's latest `seq` when the subscription started. A snapshot that follows carries
+    /// it; a replay ends at it; live events follow from `seq + 1`.
+    pub seq: Seq,
+    /// What follows for this topic, and what the client does with it.
+    pub start: Start,
+}
+
+/// How a subscription starts: what follows the `subscribed` frame for one topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum Start {
+    /// No resume was asked for: a `snapshot` at `seq` follows, then live events. Replace the
+    /// topic's state with the snapshot.
+    Snapshot,
+    /// No resume was asked for and the request said `snapshot: false`: only live events follow,
+    /// from `seq + 1`.
+    Live,
+    /// The resume was honoured: the events after `resumeAfter` up to `seq` follow, marked
+    /// `isReplay: true` (none when the client was up to date), then live events, with no gap
+    /// and no duplicate. Keep the state and apply them.
+    Resumed,
+    /// The resume was not honoured (the epoch is not the topic's current one, or the history
+    /// no longer holds every event after `resumeAfter`), and nothing is replayed. Discard the
+    /// topic's state: a fresh `snapshot` at `seq` follows, unless the request said
+    /// `snapshot: false`; then only live events follow and the client reloads the state itself
+    /// (e.g. by subscribing again with a snapshot).
+    Reset,
+}
+
+/// The body of an `unsubscribed` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnsubscribedData {
+    /// The topics left, in the order of the request.
     pub topics: Vec<Topic>,
+    /// Present when the server ended the subscriptions itself: `forbidden` (the connection now
+    /// acts as a principal that may not read them) or `unauthorized` (it has no principal any
+    /// more). Subscribe again once permitted.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[ts(optional)]
+    pub reason: Option<ErrorCode>,
 }
 
 /// Where a published event went.
@@ -272,6 +386,8 @@ pub struct TopicsData {
 pub struct PublishedData {
     /// The topic published on.
     pub topic: Topic,
+    /// The topic's epoch; subscribers see the same `epoch` on the `event`.
+    pub epoch: Epoch,
     /// The `seq` the event was given; subscribers see the same `seq` on the `event`.
     pub seq: Seq,
 }
@@ -282,6 +398,9 @@ pub struct PublishedData {
 pub struct Delivery {
     /// The topic this state or change belongs to.
     pub topic: Topic,
+    /// The topic's sequence stream. A `seq` means something only together with its epoch:
+    /// keep both, and resume with both.
+    pub epoch: Epoch,
     /// For an event: its per-topic sequence number, exactly one more than the previous event's.
     /// For a snapshot: the `seq` of the last event folded into it (0 if none).
     pub seq: Seq,
@@ -302,7 +421,7 @@ pub struct ErrorData {
     /// A human-readable explanation: what was wrong, where, and what was expected.
     pub message: String,
     /// The topic the error concerns, as the client sent it, when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     #[ts(optional)]
     pub topic: Option<String>,
 }

@@ -10,6 +10,7 @@ pub mod catalog;
 mod codes;
 mod decode;
 mod envelope;
+mod json;
 pub mod rules;
 mod scalar;
 mod topic;
@@ -18,10 +19,12 @@ pub use codes::{CloseCode, ErrorCode};
 pub use decode::{FrameError, decode_client_frame, decode_server_frame};
 pub use envelope::{
     AuthData, AuthenticatedData, ClientMessage, Delivery, ErrorData, PublishData, PublishedData,
-    ServerMessage, SubscribeData, SubscriptionRequest, TopicsData, UnsubscribeData,
+    ServerMessage, Start, SubscribeData, SubscribedData, SubscribedTopic, SubscriptionRequest,
+    UnsubscribeData, UnsubscribedData,
 };
+pub use json::{JsonValue, MAX_NESTING_DEPTH, UnsafeNumber, check_numbers, nesting_depth};
 pub use scalar::{
-    MAX_REQUEST_ID_LEN, MAX_SAFE_INTEGER, RangeError, Ratio, RequestId, Seq, TIMESTAMP_PATTERN,
+    EPOCH_PATTERN, Epoch, MAX_EPOCH_LEN, MAX_REQUEST_ID_LEN, MAX_SAFE_INTEGER, RangeError, Ratio, RequestId, Seq, TIMESTAMP_PATTERN,
     Timestamp, TimestampError,
 };
 pub use topic::{MAX_TOPIC_LEN, TOPIC_PATTERN, Topic, TopicError};

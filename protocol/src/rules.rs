@@ -45,10 +45,14 @@ rules! {
         "A binary frame from the client MUST make the server close the connection with close code 1003 (`unsupportedData`).";
     "frame.malformed", "Frames":
         "A text frame that is not valid JSON, has an unknown `type`, a missing or mistyped field, or an unknown field MUST be answered with an `error` frame with code `bad_request`; the connection stays open.";
+    "frame.nesting", "Frames":
+        "A frame that nests arrays and objects at most 64 levels deep (counting the frame's own object) MUST be read like any other; a deeper one MUST be answered with `error` code `bad_request`, carrying the frame's `id` when its top-level object holds a valid one; the connection stays open.";
+    "frame.close-code", "Frames":
+        "Every close code the server sends MUST be one the protocol declares (`CloseCode`), so a client knows whether to reconnect.";
     "frame.too-big", "Frames":
         "A message larger than the server's configured maximum MUST make the server close the connection with close code 1009 (`messageTooBig`).";
     "request.id", "Frames":
-        "The reply or `error` to a request that carries an `id` MUST carry the same `id`.";
+        "The reply or `error` to a request that carries an `id` MUST carry the same `id`, also when the frame is rejected as malformed after its top-level `id` could be read (trailing garbage, a bad field).";
     "error.keeps-open", "Frames":
         "An `error` frame MUST NOT be followed by the server closing the connection because of that error.";
     "auth.message", "Authentication":
@@ -57,6 +61,10 @@ rules! {
         "A handshake with an `Authorization: Bearer <token>` header the server accepts MUST authenticate the connection as if it had sent `auth` with that token.";
     "auth.reject", "Authentication":
         "An `auth` frame with a token the server does not accept MUST be answered with `error` code `unauthorized`; the connection stays unauthenticated.";
+    "auth.refresh", "Authentication":
+        "An `auth` frame on an authenticated connection MUST re-authenticate it: with a token of the same principal, every subscription stays; with a token of another principal, the subscriptions that principal may not read MUST end with one `unsubscribed` frame without `id`, with `reason` `forbidden`, naming them, and the others stay.";
+    "auth.refresh-reject", "Authentication":
+        "An `auth` frame whose token is not accepted on an authenticated connection MUST be answered with `error` code `unauthorized` and MUST leave the connection without a principal: the subscriptions that need one end with one `unsubscribed` frame without `id`, with `reason` `unauthorized`.";
     "auth.deadline", "Authentication":
         "A connection that is not authenticated and holds no subscription when the server's auth deadline passes MUST be closed with close code 4001 (`authTimeout`).";
     "authz.subscribe", "Authorization":
@@ -66,9 +74,11 @@ rules! {
     "topic.invalid", "Topics":
         "A topic that breaks the topic grammar MUST be answered with `error` code `invalid_topic`, with `data.topic` set to the topic as sent.";
     "topic.unknown", "Topics":
-        "A topic that follows the grammar but belongs to no family MUST be answered with `error` code `unknown_topic`.";
+        "A topic that follows the grammar but belongs to no family MUST be answered with `error` code `unknown_topic`, with `data.topic` set to the topic as sent.";
     "subscribe.ack-first", "Subscriptions":
-        "A successful `subscribe` MUST be answered with `subscribed`, listing the topics in request order, before any `snapshot` or `event` of those topics.";
+        "A successful `subscribe` MUST be answered with `subscribed`, listing each topic once, in request order, before any `snapshot` or `event` of those topics.";
+    "subscribe.start", "Subscriptions":
+        "Each entry of `subscribed` MUST carry the topic's current `epoch` and latest `seq` and say how the topic starts (`snapshot`, `live`, `resumed` or `reset`), and what follows for the topic MUST be what that value promises: a snapshot at `seq` (`snapshot`, and `reset` unless the request opted out), replayed events ending at `seq` (`resumed`), then live events from `seq` + 1.";
     "subscribe.snapshot", "Subscriptions":
         "After `subscribed`, the server MUST send exactly one `snapshot` per topic that did not opt out and does not resume, before any `event` on that topic.";
     "subscribe.no-snapshot", "Subscriptions":
@@ -80,23 +90,29 @@ rules! {
     "subscribe.limit", "Subscriptions":
         "A `subscribe` that would make the connection hold more topics than the server's limit MUST be answered with `error` code `limit_exceeded`; nothing of it is subscribed.";
     "delivery.fields", "Delivery":
-        "Every `snapshot` and `event` MUST carry `topic`, `seq`, `emittedAt` and `isReplay`; `isReplay` is `true` only on events re-sent by a resume.";
+        "Every `snapshot` and `event` MUST carry `topic`, `epoch`, `seq`, `emittedAt` and `isReplay`; `isReplay` is `true` only on events re-sent by a resume.";
+    "delivery.epoch", "Delivery":
+        "While a topic's `seq` numbering continues, its `subscribed` entries, `published` replies, snapshots and events MUST all carry the same `epoch`.";
     "delivery.seq", "Delivery":
         "Events of one topic MUST carry consecutive `seq` values: the first event published on a topic has `seq` 1, each next one the previous plus one, and the first live event after a snapshot with `seq` n has `seq` n + 1.";
     "delivery.fanout", "Delivery":
         "Every connection subscribed to a topic MUST receive every event published on it after the subscription was acknowledged, once, in `seq` order.";
     "delivery.snapshot-state", "Delivery":
         "A snapshot MUST equal the family's empty state with every event up to its `seq` folded in by the family's fold rule, so a late subscriber sees what was published before it arrived.";
+    "resume.pair", "Resume":
+        "A subscription that names `resumeAfter` without `epoch`, or `epoch` without `resumeAfter`, MUST be answered with `error` code `bad_request`; nothing of the request is subscribed.";
     "resume.replay", "Resume":
-        "A subscription with `resumeAfter: n` that the server's history still covers MUST get the events after n, in order, marked `isReplay: true`, then live events, with no gap and no duplicate, and no snapshot.";
+        "A subscription with `resumeAfter: n` and the topic's current `epoch`, whose every event after n the server's history still holds, MUST be acknowledged with `start: resumed` and get the events after n, in order, marked `isReplay: true`, then live events, with no gap and no duplicate, and no snapshot.";
     "resume.exhausted", "Resume":
-        "A subscription with `resumeAfter: n` that the server's history no longer covers, or that is ahead of the topic's latest `seq`, MUST get a fresh `snapshot` (with `isReplay: false`) instead of a replay.";
+        "A subscription with `resumeAfter: n` that the server's history no longer covers, or that is ahead of the topic's latest `seq`, MUST be acknowledged with `start: reset` and get no replayed event, and a fresh `snapshot` (with `isReplay: false`) unless it opted out.";
     "resume.up-to-date", "Resume":
-        "A subscription with `resumeAfter` equal to the topic's latest `seq` MUST get neither a snapshot nor replayed events.";
+        "A subscription with the topic's current `epoch` and `resumeAfter` equal to the topic's latest `seq` MUST be acknowledged with `start: resumed` and get neither a snapshot nor replayed events.";
+    "resume.epoch", "Resume":
+        "A topic MUST get a new `epoch`, never used before, whenever its `seq` numbering restarts or its history is lost (such as a restart of a server that keeps topics in memory); a subscription whose `epoch` is not the topic's current one MUST be acknowledged with `start: reset` and get no replayed event, whatever its `resumeAfter`.";
     "unsubscribe.stops", "Subscriptions":
         "After `unsubscribed`, the server MUST NOT send any `snapshot` or `event` of the topics left.";
     "publish.ack", "Publishing":
-        "A permitted `publish` MUST be answered with `published`, carrying the `seq` that subscribers see on the resulting `event`.";
+        "A permitted `publish` MUST be answered with `published`, carrying the `epoch` and `seq` that subscribers see on the resulting `event`.";
     "publish.payload", "Publishing":
         "A `publish` whose payload does not match the event type of the topic's family MUST be answered with `error` code `invalid_payload`, and no subscriber receives it.";
     "ping.pong", "Liveness":

@@ -58,9 +58,86 @@ impl fmt::Display for Seq {
 
 impl<'de> Deserialize<'de> for Seq {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = u64::deserialize(deserializer)?;
-        Seq::new(value).map_err(de::Error::custom)
+        let value = whole_number(deserializer, 0, MAX_SAFE_INTEGER as i64)?;
+        // `whole_number` returned a value in 0..=MAX_SAFE_INTEGER.
+        Ok(Seq(value.unsigned_abs()))
     }
+}
+
+/// Reads an integer in `min..=max`, written either as an integer (`80`) or as a number with no
+/// fractional part (`80.0`): JSON Schema's `integer` accepts both, so the decoder does too.
+pub(crate) fn whole_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    min: i64,
+    max: i64,
+) -> Result<i64, D::Error> {
+    struct Whole {
+        min: i64,
+        max: i64,
+    }
+    impl Whole {
+        fn expected(&self) -> String {
+            format!("an integer in {}..={}", self.min, self.max)
+        }
+        fn check<E: de::Error>(&self, value: i128, shown: &dyn fmt::Display) -> Result<i64, E> {
+            if (i128::from(self.min)..=i128::from(self.max)).contains(&value) {
+                // In range of i64 because min and max are.
+                Ok(value as i64)
+            } else {
+                Err(E::custom(format!("{shown} is out of range: expected {}", self.expected())))
+            }
+        }
+    }
+    impl de::Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.expected())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+            self.check(i128::from(v), &v)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+            self.check(i128::from(v), &v)
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+            if v.fract() != 0.0 || !v.is_finite() || v.abs() > MAX_SAFE_INTEGER as f64 {
+                return Err(E::custom(format!(
+                    "{v} is not a whole number in range: expected {}",
+                    self.expected()
+                )));
+            }
+            // Whole and within ±2^53−1, so the conversion is exact.
+            self.check(v as i128, &v)
+        }
+    }
+    deserializer.deserialize_any(Whole { min, max })
+}
+
+/// Reads a `u16` written as an integer or a whole number (see [`whole_number`]).
+pub(crate) fn whole_u16<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
+    let value = whole_number(deserializer, 0, i64::from(u16::MAX))?;
+    // In range by the bounds just checked.
+    Ok(u16::try_from(value).unwrap_or(u16::MAX))
+}
+
+/// Reads an optional `i32` that, when present, is an integer or a whole number and not `null`.
+pub(crate) fn present_whole_i32<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i32>, D::Error> {
+    let value = whole_number(deserializer, i64::from(i32::MIN), i64::from(i32::MAX))?;
+    // In range by the bounds just checked.
+    Ok(Some(i32::try_from(value).unwrap_or(i32::MAX)))
+}
+
+/// Reads an optional field that, when present, must hold a value: `null` is rejected, because
+/// an absent field and `null` would otherwise be two spellings of one thing that servers and
+/// clients fold differently. (For a field of type `serde_json::Value`, `null` is the value.)
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 impl JsonSchema for Seq {
@@ -74,6 +151,75 @@ impl JsonSchema for Seq {
             "type": "integer",
             "minimum": 0,
             "maximum": MAX_SAFE_INTEGER,
+        })
+    }
+}
+
+/// The longest epoch, in characters.
+pub const MAX_EPOCH_LEN: usize = 64;
+
+/// The shape every epoch has.
+pub const EPOCH_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
+/// The name of a topic's sequence stream: an opaque string of 1 to 64 URL-safe characters
+/// (ASCII letters, digits, `_`, `-`).
+///
+/// Two frames of the same topic with the same `epoch` belong to the same `seq` numbering and
+/// the same history. A server gives a topic a new epoch whenever its numbering restarts or its
+/// history is lost (a restart of a server that keeps topics in memory, a topic forgotten and
+/// created again, data lost by the engine), and never reuses one. A client keeps the epoch
+/// beside the last `seq` it saw and sends both to resume; compare epochs only for equality.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, TS)]
+#[serde(transparent)]
+#[ts(type = "string")]
+pub struct Epoch(String);
+
+impl Epoch {
+    /// Wraps `epoch` if it is 1 to 64 URL-safe characters.
+    pub fn new(epoch: impl Into<String>) -> Result<Epoch, RangeError> {
+        let epoch = epoch.into();
+        let ok = !epoch.is_empty()
+            && epoch.len() <= MAX_EPOCH_LEN
+            && epoch
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(RangeError {
+                value: format!("{epoch:?}"),
+                expected: "1 to 64 of A-Z, a-z, 0-9, '_', '-'",
+            });
+        }
+        Ok(Epoch(epoch))
+    }
+
+    /// The epoch as written on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Epoch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Epoch::new(String::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for Epoch {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Epoch".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "The name of a topic's sequence stream: 1 to 64 URL-safe characters. Same topic and same epoch means the same `seq` numbering and history.",
+            "type": "string",
+            "pattern": EPOCH_PATTERN,
         })
     }
 }
@@ -316,6 +462,28 @@ mod tests {
         }
         let now = Timestamp::now();
         assert_eq!(Timestamp::parse(now.as_str()).unwrap(), now);
+    }
+
+    #[test]
+    fn seq_accepts_whole_floats_like_the_schema() {
+        assert_eq!(serde_json::from_str::<Seq>("80.0").unwrap(), Seq(80));
+        assert!(serde_json::from_str::<Seq>("80.5").is_err());
+        assert!(serde_json::from_str::<Seq>("-1").is_err());
+        assert!(serde_json::from_str::<Seq>("1e300").is_err());
+    }
+
+    #[test]
+    fn epochs_are_url_safe_and_bounded() {
+        assert!(Epoch::new("a").is_ok());
+        assert!(Epoch::new("A-z_09".repeat(10)).is_ok());
+        assert!(Epoch::new("x".repeat(65)).is_err());
+        for bad in ["", "a b", "a/b", "é", "a.b"] {
+            assert!(Epoch::new(bad).is_err(), "{bad}");
+        }
+        let pattern = regex::Regex::new(EPOCH_PATTERN).unwrap();
+        for s in ["a", "a-b_C9", "", "a.b", "é"] {
+            assert_eq!(pattern.is_match(s), Epoch::new(s).is_ok(), "{s}");
+        }
     }
 
     #[test]

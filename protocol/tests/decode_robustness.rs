@@ -66,9 +66,9 @@ fn well_formed(err: &FrameError) -> Result<(), String> {
 }
 
 const VALID: &[&str] = &[
-    r#"{"type":"subscribe","id":"1","data":{"topics":[{"topic":"sessions.state","resumeAfter":3}]}}"#,
+    r#"{"type":"subscribe","id":"1","data":{"topics":[{"topic":"sessions.state","resumeAfter":3,"epoch":"e1"}]}}"#,
     r#"{"type":"publish","id":"2","data":{"topic":"drives.pressure","payload":{"drive":"/","pressure":0.5,"threshold":0.9}}}"#,
-    r#"{"type":"event","data":{"topic":"sessions.activity:a","seq":1,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":{"kind":"output","text":"x","at":"2026-11-21T09:30:00Z"}}}"#,
+    r#"{"type":"event","data":{"topic":"sessions.activity:a","epoch":"e1","seq":1,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":{"kind":"output","text":"x","at":"2026-11-21T09:30:00Z"}}}"#,
 ];
 
 /// Every (pointer, value) position of `value`, so one can be replaced.

@@ -88,6 +88,8 @@ pub enum CatalogError {
     /// The payload does not match the family's type.
     #[error("payload for topic {topic:?} is not a valid {family} {kind}: {reason}")]
     InvalidPayload {
+        /// A JSON pointer into the payload, when the place is known (`""` otherwise).
+        pointer: String,
         /// The topic as given.
         topic: String,
         /// The family name.
@@ -196,7 +198,17 @@ macro_rules! catalog {
             /// Decodes `payload` as an event of `topic`'s family.
             pub fn decode(topic: &Topic, payload: &Value) -> Result<TopicEvent, CatalogError> {
                 let family = Family::of(topic)?;
+                if let Err(err) = crate::json::check_numbers(payload) {
+                    return Err(CatalogError::InvalidPayload {
+                        pointer: err.pointer.clone(),
+                        topic: topic.to_string(),
+                        family: family.name(),
+                        kind: "event",
+                        reason: err.to_string(),
+                    });
+                }
                 let invalid = |err: serde_json::Error| CatalogError::InvalidPayload {
+                    pointer: String::new(),
                     topic: topic.to_string(),
                     family: family.name(),
                     kind: "event",
@@ -232,7 +244,17 @@ macro_rules! catalog {
             /// Decodes `payload` as a snapshot of `topic`'s family.
             pub fn decode(topic: &Topic, payload: &Value) -> Result<TopicSnapshot, CatalogError> {
                 let family = Family::of(topic)?;
+                if let Err(err) = crate::json::check_numbers(payload) {
+                    return Err(CatalogError::InvalidPayload {
+                        pointer: err.pointer.clone(),
+                        topic: topic.to_string(),
+                        family: family.name(),
+                        kind: "snapshot",
+                        reason: err.to_string(),
+                    });
+                }
                 let invalid = |err: serde_json::Error| CatalogError::InvalidPayload {
+                    pointer: String::new(),
                     topic: topic.to_string(),
                     family: family.name(),
                     kind: "snapshot",
@@ -377,6 +399,12 @@ mod tests {
             "{err}"
         );
         assert!(TopicEvent::decode(&topic("custom.anything"), &pressure).is_ok());
+        let big: Value = serde_json::from_str(r#"{"n": [18446744073709551616]}"#).unwrap();
+        let err = TopicEvent::decode(&topic("custom.anything"), &big).unwrap_err();
+        assert!(
+            matches!(&err, CatalogError::InvalidPayload { pointer, .. } if pointer == "/n/0"),
+            "{err}"
+        );
     }
 
     #[test]

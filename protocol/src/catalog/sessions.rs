@@ -2,11 +2,11 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use ts_rs::TS;
 
 use super::{FamilyShape, TopicFamily};
-use crate::scalar::Timestamp;
+use crate::json::JsonValue;
+use crate::scalar::{Timestamp, present};
 
 /// The lifecycle status of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
@@ -37,7 +37,7 @@ pub struct SessionState {
     /// Where the session is in its lifecycle.
     pub status: SessionStatus,
     /// A short human-readable title, when the session has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     #[ts(optional)]
     pub title: Option<String>,
     /// When the status last changed.
@@ -109,9 +109,9 @@ pub struct ActivityEntry {
     /// When it happened.
     pub at: Timestamp,
     /// Application-specific details, free-form.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     #[ts(optional)]
-    pub data: Option<Value>,
+    pub data: Option<JsonValue>,
 }
 
 /// How many entries a `sessions.activity` snapshot keeps.

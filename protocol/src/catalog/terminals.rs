@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::{FamilyShape, TopicFamily};
+use crate::scalar::{present, present_whole_i32, whole_u16};
 
 /// Whether a terminal's process is alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
@@ -25,18 +26,24 @@ pub struct TerminalState {
     /// The terminal's id.
     pub terminal_id: String,
     /// The title to show, e.g. the running command.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     #[ts(optional)]
     pub title: Option<String>,
     /// Whether the process runs.
     pub status: TerminalStatus,
     /// The exit code, once the process has exited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_whole_i32"
+    )]
     #[ts(optional)]
     pub exit_code: Option<i32>,
     /// Width in character cells.
+    #[serde(deserialize_with = "whole_u16")]
     pub cols: u16,
     /// Height in character cells.
+    #[serde(deserialize_with = "whole_u16")]
     pub rows: u16,
 }
 
