@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rtbus_conformance::schema::{check_text, check_value};
-use rtbus_protocol::{Delivery, Seq, ServerMessage, Timestamp, Topic};
+use rtbus_protocol::{Delivery, Epoch, Seq, ServerMessage, Timestamp, Topic};
 use serde_json::json;
 
 fn event_text() -> String {
@@ -13,6 +13,7 @@ fn event_text() -> String {
         id: None,
         data: Delivery {
             topic: Topic::new("custom.bench.0").expect("valid topic"),
+            epoch: Epoch::new("3f9a0c2e71d4b856-2a").expect("valid epoch"),
             seq: Seq::new(41_337).expect("in range"),
             emitted_at: Timestamp::parse("2026-11-21T09:30:00.125Z").expect("valid timestamp"),
             is_replay: false,

@@ -5,8 +5,9 @@ use rtbus_protocol::catalog::{
     TerminalState, TerminalStatus, TopicEvent, TopicSnapshot,
 };
 use rtbus_protocol::{
-    AuthenticatedData, Delivery, ErrorCode, ErrorData, MAX_SAFE_INTEGER, PublishedData, Ratio,
-    RequestId, Seq, ServerMessage, Timestamp, Topic, TopicsData,
+    AuthenticatedData, Delivery, Epoch, ErrorCode, ErrorData, JsonValue, MAX_SAFE_INTEGER,
+    PublishedData, Ratio, RequestId, Seq, ServerMessage, Start, SubscribedData, SubscribedTopic,
+    Timestamp, Topic, UnsubscribedData,
 };
 use serde_json::{Value, json};
 
@@ -16,11 +17,17 @@ const TIME: &str = "2026-11-21T09:30:00.125Z";
 
 #[test]
 fn accepts_good_frames_and_points_at_bad_fields() {
-    let ok = r#"{"type":"event","data":{"topic":"custom.x","seq":1,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":1}}"#;
+    let ok = r#"{"type":"event","data":{"topic":"custom.x","epoch":"e1","seq":1,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":1}}"#;
     assert!(check_text(ok).is_ok());
     let no_time = ok.replace(r#""emittedAt":"2026-11-21T09:30:00.125Z","#, "");
     let (_, v) = check_text(&no_time).unwrap_err();
     assert!(v.message.contains("emittedAt"), "{v}");
+    let no_epoch = ok.replace(r#""epoch":"e1","#, "");
+    let (_, v) = check_text(&no_epoch).unwrap_err();
+    assert!(v.message.contains("epoch"), "{v}");
+    let bad_epoch = ok.replace(r#""epoch":"e1""#, r#""epoch":"e.1""#);
+    let (_, v) = check_text(&bad_epoch).unwrap_err();
+    assert!(v.pointer.ends_with("/epoch"), "{v}");
     let bad_seq = ok.replace(r#""seq":1"#, r#""seq":-1"#);
     let (_, v) = check_text(&bad_seq).unwrap_err();
     assert!(v.pointer.ends_with("/seq"), "{v}");
@@ -193,7 +200,7 @@ fn rules_of_other_shapes_stay_exact() {
         "{}",
         wrong[..wrong.len().min(5)].join("\n")
     );
-    let special = |payload: Value| json!({"type": "event", "data": {"topic": "custom.special", "seq": 1, "emittedAt": TIME, "isReplay": false, "payload": payload}});
+    let special = |payload: Value| json!({"type": "event", "data": {"topic": "custom.special", "epoch": "e1", "seq": 1, "emittedAt": TIME, "isReplay": false, "payload": payload}});
     assert!(fast.check(&special(json!("text"))).is_ok());
     assert!(fast.check(&special(json!(1))).is_err());
 }
@@ -201,7 +208,7 @@ fn rules_of_other_shapes_stay_exact() {
 #[test]
 fn the_topic_cache_stays_bounded_and_right() {
     let compiled = Compiled::new(&server_schema()).unwrap();
-    let event = |topic: &str| json!({"type": "event", "data": {"topic": topic, "seq": 1, "emittedAt": TIME, "isReplay": false, "payload": {"drive": "/", "pressure": 0.5, "threshold": 0.9}}});
+    let event = |topic: &str| json!({"type": "event", "data": {"topic": topic, "epoch": "e1", "seq": 1, "emittedAt": TIME, "isReplay": false, "payload": {"drive": "/", "pressure": 0.5, "threshold": 0.9}}});
     for i in 0..TOPIC_CACHE_ENTRIES + 10 {
         let custom = format!("custom.t{i}");
         assert!(compiled.check(&event(&custom)).is_ok(), "{custom}");
@@ -281,7 +288,7 @@ fn events_of(family: Family) -> Vec<Value> {
                 kind: ActivityKind::ToolCall,
                 text: "cargo test".into(),
                 at: at(),
-                data: Some(json!({"tool": "shell"})),
+                data: Some(JsonValue::new(json!({"tool": "shell"})).unwrap()),
             })),
             to_value(serde_json::to_value(ActivityEntry {
                 kind: ActivityKind::Output,
@@ -343,10 +350,21 @@ fn snapshots_of(family: Family) -> Vec<Value> {
     vec![empty, snapshot.to_value()]
 }
 
+/// Epochs of both lengths the grammar allows, and every kind of character.
+fn epoch(i: u64) -> Epoch {
+    let text = match i % 3 {
+        0 => "e".to_owned(),
+        1 => format!("{:016x}-{i:x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        _ => "A-z_09".repeat(10) + "abcd",
+    };
+    Epoch::new(text).unwrap()
+}
+
 fn delivery(kind: &str, topic: &Topic, seq: u64, payload: Value, id: Option<&str>) -> Value {
     let id = id.map(|i| RequestId::new(i).unwrap());
     let data = Delivery {
         topic: topic.clone(),
+        epoch: epoch(seq),
         seq: Seq::new(seq).unwrap(),
         emitted_at: Timestamp::parse(TIME).unwrap(),
         is_replay: seq % 2 == 0,
@@ -381,17 +399,37 @@ fn valid_frames() -> Vec<Value> {
         },
         ServerMessage::Subscribed {
             id: id(&"x".repeat(64)),
-            data: TopicsData {
-                topics: all_topics.clone(),
+            data: SubscribedData {
+                topics: all_topics
+                    .iter()
+                    .zip([Start::Snapshot, Start::Live, Start::Resumed, Start::Reset].iter().cycle())
+                    .enumerate()
+                    .map(|(i, (topic, start))| SubscribedTopic {
+                        topic: topic.clone(),
+                        epoch: epoch(i as u64),
+                        seq: Seq::new(i as u64).unwrap(),
+                        start: *start,
+                    })
+                    .collect(),
             },
         },
         ServerMessage::Unsubscribed {
             id: None,
-            data: TopicsData { topics: vec![] },
+            data: UnsubscribedData {
+                topics: vec![],
+                reason: None,
+            },
+        },
+        ServerMessage::Unsubscribed {
+            id: None,
+            data: UnsubscribedData {
+                topics: all_topics[..2].to_vec(),
+                reason: Some(ErrorCode::Forbidden),
+            },
         },
         ServerMessage::Pong {
             id: id("p"),
-            data: Some(json!({"any": ["thing"]})),
+            data: Some(JsonValue::new(json!({"any": ["thing"]})).unwrap()),
         },
         ServerMessage::Pong {
             id: None,
@@ -403,6 +441,7 @@ fn valid_frames() -> Vec<Value> {
             id: id("pub"),
             data: PublishedData {
                 topic: topic.clone(),
+                epoch: epoch(i as u64),
                 seq: Seq::new(if i % 2 == 0 { 1 } else { MAX_SAFE_INTEGER }).unwrap(),
             },
         });
@@ -517,6 +556,11 @@ fn palette() -> Vec<Value> {
         json!("running"),
         json!("toolCall"),
         json!("bad_request"),
+        json!("e.1"),
+        json!("x".repeat(65)),
+        json!("resumed"),
+        json!("snapshot"),
+        json!([{"topic": "custom.x", "epoch": "e", "seq": 0, "start": "live"}]),
     ];
     for family in Family::ALL {
         out.extend(topics_of(*family).iter().map(|t| json!(t.as_str())));
@@ -610,6 +654,16 @@ fn broken_deliveries(base: &Value) -> Vec<Value> {
     ] {
         with("/data/seq", Some(seq));
     }
+    for epoch in [
+        json!(""),
+        json!("e.1"),
+        json!("e 1"),
+        json!("x".repeat(65)),
+        json!(1),
+        json!(null),
+    ] {
+        with("/data/epoch", Some(epoch));
+    }
     with("/data/isReplay", Some(json!("false")));
     with("/id", Some(json!("")));
     with("/id", Some(json!("x".repeat(65))));
@@ -623,6 +677,7 @@ fn broken_deliveries(base: &Value) -> Vec<Value> {
         "/type",
         "/data",
         "/data/topic",
+        "/data/epoch",
         "/data/seq",
         "/data/emittedAt",
         "/data/isReplay",
