@@ -1,18 +1,29 @@
 // The fan-out subset of rtbus v1 on Node's `ws`, as a benchmark peer: subscribe without auth
-// (snapshot or opt-out), publish -> `published` ack and `event` with a per-topic seq, ping/pong.
-// Each event is serialized once and the same string is sent to every subscriber.
+// (snapshot, opt-out, or resume with the epoch and seq seen), publish -> `published` ack and
+// `event` with the topic's epoch and seq, ping/pong. Each event is serialized once and the same
+// string is sent to every subscriber; the last HISTORY_LIMIT events of a topic are kept for
+// resumes, as the reference server does.
 'use strict';
 
+const crypto = require('crypto');
 const http = require('http');
 const { WebSocketServer } = require('ws');
 
 const ENDPOINT = '/api/realtime';
 const SUBPROTOCOL = 'rtbus.v1';
 const TOPIC = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*(:[A-Za-z0-9_.~-]+)?$/;
+const EPOCH = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_TOPIC_LEN = 200;
 const ACTIVITY_LIMIT = 100;
+const HISTORY_LIMIT = 1024;
+const UNPAIRED_RESUME = 'resumeAfter and epoch go together: send both (the last seq seen and the epoch it came with) to resume, or neither to start afresh';
 
-const topics = new Map(); // name -> { seq, subs: Set<ws>, state }
+// Epochs are `<process nonce>-<topic counter>`: a restarted peer never reuses one.
+const NONCE = crypto.randomBytes(8).toString('hex');
+let cellsCreated = 0;
+
+// name -> { epoch, seq, subs: Set<ws>, state, history: payloads by seq % HISTORY_LIMIT }
+const topics = new Map();
 
 function family(name) {
   if (name.startsWith('custom.')) return 'custom';
@@ -23,10 +34,26 @@ function family(name) {
 function topicOf(name) {
   let t = topics.get(name);
   if (!t) {
-    t = { seq: 0, subs: new Set(), state: family(name) === 'custom' ? null : { entries: [] } };
+    cellsCreated += 1;
+    t = {
+      epoch: `${NONCE}-${cellsCreated.toString(16)}`,
+      seq: 0,
+      subs: new Set(),
+      state: family(name) === 'custom' ? null : { entries: [] },
+      history: new Array(HISTORY_LIMIT),
+    };
     topics.set(name, t);
   }
   return t;
+}
+
+// Whether the history still holds every event after `n` (none are needed when n == seq).
+function historyCovers(t, n) {
+  return n <= t.seq && t.seq - n <= Math.min(t.seq, HISTORY_LIMIT);
+}
+
+function delivery(kind, name, t, seq, isReplay, payload) {
+  return JSON.stringify({ type: kind, data: { topic: name, epoch: t.epoch, seq, emittedAt: new Date().toISOString(), isReplay, payload } });
 }
 
 function send(ws, obj) {
@@ -63,6 +90,77 @@ function withId(frame, id) {
   return frame;
 }
 
+// Reads one entry of `subscribe`: [request, null] or [null, [code, message, topic]].
+function subscriptionRequest(req, i) {
+  if (!req || typeof req !== 'object' || Array.isArray(req)) {
+    return [null, ['bad_request', `invalid "subscribe" message at /data/topics/${i}: expected an object {topic, snapshot?, resumeAfter?, epoch?}`]];
+  }
+  const bad = checkTopic(req.topic);
+  if (bad) return [null, [bad[0], bad[1], typeof req.topic === 'string' ? req.topic : undefined]];
+  if (req.snapshot !== undefined && typeof req.snapshot !== 'boolean') {
+    return [null, ['bad_request', `invalid "subscribe" message at /data/topics/${i}/snapshot: expected true or false`]];
+  }
+  if (req.resumeAfter !== undefined && !(Number.isSafeInteger(req.resumeAfter) && req.resumeAfter >= 0)) {
+    return [null, ['bad_request', `invalid "subscribe" message at /data/topics/${i}/resumeAfter: expected a seq, a whole number from 0 to 2^53-1`]];
+  }
+  if (req.epoch !== undefined && !(typeof req.epoch === 'string' && EPOCH.test(req.epoch))) {
+    return [null, ['bad_request', `invalid "subscribe" message at /data/topics/${i}/epoch: expected 1 to 64 of A-Z, a-z, 0-9, '_', '-'`]];
+  }
+  if ((req.resumeAfter === undefined) !== (req.epoch === undefined)) {
+    return [null, ['bad_request', `invalid "subscribe" message at /data/topics/${i}: topic ${req.topic}: ${UNPAIRED_RESUME}`]];
+  }
+  return [req, null];
+}
+
+// How one topic starts for this connection, and the frames that follow `subscribed` for it.
+function start(ws, req, t) {
+  const resume = req.epoch !== undefined;
+  const wantsSnapshot = req.snapshot !== false;
+  const since = ws.rtbusTopics.get(req.topic);
+  const snapshot = () => [delivery('snapshot', req.topic, t, t.seq, false, t.state)];
+  if (!resume) return wantsSnapshot ? ['snapshot', snapshot()] : ['live', []];
+  const n = req.resumeAfter;
+  if (req.epoch === t.epoch && since !== undefined && since <= n && n <= t.seq) {
+    // Everything after `since` was already sent on this connection.
+    return ['resumed', []];
+  }
+  if (req.epoch === t.epoch && since === undefined && historyCovers(t, n)) {
+    const replay = [];
+    for (let seq = n + 1; seq <= t.seq; seq += 1) {
+      replay.push(delivery('event', req.topic, t, seq, true, t.history[seq % HISTORY_LIMIT]));
+    }
+    return ['resumed', replay];
+  }
+  return ['reset', wantsSnapshot ? snapshot() : []];
+}
+
+// All or nothing: every entry is checked before any topic is subscribed. The reply, the
+// snapshots and replays are sent before any later event, in one turn of the event loop.
+function subscribe(ws, id, data) {
+  if (!data || !Array.isArray(data.topics) || data.topics.length === 0) {
+    return error(ws, id, 'bad_request', 'invalid "subscribe" message: expected data.topics, a non-empty array');
+  }
+  const requests = [];
+  for (const [i, entry] of data.topics.entries()) {
+    const [req, bad] = subscriptionRequest(entry, i);
+    if (bad) return error(ws, id, bad[0], bad[1], bad[2]);
+    // A topic named twice is subscribed once, with its first entry's options.
+    if (!requests.some((r) => r.topic === req.topic)) requests.push(req);
+  }
+  const entries = [];
+  const frames = [];
+  for (const req of requests) {
+    const t = topicOf(req.topic);
+    const [how, follow] = start(ws, req, t);
+    entries.push({ topic: req.topic, epoch: t.epoch, seq: t.seq, start: how });
+    frames.push(...follow);
+    if (!ws.rtbusTopics.has(req.topic)) ws.rtbusTopics.set(req.topic, t.seq);
+    t.subs.add(ws);
+  }
+  send(ws, withId({ type: 'subscribed', data: { topics: entries } }, id));
+  for (const frame of frames) ws.send(frame);
+}
+
 function onMessage(ws, text) {
   let msg;
   try {
@@ -81,26 +179,8 @@ function onMessage(ws, text) {
     case 'auth':
       // No authorization in this peer: every token may read and publish.
       return send(ws, withId({ type: 'authenticated', data: { principal: 'peer', roles: ['publisher'] } }, id));
-    case 'subscribe': {
-      if (!data || !Array.isArray(data.topics) || data.topics.length === 0) {
-        return error(ws, id, 'bad_request', 'invalid "subscribe" message: expected data.topics, a non-empty array');
-      }
-      for (const req of data.topics) {
-        const bad = checkTopic(req && req.topic);
-        if (bad) return error(ws, id, bad[0], bad[1], req && typeof req.topic === 'string' ? req.topic : undefined);
-      }
-      const names = data.topics.map((r) => r.topic);
-      send(ws, withId({ type: 'subscribed', data: { topics: names } }, id));
-      for (const req of data.topics) {
-        const t = topicOf(req.topic);
-        t.subs.add(ws);
-        ws.rtbusTopics.add(req.topic);
-        if (req.snapshot !== false) {
-          send(ws, { type: 'snapshot', data: { topic: req.topic, seq: t.seq, emittedAt: new Date().toISOString(), isReplay: false, payload: t.state } });
-        }
-      }
-      return;
-    }
+    case 'subscribe':
+      return subscribe(ws, id, data);
     case 'unsubscribe': {
       if (!data || !Array.isArray(data.topics) || data.topics.length === 0) {
         return error(ws, id, 'bad_request', 'invalid "unsubscribe" message: expected data.topics, a non-empty array');
@@ -124,14 +204,15 @@ function onMessage(ws, text) {
       }
       const t = topicOf(data.topic);
       t.seq += 1;
+      t.history[t.seq % HISTORY_LIMIT] = data.payload;
       if (fam === 'custom') {
         t.state = data.payload;
       } else {
         t.state.entries.push(data.payload);
         if (t.state.entries.length > ACTIVITY_LIMIT) t.state.entries.shift();
       }
-      send(ws, withId({ type: 'published', data: { topic: data.topic, seq: t.seq } }, id));
-      const frame = JSON.stringify({ type: 'event', data: { topic: data.topic, seq: t.seq, emittedAt: new Date().toISOString(), isReplay: false, payload: data.payload } });
+      send(ws, withId({ type: 'published', data: { topic: data.topic, epoch: t.epoch, seq: t.seq } }, id));
+      const frame = delivery('event', data.topic, t, t.seq, false, data.payload);
       for (const sub of t.subs) sub.send(frame);
       return;
     }
@@ -147,13 +228,13 @@ const wss = new WebSocketServer({
 });
 
 wss.on('connection', (ws) => {
-  ws.rtbusTopics = new Set();
+  ws.rtbusTopics = new Map(); // topic -> its seq when this connection first subscribed
   ws.on('message', (data, isBinary) => {
     if (isBinary) return ws.close(1003, 'rtbus v1 uses JSON text frames only');
     onMessage(ws, data.toString());
   });
   ws.on('close', () => {
-    for (const name of ws.rtbusTopics) {
+    for (const name of ws.rtbusTopics.keys()) {
       const t = topics.get(name);
       if (t) t.subs.delete(ws);
     }

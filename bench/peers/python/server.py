@@ -1,13 +1,16 @@
 """The fan-out subset of rtbus v1 on Python's `websockets`, as a benchmark peer.
 
-Subscribe without auth (snapshot or opt-out), publish -> `published` ack and `event` with a
-per-topic seq, ping/pong. Each event is serialized once and broadcast to every subscriber.
+Subscribe without auth (snapshot, opt-out, or resume with the epoch and seq seen), publish ->
+`published` ack and `event` with the topic's epoch and seq, ping/pong. Each event is serialized
+once and broadcast to every subscriber; the last HISTORY_LIMIT events of a topic are kept for
+resumes, as the reference server does.
 """
 
 import asyncio
 import json
 import os
 import re
+import secrets
 import signal
 import sys
 from datetime import datetime, timezone
@@ -20,19 +23,39 @@ from websockets.http11 import Response
 ENDPOINT = "/api/realtime"
 SUBPROTOCOL = "rtbus.v1"
 TOPIC = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*(:[A-Za-z0-9_.~-]+)?$")
+EPOCH = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_TOPIC_LEN = 200
+MAX_SEQ = 2**53 - 1
 ACTIVITY_LIMIT = 100
+HISTORY_LIMIT = 1024
 ACTIVITY_KINDS = {"message", "toolCall", "toolResult", "status", "output"}
+UNPAIRED_RESUME = (
+    "resumeAfter and epoch go together: send both (the last seq seen and the epoch it came "
+    "with) to resume, or neither to start afresh"
+)
+
+# Epochs are `<process nonce>-<topic counter>`: a restarted peer never reuses one.
+NONCE = secrets.token_hex(8)
+cells_created = 0
 
 
 class Topic:
-    __slots__ = ("seq", "subs", "state", "family")
+    __slots__ = ("epoch", "seq", "subs", "state", "family", "history")
 
     def __init__(self, family):
+        global cells_created
+        cells_created += 1
+        self.epoch = f"{NONCE}-{cells_created:x}"
         self.seq = 0
         self.subs = set()
         self.family = family
         self.state = None if family == "custom" else {"entries": []}
+        # Payloads by seq % HISTORY_LIMIT: the latest HISTORY_LIMIT events.
+        self.history = [None] * HISTORY_LIMIT
+
+    def covers(self, n):
+        """Whether the history still holds every event after `n` (none needed when n == seq)."""
+        return n <= self.seq and self.seq - n <= min(self.seq, HISTORY_LIMIT)
 
 
 topics = {}
@@ -92,6 +115,80 @@ def valid_activity(p):
     )
 
 
+def delivery(kind, name, t, seq, is_replay, payload):
+    return frame(kind, None, {"topic": name, "epoch": t.epoch, "seq": seq, "emittedAt": now(), "isReplay": is_replay, "payload": payload})
+
+
+def subscription_request(req, i):
+    """Checks one entry of `subscribe`; returns None or (code, message, topic)."""
+    where = f'invalid "subscribe" message at /data/topics/{i}'
+    if not isinstance(req, dict):
+        return ("bad_request", f"{where}: expected an object {{topic, snapshot?, resumeAfter?, epoch?}}", None)
+    name = req.get("topic")
+    bad = check_topic(name)
+    if bad:
+        return (bad[0], bad[1], name if isinstance(name, str) else None)
+    if "snapshot" in req and not isinstance(req["snapshot"], bool):
+        return ("bad_request", f"{where}/snapshot: expected true or false", None)
+    n = req.get("resumeAfter")
+    if "resumeAfter" in req and not (isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_SEQ):
+        return ("bad_request", f"{where}/resumeAfter: expected a seq, a whole number from 0 to 2^53-1", None)
+    epoch = req.get("epoch")
+    if "epoch" in req and not (isinstance(epoch, str) and EPOCH.match(epoch)):
+        return ("bad_request", f"{where}/epoch: expected 1 to 64 of A-Z, a-z, 0-9, '_', '-'", None)
+    if ("resumeAfter" in req) != ("epoch" in req):
+        return ("bad_request", f"{where}: topic {name}: {UNPAIRED_RESUME}", None)
+    return None
+
+
+def start(req, t, since):
+    """How one topic starts for this connection, and the frames that follow `subscribed`."""
+    name = req["topic"]
+    wants_snapshot = req.get("snapshot") is not False
+    snapshot = [delivery("snapshot", name, t, t.seq, False, t.state)] if wants_snapshot else []
+    if "epoch" not in req:
+        return ("snapshot" if wants_snapshot else "live", snapshot)
+    n = req["resumeAfter"]
+    if req["epoch"] == t.epoch and since is not None and since <= n <= t.seq:
+        # Everything after `since` was already sent on this connection.
+        return ("resumed", [])
+    if req["epoch"] == t.epoch and since is None and t.covers(n):
+        replay = [
+            delivery("event", name, t, seq, True, t.history[seq % HISTORY_LIMIT])
+            for seq in range(n + 1, t.seq + 1)
+        ]
+        return ("resumed", replay)
+    return ("reset", snapshot)
+
+
+def subscribe(ws, id_, data, held):
+    """All or nothing: every entry is checked before any topic is subscribed. The reply, the
+    snapshots and replays are written at once, without yielding to the event loop, so that no
+    event of a topic can come between them or get lost."""
+    requests = []
+    for i, req in enumerate(data["topics"]):
+        bad = subscription_request(req, i)
+        if bad:
+            broadcast([ws], error(id_, *bad))
+            return
+        # A topic named twice is subscribed once, with its first entry's options.
+        if all(r["topic"] != req["topic"] for r in requests):
+            requests.append(req)
+    entries = []
+    frames = []
+    for req in requests:
+        name = req["topic"]
+        t = topic_of(name)
+        how, follow = start(req, t, held.get(name))
+        entries.append({"topic": name, "epoch": t.epoch, "seq": t.seq, "start": how})
+        frames.extend(follow)
+        held.setdefault(name, t.seq)
+        t.subs.add(ws)
+    broadcast([ws], frame("subscribed", id_, {"topics": entries}))
+    for f in frames:
+        broadcast([ws], f)
+
+
 async def handle(ws, text, held):
     try:
         msg = json.loads(text)
@@ -116,21 +213,9 @@ async def handle(ws, text, held):
             for name in data["topics"]:
                 if isinstance(name, str) and name in topics:
                     topics[name].subs.discard(ws)
-                    held.discard(name)
+                    held.pop(name, None)
             return await ws.send(frame("unsubscribed", id_, {"topics": data["topics"]}))
-        for req in data["topics"]:
-            name = req.get("topic") if isinstance(req, dict) else None
-            bad = check_topic(name)
-            if bad:
-                return await ws.send(error(id_, bad[0], bad[1], name if isinstance(name, str) else None))
-        await ws.send(frame("subscribed", id_, {"topics": [r["topic"] for r in data["topics"]]}))
-        for req in data["topics"]:
-            t = topic_of(req["topic"])
-            t.subs.add(ws)
-            held.add(req["topic"])
-            if req.get("snapshot") is not False:
-                await ws.send(frame("snapshot", None, {"topic": req["topic"], "seq": t.seq, "emittedAt": now(), "isReplay": False, "payload": t.state}))
-        return
+        return subscribe(ws, id_, data, held)
     if kind == "publish":
         if not isinstance(data, dict) or "payload" not in data:
             return await ws.send(error(id_, "bad_request", 'invalid "publish" message: expected data.topic and data.payload'))
@@ -142,19 +227,20 @@ async def handle(ws, text, held):
             return await ws.send(error(id_, "invalid_payload", "payload is not a valid sessions.activity event", name))
         t = topic_of(name)
         t.seq += 1
+        t.history[t.seq % HISTORY_LIMIT] = data["payload"]
         if t.family == "custom":
             t.state = data["payload"]
         else:
             t.state["entries"].append(data["payload"])
             del t.state["entries"][:-ACTIVITY_LIMIT]
-        await ws.send(frame("published", id_, {"topic": name, "seq": t.seq}))
-        broadcast(t.subs, frame("event", None, {"topic": name, "seq": t.seq, "emittedAt": now(), "isReplay": False, "payload": data["payload"]}))
+        await ws.send(frame("published", id_, {"topic": name, "epoch": t.epoch, "seq": t.seq}))
+        broadcast(t.subs, delivery("event", name, t, t.seq, False, data["payload"]))
         return
     return await ws.send(error(id_, "bad_request", f"unknown message type {json.dumps(kind)}; expected one of auth, subscribe, unsubscribe, publish, ping"))
 
 
 async def connection(ws):
-    held = set()
+    held = {}  # topic -> its seq when this connection first subscribed
     try:
         async for message in ws:
             if isinstance(message, bytes):
