@@ -111,8 +111,9 @@ pub struct Limits {
     /// connection is a slow consumer: its queue is dropped and it is closed with 4009. Default
     /// 4 MiB.
     pub max_pending_bytes: usize,
-    /// How many recent events each topic keeps for `resumeAfter`. A resume older than that gets
-    /// a fresh snapshot. Default 1024.
+    /// How many recent events each topic keeps for resuming (`resumeAfter` with `epoch`). A
+    /// resume older than that replays nothing: it is `reset`, with a fresh snapshot unless the
+    /// subscription opted out. Default 1024.
     pub history_per_topic: usize,
     /// Most simultaneous connections; further handshakes get HTTP 503. Default 100 000.
     pub max_connections: usize,

@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use rtbus_protocol::catalog::{Family, TopicEvent};
 use rtbus_protocol::{
     AuthenticatedData, ClientMessage, CloseCode, ErrorCode, ErrorData, FrameError, PublishData,
-    PublishedData, RequestId, ServerMessage, SubscribeData, Topic, TopicsData, UnsubscribeData,
-    decode_client_frame,
+    PublishedData, RequestId, ServerMessage, SubscribeData, Topic, UnsubscribeData,
+    UnsubscribedData, decode_client_frame,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -30,15 +30,12 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::auth::{Decision, Principal};
 use crate::http;
-use crate::hub::{Start, TopicCell, encode};
+use crate::hub::{TopicCell, Want, encode};
 use crate::outbox::{CONTROL, Dirty, OutFrame, Outbox, PING, Push, REPLY, frame};
 use crate::server::Shared;
 use crate::stats::Counters;
 
 type Ws = WebSocketStream<Io>;
-
-/// The close code for a text frame that is not UTF-8 (RFC 6455 `invalid frame payload data`).
-const INVALID_PAYLOAD_DATA: u16 = 1007;
 
 /// Most requests handled before the events they published are written out.
 const MAX_BATCH: usize = 64;
@@ -373,8 +370,12 @@ impl Connection {
         self.error(err.id, err.code, message, err.topic.as_deref());
     }
 
+    /// Authenticates, or re-authenticates, the connection (a token refresh). The connection
+    /// then acts as the new principal (or as none, when the token is rejected) and keeps only
+    /// the topics it may still read; the others end with one `unsubscribed` frame without `id`
+    /// whose `reason` says why. The auth deadline is not re-armed.
     fn on_auth(&mut self, id: Option<RequestId>, token: &str) {
-        match self.shared.authority.authenticate(token) {
+        let reason = match self.shared.authority.authenticate(token) {
             Some(principal) => {
                 tracing::debug!(conn = self.id, principal = %principal.name, "authenticated");
                 self.reply(&ServerMessage::Authenticated {
@@ -385,14 +386,49 @@ impl Connection {
                     },
                 });
                 self.principal = Some(principal);
+                ErrorCode::Forbidden
             }
-            None => self.error(
-                id,
-                ErrorCode::Unauthorized,
-                "the token is not accepted".into(),
-                None,
-            ),
+            None => {
+                self.error(
+                    id,
+                    ErrorCode::Unauthorized,
+                    "the token is not accepted; the connection now has no principal".into(),
+                    None,
+                );
+                if self.principal.take().is_none() {
+                    // Nothing it holds needed a principal.
+                    return;
+                }
+                ErrorCode::Unauthorized
+            }
+        };
+        self.end_unreadable(reason);
+    }
+
+    /// Ends every held subscription the current principal (or, without one, anonymity) may not
+    /// read, as `unsubscribe` would, and says so in one `unsubscribed` frame with `reason`.
+    fn end_unreadable(&mut self, reason: ErrorCode) {
+        let principal = self.principal.as_deref();
+        let authority = &self.shared.authority;
+        let (kept, ended): (Vec<_>, Vec<_>) = self
+            .topics
+            .drain(..)
+            .partition(|cell| authority.can_read(principal, &cell.topic) == Decision::Allowed);
+        self.topics = kept;
+        if ended.is_empty() {
+            return;
         }
+        for cell in &ended {
+            self.shared.hub.unsubscribe(cell, self.id);
+            self.outbox.withdraw(cell.key());
+        }
+        self.reply(&ServerMessage::Unsubscribed {
+            id: None,
+            data: UnsubscribedData {
+                topics: ended.iter().map(|cell| cell.topic.clone()).collect(),
+                reason: Some(reason),
+            },
+        });
     }
 
     fn family(&self, id: &Option<RequestId>, topic: &Topic) -> Option<Family> {
@@ -453,27 +489,21 @@ impl Connection {
             );
             return self.error(id, ErrorCode::LimitExceeded, message, None);
         }
-        // The acknowledgement is queued before any topic is attached, so it precedes every
-        // snapshot, replay and event of the request.
-        self.reply(&ServerMessage::Subscribed {
-            id,
-            data: TopicsData {
-                topics: data.topics.iter().map(|r| r.topic.clone()).collect(),
-            },
-        });
-        for (at, (request, family)) in data.topics.iter().zip(families).enumerate() {
-            // A topic named twice in one request starts once, by its first entry.
-            if data.topics[..at].iter().any(|r| r.topic == request.topic) {
-                continue;
-            }
-            let start = Start {
+        let wants: Vec<Want> = data
+            .topics
+            .into_iter()
+            .zip(families)
+            .map(|(request, family)| Want {
                 snapshot: request.wants_snapshot(),
-                resume_after: request.resume_after.map(|s| s.get()),
-            };
-            let cell =
-                self.shared
-                    .hub
-                    .subscribe(&request.topic, family, self.id, &self.outbox, start);
+                resume: request.epoch.zip(request.resume_after.map(|s| s.get())),
+                topic: request.topic,
+                family,
+            })
+            .collect();
+        // The hub queues the acknowledgement before any snapshot, replay or event of these
+        // topics, listing a topic named twice once.
+        let cells = self.shared.hub.subscribe(id, &wants, self.id, &self.outbox);
+        for cell in cells {
             if !self.topics.iter().any(|c| Arc::ptr_eq(c, &cell)) {
                 self.topics.push(cell);
             }
@@ -498,8 +528,9 @@ impl Connection {
         }
         self.reply(&ServerMessage::Unsubscribed {
             id,
-            data: TopicsData {
+            data: UnsubscribedData {
                 topics: data.topics,
+                reason: None,
             },
         });
     }
@@ -540,9 +571,9 @@ impl Connection {
             .hub
             .publish(&topic, family, &event, payload, &mut self.dirty)
         {
-            Ok(seq) => self.reply(&ServerMessage::Published {
+            Ok((epoch, seq)) => self.reply(&ServerMessage::Published {
                 id,
-                data: PublishedData { topic, seq },
+                data: PublishedData { topic, epoch, seq },
             }),
             Err(_) => self.error(
                 id,
@@ -561,7 +592,10 @@ fn end_for(err: &WsError) -> End {
             "message larger than the server's max_message_bytes",
         ),
         WsError::Capacity(_) => End::Close(CloseCode::MessageTooBig.value(), "frame too large"),
-        WsError::Utf8(_) => End::Close(INVALID_PAYLOAD_DATA, "text frame is not valid UTF-8"),
+        WsError::Utf8(_) => End::Close(
+            CloseCode::InvalidPayloadData.value(),
+            "text frame is not valid UTF-8",
+        ),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
         | WsError::ConnectionClosed
         | WsError::AlreadyClosed

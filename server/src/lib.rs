@@ -18,15 +18,27 @@
 //!
 //! Behaviour that the protocol leaves to the server:
 //!
+//! - **Epochs**: each topic's `seq` stream is named by an epoch chosen when the server first
+//!   holds the topic: `<process nonce>-<counter>` (hex), so a restarted process, or a topic
+//!   forgotten (nothing published, nobody subscribed) and created again, never reuses one. The
+//!   server keeps topics in memory only: after a restart every topic has a new epoch and starts
+//!   again at `seq` 0, and every resume from before is answered with `start: reset`.
 //! - **History bound**: each topic keeps its latest [`Limits::history_per_topic`] events (1024
-//!   by default). A `resumeAfter: n` with every event after `n` still held gets them replayed;
-//!   an older `n`, or one ahead of the topic, gets a fresh snapshot instead (also when the
-//!   subscription said `snapshot: false`, since the client asked to catch up).
+//!   by default). A resume (`resumeAfter: n` with the topic's current `epoch`) whose every event
+//!   after `n` is still held is `resumed` and gets them replayed; an older `n`, one ahead of the
+//!   topic or another epoch is `reset`: nothing is replayed, and a fresh snapshot follows unless
+//!   the subscription said `snapshot: false`.
 //! - **Repeat subscribe**: subscribing again to a topic the connection holds is acknowledged
-//!   again and never duplicates delivery (the connection stays registered once). Without
-//!   `resumeAfter` it gets a fresh snapshot unless `snapshot: false`; with a `resumeAfter`
-//!   that is covered by the existing subscription nothing is re-sent, otherwise a fresh
-//!   snapshot.
+//!   again and never duplicates delivery (the connection stays registered once). Without a
+//!   resume it is `snapshot` (a fresh snapshot follows) or `live` (nothing is sent); a resume
+//!   with the current epoch and a `seq` from the first subscription's on is `resumed` and
+//!   nothing is re-sent (it was queued already); any other resume is `reset`. A topic named
+//!   twice in one request is started, and listed in `subscribed`, once, by its first entry.
+//! - **Re-authentication**: an `auth` frame on an open connection makes it act as the new
+//!   principal; subscriptions it may not read end with one `unsubscribed` frame without `id`
+//!   (`reason: forbidden`). A rejected token leaves the connection without a principal, and the
+//!   subscriptions that needed one end the same way (`reason: unauthorized`). Authentication by
+//!   the `Authorization` header is not answered by an `authenticated` frame.
 //! - **Authorization order**: a topic outside the catalog gets `unknown_topic` before
 //!   permissions are looked at; a publish payload is validated only once the publish is allowed.
 //! - **Close codes**: binary frame 1003, message over `max_message_bytes` 1009, invalid UTF-8

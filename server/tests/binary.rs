@@ -2,41 +2,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use futures_util::StreamExt;
 use rtbus_protocol::{ServerMessage, decode_server_frame};
 use tokio_tungstenite::tungstenite::Message;
 
-/// Starts the binary with `args` and waits for its first stdout line, `listening on <url>`.
-async fn spawn_server(args: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rtbus-server"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .expect("joined")
-    .expect("a first line");
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, url)
-}
-
 #[tokio::test]
 async fn demo_publishes_live_data_and_sigterm_exits_cleanly() {
-    let (mut child, url) =
-        spawn_server(&["--listen", "127.0.0.1:0", "--demo", "--log", "warn"]).await;
+    let server =
+        common::ServerProcess::spawn(&["--listen", "127.0.0.1:0", "--demo", "--log", "warn"]).await;
+    let url = server.url.clone();
 
     let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
@@ -64,10 +40,11 @@ async fn demo_publishes_live_data_and_sigterm_exits_cleanly() {
     assert_eq!(kinds[0], "subscribed");
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.pid().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
+    let mut child = server.into_child();
     // The connection is closed with 1001 and the process exits 0.
     let close = loop {
         match tokio::time::timeout(common::STEP, ws.next())
@@ -79,6 +56,7 @@ async fn demo_publishes_live_data_and_sigterm_exits_cleanly() {
             other => panic!("expected a close frame, got {other:?}"),
         }
     };
+    common::assert_declared_close_code(close.unwrap_or(0));
     assert_eq!(close, Some(1001));
     drop(ws);
     let exit = tokio::task::spawn_blocking(move || child.wait())
@@ -117,7 +95,8 @@ async fn tokens_never_reach_the_logs_or_the_printed_config() {
     );
     std::fs::write(&path, config).expect("written");
     let config_path = path.to_str().expect("a UTF-8 temp path");
-    let (child, url) = spawn_server(&["--config", config_path, "--log", "trace"]).await;
+    let server = common::ServerProcess::spawn(&["--config", config_path, "--log", "trace"]).await;
+    let url = server.url.clone();
     // Authenticate with the token both ways, and fail once with a near miss.
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
@@ -145,10 +124,11 @@ async fn tokens_never_reach_the_logs_or_the_printed_config() {
     }
     drop(ws);
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.pid().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
+    let child = server.into_child();
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .expect("joined")

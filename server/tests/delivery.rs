@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use rtbus_protocol::ServerMessage;
+use rtbus_protocol::{Epoch, JsonValue, ServerMessage, Start};
 use serde_json::json;
 
 #[tokio::test]
@@ -15,26 +15,37 @@ async fn subscribe_acks_then_snapshots_then_live_events_in_seq_order() {
     let reply = publisher
         .request(&publish("p1", "drives.pressure", pressure("sda", 0.5)))
         .await;
-    assert_reply(&reply, "published", "p1");
+    let (epoch, seq) = published(&reply, "p1");
+    assert_eq!(seq, 1);
 
     let mut reader = Client::connect(&server).await;
     reader
         .send(&subscribe("s1", &["drives.pressure", "custom.public.feed"]))
         .await;
-    match reader.recv().await {
-        ServerMessage::Subscribed { id, data } => {
-            assert_eq!(id, rid("s1"));
-            let names: Vec<&str> = data.topics.iter().map(|t| t.as_str()).collect();
-            assert_eq!(names, ["drives.pressure", "custom.public.feed"]);
-        }
-        other => panic!("expected subscribed, got {other:?}"),
-    }
+    let entries = subscribed(&reader.recv().await, "s1");
+    let names: Vec<&str> = entries.iter().map(|t| t.topic.as_str()).collect();
+    assert_eq!(names, ["drives.pressure", "custom.public.feed"]);
+    assert_eq!(entries[0].epoch, epoch);
+    assert_eq!(
+        (entries[0].seq.get(), entries[0].start),
+        (1, Start::Snapshot)
+    );
+    assert_eq!(
+        (entries[1].seq.get(), entries[1].start),
+        (0, Start::Snapshot)
+    );
+    // Every topic has its own stream.
+    assert_ne!(entries[1].epoch, epoch);
     // The late subscriber sees what was published before it arrived.
-    let (seq, state) = snapshot_on(&reader.recv().await, "drives.pressure");
+    let message = reader.recv().await;
+    let (seq, state) = snapshot_on(&message, "drives.pressure");
     assert_eq!(seq, 1);
+    assert_eq!(delivery(&message).epoch, epoch);
     assert_eq!(state, json!({"drives": [pressure("sda", 0.5)]}));
-    let (seq, state) = snapshot_on(&reader.recv().await, "custom.public.feed");
+    let message = reader.recv().await;
+    let (seq, state) = snapshot_on(&message, "custom.public.feed");
     assert_eq!((seq, state), (0, json!(null)));
+    assert_eq!(delivery(&message).epoch, entries[1].epoch);
 
     for (i, level) in [0.6, 0.7, 0.8].into_iter().enumerate() {
         let reply = publisher
@@ -44,16 +55,13 @@ async fn subscribe_acks_then_snapshots_then_live_events_in_seq_order() {
                 pressure("sdb", level),
             ))
             .await;
-        match reply {
-            ServerMessage::Published { data, .. } => assert_eq!(data.seq.get(), i as u64 + 2),
-            other => panic!("expected published, got {other:?}"),
-        }
+        let id = format!("p{}", i + 2);
+        assert_eq!(published(&reply, &id), (epoch.clone(), i as u64 + 2));
     }
     for expected in 2..=4 {
-        assert_eq!(
-            event_on(&reader.recv().await, "drives.pressure"),
-            (expected, false)
-        );
+        let message = reader.recv().await;
+        assert_eq!(event_on(&message, "drives.pressure"), (expected, false));
+        assert_eq!(delivery(&message).epoch, epoch);
     }
     server.shutdown().await;
 }
@@ -102,31 +110,38 @@ async fn every_subscriber_receives_every_event_once_in_order() {
     server.shutdown().await;
 }
 
-async fn publish_n(publisher: &mut Client, name: &str, n: u64) {
+/// Publishes `n` events `{"i": 0}`, `{"i": 1}`, ... on `name`; returns the topic's epoch.
+async fn publish_n(publisher: &mut Client, name: &str, n: u64) -> Epoch {
+    let mut epoch = None;
     for i in 0..n {
+        let id = format!("p{i}");
         let reply = publisher
-            .request(&publish(&format!("p{i}"), name, json!({"i": i})))
+            .request(&publish(&id, name, json!({"i": i})))
             .await;
-        assert_reply(&reply, "published", &format!("p{i}"));
+        let (got, _) = published(&reply, &id);
+        assert!(epoch.as_ref().is_none_or(|e| *e == got), "epoch changed");
+        epoch = Some(got);
     }
+    epoch.expect("at least one event published")
 }
 
 #[tokio::test]
 async fn resume_replays_missed_events_then_continues_live_without_gap_or_duplicate() {
     let server = start(config()).await;
     let mut publisher = Client::with_token(&server, PUBLISHER).await;
-    publish_n(&mut publisher, "custom.public.r", 5).await;
+    let epoch = publish_n(&mut publisher, "custom.public.r", 5).await;
 
     let mut reader = Client::connect(&server).await;
     reader
-        .send(&subscribe_with("s", [resume("custom.public.r", 2)]))
+        .send(&subscribe_with("s", [resume("custom.public.r", &epoch, 2)]))
         .await;
-    assert_reply(&reader.recv().await, "subscribed", "s");
+    let ack = subscribed_one(&reader.recv().await, "s");
+    assert_eq!(ack, (epoch.clone(), 5, Start::Resumed));
     for seq in 3..=5 {
-        assert_eq!(
-            event_on(&reader.recv().await, "custom.public.r"),
-            (seq, true)
-        );
+        let message = reader.recv().await;
+        assert_eq!(event_on(&message, "custom.public.r"), (seq, true));
+        assert_eq!(delivery(&message).epoch, epoch);
+        assert_eq!(delivery(&message).payload, json!({"i": seq - 1}));
     }
     publisher
         .send(&publish("live", "custom.public.r", json!("live")))
@@ -140,21 +155,30 @@ async fn resume_replays_missed_events_then_continues_live_without_gap_or_duplica
 }
 
 #[tokio::test]
-async fn resume_beyond_the_history_or_ahead_of_the_topic_gets_a_fresh_snapshot() {
+async fn resume_beyond_the_history_or_ahead_of_the_topic_is_reset_with_a_fresh_snapshot() {
     let mut config = config();
     config.limits.history_per_topic = 3;
     let server = start(config).await;
     let mut publisher = Client::with_token(&server, PUBLISHER).await;
-    publish_n(&mut publisher, "custom.public.h", 6).await;
+    let epoch = publish_n(&mut publisher, "custom.public.h", 6).await;
 
     // History holds 4..=6: resuming after 3 is covered, after 2 is not.
     let cases = [(3, Some(4)), (2, None), (99, None), (6, Some(0))];
     for (after, replay_from) in cases {
         let mut reader = Client::connect(&server).await;
         reader
-            .send(&subscribe_with("s", [resume("custom.public.h", after)]))
+            .send(&subscribe_with(
+                "s",
+                [resume("custom.public.h", &epoch, after)],
+            ))
             .await;
-        assert_reply(&reader.recv().await, "subscribed", "s");
+        let start = if replay_from.is_some() {
+            Start::Resumed
+        } else {
+            Start::Reset
+        };
+        let ack = subscribed_one(&reader.recv().await, "s");
+        assert_eq!(ack, (epoch.clone(), 6, start), "resume after {after}");
         match replay_from {
             Some(0) => {}
             Some(first) => {
@@ -226,14 +250,15 @@ async fn repeat_subscribe_is_acked_again_with_a_fresh_snapshot_and_no_duplicates
         Some(&1)
     );
 
-    // Named twice in one request: acknowledged as sent, started once.
+    // Named twice in one request: listed once, started once.
     reader
         .send(&subscribe(
             "c",
             &["custom.public.twice", "custom.public.twice"],
         ))
         .await;
-    assert_reply(&reader.recv().await, "subscribed", "c");
+    let (_, seq, start) = subscribed_one(&reader.recv().await, "c");
+    assert_eq!((seq, start), (0, Start::Snapshot));
     assert_eq!(
         snapshot_on(&reader.recv().await, "custom.public.twice").0,
         0
@@ -293,17 +318,34 @@ async fn unsubscribe_stops_delivery_immediately() {
 async fn ping_gets_pong_with_the_same_id_and_data() {
     let server = start(config()).await;
     let mut client = Client::connect(&server).await;
+    let data = JsonValue::new(json!({"t": 1.5})).expect("safe numbers");
     let ping = rtbus_protocol::ClientMessage::Ping {
         id: rid("k"),
-        data: Some(json!({"t": 1.5})),
+        data: Some(data.clone()),
     };
     match client.request(&ping).await {
-        ServerMessage::Pong { id, data } => {
+        ServerMessage::Pong { id, data: got } => {
             assert_eq!(id, rid("k"));
-            assert_eq!(data, Some(json!({"t": 1.5})));
+            assert_eq!(got, Some(data));
         }
         other => panic!("expected pong, got {other:?}"),
     }
+    // `null` is a value and is echoed; a number beyond 2^53-1 is refused.
+    client
+        .send_raw(r#"{"type":"ping","id":"n","data":null}"#)
+        .await;
+    match client.recv().await {
+        ServerMessage::Pong { data, .. } => assert_eq!(data, Some(JsonValue::default())),
+        other => panic!("expected pong, got {other:?}"),
+    }
+    client
+        .send_raw(r#"{"type":"ping","id":"b","data":[9007199254740992]}"#)
+        .await;
+    let reply = client.recv().await;
+    assert_eq!(
+        error_code(&reply, "b"),
+        rtbus_protocol::ErrorCode::BadRequest
+    );
     server.shutdown().await;
 }
 
@@ -385,7 +427,7 @@ async fn topics_that_hold_nothing_are_forgotten_when_left() {
 async fn repeat_subscribe_with_resume_re_sends_nothing_already_queued() {
     let server = start(config()).await;
     let mut publisher = Client::with_token(&server, PUBLISHER).await;
-    publish_n(&mut publisher, "custom.public.rr", 2).await;
+    let epoch = publish_n(&mut publisher, "custom.public.rr", 2).await;
     let mut reader = Client::connect(&server).await;
     reader.send(&subscribe("a", &["custom.public.rr"])).await;
     assert_reply(&reader.recv().await, "subscribed", "a");
@@ -399,9 +441,18 @@ async fn repeat_subscribe_with_resume_re_sends_nothing_already_queued() {
     // (everything after them was queued); 1 predates it and 9 is ahead of the topic.
     for (after, snapshot) in [(2, false), (3, false), (1, true), (9, true)] {
         reader
-            .send(&subscribe_with("r", [resume("custom.public.rr", after)]))
+            .send(&subscribe_with(
+                "r",
+                [resume("custom.public.rr", &epoch, after)],
+            ))
             .await;
-        assert_reply(&reader.recv().await, "subscribed", "r");
+        let start = if snapshot {
+            Start::Reset
+        } else {
+            Start::Resumed
+        };
+        let ack = subscribed_one(&reader.recv().await, "r");
+        assert_eq!(ack, (epoch.clone(), 3, start), "resume after {after}");
         if snapshot {
             let (seq, _) = snapshot_on(&reader.recv().await, "custom.public.rr");
             assert_eq!(seq, 3, "resume after {after}");

@@ -126,7 +126,7 @@ async fn handshakes_that_are_accepted() {
     ];
     for dial in cases {
         let expect_header = dial.protocols != Some("");
-        let (ws, response) = Client::dial_with_response(&server, dial)
+        let (ws, response) = Client::dial_with_response(server.local_addr(), dial)
             .await
             .expect("accepted");
         let selected = response

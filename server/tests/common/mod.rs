@@ -4,9 +4,12 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+
 use rtbus_protocol::{
-    AuthData, ClientMessage, PublishData, RequestId, ServerMessage, SubscribeData,
-    SubscriptionRequest, Topic, UnsubscribeData, decode_server_frame,
+    AuthData, ClientMessage, CloseCode, Delivery, Epoch, PublishData, RequestId, ServerMessage,
+    Start, SubscribeData, SubscribedTopic, SubscriptionRequest, Topic, UnsubscribeData,
+    UnsubscribedData, decode_server_frame,
 };
 use rtbus_server::{Config, RunningServer, TokenConfig};
 use serde_json::Value;
@@ -81,11 +84,15 @@ pub fn subscribe_with(
     }
 }
 
-pub fn resume(name: &str, after: u64) -> SubscriptionRequest {
-    SubscriptionRequest {
-        resume_after: Some(rtbus_protocol::Seq::new(after).expect("small seq")),
-        ..SubscriptionRequest::new(topic(name))
-    }
+/// A subscription that resumes after `after` of stream `epoch`.
+pub fn resume(name: &str, epoch: &Epoch, after: u64) -> SubscriptionRequest {
+    let seq = rtbus_protocol::Seq::new(after).expect("small seq");
+    SubscriptionRequest::resume(topic(name), epoch.clone(), seq)
+}
+
+/// An epoch no server has given out (the reference server's epochs hold a '-').
+pub fn foreign_epoch() -> Epoch {
+    Epoch::new("someone_else").expect("valid epoch")
 }
 
 pub fn no_snapshot(name: &str) -> SubscriptionRequest {
@@ -164,21 +171,22 @@ impl Client {
     }
 
     pub async fn dial(server: &RunningServer, dial: Dial<'_>) -> Result<Client, WsError> {
-        Client::dial_with_response(server, dial)
+        Client::dial_addr(server.local_addr(), dial).await
+    }
+
+    /// Dials a server by address (e.g. one running as a separate process).
+    pub async fn dial_addr(addr: SocketAddr, dial: Dial<'_>) -> Result<Client, WsError> {
+        Client::dial_with_response(addr, dial)
             .await
             .map(|(ws, _)| Client { ws })
     }
 
     /// Dials and returns the socket with the server's handshake response.
     pub async fn dial_with_response(
-        server: &RunningServer,
+        addr: SocketAddr,
         dial: Dial<'_>,
     ) -> Result<(Ws, Response), WsError> {
-        let url = format!(
-            "ws://{}{}",
-            server.local_addr(),
-            dial.path.unwrap_or("/api/realtime")
-        );
+        let url = format!("ws://{}{}", addr, dial.path.unwrap_or("/api/realtime"));
         let mut request = url.into_client_request()?;
         let headers = request.headers_mut();
         let protocols = dial.protocols.unwrap_or("rtbus.v1");
@@ -203,7 +211,7 @@ impl Client {
             Some(size) => {
                 let socket = tokio::net::TcpSocket::new_v4()?;
                 socket.set_recv_buffer_size(size)?;
-                let stream = socket.connect(server.local_addr()).await?;
+                let stream = socket.connect(addr).await?;
                 tokio_tungstenite::client_async_with_config(
                     request,
                     MaybeTlsStream::Plain(stream),
@@ -252,8 +260,15 @@ impl Client {
         self.recv().await
     }
 
-    /// Reads until the server closes; returns the close code (skipping data frames).
+    /// Reads until the server closes; returns the close code (skipping data frames), which
+    /// must be one the protocol declares (rule `frame.close-code`).
     pub async fn expect_close(&mut self) -> u16 {
+        let code = self.close_code().await;
+        assert_declared_close_code(code);
+        code
+    }
+
+    async fn close_code(&mut self) -> u16 {
         loop {
             let next = tokio::time::timeout(STEP, self.ws.next())
                 .await
@@ -322,4 +337,157 @@ pub fn error_code(message: &ServerMessage, id: &str) -> rtbus_protocol::ErrorCod
 pub fn assert_reply(message: &ServerMessage, kind: &str, id: &str) {
     assert_eq!(message.kind(), kind, "{message:?}");
     assert_eq!(message.id().map(RequestId::as_str), Some(id), "{message:?}");
+}
+
+/// Asserts that `code` is one `CloseCode` declares, so a client knows whether to reconnect.
+pub fn assert_declared_close_code(code: u16) {
+    assert!(
+        CloseCode::from_value(code).is_some(),
+        "the server closed with {code}, which CloseCode does not declare"
+    );
+}
+
+/// The `delivery` of a snapshot or event, or a panic naming what came instead.
+pub fn delivery(message: &ServerMessage) -> &Delivery {
+    match message {
+        ServerMessage::Snapshot { data, .. } | ServerMessage::Event { data, .. } => data,
+        other => panic!("expected a snapshot or an event, got {other:?}"),
+    }
+}
+
+/// The entries of a `subscribed` frame answering `id`.
+pub fn subscribed(message: &ServerMessage, id: &str) -> Vec<SubscribedTopic> {
+    match message {
+        ServerMessage::Subscribed { id: got, data } => {
+            assert_eq!(got.as_ref().map(RequestId::as_str), Some(id), "{data:?}");
+            data.topics.clone()
+        }
+        other => panic!("expected subscribed answering {id}, got {other:?}"),
+    }
+}
+
+/// The only entry of a `subscribed` frame answering `id`, as (epoch, seq, start).
+pub fn subscribed_one(message: &ServerMessage, id: &str) -> (Epoch, u64, Start) {
+    let topics = subscribed(message, id);
+    assert_eq!(topics.len(), 1, "{topics:?}");
+    let entry = &topics[0];
+    (entry.epoch.clone(), entry.seq.get(), entry.start)
+}
+
+/// The epoch and `seq` of a `published` reply to `id`.
+pub fn published(message: &ServerMessage, id: &str) -> (Epoch, u64) {
+    match message {
+        ServerMessage::Published { id: got, data } => {
+            assert_eq!(got.as_ref().map(RequestId::as_str), Some(id), "{data:?}");
+            (data.epoch.clone(), data.seq.get())
+        }
+        other => panic!("expected published answering {id}, got {other:?}"),
+    }
+}
+
+/// The body of an `unsubscribed` frame, checking its `id`.
+pub fn unsubscribed(message: &ServerMessage, id: Option<&str>) -> UnsubscribedData {
+    match message {
+        ServerMessage::Unsubscribed { id: got, data } => {
+            assert_eq!(got.as_ref().map(RequestId::as_str), id, "{data:?}");
+            data.clone()
+        }
+        other => panic!("expected unsubscribed, got {other:?}"),
+    }
+}
+
+/// A `ping` frame with no data.
+pub fn ping(id: &str) -> ClientMessage {
+    ClientMessage::Ping {
+        id: rid(id),
+        data: None,
+    }
+}
+
+/// The `rtbus-server` binary running as a child process; killed (SIGKILL) when dropped, so a
+/// failing test leaves no server behind.
+pub struct ServerProcess {
+    child: Option<std::process::Child>,
+    /// The WebSocket URL from its first stdout line.
+    pub url: String,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `args` and waits for its first stdout line, `listening on <url>`.
+    /// `None` when the process ends without printing it (e.g. its port was still taken).
+    pub async fn try_spawn(args: &[&str]) -> Option<ServerProcess> {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rtbus-server"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        });
+        let line = tokio::time::timeout(STEP, line)
+            .await
+            .expect("the binary prints its address or exits within the step timeout")
+            .expect("joined")
+            .expect("stdout readable");
+        let Some(url) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        };
+        let url = url.to_owned();
+        Some(ServerProcess {
+            child: Some(child),
+            url,
+        })
+    }
+
+    pub async fn spawn(args: &[&str]) -> ServerProcess {
+        ServerProcess::try_spawn(args)
+            .await
+            .unwrap_or_else(|| panic!("rtbus-server {args:?} did not start"))
+    }
+
+    /// The address the process listens on.
+    pub fn addr(&self) -> SocketAddr {
+        let host = self
+            .url
+            .strip_prefix("ws://")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("unexpected URL {}", self.url));
+        host.parse().unwrap_or_else(|err| panic!("{host}: {err}"))
+    }
+}
+
+impl ServerProcess {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    /// Kills the process with SIGKILL (no shutdown, no close frames) and reaps it.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("the server process can be killed");
+            child.wait().expect("the killed server is reaped");
+        }
+    }
+
+    /// The child, for a test that waits for it to exit by itself.
+    pub fn into_child(mut self) -> std::process::Child {
+        self.child.take().expect("the process was not killed")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
