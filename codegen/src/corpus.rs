@@ -16,9 +16,10 @@ use rtbus_protocol::catalog::{
     ActivityKind, Family, FamilyShape, SessionStatus, TerminalStatus, TopicEvent, TopicSnapshot,
 };
 use rtbus_protocol::{
-    AuthData, AuthenticatedData, ClientMessage, Delivery, ErrorCode, ErrorData, MAX_SAFE_INTEGER,
-    PublishData, PublishedData, Ratio, RequestId, Seq, ServerMessage, SubscribeData,
-    SubscriptionRequest, Timestamp, Topic, TopicsData, UnsubscribeData,
+    AuthData, AuthenticatedData, ClientMessage, Delivery, Epoch, ErrorCode, ErrorData, JsonValue,
+    MAX_SAFE_INTEGER, PublishData, PublishedData, Ratio, RequestId, Seq, ServerMessage, Start,
+    SubscribeData, SubscribedData, SubscribedTopic, SubscriptionRequest, Timestamp, Topic,
+    UnsubscribeData, UnsubscribedData,
 };
 use serde_json::{Value, json};
 
@@ -43,6 +44,17 @@ fn id(text: &str) -> Option<RequestId> {
 
 fn seq(n: u64) -> Seq {
     Seq::new(n).expect("example seqs are JSON-safe")
+}
+
+/// The epoch every hand-written example uses.
+pub const EXAMPLE_EPOCH: &str = "k3x9q2-1f";
+
+fn epoch() -> Epoch {
+    Epoch::new(EXAMPLE_EPOCH).expect("EXAMPLE_EPOCH is URL-safe and short")
+}
+
+fn json_value(value: Value) -> JsonValue {
+    JsonValue::new(value).expect("example values hold JSON-safe numbers")
 }
 
 fn time() -> Timestamp {
@@ -149,15 +161,10 @@ pub fn client_examples() -> Result<Vec<Example<ClientMessage>>> {
                     topics: vec![
                         SubscriptionRequest::new(topic("sessions.state")),
                         SubscriptionRequest {
-                            topic: topic("sessions.activity:s-42"),
                             snapshot: Some(false),
-                            resume_after: None,
+                            ..SubscriptionRequest::new(topic("sessions.activity:s-42"))
                         },
-                        SubscriptionRequest {
-                            topic: topic("drives.pressure"),
-                            snapshot: None,
-                            resume_after: Some(seq(17)),
-                        },
+                        SubscriptionRequest::resume(topic("drives.pressure"), epoch(), seq(17)),
                     ],
                 },
             },
@@ -168,9 +175,13 @@ pub fn client_examples() -> Result<Vec<Example<ClientMessage>>> {
                 id: None,
                 data: SubscribeData {
                     topics: vec![SubscriptionRequest {
-                        topic: topic("custom.x"),
                         snapshot: Some(true),
-                        resume_after: Some(seq(MAX_SAFE_INTEGER)),
+                        ..SubscriptionRequest::resume(
+                            topic("custom.x"),
+                            Epoch::new("A".repeat(rtbus_protocol::MAX_EPOCH_LEN))
+                                .expect("64 letters make an epoch"),
+                            seq(MAX_SAFE_INTEGER),
+                        )
                     }],
                 },
             },
@@ -188,7 +199,7 @@ pub fn client_examples() -> Result<Vec<Example<ClientMessage>>> {
             "ping",
             ClientMessage::Ping {
                 id: id("4"),
-                data: Some(json!({"sentAt": 1_763_717_400_125_u64})),
+                data: Some(json_value(json!({"sentAt": 1_763_717_400_125_u64}))),
             },
         ),
         example(
@@ -202,14 +213,14 @@ pub fn client_examples() -> Result<Vec<Example<ClientMessage>>> {
             "ping_longest_unicode_id",
             ClientMessage::Ping {
                 id: id(&"é".repeat(rtbus_protocol::MAX_REQUEST_ID_LEN)),
-                data: Some(json!("64 two-byte characters")),
+                data: Some(json_value(json!("64 two-byte characters"))),
             },
         ),
         example(
             "ping_longest_id",
             ClientMessage::Ping {
                 id: id(&"x".repeat(rtbus_protocol::MAX_REQUEST_ID_LEN)),
-                data: Some(json!([])),
+                data: Some(json_value(json!([]))),
             },
         ),
     ];
@@ -231,6 +242,15 @@ pub fn client_examples() -> Result<Vec<Example<ClientMessage>>> {
     Ok(out)
 }
 
+fn subscribed(name: &str, seq_no: u64, start: Start) -> SubscribedTopic {
+    SubscribedTopic {
+        topic: topic(name),
+        epoch: epoch(),
+        seq: seq(seq_no),
+        start,
+    }
+}
+
 /// Hand-written server messages: every message type, every error code, and a snapshot and
 /// events (live and replayed) for every family.
 pub fn server_examples() -> Result<Vec<Example<ServerMessage>>> {
@@ -249,8 +269,21 @@ pub fn server_examples() -> Result<Vec<Example<ServerMessage>>> {
             "subscribed",
             ServerMessage::Subscribed {
                 id: id("2"),
-                data: TopicsData {
-                    topics: vec![topic("sessions.state"), topic("sessions.activity:s-42")],
+                data: SubscribedData {
+                    topics: vec![
+                        subscribed("sessions.state", 7, Start::Snapshot),
+                        subscribed("sessions.activity:s-42", 0, Start::Live),
+                        subscribed("drives.pressure", 18, Start::Resumed),
+                    ],
+                },
+            },
+        ),
+        example(
+            "subscribed_reset",
+            ServerMessage::Subscribed {
+                id: id("5"),
+                data: SubscribedData {
+                    topics: vec![subscribed("drives.pressure", 3, Start::Reset)],
                 },
             },
         ),
@@ -258,8 +291,19 @@ pub fn server_examples() -> Result<Vec<Example<ServerMessage>>> {
             "unsubscribed",
             ServerMessage::Unsubscribed {
                 id: id("3"),
-                data: TopicsData {
+                data: UnsubscribedData {
                     topics: vec![topic("sessions.activity:s-42")],
+                    reason: None,
+                },
+            },
+        ),
+        example(
+            "unsubscribed_by_server",
+            ServerMessage::Unsubscribed {
+                id: None,
+                data: UnsubscribedData {
+                    topics: vec![topic("sessions.activity:s-42")],
+                    reason: Some(ErrorCode::Forbidden),
                 },
             },
         ),
@@ -269,6 +313,7 @@ pub fn server_examples() -> Result<Vec<Example<ServerMessage>>> {
                 id: id("p0"),
                 data: PublishedData {
                     topic: topic("drives.pressure"),
+                    epoch: epoch(),
                     seq: seq(18),
                 },
             },
@@ -277,7 +322,7 @@ pub fn server_examples() -> Result<Vec<Example<ServerMessage>>> {
             "pong",
             ServerMessage::Pong {
                 id: id("4"),
-                data: Some(json!({"sentAt": 1_763_717_400_125_u64})),
+                data: Some(json_value(json!({"sentAt": 1_763_717_400_125_u64}))),
             },
         ),
         example(
@@ -308,6 +353,7 @@ pub fn server_examples() -> Result<Vec<Example<ServerMessage>>> {
         let topic = example_topic(*family);
         let delivery = |seq_no: u64, is_replay: bool, payload: Value| Delivery {
             topic: topic.clone(),
+            epoch: epoch(),
             seq: seq(seq_no),
             emitted_at: time(),
             is_replay,
@@ -572,17 +618,39 @@ pub mod strategies {
             .boxed()
     }
 
+    /// Any epoch.
+    pub fn epoch() -> BoxedStrategy<Epoch> {
+        "[A-Za-z0-9_-]{1,64}"
+            .prop_filter_map("epochs are URL-safe", |s| Epoch::new(s).ok())
+            .boxed()
+    }
+
+    fn subscribed_topic() -> BoxedStrategy<SubscribedTopic> {
+        let start = proptest::sample::select(
+            &[Start::Snapshot, Start::Live, Start::Resumed, Start::Reset][..],
+        );
+        (topic(), epoch(), seq(), start)
+            .prop_map(|(topic, epoch, seq, start)| SubscribedTopic {
+                topic,
+                epoch,
+                seq,
+                start,
+            })
+            .boxed()
+    }
+
     /// Any client message.
     pub fn client_message() -> BoxedStrategy<ClientMessage> {
         let request = (
             topic(),
             proptest::option::of(any::<bool>()),
-            proptest::option::of(seq()),
+            proptest::option::of((epoch(), seq())),
         )
-            .prop_map(|(topic, snapshot, resume_after)| SubscriptionRequest {
+            .prop_map(|(topic, snapshot, resume)| SubscriptionRequest {
                 topic,
                 snapshot,
-                resume_after,
+                resume_after: resume.as_ref().map(|(_, seq)| *seq),
+                epoch: resume.map(|(epoch, _)| epoch),
             });
         prop_oneof![
             (opt_id(), text()).prop_map(|(id, token)| ClientMessage::Auth {
@@ -611,7 +679,7 @@ pub mod strategies {
                 }),
             (opt_id(), proptest::option::of(json())).prop_map(|(id, data)| ClientMessage::Ping {
                 id,
-                data: data.filter(|d| !d.is_null()),
+                data: data.map(json_value),
             }),
         ]
         .boxed()
@@ -625,11 +693,19 @@ pub mod strategies {
                 } else {
                     event_of(f)
                 };
-                (topic_of(f), seq(), timestamp(), any::<bool>(), payload)
+                (
+                    topic_of(f),
+                    epoch(),
+                    seq(),
+                    timestamp(),
+                    any::<bool>(),
+                    payload,
+                )
             })
             .prop_map(
-                move |(topic, seq, emitted_at, is_replay, payload)| Delivery {
+                move |(topic, epoch, seq, emitted_at, is_replay, payload)| Delivery {
                     topic,
+                    epoch,
                     seq,
                     emitted_at,
                     is_replay: is_replay && !snapshot,
@@ -648,21 +724,28 @@ pub mod strategies {
                     data: AuthenticatedData { principal, roles },
                 }
             ),
-            (opt_id(), proptest::collection::vec(topic(), 0..4)).prop_map(|(id, topics)| {
-                ServerMessage::Subscribed {
+            (
+                opt_id(),
+                proptest::collection::vec(subscribed_topic(), 0..4)
+            )
+                .prop_map(|(id, topics)| ServerMessage::Subscribed {
                     id,
-                    data: TopicsData { topics },
-                }
-            }),
-            (opt_id(), proptest::collection::vec(topic(), 0..4)).prop_map(|(id, topics)| {
-                ServerMessage::Unsubscribed {
+                    data: SubscribedData { topics },
+                }),
+            (
+                opt_id(),
+                proptest::collection::vec(topic(), 0..4),
+                proptest::option::of(proptest::sample::select(ErrorCode::ALL))
+            )
+                .prop_map(|(id, topics, reason)| ServerMessage::Unsubscribed {
                     id,
-                    data: TopicsData { topics },
+                    data: UnsubscribedData { topics, reason },
+                }),
+            (opt_id(), topic(), epoch(), seq()).prop_map(|(id, topic, epoch, seq)| {
+                ServerMessage::Published {
+                    id,
+                    data: PublishedData { topic, epoch, seq },
                 }
-            }),
-            (opt_id(), topic(), seq()).prop_map(|(id, topic, seq)| ServerMessage::Published {
-                id,
-                data: PublishedData { topic, seq },
             }),
             (opt_id(), delivery(true)).prop_map(|(id, data)| ServerMessage::Snapshot { id, data }),
             (opt_id(), delivery(false)).prop_map(|(id, data)| ServerMessage::Event { id, data }),
@@ -682,7 +765,7 @@ pub mod strategies {
                 }),
             (opt_id(), proptest::option::of(json())).prop_map(|(id, data)| ServerMessage::Pong {
                 id,
-                data: data.filter(|d| !d.is_null()),
+                data: data.map(json_value),
             }),
         ]
         .boxed()
@@ -771,8 +854,10 @@ pub fn negative_cases() -> Vec<NegativeCase> {
     const STRING: &str =
         "TypeScript types a topic, id or timestamp as `string`; its grammar is not expressible";
     const ARRAY: &str = "TypeScript does not type array lengths";
-    let event = |topic: &str, payload: Value| json!({"type": "event", "data": {"topic": topic, "seq": 1, "emittedAt": EXAMPLE_TIME, "isReplay": false, "payload": payload}});
-    let snapshot = |topic: &str, payload: Value| json!({"type": "snapshot", "data": {"topic": topic, "seq": 0, "emittedAt": EXAMPLE_TIME, "isReplay": false, "payload": payload}});
+    const PAIR: &str = "TypeScript types `resumeAfter` and `epoch` as two optional fields; that \
+        they go together is checked by the decoder and the schema's `dependentRequired`";
+    let event = |topic: &str, payload: Value| json!({"type": "event", "data": {"topic": topic, "epoch": EXAMPLE_EPOCH, "seq": 1, "emittedAt": EXAMPLE_TIME, "isReplay": false, "payload": payload}});
+    let snapshot = |topic: &str, payload: Value| json!({"type": "snapshot", "data": {"topic": topic, "epoch": EXAMPLE_EPOCH, "seq": 0, "emittedAt": EXAMPLE_TIME, "isReplay": false, "payload": payload}});
     let pressure = json!({"drive": "/", "pressure": 0.5, "threshold": 0.9});
     let session = json!({"sessionId": "s-1", "status": "running", "updatedAt": EXAMPLE_TIME});
     let case = |name, direction, reason, frame, ts| NegativeCase {
@@ -906,22 +991,72 @@ pub fn negative_cases() -> Vec<NegativeCase> {
             "resume_after_unsafe",
             C,
             "`resumeAfter` above 2^53-1",
-            json!({"type": "subscribe", "data": {"topics": [{"topic": "sessions.state", "resumeAfter": MAX_SAFE_INTEGER + 1}]}}),
+            json!({"type": "subscribe", "data": {"topics": [{"topic": "sessions.state", "resumeAfter": MAX_SAFE_INTEGER + 1, "epoch": EXAMPLE_EPOCH}]}}),
             TsCheck::Inexpressible(NUMBER),
         ),
         case(
             "resume_after_negative",
             C,
             "`resumeAfter` below 0",
-            json!({"type": "subscribe", "data": {"topics": [{"topic": "sessions.state", "resumeAfter": -1}]}}),
+            json!({"type": "subscribe", "data": {"topics": [{"topic": "sessions.state", "resumeAfter": -1, "epoch": EXAMPLE_EPOCH}]}}),
             TsCheck::Inexpressible(NUMBER),
         ),
         case(
             "resume_after_fraction",
             C,
             "`resumeAfter` is an integer",
-            json!({"type": "subscribe", "data": {"topics": [{"topic": "sessions.state", "resumeAfter": 1.5}]}}),
+            json!({"type": "subscribe", "data": {"topics": [{"topic": "sessions.state", "resumeAfter": 1.5, "epoch": EXAMPLE_EPOCH}]}}),
             TsCheck::Inexpressible(NUMBER),
+        ),
+        case(
+            "resume_after_without_epoch",
+            C,
+            "`resumeAfter` needs the `epoch` it came with",
+            json!({"type": "subscribe", "data": {"topics": [{"topic": "sessions.state", "resumeAfter": 3}]}}),
+            TsCheck::Inexpressible(PAIR),
+        ),
+        case(
+            "epoch_without_resume_after",
+            C,
+            "`epoch` names a resume point only with `resumeAfter`",
+            json!({"type": "subscribe", "data": {"topics": [{"topic": "sessions.state", "epoch": EXAMPLE_EPOCH}]}}),
+            TsCheck::Inexpressible(PAIR),
+        ),
+        case(
+            "subscribe_epoch_empty",
+            C,
+            "an epoch is 1 to 64 characters",
+            json!({"type": "subscribe", "data": {"topics": [{"topic": "sessions.state", "resumeAfter": 3, "epoch": ""}]}}),
+            TsCheck::Inexpressible(STRING),
+        ),
+        case(
+            "id_null",
+            C,
+            "an optional field is absent or a string, never `null`",
+            json!({"type": "ping", "id": null}),
+            TsCheck::Frame,
+        ),
+        case(
+            "subscribe_snapshot_null",
+            C,
+            "an optional field is absent or a boolean, never `null`",
+            json!({"type": "subscribe", "data": {"topics": [{"topic": "sessions.state", "snapshot": null}]}}),
+            TsCheck::Frame,
+        ),
+        case(
+            "publish_custom_unsafe_integer",
+            C,
+            "a number beyond 2^53-1 in a free-form payload (2^64, which would be relayed rounded)",
+            serde_json::from_str(r#"{"type": "publish", "data": {"topic": "custom.x", "payload": {"big": 18446744073709551616}}}"#)
+                .expect("a literal frame"),
+            TsCheck::Inexpressible(NUMBER),
+        ),
+        case(
+            "publish_optional_field_null",
+            C,
+            "an optional field is absent or a string, never `null`",
+            json!({"type": "publish", "data": {"topic": "terminals.state", "payload": {"terminalId": "t", "status": "running", "title": null, "cols": 80, "rows": 24}}}),
+            TsCheck::Data("EventData<\"terminals.state\">"),
         ),
         case(
             "unsubscribe_topic_number",
@@ -969,28 +1104,28 @@ pub fn negative_cases() -> Vec<NegativeCase> {
             "event_missing_is_replay",
             S,
             "missing required `isReplay`",
-            json!({"type": "event", "data": {"topic": "custom.x", "seq": 1, "emittedAt": EXAMPLE_TIME, "payload": 1}}),
+            json!({"type": "event", "data": {"topic": "custom.x", "epoch": EXAMPLE_EPOCH, "seq": 1, "emittedAt": EXAMPLE_TIME, "payload": 1}}),
             TsCheck::Frame,
         ),
         case(
             "event_seq_string",
             S,
             "`seq` is a number",
-            json!({"type": "event", "data": {"topic": "custom.x", "seq": "1", "emittedAt": EXAMPLE_TIME, "isReplay": false, "payload": 1}}),
+            json!({"type": "event", "data": {"topic": "custom.x", "epoch": EXAMPLE_EPOCH, "seq": "1", "emittedAt": EXAMPLE_TIME, "isReplay": false, "payload": 1}}),
             TsCheck::Frame,
         ),
         case(
             "event_seq_unsafe",
             S,
             "`seq` above 2^53-1",
-            json!({"type": "event", "data": {"topic": "custom.x", "seq": MAX_SAFE_INTEGER + 1, "emittedAt": EXAMPLE_TIME, "isReplay": false, "payload": 1}}),
+            json!({"type": "event", "data": {"topic": "custom.x", "epoch": EXAMPLE_EPOCH, "seq": MAX_SAFE_INTEGER + 1, "emittedAt": EXAMPLE_TIME, "isReplay": false, "payload": 1}}),
             TsCheck::Inexpressible(NUMBER),
         ),
         case(
             "event_local_time",
             S,
             "`emittedAt` must be UTC with `Z`",
-            json!({"type": "event", "data": {"topic": "custom.x", "seq": 1, "emittedAt": "2026-11-21T10:30:00+01:00", "isReplay": false, "payload": 1}}),
+            json!({"type": "event", "data": {"topic": "custom.x", "epoch": EXAMPLE_EPOCH, "seq": 1, "emittedAt": "2026-11-21T10:30:00+01:00", "isReplay": false, "payload": 1}}),
             TsCheck::Inexpressible(STRING),
         ),
         case(
@@ -1083,8 +1218,74 @@ pub fn negative_cases() -> Vec<NegativeCase> {
             "published_bad_topic",
             S,
             "topic breaks the grammar",
-            json!({"type": "published", "data": {"topic": "a:b:c", "seq": 1}}),
+            json!({"type": "published", "data": {"topic": "a:b:c", "epoch": EXAMPLE_EPOCH, "seq": 1}}),
             TsCheck::Inexpressible(STRING),
+        ),
+        case(
+            "published_missing_epoch",
+            S,
+            "missing required `epoch`",
+            json!({"type": "published", "data": {"topic": "custom.x", "seq": 1}}),
+            TsCheck::Frame,
+        ),
+        case(
+            "event_missing_epoch",
+            S,
+            "missing required `epoch`",
+            json!({"type": "event", "data": {"topic": "custom.x", "seq": 1, "emittedAt": EXAMPLE_TIME, "isReplay": false, "payload": 1}}),
+            TsCheck::Frame,
+        ),
+        case(
+            "event_epoch_not_url_safe",
+            S,
+            "an epoch holds only A-Z, a-z, 0-9, `_` and `-`",
+            json!({"type": "event", "data": {"topic": "custom.x", "epoch": "a/b", "seq": 1, "emittedAt": EXAMPLE_TIME, "isReplay": false, "payload": 1}}),
+            TsCheck::Inexpressible(STRING),
+        ),
+        case(
+            "snapshot_epoch_too_long",
+            S,
+            "an epoch is at most 64 characters",
+            json!({"type": "snapshot", "data": {"topic": "custom.x", "epoch": "e".repeat(65), "seq": 0, "emittedAt": EXAMPLE_TIME, "isReplay": false, "payload": null}}),
+            TsCheck::Inexpressible(STRING),
+        ),
+        case(
+            "subscribed_topic_names",
+            S,
+            "`subscribed` lists entries with epoch, seq and start, not bare topic names",
+            json!({"type": "subscribed", "data": {"topics": ["custom.x"]}}),
+            TsCheck::Frame,
+        ),
+        case(
+            "subscribed_unknown_start",
+            S,
+            "`start` is snapshot, live, resumed or reset",
+            json!({"type": "subscribed", "data": {"topics": [{"topic": "custom.x", "epoch": EXAMPLE_EPOCH, "seq": 0, "start": "replay"}]}}),
+            TsCheck::Frame,
+        ),
+        case(
+            "unsubscribed_unknown_reason",
+            S,
+            "`reason` is an error code",
+            json!({"type": "unsubscribed", "data": {"topics": ["custom.x"], "reason": "gone"}}),
+            TsCheck::Frame,
+        ),
+        case(
+            "event_optional_field_null",
+            S,
+            "an optional field is absent or a string, never `null`",
+            event(
+                "sessions.state",
+                json!({"sessionId": "s-1", "status": "running", "title": null, "updatedAt": EXAMPLE_TIME}),
+            ),
+            TsCheck::Data("EventData<\"sessions.state\">"),
+        ),
+        case(
+            "event_custom_unsafe_integer",
+            S,
+            "a number beyond 2^53-1 in a free-form payload",
+            event("custom.x", json!({"n": [MAX_SAFE_INTEGER + 1]})),
+            TsCheck::Inexpressible(NUMBER),
         ),
     ]
 }
@@ -1246,14 +1447,19 @@ pub fn typify_input() -> Result<Vec<GeneratedFile>> {
             })?;
         if let Some(map) = value.as_object_mut() {
             map.remove("allOf");
-            if let Some(defs) = map.remove("$defs") {
+            if let Some(mut defs) = map.remove("$defs") {
+                // typify 0.6 reads the bounded-number branch as `f64` and would turn `1` into
+                // `1.0` on the way back; any value it round-trips exactly is enough here.
+                if let Some(safe) = defs.get_mut("SafeJsonValue") {
+                    *safe = json!({"description": "Any JSON value (bounds checked by the real schema)."});
+                }
                 map.insert("definitions".into(), defs);
             }
             map.insert(
                 "$comment".into(),
                 json!(format!(
                     "{HEADER} A copy of generated/schema/{name} for typify 0.6: $defs renamed to \
-                     definitions, the allOf of topic payload rules removed, format date-time removed beside a pattern."
+                     definitions, the allOf of topic payload rules removed, format date-time removed beside a pattern, SafeJsonValue any value."
                 )),
             );
         }

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use rtbus_protocol::catalog::Family;
 use rtbus_protocol::rules::RULES;
 use rtbus_protocol::{
-    CloseCode, ENDPOINT_PATH, ErrorCode, MAX_REQUEST_ID_LEN, MAX_SAFE_INTEGER, MAX_TOPIC_LEN,
-    PROTOCOL_VERSION, SUBPROTOCOL, TOPIC_PATTERN,
+    CloseCode, ENDPOINT_PATH, ErrorCode, MAX_NESTING_DEPTH, MAX_REQUEST_ID_LEN, MAX_SAFE_INTEGER,
+    MAX_TOPIC_LEN, PROTOCOL_VERSION, SUBPROTOCOL, TOPIC_PATTERN,
 };
 use serde_json::{Map, Value};
 
@@ -444,6 +444,50 @@ fn rules_section(out: &mut String) {
     }
 }
 
+/// How a client keeps its place in a topic's stream, resumes, and re-authenticates.
+fn streams_section(out: &mut String) {
+    out.push_str(
+        "## Streams and resume\n\n\
+         Each topic's events form a *stream*, named by its `epoch` (1 to 64 URL-safe characters) \
+         and numbered by `seq`. Every `snapshot` and `event` carries both, and so do the \
+         `subscribed` entry and the `published` reply. Same topic and same epoch means the same \
+         numbering and the same history. A server gives a topic a new epoch whenever its \
+         numbering restarts or its history is lost: a restart of a server that keeps topics in \
+         memory, a topic forgotten and created again, data lost by a storage engine. It never \
+         reuses one. A `seq` alone therefore says nothing across a reconnect: keep the epoch \
+         beside the last `seq` seen, per topic, and compare epochs only for equality.\n\n\
+         To resume after a lost connection, subscribe with both: \
+         `{\"topic\": \"drives.pressure\", \"resumeAfter\": 41, \"epoch\": \"k3x9q2-1f\"}`. \
+         One without the other is a `bad_request`. The server replays only when the epoch is the \
+         topic's current one and its history still holds *every* event after `resumeAfter`; \
+         otherwise it replays nothing (never a partial replay). The `subscribed` entry of each \
+         topic says which happened, so a client can tell from the frames alone, also with \
+         `snapshot: false`:\n\n\
+         | `start` | When | What follows | What the client does |\n\
+         |---|---|---|---|\n\
+         | `snapshot` | no resume asked | a `snapshot` at the entry's `seq`, then live events | replace the topic's state with the snapshot |\n\
+         | `live` | no resume asked, `snapshot: false` | live events from `seq` + 1 | apply events as they come |\n\
+         | `resumed` | the resume was honoured | the events after `resumeAfter` up to `seq`, marked `isReplay: true` (none when up to date), then live events | keep the state and apply them: no gap, no duplicate |\n\
+         | `reset` | the resume was not honoured: another epoch (e.g. the server restarted), history too short, or `resumeAfter` ahead of the topic | nothing replayed; a fresh `snapshot` at `seq` unless the request said `snapshot: false`, then live events | discard the topic's state; take the snapshot, or, having opted out of it, reload the state yourself (e.g. subscribe again with a snapshot) |\n\n\
+         After any of them, live events continue from the entry's `seq` + 1 under the entry's \
+         `epoch`. The close codes that say \"reconnect and resume\" mean exactly this: \
+         reconnect, then resume with the epoch and last `seq` of each topic.\n\n\
+         ## Re-authentication\n\n\
+         A client refreshes its token on an open socket by sending `auth` again. The server \
+         answers every `auth` frame:\n\n\
+         - **Accepted, same principal:** `authenticated`; every subscription stays.\n\
+         - **Accepted, another principal:** `authenticated`; the subscriptions the new \
+         principal may not read end, listed in one `unsubscribed` frame without `id` and with \
+         `reason: \"forbidden\"`, sent right after it. The others stay.\n\
+         - **Rejected:** `error` code `unauthorized`, and the connection no longer has a \
+         principal (a revoked or expired token does not keep working on an open socket). The \
+         subscriptions that need one end, listed in one `unsubscribed` frame without `id` and \
+         with `reason: \"unauthorized\"`; public topics stay. Send `auth` with a valid token to \
+         act as a principal again.\n\n\
+         No event of an ended subscription follows its `unsubscribed` frame.\n\n",
+    );
+}
+
 /// Generates `generated/PROTOCOL.md`.
 pub fn generate() -> Result<Vec<GeneratedFile>> {
     let client = Schema::load("client-to-server.schema.json")?;
@@ -460,13 +504,19 @@ pub fn generate() -> Result<Vec<GeneratedFile>> {
          Contents: [Connection](#connection) · [Frames](#frames) · \
          [Client to server](#client-to-server) · [Server to client](#server-to-client) · \
          [Types](#types) · [Error codes](#error-codes) · [Close codes](#close-codes) · \
-         [Topics](#topics) · [Topic catalog](#topic-catalog) · [Rules](#rules)\n\n\
+         [Topics](#topics) · [Streams and resume](#streams-and-resume) · \
+         [Re-authentication](#re-authentication) · [Topic catalog](#topic-catalog) · \
+         [Rules](#rules)\n\n\
          ## Connection\n\n\
          - Endpoint path: `{ENDPOINT_PATH}` (a WebSocket upgrade).\n\
          - Subprotocol: `{SUBPROTOCOL}`, offered in `Sec-WebSocket-Protocol`; it names the \
          protocol version.\n\
          - Authentication: an `auth` frame carrying a bearer token, or an \
-         `Authorization: Bearer <token>` header on the handshake. Tokens never travel in a URL.\n\n\
+         `Authorization: Bearer <token>` header on the handshake. Tokens never travel in a URL. \
+         A header that authenticates is not answered by any frame: the connection simply acts \
+         as its principal from the first frame on. An `auth` frame is always answered \
+         (`authenticated` or `error`), also on a connection that is already authenticated; see \
+         [Re-authentication](#re-authentication).\n\n\
          ## Frames\n\n\
          Every frame is a WebSocket text frame holding one JSON object, the same envelope in \
          both directions:\n\n\
@@ -476,7 +526,19 @@ pub fn generate() -> Result<Vec<GeneratedFile>> {
          - `id` is chosen by the client (1 to {MAX_REQUEST_ID_LEN} characters) and copied into the \
          reply or `error`, so a client can match them.\n\
          - Field names are camelCase. Every integer is at most {MAX_SAFE_INTEGER} (2^53 − 1), so \
-         `JSON.parse` never loses precision.\n\
+         `JSON.parse` never loses precision. Free-form values (`custom.*` payloads, an activity \
+         entry's `data`, a `ping`'s `data`) hold numbers within ±(2^53 − 1) only: a larger one \
+         is refused (`invalid_payload` or `bad_request`, with a JSON pointer to it), never \
+         relayed rounded; send it as a string. Numbers are relayed as the IEEE 754 double they \
+         denote. An integer field accepts `80.0` as `80`, as JSON Schema's `integer` does.\n\
+         - An optional field is absent or holds a value of its type, never `null` (`null` is a \
+         `bad_request`, or `invalid_payload` inside a payload), so an event and the snapshot it \
+         folds into cannot disagree about it. Only free-form values hold `null` as a value.\n\
+         - A frame nests arrays and objects at most {MAX_NESTING_DEPTH} levels deep, counting its \
+         own object (a payload starts at level 3). A deeper frame is answered with \
+         `bad_request`; a frame that cannot be read as a whole (too deep, trailing garbage, a bad \
+         field) still gets its `id` copied into the `error` when its top-level object holds a \
+         valid one.\n\
          - Schemas: `schema/client-to-server.schema.json` and \
          `schema/server-to-client.schema.json` (JSON Schema 2020-12), which also check each \
          snapshot, event and publish payload against its topic's family.\n"
@@ -500,6 +562,7 @@ pub fn generate() -> Result<Vec<GeneratedFile>> {
          character and its byte offset; a valid topic that no family owns with \
          `unknown_topic`.\n"
     );
+    streams_section(&mut out);
     catalog_section(&server, &mut out)?;
     rules_section(&mut out);
     Ok(vec![GeneratedFile::new("generated/PROTOCOL.md", out)])

@@ -52,6 +52,61 @@ fn generator() -> SchemaGenerator {
     SchemaSettings::draft2020_12().into_generator()
 }
 
+/// schemars lets every `Option` field hold `null`. On the rtbus wire an optional field is absent
+/// or holds a value, never `null` (the decoder rejects it, so a client folding events and a
+/// server building snapshots cannot disagree about it), so the schema says so too. A field whose
+/// type itself admits `null` (a free-form `JsonValue`) keeps it.
+fn forbid_null_for_optional(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let required: Vec<String> = map
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(Value::Object(properties)) = map.get_mut("properties") {
+                for (name, property) in properties.iter_mut() {
+                    if !required.contains(name) {
+                        strip_null(property);
+                    }
+                }
+            }
+            map.values_mut().for_each(forbid_null_for_optional);
+        }
+        Value::Array(items) => items.iter_mut().for_each(forbid_null_for_optional),
+        _ => {}
+    }
+}
+
+/// Removes the `null` alternative schemars adds for an `Option`: a `"null"` in a `type` array,
+/// or a `{"type": "null"}` branch of an `anyOf` (which then collapses when one branch is left).
+fn strip_null(schema: &mut Value) {
+    let Value::Object(map) = schema else { return };
+    if let Some(Value::Array(types)) = map.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            map.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(branches)) = map.get_mut("anyOf") {
+        branches.retain(|b| b != &json!({"type": "null"}));
+        if branches.len() == 1 {
+            if let Some(Value::Object(only)) = branches.pop() {
+                map.remove("anyOf");
+                for (key, value) in only {
+                    map.entry(key).or_insert(value);
+                }
+            }
+        }
+    }
+}
+
 fn families(generator: &mut SchemaGenerator) -> Vec<FamilySchemas> {
     let mut collect = Collect {
         generator,
@@ -145,6 +200,7 @@ fn finish(mut root: Map<String, Value>, file: &str) -> Result<GeneratedFile> {
     root.insert("$id".into(), json!(schema_id(file)));
     root.insert("$comment".into(), json!(HEADER));
     let mut root = Value::Object(root);
+    forbid_null_for_optional(&mut root);
     bound_integers(&mut root);
     check_integers(&root, file, "")?;
     Ok(GeneratedFile::new(

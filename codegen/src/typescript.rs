@@ -286,6 +286,61 @@ fn constants_ts() -> String {
     out.trim_end().to_owned() + "\n"
 }
 
+/// The topic grammar as TypeScript types: the characters a segment and a key may hold, and
+/// `CheckedTopic`, which checks a literal topic character by character.
+fn topic_grammar_ts() -> String {
+    let chars = |extra: &[char], upper: bool| {
+        let mut all: Vec<String> = ('a'..='z').chain('0'..='9').map(String::from).collect();
+        if upper {
+            all.extend(('A'..='Z').map(String::from));
+        }
+        all.extend(extra.iter().map(|c| c.to_string()));
+        all.iter()
+            .map(|c| js_string(c))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let mut out = String::new();
+    out.push_str(&jsdoc("A character a topic segment may hold.", ""));
+    let _ = writeln!(
+        out,
+        "export type TopicSegmentChar = {};\n",
+        chars(&['_', '-'], false)
+    );
+    out.push_str(&jsdoc("A character a topic key (after `:`) may hold.", ""));
+    let _ = writeln!(
+        out,
+        "export type TopicKeyChar = {};\n",
+        chars(&['_', '-', '.', '~'], true)
+    );
+    out.push_str(
+        "/** Whether every character of `S` is one of `C` (`true` for a non-literal `string`). */\n\
+         type AllOf<S extends string, C extends string> = string extends S ? true :\n\
+         \x20 S extends \"\" ? true :\n\
+         \x20 S extends `${infer H}${infer R}` ? (H extends C ? AllOf<R, C> : false) : false;\n\n\
+         /** Whether `S` is one or more non-empty segments joined by single dots. */\n\
+         type IsPath<S extends string> = string extends S ? true :\n\
+         \x20 S extends `${infer Segment}.${infer Rest}`\n\
+         \x20   ? (Segment extends \"\" ? false : AllOf<Segment, TopicSegmentChar> extends true ? IsPath<Rest> : false)\n\
+         \x20   : S extends \"\" ? false : AllOf<S, TopicSegmentChar>;\n\n",
+    );
+    out.push_str(&jsdoc(
+        "`T` when it follows the topic grammar (segments of lowercase letters, digits, `_` and \
+         `-` joined by single dots, then optionally `:` and a non-empty key of letters, digits, \
+         `_`, `-`, `.` and `~`), otherwise `never`. Parts typed as `string` are left to the \
+         server. The 200-byte limit is not checked.\n\nUse it to refuse a bad literal at \
+         compile time: `function subscribe<T extends string>(topic: T & CheckedTopic<T>)`.",
+        "",
+    ));
+    out.push_str(
+        "export type CheckedTopic<T extends string> =\n\
+         \x20 T extends `${infer Path}:${infer Key}`\n\
+         \x20   ? (IsPath<Path> extends true ? (Key extends \"\" ? never : AllOf<Key, TopicKeyChar> extends true ? T : never) : never)\n\
+         \x20   : IsPath<T> extends true ? T : never;\n\n",
+    );
+    out
+}
+
 fn topics_ts(families: &[FamilyTypes]) -> String {
     let mut out = header();
     let mut imports: BTreeMap<String, String> = BTreeMap::new();
@@ -297,6 +352,10 @@ fn topics_ts(families: &[FamilyTypes]) -> String {
             }
         }
     }
+    let _ = writeln!(
+        out,
+        "import {{ MAX_TOPIC_LEN, TOPIC_PATTERN }} from \"./constants\";"
+    );
     for (name, module) in &imports {
         let _ = writeln!(out, "import type {{ {name} }} from \"{module}\";");
     }
@@ -328,8 +387,17 @@ fn topics_ts(families: &[FamilyTypes]) -> String {
     out.push_str("/** The name of a topic family. */\n");
     out.push_str("export type FamilyName = keyof TopicFamilies;\n\n");
 
+    out.push_str(&topic_grammar_ts());
     out.push_str(&jsdoc(
-        "Every topic that belongs to a family of the catalog.",
+        "Every topic that belongs to a family of the catalog, as closely as a template literal \
+         type can say it: a key or a segment after a family's name must start with a character \
+         the grammar allows there, so `\"sessions.activity:\"` (empty key) and \
+         `\"custom.Has Spaces\"` are refused. What a template type cannot check (every later \
+         character, the 200-byte limit) `CheckedTopic` checks for literal topics and the server \
+         checks at run time.\n\nA value typed as the whole `KnownTopic` names no family: \
+         `EventOf<KnownTopic>` is the union of every family's event type, and since `custom.*` \
+         carries any JSON value, that union admits any JSON. Narrow the topic to one family \
+         (`FamilyTopic<\"sessions.state\">`) to keep its payload types.",
         "",
     ));
     let patterns: Vec<String> = families
@@ -342,6 +410,19 @@ fn topics_ts(families: &[FamilyTypes]) -> String {
         patterns.join("\n  | ")
     );
 
+    out.push_str(&jsdoc(
+        "The topics of family `F`, e.g. `FamilyTopic<\"custom\">`.",
+        "",
+    ));
+    out.push_str("export type FamilyTopic<F extends FamilyName> =\n");
+    for (f, pattern) in families.iter().zip(&patterns) {
+        let _ = writeln!(
+            out,
+            "  F extends {} ? {pattern} :",
+            js_string(f.family.name())
+        );
+    }
+    out.push_str("  never;\n\n");
     out.push_str(&jsdoc(
         "The name of the family that owns topic `T`, resolved at compile time.",
         "",
@@ -364,7 +445,7 @@ fn topics_ts(families: &[FamilyTypes]) -> String {
         "export type SnapshotOf<T extends KnownTopic> = TopicFamilies[FamilyOf<T>][\"snapshot\"];\n\n",
     );
     out.push_str(&jsdoc(
-        "The event payload type of topic `T`, e.g. ``EventOf<`sessions.activity:${string}`>``.",
+        "The event payload type of topic `T`, e.g. `EventOf<FamilyTopic<\"sessions.activity\">>`.",
         "",
     ));
     out.push_str(
@@ -425,6 +506,13 @@ fn topics_ts(families: &[FamilyTypes]) -> String {
         "/** The family that owns `topic` at run time, or `undefined` when none does. */\n\
          export function familyOf(topic: string): FamilyInfo | undefined {\n\
          \x20 return FAMILIES.find((family) => family.pattern.test(topic));\n\
+         }\n\n\
+         /**\n\
+         \x20* Whether a topic built at run time (e.g. `sessions.activity:${id}`) follows the grammar\n\
+         \x20* and belongs to a family: the way from a `string` to a `KnownTopic`.\n\
+         \x20*/\n\
+         export function isKnownTopic(topic: string): topic is KnownTopic {\n\
+         \x20 return topic.length <= MAX_TOPIC_LEN && TOPIC_PATTERN.test(topic) && familyOf(topic) !== undefined;\n\
          }\n",
     );
     out

@@ -3,9 +3,9 @@
 import type { AuthData } from "./AuthData";
 import type { PublishData } from "./PublishData";
 import type { RequestId } from "./RequestId";
+import type { SafeJsonValue } from "./SafeJsonValue";
 import type { SubscribeData } from "./SubscribeData";
 import type { UnsubscribeData } from "./UnsubscribeData";
-import type { JsonValue } from "./serde_json/JsonValue";
 
 /**
  * A frame sent by a client to the server.
@@ -50,4 +50,4 @@ id?: RequestId,
 /**
  * Any JSON value, echoed unchanged in the `pong` (e.g. a client timestamp).
  */
-data?: JsonValue, };
+data?: SafeJsonValue, };

@@ -5,8 +5,9 @@ import type { Delivery } from "./Delivery";
 import type { ErrorData } from "./ErrorData";
 import type { PublishedData } from "./PublishedData";
 import type { RequestId } from "./RequestId";
-import type { TopicsData } from "./TopicsData";
-import type { JsonValue } from "./serde_json/JsonValue";
+import type { SafeJsonValue } from "./SafeJsonValue";
+import type { SubscribedData } from "./SubscribedData";
+import type { UnsubscribedData } from "./UnsubscribedData";
 
 /**
  * A frame sent by the server to a client.
@@ -25,17 +26,18 @@ data: AuthenticatedData, } | { "type": "subscribed",
  */
 id?: RequestId, 
 /**
- * The topics now subscribed.
+ * Each topic now subscribed, with how it starts.
  */
-data: TopicsData, } | { "type": "unsubscribed", 
+data: SubscribedData, } | { "type": "unsubscribed", 
 /**
- * The `id` of the `unsubscribe` request.
+ * The `id` of the `unsubscribe` request; absent when the server ended the
+ * subscriptions itself.
  */
 id?: RequestId, 
 /**
- * The topics left.
+ * The topics left, and why when the server ended them.
  */
-data: TopicsData, } | { "type": "published", 
+data: UnsubscribedData, } | { "type": "published", 
 /**
  * The `id` of the `publish` request.
  */
@@ -75,4 +77,4 @@ id?: RequestId,
 /**
  * The `data` of the `ping`, unchanged.
  */
-data?: JsonValue, };
+data?: SafeJsonValue, };

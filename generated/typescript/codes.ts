@@ -83,7 +83,7 @@ export function errorCodeInfo(value: string): CodeInfo<ErrorCode> | undefined {
 /**
  * Why a WebSocket connection was closed: the status code of the close frame. Codes below 4000 are the standard RFC 6455 ones; 4000–4999 are rtbus's own.
  */
-export type CloseCode = 1000 | 1001 | 1002 | 1003 | 1009 | 1011 | 4001 | 4008 | 4009;
+export type CloseCode = 1000 | 1001 | 1002 | 1003 | 1007 | 1009 | 1011 | 4001 | 4008 | 4009;
 
 /**
  * Why a WebSocket connection was closed: the status code of the close frame. Codes below 4000 are the standard RFC 6455 ones; 4000–4999 are rtbus's own.
@@ -96,9 +96,10 @@ export const CloseCode = {
    */
   Normal: { value: 1000, reconnect: false, description: "The connection finished its work; either side may close with this." },
   /**
-   * The server is shutting down or restarting. Reconnect with backoff and resume.
+   * The server is shutting down or restarting. Reconnect with backoff and resume (with
+   * the `epoch` and last `seq` per topic).
    */
-  GoingAway: { value: 1001, reconnect: true, description: "The server is shutting down or restarting. Reconnect with backoff and resume." },
+  GoingAway: { value: 1001, reconnect: true, description: "The server is shutting down or restarting. Reconnect with backoff and resume (with the `epoch` and last `seq` per topic)." },
   /**
    * The peer broke the WebSocket protocol itself (not the rtbus protocol).
    */
@@ -107,6 +108,10 @@ export const CloseCode = {
    * The client sent a binary frame; rtbus v1 uses only JSON text frames.
    */
   UnsupportedData: { value: 1003, reconnect: false, description: "The client sent a binary frame; rtbus v1 uses only JSON text frames." },
+  /**
+   * The client sent a text frame that is not valid UTF-8.
+   */
+  InvalidPayloadData: { value: 1007, reconnect: false, description: "The client sent a text frame that is not valid UTF-8." },
   /**
    * A frame or message was larger than the server's configured maximum.
    */
@@ -122,14 +127,14 @@ export const CloseCode = {
   AuthTimeout: { value: 4001, reconnect: false, description: "The connection did not authenticate within the server's auth deadline and holds no public subscription." },
   /**
    * The client stopped answering the server's WebSocket pings within the heartbeat
-   * timeout. Reconnect and resume.
+   * timeout. Reconnect and resume (with the `epoch` and last `seq` per topic).
    */
-  HeartbeatTimeout: { value: 4008, reconnect: true, description: "The client stopped answering the server's WebSocket pings within the heartbeat timeout. Reconnect and resume." },
+  HeartbeatTimeout: { value: 4008, reconnect: true, description: "The client stopped answering the server's WebSocket pings within the heartbeat timeout. Reconnect and resume (with the `epoch` and last `seq` per topic)." },
   /**
    * The client read too slowly: its outbound queue exceeded the server's limit and was
-   * dropped. Reconnect and resume with the last `seq` seen per topic.
+   * dropped. Reconnect and resume with the `epoch` and last `seq` seen per topic.
    */
-  SlowConsumer: { value: 4009, reconnect: true, description: "The client read too slowly: its outbound queue exceeded the server's limit and was dropped. Reconnect and resume with the last `seq` seen per topic." },
+  SlowConsumer: { value: 4009, reconnect: true, description: "The client read too slowly: its outbound queue exceeded the server's limit and was dropped. Reconnect and resume with the `epoch` and last `seq` seen per topic." },
 } as const satisfies Record<string, CodeInfo<CloseCode>>;
 
 /** Every close code, in declaration order. */

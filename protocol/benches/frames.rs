@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rtbus_protocol::{
-    ClientMessage, Delivery, PublishData, Seq, ServerMessage, Timestamp, Topic,
+    ClientMessage, Delivery, Epoch, PublishData, Seq, ServerMessage, Timestamp, Topic,
     decode_client_frame, decode_server_frame,
 };
 use serde_json::json;
@@ -16,6 +16,7 @@ fn event() -> ServerMessage {
         id: None,
         data: Delivery {
             topic: Topic::new("custom.bench.0").expect("valid topic"),
+            epoch: Epoch::new("m3k9x2a7c1d4e5f6-1").expect("valid epoch"),
             seq: Seq::new(41_337).expect("in range"),
             emitted_at: Timestamp::parse("2026-11-21T09:30:00.125Z").expect("valid timestamp"),
             is_replay: false,

@@ -269,9 +269,10 @@ fn diagnose(text: &str, err: serde_json::Error, kinds: &[&str], topics: TopicFie
     }
     if err.to_string().contains(UNPAIRED_RESUME) {
         let items = data.get("topics").and_then(Value::as_array);
-        let unpaired = items.into_iter().flatten().position(|item| {
-            item.get("resumeAfter").is_some() != item.get("epoch").is_some()
-        });
+        let unpaired = items
+            .into_iter()
+            .flatten()
+            .position(|item| item.get("resumeAfter").is_some() != item.get("epoch").is_some());
         if let Some(at) = unpaired {
             return with_id(bad(
                 &format!("/data/topics/{at}"),
@@ -388,17 +389,25 @@ mod tests {
         // The frame, `data` and the payload's own arrays: 2 + n levels.
         assert!(decode_client_frame(&deep(MAX_NESTING_DEPTH - 2)).is_ok());
         let err = client_err(&deep(MAX_NESTING_DEPTH - 1));
-        assert_eq!((err.code, err.id.as_ref().map(RequestId::as_str)), (ErrorCode::BadRequest, Some("d1")), "{err}");
+        assert_eq!(
+            (err.code, err.id.as_ref().map(RequestId::as_str)),
+            (ErrorCode::BadRequest, Some("d1")),
+            "{err}"
+        );
         assert!(err.message.contains("the limit is 64"), "{err}");
         let err = client_err(&deep(100_000));
         assert_eq!(err.id.as_ref().map(RequestId::as_str), Some("d1"));
         let err = client_err(r#"{"type":"ping","id":"t1"} trailing"#);
-        assert_eq!((err.code, err.id.as_ref().map(RequestId::as_str)), (ErrorCode::BadRequest, Some("t1")));
+        assert_eq!(
+            (err.code, err.id.as_ref().map(RequestId::as_str)),
+            (ErrorCode::BadRequest, Some("t1"))
+        );
     }
 
     #[test]
     fn resume_names_both_seq_and_epoch() {
-        let ok = r#"{"type":"subscribe","data":{"topics":[{"topic":"a","resumeAfter":3,"epoch":"e"}]}}"#;
+        let ok =
+            r#"{"type":"subscribe","data":{"topics":[{"topic":"a","resumeAfter":3,"epoch":"e"}]}}"#;
         assert!(decode_client_frame(ok).is_ok());
         for lonely in [r#""resumeAfter":3"#, r#""epoch":"e""#] {
             let text = format!(
@@ -406,7 +415,11 @@ mod tests {
             );
             let err = client_err(&text);
             assert_eq!(
-                (err.code, err.pointer.as_str(), err.id.as_ref().map(RequestId::as_str)),
+                (
+                    err.code,
+                    err.pointer.as_str(),
+                    err.id.as_ref().map(RequestId::as_str)
+                ),
                 (ErrorCode::BadRequest, "/data/topics/1", Some("s")),
                 "{err}"
             );
@@ -417,11 +430,15 @@ mod tests {
     fn null_is_not_a_spelling_of_absent() {
         let err = client_err(r#"{"type":"subscribe","id":null,"data":{"topics":[{"topic":"a"}]}}"#);
         assert_eq!(err.code, ErrorCode::BadRequest, "{err}");
-        let err = client_err(r#"{"type":"subscribe","data":{"topics":[{"topic":"a","snapshot":null}]}}"#);
+        let err =
+            client_err(r#"{"type":"subscribe","data":{"topics":[{"topic":"a","snapshot":null}]}}"#);
         assert_eq!(err.code, ErrorCode::BadRequest, "{err}");
         // A ping's data is any JSON value, `null` included, and is echoed as sent.
         let ping = decode_client_frame(r#"{"type":"ping","data":null}"#).unwrap();
-        assert_eq!(serde_json::to_string(&ping).unwrap(), r#"{"type":"ping","data":null}"#);
+        assert_eq!(
+            serde_json::to_string(&ping).unwrap(),
+            r#"{"type":"ping","data":null}"#
+        );
     }
 
     #[test]

@@ -20,11 +20,18 @@ use crate::topic::Topic;
 pub enum ClientMessage {
     /// Authenticates the connection with a bearer token. Browsers use this frame because they
     /// cannot set an `Authorization` header on a WebSocket; other clients may send the header at
-    /// the handshake instead. Tokens never travel in a URL. Answered by `authenticated`, or by an
-    /// `error` with code `unauthorized`.
+    /// the handshake instead (a header is answered by no frame). Tokens never travel in a URL.
+    /// Answered by `authenticated`, or by an `error` with code `unauthorized`. Sent again on an
+    /// authenticated connection, it re-authenticates it (token refresh): subscriptions the new
+    /// principal may not read end with an `unsubscribed` frame that has a `reason`; a rejected
+    /// token leaves the connection without a principal.
     Auth {
         /// Copied into the reply.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The credentials.
@@ -36,7 +43,11 @@ pub enum ClientMessage {
     /// names it and no topic of the request is subscribed.
     Subscribe {
         /// Copied into the reply.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The topics and their options.
@@ -47,7 +58,11 @@ pub enum ClientMessage {
     /// error.
     Unsubscribe {
         /// Copied into the reply.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The topics to leave.
@@ -58,7 +73,11 @@ pub enum ClientMessage {
     /// the topic's family. Answered by `published` with the `seq` the event was given.
     Publish {
         /// Copied into the reply.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The topic and the event payload.
@@ -69,11 +88,19 @@ pub enum ClientMessage {
     /// that cannot see those.
     Ping {
         /// Copied into the reply.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// Any JSON value, echoed unchanged in the `pong` (e.g. a client timestamp).
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         data: Option<JsonValue>,
     },
@@ -166,7 +193,11 @@ pub(crate) const UNPAIRED_RESUME: &str = "resumeAfter and epoch go together: sen
 impl<'de> Deserialize<'de> for SubscriptionRequest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        #[serde(
+            rename = "SubscriptionRequest",
+            rename_all = "camelCase",
+            deny_unknown_fields
+        )]
         struct Wire {
             topic: Topic,
             #[serde(default, deserialize_with = "present")]
@@ -233,7 +264,11 @@ pub enum ServerMessage {
     /// The `auth` request succeeded.
     Authenticated {
         /// The `id` of the `auth` request.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// Who the connection now acts as.
@@ -242,7 +277,11 @@ pub enum ServerMessage {
     /// The `subscribe` request succeeded. Sent before any snapshot or event of its topics.
     Subscribed {
         /// The `id` of the `subscribe` request.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// Each topic now subscribed, with how it starts.
@@ -254,7 +293,11 @@ pub enum ServerMessage {
     Unsubscribed {
         /// The `id` of the `unsubscribe` request; absent when the server ended the
         /// subscriptions itself.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The topics left, and why when the server ended them.
@@ -263,7 +306,11 @@ pub enum ServerMessage {
     /// The `publish` request succeeded and the event was given a `seq`.
     Published {
         /// The `id` of the `publish` request.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// Where the event went.
@@ -272,7 +319,11 @@ pub enum ServerMessage {
     /// The current state of a topic. Replace whatever the client held for the topic with it.
     Snapshot {
         /// Not used on snapshots; reserved.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The topic's state.
@@ -281,7 +332,11 @@ pub enum ServerMessage {
     /// A live change on a topic, to be applied on top of the latest snapshot.
     Event {
         /// Not used on events; reserved.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The change.
@@ -290,7 +345,11 @@ pub enum ServerMessage {
     /// A request failed. The connection stays open.
     Error {
         /// The `id` of the request that failed, when it had one and could be read.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// What went wrong.
@@ -299,11 +358,19 @@ pub enum ServerMessage {
     /// The answer to `ping`.
     Pong {
         /// The `id` of the `ping`.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         id: Option<RequestId>,
         /// The `data` of the `ping`, unchanged.
-        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
         #[ts(optional)]
         data: Option<JsonValue>,
     },
@@ -375,7 +442,11 @@ pub struct UnsubscribedData {
     /// Present when the server ended the subscriptions itself: `forbidden` (the connection now
     /// acts as a principal that may not read them) or `unauthorized` (it has no principal any
     /// more). Subscribe again once permitted.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     #[ts(optional)]
     pub reason: Option<ErrorCode>,
 }
@@ -421,7 +492,11 @@ pub struct ErrorData {
     /// A human-readable explanation: what was wrong, where, and what was expected.
     pub message: String,
     /// The topic the error concerns, as the client sent it, when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     #[ts(optional)]
     pub topic: Option<String>,
 }

@@ -112,9 +112,11 @@ pub fn check_numbers(value: &Value) -> Result<(), UnsafeNumber> {
 ///
 /// Relayed exactly as published: strings, booleans, `null`, arrays and objects unchanged, and
 /// every number as the same IEEE 754 double. Larger integers must travel as strings.
+///
+/// TypeScript and the schema call it `SafeJsonValue`, beside the unconstrained `JsonValue`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, TS)]
 #[serde(transparent)]
-#[ts(as = "Value")]
+#[ts(rename = "SafeJsonValue")]
 pub struct JsonValue(Value);
 
 impl JsonValue {
@@ -149,7 +151,7 @@ impl<'de> Deserialize<'de> for JsonValue {
 
 impl JsonSchema for JsonValue {
     fn schema_name() -> std::borrow::Cow<'static, str> {
-        "JsonValue".into()
+        "SafeJsonValue".into()
     }
 
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
@@ -181,7 +183,10 @@ mod tests {
 
     #[test]
     fn unsafe_numbers_are_found_with_their_pointer() {
-        assert!(check_numbers(&json!({"a": [1, 9007199254740991_u64, -9007199254740991_i64, 0.5]})).is_ok());
+        assert!(
+            check_numbers(&json!({"a": [1, 9007199254740991_u64, -9007199254740991_i64, 0.5]}))
+                .is_ok()
+        );
         let big: Value = serde_json::from_str(r#"{"a/b": [0, 18446744073709551616]}"#).unwrap();
         let err = check_numbers(&big).unwrap_err();
         assert_eq!(err.pointer, "/a~1b/1");

@@ -24,8 +24,8 @@ pub use envelope::{
 };
 pub use json::{JsonValue, MAX_NESTING_DEPTH, UnsafeNumber, check_numbers, nesting_depth};
 pub use scalar::{
-    EPOCH_PATTERN, Epoch, MAX_EPOCH_LEN, MAX_REQUEST_ID_LEN, MAX_SAFE_INTEGER, RangeError, Ratio, RequestId, Seq, TIMESTAMP_PATTERN,
-    Timestamp, TimestampError,
+    EPOCH_PATTERN, Epoch, MAX_EPOCH_LEN, MAX_REQUEST_ID_LEN, MAX_SAFE_INTEGER, RangeError, Ratio,
+    RequestId, Seq, TIMESTAMP_PATTERN, Timestamp, TimestampError,
 };
 pub use topic::{MAX_TOPIC_LEN, TOPIC_PATTERN, Topic, TopicError};
 

@@ -84,7 +84,10 @@ pub(crate) fn whole_number<'de, D: Deserializer<'de>>(
                 // In range of i64 because min and max are.
                 Ok(value as i64)
             } else {
-                Err(E::custom(format!("{shown} is out of range: expected {}", self.expected())))
+                Err(E::custom(format!(
+                    "{shown} is out of range: expected {}",
+                    self.expected()
+                )))
             }
         }
     }

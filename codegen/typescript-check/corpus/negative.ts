@@ -64,6 +64,26 @@ const negative_subscribe_snapshot_string: ClientMessage = {"data":{"topics":[{"s
 
 // resume_after_fraction: not checked here; TypeScript has one `number` type; ranges are not expressible.
 
+// resume_after_without_epoch: not checked here; TypeScript types `resumeAfter` and `epoch` as two optional fields; that they go together is checked by the decoder and the schema's `dependentRequired`.
+
+// epoch_without_resume_after: not checked here; TypeScript types `resumeAfter` and `epoch` as two optional fields; that they go together is checked by the decoder and the schema's `dependentRequired`.
+
+// subscribe_epoch_empty: not checked here; TypeScript types a topic, id or timestamp as `string`; its grammar is not expressible.
+
+// an optional field is absent or a string, never `null`
+// @ts-expect-error id_null
+const negative_id_null: ClientMessage = {"id":null,"type":"ping"};
+
+// an optional field is absent or a boolean, never `null`
+// @ts-expect-error subscribe_snapshot_null
+const negative_subscribe_snapshot_null: ClientMessage = {"data":{"topics":[{"snapshot":null,"topic":"sessions.state"}]},"type":"subscribe"};
+
+// publish_custom_unsafe_integer: not checked here; TypeScript has one `number` type; ranges are not expressible.
+
+// an optional field is absent or a string, never `null`
+// @ts-expect-error publish_optional_field_null
+const negative_publish_optional_field_null: EventData<"terminals.state"> = {"payload":{"cols":80,"rows":24,"status":"running","terminalId":"t","title":null},"topic":"terminals.state"};
+
 // topics are strings
 // @ts-expect-error unsubscribe_topic_number
 const negative_unsubscribe_topic_number: ClientMessage = {"data":{"topics":[1]},"type":"unsubscribe"};
@@ -90,11 +110,11 @@ const negative_unknown_server_type: ServerMessage = {"type":"Event"};
 
 // missing required `isReplay`
 // @ts-expect-error event_missing_is_replay
-const negative_event_missing_is_replay: ServerMessage = {"data":{"emittedAt":"2026-11-21T09:30:00.125Z","payload":1,"seq":1,"topic":"custom.x"},"type":"event"};
+const negative_event_missing_is_replay: ServerMessage = {"data":{"emittedAt":"2026-11-21T09:30:00.125Z","epoch":"k3x9q2-1f","payload":1,"seq":1,"topic":"custom.x"},"type":"event"};
 
 // `seq` is a number
 // @ts-expect-error event_seq_string
-const negative_event_seq_string: ServerMessage = {"data":{"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":1,"seq":"1","topic":"custom.x"},"type":"event"};
+const negative_event_seq_string: ServerMessage = {"data":{"emittedAt":"2026-11-21T09:30:00.125Z","epoch":"k3x9q2-1f","isReplay":false,"payload":1,"seq":"1","topic":"custom.x"},"type":"event"};
 
 // event_seq_unsafe: not checked here; TypeScript has one `number` type; ranges are not expressible.
 
@@ -102,11 +122,11 @@ const negative_event_seq_string: ServerMessage = {"data":{"emittedAt":"2026-11-2
 
 // a drives.pressure payload on sessions.state
 // @ts-expect-error event_wrong_family_payload
-const negative_event_wrong_family_payload: EventData<"sessions.state"> = {"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":{"drive":"/","pressure":0.5,"threshold":0.9},"seq":1,"topic":"sessions.state"};
+const negative_event_wrong_family_payload: EventData<"sessions.state"> = {"emittedAt":"2026-11-21T09:30:00.125Z","epoch":"k3x9q2-1f","isReplay":false,"payload":{"drive":"/","pressure":0.5,"threshold":0.9},"seq":1,"topic":"sessions.state"};
 
 // a drives.pressure event without `threshold`
 // @ts-expect-error event_payload_missing_field
-const negative_event_payload_missing_field: EventData<"drives.pressure"> = {"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":{"drive":"/","pressure":0.5},"seq":1,"topic":"drives.pressure"};
+const negative_event_payload_missing_field: EventData<"drives.pressure"> = {"emittedAt":"2026-11-21T09:30:00.125Z","epoch":"k3x9q2-1f","isReplay":false,"payload":{"drive":"/","pressure":0.5},"seq":1,"topic":"drives.pressure"};
 
 // event_ratio_out_of_range: not checked here; TypeScript has one `number` type; ranges are not expressible.
 
@@ -114,19 +134,19 @@ const negative_event_payload_missing_field: EventData<"drives.pressure"> = {"emi
 
 // unknown session status
 // @ts-expect-error event_bad_enum
-const negative_event_bad_enum: EventData<"sessions.state"> = {"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":{"sessionId":"s-1","status":"sleeping","updatedAt":"2026-11-21T09:30:00.125Z"},"seq":1,"topic":"sessions.state"};
+const negative_event_bad_enum: EventData<"sessions.state"> = {"emittedAt":"2026-11-21T09:30:00.125Z","epoch":"k3x9q2-1f","isReplay":false,"payload":{"sessionId":"s-1","status":"sleeping","updatedAt":"2026-11-21T09:30:00.125Z"},"seq":1,"topic":"sessions.state"};
 
 // a topic no family owns
 // @ts-expect-error event_unknown_family
-const negative_event_unknown_family: EventData<"weather"> = {"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":{},"seq":1,"topic":"weather"};
+const negative_event_unknown_family: EventData<"weather"> = {"emittedAt":"2026-11-21T09:30:00.125Z","epoch":"k3x9q2-1f","isReplay":false,"payload":{},"seq":1,"topic":"weather"};
 
 // a sessions.state event where the snapshot belongs
 // @ts-expect-error snapshot_with_event_payload
-const negative_snapshot_with_event_payload: SnapshotData<"sessions.state"> = {"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":{"sessionId":"s-1","status":"running","updatedAt":"2026-11-21T09:30:00.125Z"},"seq":0,"topic":"sessions.state"};
+const negative_snapshot_with_event_payload: SnapshotData<"sessions.state"> = {"emittedAt":"2026-11-21T09:30:00.125Z","epoch":"k3x9q2-1f","isReplay":false,"payload":{"sessionId":"s-1","status":"running","updatedAt":"2026-11-21T09:30:00.125Z"},"seq":0,"topic":"sessions.state"};
 
 // unknown field in a snapshot payload
 // @ts-expect-error snapshot_payload_unknown_field
-const negative_snapshot_payload_unknown_field: SnapshotData<"drives.pressure"> = {"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":{"drives":[],"updated":true},"seq":0,"topic":"drives.pressure"};
+const negative_snapshot_payload_unknown_field: SnapshotData<"drives.pressure"> = {"emittedAt":"2026-11-21T09:30:00.125Z","epoch":"k3x9q2-1f","isReplay":false,"payload":{"drives":[],"updated":true},"seq":0,"topic":"drives.pressure"};
 
 // an error code this version does not define
 // @ts-expect-error error_unknown_code
@@ -142,6 +162,36 @@ const negative_authenticated_roles_string: ServerMessage = {"data":{"principal":
 
 // published_bad_topic: not checked here; TypeScript types a topic, id or timestamp as `string`; its grammar is not expressible.
 
+// missing required `epoch`
+// @ts-expect-error published_missing_epoch
+const negative_published_missing_epoch: ServerMessage = {"data":{"seq":1,"topic":"custom.x"},"type":"published"};
+
+// missing required `epoch`
+// @ts-expect-error event_missing_epoch
+const negative_event_missing_epoch: ServerMessage = {"data":{"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":1,"seq":1,"topic":"custom.x"},"type":"event"};
+
+// event_epoch_not_url_safe: not checked here; TypeScript types a topic, id or timestamp as `string`; its grammar is not expressible.
+
+// snapshot_epoch_too_long: not checked here; TypeScript types a topic, id or timestamp as `string`; its grammar is not expressible.
+
+// `subscribed` lists entries with epoch, seq and start, not bare topic names
+// @ts-expect-error subscribed_topic_names
+const negative_subscribed_topic_names: ServerMessage = {"data":{"topics":["custom.x"]},"type":"subscribed"};
+
+// `start` is snapshot, live, resumed or reset
+// @ts-expect-error subscribed_unknown_start
+const negative_subscribed_unknown_start: ServerMessage = {"data":{"topics":[{"epoch":"k3x9q2-1f","seq":0,"start":"replay","topic":"custom.x"}]},"type":"subscribed"};
+
+// `reason` is an error code
+// @ts-expect-error unsubscribed_unknown_reason
+const negative_unsubscribed_unknown_reason: ServerMessage = {"data":{"reason":"gone","topics":["custom.x"]},"type":"unsubscribed"};
+
+// an optional field is absent or a string, never `null`
+// @ts-expect-error event_optional_field_null
+const negative_event_optional_field_null: EventData<"sessions.state"> = {"emittedAt":"2026-11-21T09:30:00.125Z","epoch":"k3x9q2-1f","isReplay":false,"payload":{"sessionId":"s-1","status":"running","title":null,"updatedAt":"2026-11-21T09:30:00.125Z"},"seq":1,"topic":"sessions.state"};
+
+// event_custom_unsafe_integer: not checked here; TypeScript has one `number` type; ranges are not expressible.
+
 export const negatives = [
   negative_unknown_type,
   negative_missing_type,
@@ -153,6 +203,9 @@ export const negatives = [
   negative_id_number,
   negative_subscribe_topic_not_object,
   negative_subscribe_snapshot_string,
+  negative_id_null,
+  negative_subscribe_snapshot_null,
+  negative_publish_optional_field_null,
   negative_unsubscribe_topic_number,
   negative_publish_missing_payload,
   negative_publish_wrong_family_payload,
@@ -170,4 +223,10 @@ export const negatives = [
   negative_error_unknown_code,
   negative_error_missing_message,
   negative_authenticated_roles_string,
+  negative_published_missing_epoch,
+  negative_event_missing_epoch,
+  negative_subscribed_topic_names,
+  negative_subscribed_unknown_start,
+  negative_unsubscribed_unknown_reason,
+  negative_event_optional_field_null,
 ];

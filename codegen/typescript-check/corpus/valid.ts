@@ -23,6 +23,7 @@ const client_subscribe: ClientMessage = {
         "topic": "sessions.activity:s-42"
       },
       {
+        "epoch": "k3x9q2-1f",
         "resumeAfter": 17,
         "topic": "drives.pressure"
       }
@@ -36,6 +37,7 @@ const client_subscribe_max_resume: ClientMessage = {
   "data": {
     "topics": [
       {
+        "epoch": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "resumeAfter": 9007199254740991,
         "snapshot": true,
         "topic": "custom.x"
@@ -311,12 +313,14 @@ const client_sampled_10: ClientMessage = {
   "data": {
     "topics": [
       {
+        "epoch": "4Xv_KtVMz__5j-PV-3_S--5-_X_11-UT_NYMSE_WQ-fZ8l_8---r6u2",
         "resumeAfter": 0,
         "snapshot": false,
         "topic": "sessions.activity:y4-4ox-3upz_zR6.d"
       },
       {
-        "snapshot": false,
+        "epoch": "5rcFlZhK0w_x-PjcG-L9Q_87-MM--pU847_z",
+        "resumeAfter": 9007199254740991,
         "topic": "sessions.state"
       }
     ]
@@ -327,150 +331,132 @@ const client_sampled_10: ClientMessage = {
 
 const client_sampled_11: ClientMessage = {
   "data": {
-    "topics": [
-      "custom.-._7.s_g__"
-    ]
+    "payload": {
+      "cols": 11548,
+      "rows": 12625,
+      "status": "exited",
+      "terminalId": "¥ோؖ:7ৌ\\ាm$"
+    },
+    "topic": "terminals.state"
   },
-  "type": "unsubscribe"
+  "id": "QT?%״",
+  "type": "publish"
 };
 
 const client_sampled_12: ClientMessage = {
   "data": {
-    "topics": [
-      "custom.2-49_.-87-_.3-g:_",
-      "sessions.activity:v~o~~~_0_.~",
-      "custom.j2lds-g.y4-em---:j-.Q"
-    ]
+    "payload": {
+      "sessionId": "𑠭/",
+      "status": "running",
+      "title": "",
+      "updatedAt": "3880-03-07T01:55:29.595Z"
+    },
+    "topic": "sessions.state"
   },
-  "id": "<W𑎎`È«᱂Ⱥ(o🕴%𞸡¥\\\\%{𐨍ࡱÏ~�Eਨ<%%",
-  "type": "unsubscribe"
+  "id": "ຄ(anD?=Ⱥ'ZȺ\"ÃΟຝÉ?J5?",
+  "type": "publish"
 };
 
 const client_sampled_13: ClientMessage = {
   "data": {
-    "token": ""
+    "topics": [
+      "sessions.activity:Y9",
+      "custom.m3_v7_._.-_-_1:Lc_~V1",
+      "sessions.activity:~1~j~_~0~1~"
+    ]
   },
-  "id": "𑜟;$\\*hѨଐ𮵺ﰳȺ\"Ò[ΠÞ𞹛Ⱥ{࡚எ}<࿁/𐍉Ù[V",
-  "type": "auth"
+  "id": "1𐓲$🢔𝅘𝅥𝅮𜳷🕴{𐨕AࡠÛꬃ./¥T[Ⱥ𑏘&_🡤",
+  "type": "unsubscribe"
 };
 
 const client_sampled_14: ClientMessage = {
-  "data": {
-    "payload": {
-      "sessionId": "S𞸻",
-      "status": "failed",
-      "updatedAt": "8331-04-09T01:24:34.324Z"
-    },
-    "topic": "sessions.state"
-  },
-  "type": "publish"
+  "id": "K*¥hȺ𞹉g\"Ⱥ🕴𐳔𞹑\\\\𝼑>ଷ꯱GWꢲ𐳯¢Z1n𑗎꜒<ຮ:Mઔ᠌j/8𐖜𑄬8@#ⷃಅ?$𞹴Y%'w%𝍬`",
+  "type": "ping"
 };
 
 const client_sampled_15: ClientMessage = {
   "data": {
-    "payload": {
-      "cUY": ",¥",
-      "oJ__": true
-    },
-    "topic": "custom.m:cR.."
+    "topics": [
+      "drives.pressure",
+      "sessions.state"
+    ]
   },
-  "type": "publish"
+  "id": "ቘ𐡮旉Ù':",
+  "type": "unsubscribe"
 };
 
 const client_sampled_16: ClientMessage = {
   "data": {
-    "payload": {
-      "cols": 64958,
-      "exitCode": -1266446958,
-      "rows": 48823,
-      "status": "closed",
-      "terminalId": "'N=𑎎Zᨩ",
-      "title": "}F?�s𝟟\"ኛ𑊂𑤷"
-    },
-    "topic": "terminals.state"
+    "token": "�ಲ/w𑤍/.ௐ$ዂ"
   },
-  "id": "ꟓ%𛲗,ꭀ%Ⱥâ$ûக𐆙𞻰𞹋.𝒷𝔐.'r%.¥�%=g\"Ⱥ🕴𐳔𞹑\\\\𝼑>ଷ꯱GWꢲ𐳯¢Z1n𑗎꜒<ຮ:Mઔ᠌j/8",
-  "type": "publish"
+  "type": "auth"
 };
 
 const client_sampled_17: ClientMessage = {
   "data": {
-    "topics": [
-      {
-        "resumeAfter": 3201556487304266,
-        "topic": "drives.pressure"
-      }
-    ]
+    "payload": 255047516.30919468,
+    "topic": "custom.n6_-:Q_.-5A"
   },
-  "id": "XবH\"�\\-𝒻/ೆ$`[6𑖟ኗ,<𛱇ຉ",
-  "type": "subscribe"
+  "id": "¥{TsѨ⵰\\n¥Z):֏.\\Gcꩌ𝒻/",
+  "type": "publish"
 };
 
 const client_sampled_18: ClientMessage = {
-  "data": [
-    null,
-    -88843625.18004757,
-    ".\\`:⾮ਗ਼🕴�¥𞸹,೪"
-  ],
-  "id": "þ{K?c`/@𮴷ൌ",
-  "type": "ping"
+  "data": {
+    "token": ""
+  },
+  "id": "$Eⵯ",
+  "type": "auth"
 };
 
 const client_sampled_19: ClientMessage = {
-  "data": {
-    "payload": {
-      "cols": 15549,
-      "rows": 9475,
-      "status": "running",
-      "terminalId": "Ⱥ"
-    },
-    "topic": "terminals.state"
-  },
-  "type": "publish"
+  "type": "ping"
 };
 
 const client_sampled_20: ClientMessage = {
   "data": {
-    "token": "ྵ𞴙"
+    "token": "<n⁏𑣒ᨣ𝜸𖄫`f"
   },
-  "id": "%Z%cཱིȺ:🟰𖫲/ñೣ��Ⱥu$�ￓ=ઈ𞺡.",
+  "id": "ஏ4><𐦾C$:·/¥𑖳𐡕ಛ$`%𑨄`:⾮ਗ਼🕴�¥𞸹,೪",
   "type": "auth"
 };
 
 const client_sampled_21: ClientMessage = {
-  "data": {
-    "payload": {
-      "at": "9830-08-05T17:53:44.318Z",
-      "kind": "status",
-      "text": "𞀃"
-    },
-    "topic": "sessions.activity:OC~.w_-~EC.y0~u~_"
-  },
-  "type": "publish"
+  "id": "ୈⁱDMw�Ⱥu$�ￓ=ઈ𞺡.ⶱ`:?�'𑽓𐮚Ⱥ&,b={𜾯ೋ;🕴𝚝\"𖿰𞹾4&i𑏊%?\"+𑃁a'*᠑𞹝tl�\\=Ѩ~¥:EȺ🕴g",
+  "type": "ping"
 };
 
 const client_sampled_22: ClientMessage = {
   "data": {
-    "payload": {
-      "sessionId": "ix{SჍ",
-      "status": "starting",
-      "updatedAt": "9898-06-04T23:04:53.127Z"
-    },
-    "topic": "sessions.state"
+    "topics": [
+      "sessions.activity:yQK8OiQZ4ndU",
+      "drives.pressure"
+    ]
   },
-  "id": "𐍸�r",
-  "type": "publish"
+  "id": "᪑🕴𑊌BÖ{$ଳ𛄲'c𐔋Gzan|Xt&ꧼ&\\᥀\\᫊JM𐀱W 𑅀{{Ѩvg𐬾ৎ<*𑓆T๙ଲ.N\\=᩿🕴𑈑k≫=",
+  "type": "unsubscribe"
 };
 
 const client_sampled_23: ClientMessage = {
   "data": {
     "topics": [
-      "sessions.state",
-      "custom._y9_c.1kr5c.j2-_"
+      {
+        "topic": "custom.7c_"
+      },
+      {
+        "epoch": "BBu_2--XQ-ElcsF",
+        "resumeAfter": 0,
+        "topic": "drives.pressure"
+      },
+      {
+        "epoch": "_YeW06-8XLvH_-J_c--n_-_1-vY0ucU-0iQM_1aN-_u__-QTBw6",
+        "resumeAfter": 5610011476628064,
+        "topic": "drives.pressure"
+      }
     ]
   },
-  "id": "<)<Ѩ!ⷅȺG\\D*=𑛃^ஐê᳙'ৈ¥kC%エ$ȺT𫟡H&}@g𑎆ؓໆએv'`e⺁",
-  "type": "unsubscribe"
+  "id": "N﹪l`e⺁🕴𑃞𑱨/ୡȺ&\"𞂏ᦿ🬙´<{y",
+  "type": "subscribe"
 };
 
 const server_authenticated: ServerMessage = {
@@ -487,11 +473,42 @@ const server_authenticated: ServerMessage = {
 const server_subscribed: ServerMessage = {
   "data": {
     "topics": [
-      "sessions.state",
-      "sessions.activity:s-42"
+      {
+        "epoch": "k3x9q2-1f",
+        "seq": 7,
+        "start": "snapshot",
+        "topic": "sessions.state"
+      },
+      {
+        "epoch": "k3x9q2-1f",
+        "seq": 0,
+        "start": "live",
+        "topic": "sessions.activity:s-42"
+      },
+      {
+        "epoch": "k3x9q2-1f",
+        "seq": 18,
+        "start": "resumed",
+        "topic": "drives.pressure"
+      }
     ]
   },
   "id": "2",
+  "type": "subscribed"
+};
+
+const server_subscribed_reset: ServerMessage = {
+  "data": {
+    "topics": [
+      {
+        "epoch": "k3x9q2-1f",
+        "seq": 3,
+        "start": "reset",
+        "topic": "drives.pressure"
+      }
+    ]
+  },
+  "id": "5",
   "type": "subscribed"
 };
 
@@ -505,8 +522,19 @@ const server_unsubscribed: ServerMessage = {
   "type": "unsubscribed"
 };
 
+const server_unsubscribed_by_server: ServerMessage = {
+  "data": {
+    "reason": "forbidden",
+    "topics": [
+      "sessions.activity:s-42"
+    ]
+  },
+  "type": "unsubscribed"
+};
+
 const server_published: ServerMessage = {
   "data": {
+    "epoch": "k3x9q2-1f",
     "seq": 18,
     "topic": "drives.pressure"
   },
@@ -602,6 +630,7 @@ const server_error_internal: ServerMessage = {
 const server_snapshot_sessions_state_empty: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "sessions": []
@@ -614,6 +643,7 @@ const server_snapshot_sessions_state_empty: ServerMessage = {
 
 const server_snapshot_sessions_state_empty_typed: SnapshotData<"sessions.state"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "sessions": []
@@ -625,6 +655,7 @@ const server_snapshot_sessions_state_empty_typed: SnapshotData<"sessions.state">
 const server_snapshot_sessions_state: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "sessions": [
@@ -649,6 +680,7 @@ const server_snapshot_sessions_state: ServerMessage = {
 
 const server_snapshot_sessions_state_typed: SnapshotData<"sessions.state"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "sessions": [
@@ -672,6 +704,7 @@ const server_snapshot_sessions_state_typed: SnapshotData<"sessions.state"> = {
 const server_event_sessions_state_1: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": true,
     "payload": {
       "sessionId": "s-41",
@@ -687,6 +720,7 @@ const server_event_sessions_state_1: ServerMessage = {
 
 const server_event_sessions_state_1_typed: EventData<"sessions.state"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": true,
   "payload": {
     "sessionId": "s-41",
@@ -701,6 +735,7 @@ const server_event_sessions_state_1_typed: EventData<"sessions.state"> = {
 const server_event_sessions_state_2: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "sessionId": "s-42",
@@ -715,6 +750,7 @@ const server_event_sessions_state_2: ServerMessage = {
 
 const server_event_sessions_state_2_typed: EventData<"sessions.state"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "sessionId": "s-42",
@@ -728,6 +764,7 @@ const server_event_sessions_state_2_typed: EventData<"sessions.state"> = {
 const server_snapshot_sessions_activity_empty: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "entries": []
@@ -740,6 +777,7 @@ const server_snapshot_sessions_activity_empty: ServerMessage = {
 
 const server_snapshot_sessions_activity_empty_typed: SnapshotData<"sessions.activity:s-42"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "entries": []
@@ -751,6 +789,7 @@ const server_snapshot_sessions_activity_empty_typed: SnapshotData<"sessions.acti
 const server_snapshot_sessions_activity: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "entries": [
@@ -777,6 +816,7 @@ const server_snapshot_sessions_activity: ServerMessage = {
 
 const server_snapshot_sessions_activity_typed: SnapshotData<"sessions.activity:s-42"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "entries": [
@@ -802,6 +842,7 @@ const server_snapshot_sessions_activity_typed: SnapshotData<"sessions.activity:s
 const server_event_sessions_activity_1: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": true,
     "payload": {
       "at": "2026-11-21T09:30:00.125Z",
@@ -819,6 +860,7 @@ const server_event_sessions_activity_1: ServerMessage = {
 
 const server_event_sessions_activity_1_typed: EventData<"sessions.activity:s-42"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": true,
   "payload": {
     "at": "2026-11-21T09:30:00.125Z",
@@ -835,6 +877,7 @@ const server_event_sessions_activity_1_typed: EventData<"sessions.activity:s-42"
 const server_event_sessions_activity_2: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "at": "2026-11-21T09:30:00.125Z",
@@ -849,6 +892,7 @@ const server_event_sessions_activity_2: ServerMessage = {
 
 const server_event_sessions_activity_2_typed: EventData<"sessions.activity:s-42"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "at": "2026-11-21T09:30:00.125Z",
@@ -862,6 +906,7 @@ const server_event_sessions_activity_2_typed: EventData<"sessions.activity:s-42"
 const server_snapshot_terminals_state_empty: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "terminals": []
@@ -874,6 +919,7 @@ const server_snapshot_terminals_state_empty: ServerMessage = {
 
 const server_snapshot_terminals_state_empty_typed: SnapshotData<"terminals.state"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "terminals": []
@@ -885,6 +931,7 @@ const server_snapshot_terminals_state_empty_typed: SnapshotData<"terminals.state
 const server_snapshot_terminals_state: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "terminals": [
@@ -912,6 +959,7 @@ const server_snapshot_terminals_state: ServerMessage = {
 
 const server_snapshot_terminals_state_typed: SnapshotData<"terminals.state"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "terminals": [
@@ -938,6 +986,7 @@ const server_snapshot_terminals_state_typed: SnapshotData<"terminals.state"> = {
 const server_event_terminals_state_1: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": true,
     "payload": {
       "cols": 120,
@@ -954,6 +1003,7 @@ const server_event_terminals_state_1: ServerMessage = {
 
 const server_event_terminals_state_1_typed: EventData<"terminals.state"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": true,
   "payload": {
     "cols": 120,
@@ -969,6 +1019,7 @@ const server_event_terminals_state_1_typed: EventData<"terminals.state"> = {
 const server_event_terminals_state_2: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "cols": 80,
@@ -985,6 +1036,7 @@ const server_event_terminals_state_2: ServerMessage = {
 
 const server_event_terminals_state_2_typed: EventData<"terminals.state"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "cols": 80,
@@ -1000,6 +1052,7 @@ const server_event_terminals_state_2_typed: EventData<"terminals.state"> = {
 const server_snapshot_drives_pressure_empty: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "drives": []
@@ -1012,6 +1065,7 @@ const server_snapshot_drives_pressure_empty: ServerMessage = {
 
 const server_snapshot_drives_pressure_empty_typed: SnapshotData<"drives.pressure"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "drives": []
@@ -1023,6 +1077,7 @@ const server_snapshot_drives_pressure_empty_typed: SnapshotData<"drives.pressure
 const server_snapshot_drives_pressure: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "drives": [
@@ -1046,6 +1101,7 @@ const server_snapshot_drives_pressure: ServerMessage = {
 
 const server_snapshot_drives_pressure_typed: SnapshotData<"drives.pressure"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "drives": [
@@ -1068,6 +1124,7 @@ const server_snapshot_drives_pressure_typed: SnapshotData<"drives.pressure"> = {
 const server_event_drives_pressure_1: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": true,
     "payload": {
       "drive": "/",
@@ -1082,6 +1139,7 @@ const server_event_drives_pressure_1: ServerMessage = {
 
 const server_event_drives_pressure_1_typed: EventData<"drives.pressure"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": true,
   "payload": {
     "drive": "/",
@@ -1095,6 +1153,7 @@ const server_event_drives_pressure_1_typed: EventData<"drives.pressure"> = {
 const server_event_drives_pressure_2: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "drive": "/var",
@@ -1109,6 +1168,7 @@ const server_event_drives_pressure_2: ServerMessage = {
 
 const server_event_drives_pressure_2_typed: EventData<"drives.pressure"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "drive": "/var",
@@ -1122,6 +1182,7 @@ const server_event_drives_pressure_2_typed: EventData<"drives.pressure"> = {
 const server_snapshot_custom_empty: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": null,
     "seq": 0,
@@ -1132,6 +1193,7 @@ const server_snapshot_custom_empty: ServerMessage = {
 
 const server_snapshot_custom_empty_typed: SnapshotData<"custom.builds.main"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": null,
   "seq": 0,
@@ -1141,6 +1203,7 @@ const server_snapshot_custom_empty_typed: SnapshotData<"custom.builds.main"> = {
 const server_snapshot_custom: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "build": 1842,
@@ -1157,6 +1220,7 @@ const server_snapshot_custom: ServerMessage = {
 
 const server_snapshot_custom_typed: SnapshotData<"custom.builds.main"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "build": 1842,
@@ -1172,6 +1236,7 @@ const server_snapshot_custom_typed: SnapshotData<"custom.builds.main"> = {
 const server_event_custom_1: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": true,
     "payload": {
       "build": 1841,
@@ -1185,6 +1250,7 @@ const server_event_custom_1: ServerMessage = {
 
 const server_event_custom_1_typed: EventData<"custom.builds.main"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": true,
   "payload": {
     "build": 1841,
@@ -1197,6 +1263,7 @@ const server_event_custom_1_typed: EventData<"custom.builds.main"> = {
 const server_event_custom_2: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
+    "epoch": "k3x9q2-1f",
     "isReplay": false,
     "payload": {
       "build": 1842,
@@ -1213,6 +1280,7 @@ const server_event_custom_2: ServerMessage = {
 
 const server_event_custom_2_typed: EventData<"custom.builds.main"> = {
   "emittedAt": "2026-11-21T09:30:00.125Z",
+  "epoch": "k3x9q2-1f",
   "isReplay": false,
   "payload": {
     "build": 1842,
@@ -1251,336 +1319,387 @@ const server_sampled_2: ServerMessage = {
 
 const server_sampled_3: ServerMessage = {
   "data": {
-    "topics": []
-  },
-  "id": "@ዅ^&¥$ੑ?𑶧0<�;Ⱥ$ Ѩvꔒ{𑬉$ᾗ?Wෳ𝅘𝅥𝅰lෲ𞹒A🪁",
-  "type": "unsubscribed"
-};
-
-const server_sampled_4: ServerMessage = {
-  "data": {
-    "principal": ":{{",
-    "roles": [
-      "$"
-    ]
-  },
-  "type": "authenticated"
-};
-
-const server_sampled_5: ServerMessage = {
-  "data": {
-    "principal": "�:",
-    "roles": [
-      ""
-    ]
-  },
-  "type": "authenticated"
-};
-
-const server_sampled_6: ServerMessage = {
-  "data": {
-    "principal": "@𖭟ୖ",
-    "roles": [
-      "/",
-      ""
-    ]
-  },
-  "id": "ኙ𖫚5:ઊ3$𑃢z\"",
-  "type": "authenticated"
-};
-
-const server_sampled_7: ServerMessage = {
-  "data": {
-    "principal": "^Ⱥ]+Syￄ.",
-    "roles": [
-      "\\;v0",
-      ""
-    ]
-  },
-  "id": "%.0𝂄$\"Ѩ\".,l૽/`'Ⴭ៏&N&ࡧ¦\"µf𝒦//n",
-  "type": "authenticated"
-};
-
-const server_sampled_8: ServerMessage = {
-  "data": {
-    "emittedAt": "7902-07-19T07:19:15.168Z",
-    "isReplay": false,
-    "payload": {
-      "drives": [
-        {
-          "drive": "",
-          "pressure": 0.9548837832093233,
-          "threshold": 1.0
-        },
-        {
-          "drive": "I.",
-          "pressure": 1.0,
-          "threshold": 0.0
-        },
-        {
-          "drive": "{🪧᾿Y6𑄗🕴J",
-          "pressure": 1.0,
-          "threshold": 1.0
-        },
-        {
-          "drive": "𞹡🛥a𑎟\"ꟐZዚ𑍪𒑠@",
-          "pressure": 0.272725431343147,
-          "threshold": 0.0
-        }
-      ]
-    },
-    "seq": 9007199254740991,
-    "topic": "drives.pressure"
-  },
-  "type": "snapshot"
-};
-
-const server_sampled_8_typed: SnapshotData<"drives.pressure"> = {
-  "emittedAt": "7902-07-19T07:19:15.168Z",
-  "isReplay": false,
-  "payload": {
-    "drives": [
+    "topics": [
       {
-        "drive": "",
-        "pressure": 0.9548837832093233,
-        "threshold": 1.0
-      },
-      {
-        "drive": "I.",
-        "pressure": 1.0,
-        "threshold": 0.0
-      },
-      {
-        "drive": "{🪧᾿Y6𑄗🕴J",
-        "pressure": 1.0,
-        "threshold": 1.0
-      },
-      {
-        "drive": "𞹡🛥a𑎟\"ꟐZዚ𑍪𒑠@",
-        "pressure": 0.272725431343147,
-        "threshold": 0.0
+        "epoch": "_v_vv1r-MQ-u",
+        "seq": 331,
+        "start": "snapshot",
+        "topic": "custom.-i-0_:~U2e58"
       }
-    ]
-  },
-  "seq": 9007199254740991,
-  "topic": "drives.pressure"
-};
-
-const server_sampled_9: ServerMessage = {
-  "id": "𑅗`�;ន=~{🕴3BΟFd𑤉PኋBBSÛ{)X&:8𑴂']?𐍱\"𖪺�'<={i.ý[([Ao/9𑛒*F:𘱐",
-  "type": "pong"
-};
-
-const server_sampled_10: ServerMessage = {
-  "id": "L\":&\"𐋻-*𐍂)=এU'𑬇pѨ<*$Á$S𑑟ே`0<ඖz0𘬘ஜ¥𞹉ࡢ𑊈4d=&𞄽Ѩ{9>O<`_oு",
-  "type": "pong"
-};
-
-const server_sampled_11: ServerMessage = {
-  "data": {
-    "emittedAt": "4468-05-03T00:25:24.881Z",
-    "isReplay": false,
-    "payload": {
-      "sessionId": "ਯ+ag𑜽",
-      "status": "idle",
-      "title": "�<𞟣{𑓆8ౖੑԖrȺ𑥑",
-      "updatedAt": "5869-09-06T05:52:35.925Z"
-    },
-    "seq": 0,
-    "topic": "sessions.state"
-  },
-  "type": "event"
-};
-
-const server_sampled_11_typed: EventData<"sessions.state"> = {
-  "emittedAt": "4468-05-03T00:25:24.881Z",
-  "isReplay": false,
-  "payload": {
-    "sessionId": "ਯ+ag𑜽",
-    "status": "idle",
-    "title": "�<𞟣{𑓆8ౖੑԖrȺ𑥑",
-    "updatedAt": "5869-09-06T05:52:35.925Z"
-  },
-  "seq": 0,
-  "topic": "sessions.state"
-};
-
-const server_sampled_12: ServerMessage = {
-  "data": {
-    "topics": [
-      "drives.pressure",
-      "sessions.state",
-      "sessions.state"
-    ]
-  },
-  "type": "unsubscribed"
-};
-
-const server_sampled_13: ServerMessage = {
-  "data": {
-    "seq": 9007199254740991,
-    "topic": "sessions.state"
-  },
-  "type": "published"
-};
-
-const server_sampled_14: ServerMessage = {
-  "data": {
-    "seq": 8913851167900985,
-    "topic": "terminals.state"
-  },
-  "type": "published"
-};
-
-const server_sampled_15: ServerMessage = {
-  "data": {
-    "seq": 9007199254740991,
-    "topic": "sessions.activity:r"
-  },
-  "id": "{;𛅦RැS𞸻Ѩ<ObCಎਓ𖾙`Í{* i𜵺U꠲'%𖫇6[𞹔='Z𐖼:{.`Qꩦ{9F︻x𞸶🕴ቘ𐓎?&𝝶ષ𛅦 K Ѩቜ𞸶",
-  "type": "published"
-};
-
-const server_sampled_16: ServerMessage = {
-  "data": {
-    "principal": "ලѨ",
-    "roles": [
-      "/𞟦'"
-    ]
-  },
-  "id": "𐞸C𑏅\"𑃡�ৠ𐔁ஜ𑍗꠱𜼺t>*&'Vò𖠍[𞸂Ή𐧮ꓜ𞁡રퟢ|`𐊋`𑴼`%ëT᱇7𑌔}",
-  "type": "authenticated"
-};
-
-const server_sampled_17: ServerMessage = {
-  "data": {
-    "emittedAt": "6515-12-06T21:38:56.891Z",
-    "isReplay": false,
-    "payload": {
-      "sessions": [
-        {
-          "sessionId": "",
-          "status": "running",
-          "title": "`z",
-          "updatedAt": "2293-11-27T20:04:58.750Z"
-        },
-        {
-          "sessionId": "\\$'𐠸:9",
-          "status": "waiting",
-          "title": "'N=𑎎Zᨩ",
-          "updatedAt": "6220-02-25T05:43:38.720Z"
-        },
-        {
-          "sessionId": "𑛇",
-          "status": "waiting",
-          "updatedAt": "3776-08-25T06:59:17.168Z"
-        }
-      ]
-    },
-    "seq": 9007199254740991,
-    "topic": "sessions.state"
-  },
-  "id": "F$:𞹋.𝒷𝔐.'r%.¥�%=g\"Ⱥ🕴𐳔𞹑\\",
-  "type": "snapshot"
-};
-
-const server_sampled_17_typed: SnapshotData<"sessions.state"> = {
-  "emittedAt": "6515-12-06T21:38:56.891Z",
-  "isReplay": false,
-  "payload": {
-    "sessions": [
-      {
-        "sessionId": "",
-        "status": "running",
-        "title": "`z",
-        "updatedAt": "2293-11-27T20:04:58.750Z"
-      },
-      {
-        "sessionId": "\\$'𐠸:9",
-        "status": "waiting",
-        "title": "'N=𑎎Zᨩ",
-        "updatedAt": "6220-02-25T05:43:38.720Z"
-      },
-      {
-        "sessionId": "𑛇",
-        "status": "waiting",
-        "updatedAt": "3776-08-25T06:59:17.168Z"
-      }
-    ]
-  },
-  "seq": 9007199254740991,
-  "topic": "sessions.state"
-};
-
-const server_sampled_18: ServerMessage = {
-  "data": {
-    "emittedAt": "3000-06-17T14:00:48.889Z",
-    "isReplay": false,
-    "payload": {
-      "sessionId": "",
-      "status": "completed",
-      "updatedAt": "3875-04-19T09:42:03.065Z"
-    },
-    "seq": 0,
-    "topic": "sessions.state"
-  },
-  "type": "event"
-};
-
-const server_sampled_18_typed: EventData<"sessions.state"> = {
-  "emittedAt": "3000-06-17T14:00:48.889Z",
-  "isReplay": false,
-  "payload": {
-    "sessionId": "",
-    "status": "completed",
-    "updatedAt": "3875-04-19T09:42:03.065Z"
-  },
-  "seq": 0,
-  "topic": "sessions.state"
-};
-
-const server_sampled_19: ServerMessage = {
-  "data": {
-    "topics": []
-  },
-  "type": "unsubscribed"
-};
-
-const server_sampled_20: ServerMessage = {
-  "data": {
-    "topics": [
-      "sessions.activity:_",
-      "sessions.state"
-    ]
-  },
-  "id": "l𑴺\"𑯁<3ড়ὓ`eF🣁𐣿🕴Έﬖ$ï-[?fT*𑎋🫩⫆ം$v5se*@=�*Ѩ᤻0𞴸d{𑤕𐮜𑴶p3𖫐",
-  "type": "unsubscribed"
-};
-
-const server_sampled_21: ServerMessage = {
-  "data": {
-    "topics": [
-      "terminals.state",
-      "sessions.activity:x7zWKP1"
-    ]
-  },
-  "id": "U𑜰&_𛲜𝓥k𞋿𝈏=P𞋿𝔐ஏ4><𐦾C$:·/¥𑖳𐡕ಛ$`%𑨄`:⾮ਗ਼🕴�¥𞸹,೪",
-  "type": "unsubscribed"
-};
-
-const server_sampled_22: ServerMessage = {
-  "data": {
-    "topics": [
-      "sessions.activity:AJ~",
-      "sessions.state",
-      "sessions.state"
     ]
   },
   "type": "subscribed"
 };
 
-const server_sampled_23: ServerMessage = {
+const server_sampled_4: ServerMessage = {
+  "data": {
+    "emittedAt": "2175-05-09T07:47:04.719Z",
+    "epoch": "_79-anZgmMj5-_Wpbrg_sPb_wl",
+    "isReplay": false,
+    "payload": {
+      "terminals": [
+        {
+          "cols": 19104,
+          "rows": 52968,
+          "status": "running",
+          "terminalId": "$¥=X"
+        },
+        {
+          "cols": 36976,
+          "exitCode": 1868900124,
+          "rows": 46090,
+          "status": "running",
+          "terminalId": "%m4𖪰𐀺𑾰𑵑=𞸧."
+        },
+        {
+          "cols": 31800,
+          "exitCode": 1795888680,
+          "rows": 27956,
+          "status": "exited",
+          "terminalId": "5%\"ꟐZዚ𑍪𒑠@𞹟쎿6"
+        },
+        {
+          "cols": 56937,
+          "exitCode": -1814886886,
+          "rows": 32283,
+          "status": "exited",
+          "terminalId": "ࡡ_GWȺ",
+          "title": ""
+        }
+      ]
+    },
+    "seq": 9007199254740991,
+    "topic": "terminals.state"
+  },
+  "type": "snapshot"
+};
+
+const server_sampled_4_typed: SnapshotData<"terminals.state"> = {
+  "emittedAt": "2175-05-09T07:47:04.719Z",
+  "epoch": "_79-anZgmMj5-_Wpbrg_sPb_wl",
+  "isReplay": false,
+  "payload": {
+    "terminals": [
+      {
+        "cols": 19104,
+        "rows": 52968,
+        "status": "running",
+        "terminalId": "$¥=X"
+      },
+      {
+        "cols": 36976,
+        "exitCode": 1868900124,
+        "rows": 46090,
+        "status": "running",
+        "terminalId": "%m4𖪰𐀺𑾰𑵑=𞸧."
+      },
+      {
+        "cols": 31800,
+        "exitCode": 1795888680,
+        "rows": 27956,
+        "status": "exited",
+        "terminalId": "5%\"ꟐZዚ𑍪𒑠@𞹟쎿6"
+      },
+      {
+        "cols": 56937,
+        "exitCode": -1814886886,
+        "rows": 32283,
+        "status": "exited",
+        "terminalId": "ࡡ_GWȺ",
+        "title": ""
+      }
+    ]
+  },
+  "seq": 9007199254740991,
+  "topic": "terminals.state"
+};
+
+const server_sampled_5: ServerMessage = {
+  "data": {
+    "reason": "forbidden",
+    "topics": []
+  },
+  "id": "⁶",
+  "type": "unsubscribed"
+};
+
+const server_sampled_6: ServerMessage = {
+  "data": {
+    "epoch": "_Dl589t06ZB_Bq__EX-zqobp_8",
+    "seq": 9007199254740991,
+    "topic": "custom.4b9pne.8_-.i50:."
+  },
+  "type": "published"
+};
+
+const server_sampled_7: ServerMessage = {
+  "data": {
+    "topics": [
+      {
+        "epoch": "tQ3wCjex0__",
+        "seq": 9007199254740991,
+        "start": "reset",
+        "topic": "terminals.state"
+      }
+    ]
+  },
+  "id": "Ⱥ&ퟢE_ᬮ\\',\\<:<}&&(",
+  "type": "subscribed"
+};
+
+const server_sampled_8: ServerMessage = {
+  "data": 84105500.63439919,
   "type": "pong"
+};
+
+const server_sampled_9: ServerMessage = {
+  "data": {
+    "epoch": "_Kgp_q8J5A-D9ccw-5__W-nZ_lZ",
+    "seq": 7642152886013914,
+    "topic": "sessions.state"
+  },
+  "type": "published"
+};
+
+const server_sampled_10: ServerMessage = {
+  "data": {
+    "emittedAt": "3595-01-13T04:56:59.419Z",
+    "epoch": "3a6_na5Z_-lw_-_7-_-E-f-O2Y9OTnj_0",
+    "isReplay": false,
+    "payload": {
+      "sessions": []
+    },
+    "seq": 0,
+    "topic": "sessions.state"
+  },
+  "id": "\".Ⱥ¥?c2𜼺<,&{ꡰz¹�{טּ$*ୄÅѨS𖭗\"\\¥A🢵jோؖ:7ৌ\\ាm$",
+  "type": "snapshot"
+};
+
+const server_sampled_10_typed: SnapshotData<"sessions.state"> = {
+  "emittedAt": "3595-01-13T04:56:59.419Z",
+  "epoch": "3a6_na5Z_-lw_-_7-_-E-f-O2Y9OTnj_0",
+  "isReplay": false,
+  "payload": {
+    "sessions": []
+  },
+  "seq": 0,
+  "topic": "sessions.state"
+};
+
+const server_sampled_11: ServerMessage = {
+  "data": {
+    "emittedAt": "5075-06-08T02:08:14.746Z",
+    "epoch": "MhK-2n87_-_axjB_M_8-_-",
+    "isReplay": false,
+    "payload": [
+      "ꨜ",
+      6754827695168854,
+      false
+    ],
+    "seq": 135,
+    "topic": "custom.7_50._-to3_0u"
+  },
+  "id": "Ѩ%𖭛ð@1𐓲$🢔𝅘𝅥𝅮𜳷🕴{𐨕AࡠÛꬃ./¥T[Ⱥ𑏘&_🡤'𜰾<`ゕ🕴Vd𐀿󠇂𞸤?🙗ÅI&ￋV*vㄧ\"\"\"𑃡�ৠ𐔁ஜ𑍗",
+  "type": "event"
+};
+
+const server_sampled_11_typed: EventData<"custom.7_50._-to3_0u"> = {
+  "emittedAt": "5075-06-08T02:08:14.746Z",
+  "epoch": "MhK-2n87_-_axjB_M_8-_-",
+  "isReplay": false,
+  "payload": [
+    "ꨜ",
+    6754827695168854,
+    false
+  ],
+  "seq": 135,
+  "topic": "custom.7_50._-to3_0u"
+};
+
+const server_sampled_12: ServerMessage = {
+  "data": {
+    "code": "forbidden",
+    "message": "ৗ�⻧",
+    "topic": "𑜢ಖໆ&𑤁+"
+  },
+  "type": "error"
+};
+
+const server_sampled_13: ServerMessage = {
+  "data": {
+    "code": "unknown_topic",
+    "message": "ȺѨzΟ?Û*}𐆛𞸷𝔭ퟀ"
+  },
+  "id": ":⾾\"3𑤕𐮜𑴶p3𖫐🕴ૠ*Qຑ𞣊Ѩዤ𐶏.=?&6ኞް.𑓐⸬%ੑ𞅎🕴ᨰ?E🠉𞓕.t𐲃",
+  "type": "error"
+};
+
+const server_sampled_14: ServerMessage = {
+  "data": {
+    "emittedAt": "4408-02-25T09:30:05.860Z",
+    "epoch": "LI_---au7_WKP1v_8-K--z2l63-__AJf__46K-0BG-MwgX",
+    "isReplay": false,
+    "payload": {
+      "cols": 25067,
+      "exitCode": -532528615,
+      "rows": 20856,
+      "status": "exited",
+      "terminalId": "`ઈ𞺡.ⶱ`:?",
+      "title": "$ᚴ𝕆𝚝\"𖿰𞹾4&i"
+    },
+    "seq": 0,
+    "topic": "terminals.state"
+  },
+  "type": "event"
+};
+
+const server_sampled_14_typed: EventData<"terminals.state"> = {
+  "emittedAt": "4408-02-25T09:30:05.860Z",
+  "epoch": "LI_---au7_WKP1v_8-K--z2l63-__AJf__46K-0BG-MwgX",
+  "isReplay": false,
+  "payload": {
+    "cols": 25067,
+    "exitCode": -532528615,
+    "rows": 20856,
+    "status": "exited",
+    "terminalId": "`ઈ𞺡.ⶱ`:?",
+    "title": "$ᚴ𝕆𝚝\"𖿰𞹾4&i"
+  },
+  "seq": 0,
+  "topic": "terminals.state"
+};
+
+const server_sampled_15: ServerMessage = {
+  "data": {
+    "code": "forbidden",
+    "message": "JM𐀱W 𑅀{{Ѩvg"
+  },
+  "type": "error"
+};
+
+const server_sampled_16: ServerMessage = {
+  "data": {
+    "topics": [
+      {
+        "epoch": "vF0g-4_XoD-_-mC3qTsH5n-_-5-v_3Z9Y-KW-e9",
+        "seq": 9007199254740991,
+        "start": "live",
+        "topic": "custom._dst"
+      },
+      {
+        "epoch": "2_R6BBu_2--XQ-ElcsF____Z6",
+        "seq": 8809519517079269,
+        "start": "live",
+        "topic": "custom.5cj2-_-.i-"
+      },
+      {
+        "epoch": "QJ_c--n_-_1-",
+        "seq": 9007199254740991,
+        "start": "resumed",
+        "topic": "drives.pressure"
+      }
+    ]
+  },
+  "id": "$",
+  "type": "subscribed"
+};
+
+const server_sampled_17: ServerMessage = {
+  "data": {
+    "principal": "`𞹛R{",
+    "roles": [
+      "&𐓤Ѩ\\.+"
+    ]
+  },
+  "id": "^?¥$/_𑍗$ᜨfTﬓ&\\&$Q�ໆ$^𑶦",
+  "type": "authenticated"
+};
+
+const server_sampled_18: ServerMessage = {
+  "data": {
+    "epoch": "6",
+    "seq": 576,
+    "topic": "sessions.state"
+  },
+  "type": "published"
+};
+
+const server_sampled_19: ServerMessage = {
+  "data": {
+    "emittedAt": "5948-05-20T17:57:16.691Z",
+    "epoch": "q-i1-Nuyah1B",
+    "isReplay": false,
+    "payload": null,
+    "seq": 893,
+    "topic": "custom.__qt:s.~y-Zz-"
+  },
+  "id": "𑵰🃫/$V{𑍄ቘo𑤌ὤo\"{¥༇.𑍟𐢗᳴:𐧃D𑬅𑑡ï𐠷Ѩ<v~𖽝ଐÝৢ\\|𑑝>T2⃰jੌcfȺ�^ꥷ2ৌ%.{𖩤=ùලѨ",
+  "type": "snapshot"
+};
+
+const server_sampled_19_typed: SnapshotData<"custom.__qt:s.~y-Zz-"> = {
+  "emittedAt": "5948-05-20T17:57:16.691Z",
+  "epoch": "q-i1-Nuyah1B",
+  "isReplay": false,
+  "payload": null,
+  "seq": 893,
+  "topic": "custom.__qt:s.~y-Zz-"
+};
+
+const server_sampled_20: ServerMessage = {
+  "data": {
+    "topics": [
+      "drives.pressure",
+      "terminals.state"
+    ]
+  },
+  "type": "unsubscribed"
+};
+
+const server_sampled_21: ServerMessage = {
+  "data": {
+    "emittedAt": "4407-08-16T17:12:29.084Z",
+    "epoch": "3j7aJLSZ9V-F--tN-_-_Xh_6_2f-8TI_v-vXC-rDAU_ZO4Z_Z",
+    "isReplay": false,
+    "payload": [
+      "﹎J&x?🕴𐋠{",
+      "$𝕄𞁁"
+    ],
+    "seq": 9007199254740991,
+    "topic": "custom.--oy0.__8j__q.--_:9~jC0o"
+  },
+  "type": "snapshot"
+};
+
+const server_sampled_21_typed: SnapshotData<"custom.--oy0.__8j__q.--_:9~jC0o"> = {
+  "emittedAt": "4407-08-16T17:12:29.084Z",
+  "epoch": "3j7aJLSZ9V-F--tN-_-_Xh_6_2f-8TI_v-vXC-rDAU_ZO4Z_Z",
+  "isReplay": false,
+  "payload": [
+    "﹎J&x?🕴𐋠{",
+    "$𝕄𞁁"
+  ],
+  "seq": 9007199254740991,
+  "topic": "custom.--oy0.__8j__q.--_:9~jC0o"
+};
+
+const server_sampled_22: ServerMessage = {
+  "data": {
+    "_eg": -3805200891635534,
+    "_tfDg_": "𞹲..Ï𖫛*𛲈𖠗᳑ఒ𑌶Ѩ"
+  },
+  "id": "ΌȺw4🉤.ã\\¥\\ക%:ñCk0𑊆$z-9𑼏ᤂ4ීSH<𛅤ₔ'/%Ⴭꬖⴧ",
+  "type": "pong"
+};
+
+const server_sampled_23: ServerMessage = {
+  "data": {
+    "principal": "",
+    "roles": []
+  },
+  "id": "𖩨{&N𑤉[�𐋷🭹%Ѩ🥉sȺuP𝔇h}#/𑵀ta[Wਐ\\𑛜:?<D*𑃲",
+  "type": "authenticated"
 };
 
 export const corpus = [
@@ -1628,7 +1747,9 @@ export const corpus = [
   client_sampled_23,
   server_authenticated,
   server_subscribed,
+  server_subscribed_reset,
   server_unsubscribed,
+  server_unsubscribed_by_server,
   server_published,
   server_pong,
   server_pong_bare,
@@ -1685,27 +1806,29 @@ export const corpus = [
   server_sampled_2,
   server_sampled_3,
   server_sampled_4,
+  server_sampled_4_typed,
   server_sampled_5,
   server_sampled_6,
   server_sampled_7,
   server_sampled_8,
-  server_sampled_8_typed,
   server_sampled_9,
   server_sampled_10,
+  server_sampled_10_typed,
   server_sampled_11,
   server_sampled_11_typed,
   server_sampled_12,
   server_sampled_13,
   server_sampled_14,
+  server_sampled_14_typed,
   server_sampled_15,
   server_sampled_16,
   server_sampled_17,
-  server_sampled_17_typed,
   server_sampled_18,
-  server_sampled_18_typed,
   server_sampled_19,
+  server_sampled_19_typed,
   server_sampled_20,
   server_sampled_21,
+  server_sampled_21_typed,
   server_sampled_22,
   server_sampled_23,
 ];

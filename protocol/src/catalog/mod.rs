@@ -112,12 +112,15 @@ impl FamilyShape {
         }
     }
 
-    /// A TypeScript type matching the topics of a family named `name`.
+    /// A TypeScript type matching the topics of a family named `name`, as closely as a template
+    /// literal type can: a key or segment must start with a character the grammar allows there
+    /// (`TopicKeyChar`, `TopicSegmentChar` in the generated `topics.ts`), so an empty key or an
+    /// uppercase segment is refused; the rest of the grammar is checked by `CheckedTopic`.
     pub fn typescript_pattern(self, name: &str) -> String {
         match self {
             FamilyShape::Exact => format!("\"{name}\""),
-            FamilyShape::Keyed { .. } => format!("`{name}:${{string}}`"),
-            FamilyShape::Prefix => format!("`{name}.${{string}}`"),
+            FamilyShape::Keyed { .. } => format!("`{name}:${{TopicKeyChar}}${{string}}`"),
+            FamilyShape::Prefix => format!("`{name}.${{TopicSegmentChar}}${{string}}`"),
         }
     }
 

@@ -37,7 +37,11 @@ pub struct SessionState {
     /// Where the session is in its lifecycle.
     pub status: SessionStatus,
     /// A short human-readable title, when the session has one.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     #[ts(optional)]
     pub title: Option<String>,
     /// When the status last changed.
@@ -109,7 +113,11 @@ pub struct ActivityEntry {
     /// When it happened.
     pub at: Timestamp,
     /// Application-specific details, free-form.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     #[ts(optional)]
     pub data: Option<JsonValue>,
 }

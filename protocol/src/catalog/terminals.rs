@@ -26,7 +26,11 @@ pub struct TerminalState {
     /// The terminal's id.
     pub terminal_id: String,
     /// The title to show, e.g. the running command.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     #[ts(optional)]
     pub title: Option<String>,
     /// Whether the process runs.
