@@ -228,3 +228,160 @@ async fn auth_deadline_closes_idle_unauthenticated_connections_only() {
     assert_eq!(server.stats().auth_timeouts, 1);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn header_authentication_is_not_answered_by_an_authenticated_frame() {
+    let server = start(config()).await;
+    let mut native = Client::with_token(&server, ALICE).await;
+    // The first frame the connection gets is the reply to its first request.
+    assert_reply(&native.request(&ping("k")).await, "pong", "k");
+    server.shutdown().await;
+}
+
+/// Subscribes `client` to `names` (no snapshots) and checks the acknowledgement.
+async fn hold(client: &mut Client, names: &[&str]) {
+    let requests: Vec<_> = names.iter().map(|n| no_snapshot(n)).collect();
+    let reply = client.request(&subscribe_with("s", requests)).await;
+    assert_eq!(subscribed(&reply, "s").len(), names.len());
+}
+
+/// Publishes one event on each of `names` (in order), as the publisher.
+async fn publish_each(publisher: &mut Client, names: &[&str]) {
+    for name in names {
+        let payload = if name.starts_with("sessions.activity") {
+            json!({"kind": "message", "text": "hi", "at": "2026-11-21T09:30:00Z"})
+        } else if name.starts_with("drives") {
+            pressure("sda", 0.5)
+        } else {
+            json!(name)
+        };
+        let reply = publisher.request(&publish("p", name, payload)).await;
+        assert_reply(&reply, "published", "p");
+    }
+}
+
+#[tokio::test]
+async fn re_authenticating_as_the_same_principal_keeps_every_subscription() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let mut client = Client::connect(&server).await;
+    assert_reply(
+        &client.request(&auth("a", ALICE)).await,
+        "authenticated",
+        "a",
+    );
+    let names = ["sessions.activity:alice-1", "custom.x", "drives.pressure"];
+    hold(&mut client, &names).await;
+    assert_reply(
+        &client.request(&auth("b", ALICE)).await,
+        "authenticated",
+        "b",
+    );
+    publish_each(&mut publisher, &names).await;
+    for name in names {
+        assert_eq!(event_on(&client.recv().await, name), (1, false));
+    }
+    client.expect_silence(Duration::from_millis(30)).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn re_authenticating_as_another_principal_ends_what_it_may_not_read() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    // Authenticated by the header first: a refresh works the same after either kind.
+    let mut client = Client::with_token(&server, ALICE).await;
+    let names = ["sessions.activity:alice-1", "custom.x", "drives.pressure"];
+    hold(&mut client, &names).await;
+    // Events in flight when the principal changes: the ended topics' are withdrawn.
+    publish_each(&mut publisher, &names).await;
+    client.send(&auth("b", BOB)).await;
+    let mut seen = Vec::new();
+    let ended = loop {
+        let message = client.recv().await;
+        match message {
+            ServerMessage::Authenticated { ref id, ref data } => {
+                assert_eq!((id.clone(), data.principal.as_str()), (rid("b"), "bob"));
+                let message = client.recv().await;
+                break unsubscribed(&message, None);
+            }
+            other => seen.push((
+                delivery(&other).topic.to_string(),
+                delivery(&other).seq.get(),
+            )),
+        }
+    };
+    let topics: Vec<&str> = ended.topics.iter().map(|t| t.as_str()).collect();
+    assert_eq!(topics, ["sessions.activity:alice-1", "custom.x"]);
+    assert_eq!(ended.reason, Some(ErrorCode::Forbidden));
+    // Queued before the reply, the kept topic's event came first; the ended topics' events
+    // came only if they were on their way already.
+    assert!(
+        seen.contains(&("drives.pressure".to_owned(), 1)),
+        "{seen:?}"
+    );
+    // Only the topic bob may read goes on.
+    publish_each(&mut publisher, &names).await;
+    assert_eq!(
+        event_on(&client.recv().await, "drives.pressure"),
+        (2, false)
+    );
+    client.expect_silence(Duration::from_millis(50)).await;
+    assert_eq!(server.stats().subscriptions.get("custom.x"), None);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rejected_re_authentication_leaves_no_principal_and_ends_what_needed_one() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let mut client = Client::connect(&server).await;
+    assert_reply(
+        &client.request(&auth("a", PUBLISHER)).await,
+        "authenticated",
+        "a",
+    );
+    let names = ["sessions.state", "drives.pressure", "custom.public.kept"];
+    hold(&mut client, &names).await;
+    let reply = client.request(&auth("b", "not-a-token")).await;
+    assert_eq!(error_code(&reply, "b"), ErrorCode::Unauthorized);
+    let ended = unsubscribed(&client.recv().await, None);
+    let topics: Vec<&str> = ended.topics.iter().map(|t| t.as_str()).collect();
+    assert_eq!(topics, ["sessions.state"]);
+    assert_eq!(ended.reason, Some(ErrorCode::Unauthorized));
+    // The connection has no principal: it may not publish any more.
+    let reply = client
+        .request(&publish("p", "custom.public.kept", json!(1)))
+        .await;
+    assert_eq!(error_code(&reply, "p"), ErrorCode::Unauthorized);
+    let now = "2026-11-21T09:30:00.125Z";
+    let session = json!({"sessionId": "a", "status": "idle", "updatedAt": now});
+    let reply = publisher
+        .request(&publish("q", "sessions.state", session))
+        .await;
+    assert_reply(&reply, "published", "q");
+    publish_each(&mut publisher, &["drives.pressure"]).await;
+    assert_eq!(
+        event_on(&client.recv().await, "drives.pressure"),
+        (1, false)
+    );
+    client.expect_silence(Duration::from_millis(50)).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rejected_token_on_an_anonymous_connection_changes_nothing_else() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let mut client = Client::connect(&server).await;
+    hold(&mut client, &["drives.pressure"]).await;
+    let reply = client.request(&auth("b", "not-a-token")).await;
+    assert_eq!(error_code(&reply, "b"), ErrorCode::Unauthorized);
+    publish_each(&mut publisher, &["drives.pressure"]).await;
+    // No `unsubscribed` came in between: the next frame is the event.
+    assert_eq!(
+        event_on(&client.recv().await, "drives.pressure"),
+        (1, false)
+    );
+    server.shutdown().await;
+}

@@ -467,3 +467,218 @@ async fn repeat_subscribe_with_resume_re_sends_nothing_already_queued() {
     reader.expect_silence(Duration::from_millis(30)).await;
     server.shutdown().await;
 }
+
+/// The frames after an acknowledgement, up to the reply to a ping: everything the subscribe
+/// queued, and nothing later.
+async fn frames_until_pong(client: &mut Client) -> Vec<ServerMessage> {
+    client.send(&ping("end")).await;
+    let mut frames = Vec::new();
+    for _ in 0..100 {
+        let message = client.recv().await;
+        if message.kind() == "pong" {
+            return frames;
+        }
+        frames.push(message);
+    }
+    panic!("no pong after 100 frames: {frames:?}");
+}
+
+#[tokio::test]
+async fn each_subscribed_entry_says_how_its_topic_starts_and_that_is_what_follows() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let names = ["custom.public.s1", "custom.public.s2", "custom.public.s3"];
+    let mut epochs = Vec::new();
+    for name in names {
+        epochs.push(publish_n(&mut publisher, name, 4).await);
+    }
+    let mut reader = Client::connect(&server).await;
+    let requests = [
+        rtbus_protocol::SubscriptionRequest::new(topic(names[0])),
+        no_snapshot(names[1]),
+        resume(names[2], &epochs[2], 2),
+        // Ahead of the topic: reset, with a snapshot, and with none when opted out.
+        resume("custom.public.s4", &foreign_epoch(), 0),
+        rtbus_protocol::SubscriptionRequest {
+            snapshot: Some(false),
+            ..resume("custom.public.s5", &foreign_epoch(), 7)
+        },
+    ];
+    reader.send(&subscribe_with("s", requests)).await;
+    let entries = subscribed(&reader.recv().await, "s");
+    let starts: Vec<(u64, Start)> = entries.iter().map(|e| (e.seq.get(), e.start)).collect();
+    use Start::*;
+    assert_eq!(
+        starts,
+        [
+            (4, Snapshot),
+            (4, Live),
+            (4, Resumed),
+            (0, Reset),
+            (0, Reset)
+        ]
+    );
+    for (entry, epoch) in entries.iter().zip(&epochs) {
+        assert_eq!(entry.epoch, *epoch, "{entry:?}");
+    }
+    // In request order: the snapshot of the first, nothing for the second, the replay of the
+    // third, a fresh snapshot for the fourth, nothing for the fifth.
+    let frames = frames_until_pong(&mut reader).await;
+    let seen: Vec<(&str, &str, u64, bool)> = frames
+        .iter()
+        .map(|m| {
+            let d = delivery(m);
+            (m.kind(), d.topic.as_str(), d.seq.get(), d.is_replay)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("snapshot", names[0], 4, false),
+            ("event", names[2], 3, true),
+            ("event", names[2], 4, true),
+            ("snapshot", "custom.public.s4", 0, false),
+        ]
+    );
+    for (frame, entry) in frames.iter().zip([0, 2, 2, 3]) {
+        assert_eq!(delivery(frame).epoch, entries[entry].epoch);
+    }
+    // Then live events from seq + 1 on every topic.
+    for (at, entry) in entries.iter().enumerate() {
+        let reply = publisher
+            .request(&publish("l", entry.topic.as_str(), json!(at)))
+            .await;
+        assert_eq!(
+            published(&reply, "l"),
+            (entry.epoch.clone(), entry.seq.get() + 1)
+        );
+        let message = reader.recv().await;
+        assert_eq!(
+            event_on(&message, entry.topic.as_str()),
+            (entry.seq.get() + 1, false)
+        );
+        assert_eq!(delivery(&message).epoch, entry.epoch);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_resume_with_another_epoch_replays_nothing() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let name = "custom.public.ep";
+    let epoch = publish_n(&mut publisher, name, 5).await;
+    // Whatever the seq, an epoch that is not the topic's is never resumed.
+    for after in [0, 2, 5, 9] {
+        for snapshot in [true, false] {
+            let mut reader = Client::connect(&server).await;
+            let request = rtbus_protocol::SubscriptionRequest {
+                snapshot: Some(snapshot),
+                ..resume(name, &foreign_epoch(), after)
+            };
+            reader.send(&subscribe_with("s", [request])).await;
+            let ack = subscribed_one(&reader.recv().await, "s");
+            assert_eq!(ack, (epoch.clone(), 5, Start::Reset), "after {after}");
+            let frames = frames_until_pong(&mut reader).await;
+            if snapshot {
+                assert_eq!(frames.len(), 1, "{frames:?}");
+                let (seq, state) = snapshot_on(&frames[0], name);
+                assert_eq!((seq, state), (5, json!({"i": 4})));
+                assert_eq!(delivery(&frames[0]).epoch, epoch);
+            } else {
+                assert!(frames.is_empty(), "after {after}: {frames:?}");
+            }
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_topic_forgotten_and_created_again_has_a_new_epoch() {
+    let server = start(config()).await;
+    let mut reader = Client::connect(&server).await;
+    let name = "custom.public.gone";
+    let reply = reader
+        .request(&subscribe_with("a", [no_snapshot(name)]))
+        .await;
+    let (first, seq, _) = subscribed_one(&reply, "a");
+    assert_eq!(seq, 0);
+    let reply = reader.request(&unsubscribe("u", &[name])).await;
+    assert_reply(&reply, "unsubscribed", "u");
+    // Nothing was published and nobody holds it: the topic is forgotten, and its stream with it.
+    let reply = reader
+        .request(&subscribe_with("b", [resume(name, &first, 0)]))
+        .await;
+    let (second, seq, start) = subscribed_one(&reply, "b");
+    assert_ne!(first, second);
+    assert_eq!((seq, start), (0, Start::Reset));
+    assert_eq!(snapshot_on(&reader.recv().await, name).0, 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_topic_named_twice_is_listed_once_and_started_by_its_first_entry() {
+    let server = start(config()).await;
+    let mut reader = Client::connect(&server).await;
+    let requests = [
+        no_snapshot("custom.public.d1"),
+        rtbus_protocol::SubscriptionRequest::new(topic("custom.public.d2")),
+        rtbus_protocol::SubscriptionRequest::new(topic("custom.public.d1")),
+        no_snapshot("custom.public.d2"),
+    ];
+    reader.send(&subscribe_with("s", requests)).await;
+    let entries = subscribed(&reader.recv().await, "s");
+    let listed: Vec<(&str, Start)> = entries
+        .iter()
+        .map(|e| (e.topic.as_str(), e.start))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("custom.public.d1", Start::Live),
+            ("custom.public.d2", Start::Snapshot)
+        ]
+    );
+    let frames = frames_until_pong(&mut reader).await;
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    snapshot_on(&frames[0], "custom.public.d2");
+    assert_eq!(
+        server.stats().subscriptions.get("custom.public.d1"),
+        Some(&1)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_repeat_subscription_without_a_snapshot_is_live_and_sends_nothing() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let name = "custom.public.again";
+    let epoch = publish_n(&mut publisher, name, 2).await;
+    let mut reader = Client::connect(&server).await;
+    let reply = reader.request(&subscribe("a", &[name])).await;
+    assert_eq!(
+        subscribed_one(&reply, "a"),
+        (epoch.clone(), 2, Start::Snapshot)
+    );
+    snapshot_on(&reader.recv().await, name);
+    let reply = reader
+        .request(&subscribe_with("b", [no_snapshot(name)]))
+        .await;
+    assert_eq!(subscribed_one(&reply, "b"), (epoch.clone(), 2, Start::Live));
+    // A resume the subscription does not cover, with snapshot: false: reset, nothing sent.
+    let late = rtbus_protocol::SubscriptionRequest {
+        snapshot: Some(false),
+        ..resume(name, &epoch, 1)
+    };
+    let reply = reader.request(&subscribe_with("c", [late])).await;
+    assert_eq!(
+        subscribed_one(&reply, "c"),
+        (epoch.clone(), 2, Start::Reset)
+    );
+    assert!(frames_until_pong(&mut reader).await.is_empty());
+    publish_n(&mut publisher, name, 1).await;
+    assert_eq!(event_on(&reader.recv().await, name), (3, false));
+    reader.expect_silence(Duration::from_millis(30)).await;
+    server.shutdown().await;
+}

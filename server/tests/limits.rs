@@ -7,16 +7,9 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::SinkExt;
-use rtbus_protocol::{ClientMessage, ErrorCode, ServerMessage};
+use rtbus_protocol::{ErrorCode, MAX_NESTING_DEPTH, ServerMessage};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-
-fn ping(id: &str) -> ClientMessage {
-    ClientMessage::Ping {
-        id: rid(id),
-        data: None,
-    }
-}
 
 #[tokio::test]
 async fn bad_frames_get_the_documented_error_and_the_connection_stays_open() {
@@ -68,6 +61,24 @@ async fn bad_frames_get_the_documented_error_and_the_connection_stays_open() {
             ErrorCode::UnknownTopic,
             Some("x7"),
             Some("weather"),
+        ),
+        (
+            r#"{"type":"ping","id":"x8"} trailing"#,
+            ErrorCode::BadRequest,
+            Some("x8"),
+            None,
+        ),
+        (
+            r#"{"type":"subscribe","id":"x9","data":{"topics":[{"topic":"custom.public.a","resumeAfter":3}]}}"#,
+            ErrorCode::BadRequest,
+            Some("x9"),
+            None,
+        ),
+        (
+            r#"{"type":"subscribe","id":"x10","data":{"topics":[{"topic":"custom.public.a","snapshot":null}]}}"#,
+            ErrorCode::BadRequest,
+            Some("x10"),
+            None,
         ),
     ];
     for (frame, code, id, topic) in cases {
@@ -236,5 +247,127 @@ async fn a_client_that_stops_answering_pings_is_closed_with_4008() {
     assert_eq!(silent.expect_close().await, 4008);
     assert_reply(&lively.request(&ping("k")).await, "pong", "k");
     assert_eq!(server.stats().heartbeat_timeouts, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn frames_nest_up_to_the_limit_and_deeper_ones_get_bad_request_with_their_id() {
+    let server = start(config()).await;
+    let mut client = Client::with_token(&server, PUBLISHER).await;
+    // The frame, `data` and the payload's own arrays: 2 + n levels.
+    let frame = |id: &str, n: usize| {
+        format!(
+            r#"{{"type":"publish","id":"{id}","data":{{"topic":"custom.deep","payload":{}1{}}}}}"#,
+            "[".repeat(n),
+            "]".repeat(n)
+        )
+    };
+    client.send_raw(&frame("fits", MAX_NESTING_DEPTH - 2)).await;
+    assert_reply(&client.recv().await, "published", "fits");
+    for n in [MAX_NESTING_DEPTH - 1, 10_000] {
+        client.send_raw(&frame("deep", n)).await;
+        assert_eq!(
+            error_code(&client.recv().await, "deep"),
+            ErrorCode::BadRequest
+        );
+    }
+    assert_reply(&client.request(&ping("alive")).await, "pong", "alive");
+    server.shutdown().await;
+}
+
+/// The `error` answering `id`, as (code, message, topic).
+fn error_data(message: &ServerMessage, id: &str) -> (ErrorCode, String, Option<String>) {
+    let code = error_code(message, id);
+    match message {
+        ServerMessage::Error { data, .. } => (code, data.message.clone(), data.topic.clone()),
+        _ => unreachable!("error_code checked the kind"),
+    }
+}
+
+#[tokio::test]
+async fn numbers_beyond_2_53_in_a_payload_are_refused_with_a_pointer_and_reach_nobody() {
+    let server = start(config()).await;
+    let mut watcher = Client::connect(&server).await;
+    let reply = watcher
+        .request(&subscribe_with("w", [no_snapshot("custom.public.big")]))
+        .await;
+    assert_reply(&reply, "subscribed", "w");
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let cases = [
+        (r#"{"n":[1,18446744073709551616]}"#, "/data/payload/n/1"),
+        (r#"{"a/b":-9007199254740992}"#, "/data/payload/a~1b"),
+        ("9007199254740992", "/data/payload"),
+    ];
+    for (payload, pointer) in cases {
+        let frame = format!(
+            r#"{{"type":"publish","id":"b","data":{{"topic":"custom.public.big","payload":{payload}}}}}"#
+        );
+        publisher.send_raw(&frame).await;
+        let (code, message, topic) = error_data(&publisher.recv().await, "b");
+        assert_eq!(code, ErrorCode::InvalidPayload, "{payload}: {message}");
+        assert!(
+            message.starts_with(&format!("at {pointer}:")),
+            "{payload}: {message}"
+        );
+        assert_eq!(topic.as_deref(), Some("custom.public.big"));
+    }
+    // The largest safe integer is relayed exactly.
+    let reply = publisher
+        .request(&publish(
+            "ok",
+            "custom.public.big",
+            json!(9_007_199_254_740_991_u64),
+        ))
+        .await;
+    assert_reply(&reply, "published", "ok");
+    let message = watcher.recv().await;
+    assert_eq!(event_on(&message, "custom.public.big"), (1, false));
+    assert_eq!(delivery(&message).payload, json!(9_007_199_254_740_991_u64));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn null_is_not_a_value_for_an_optional_payload_field() {
+    let server = start(config()).await;
+    let mut publisher = Client::with_token(&server, PUBLISHER).await;
+    let now = "2026-11-21T09:30:00.125Z";
+    let cases = [
+        (
+            "sessions.state",
+            json!({"sessionId": "a", "status": "idle", "title": null, "updatedAt": now}),
+        ),
+        (
+            "terminals.state",
+            json!({"terminalId": "t", "title": null, "status": "running", "cols": 80, "rows": 24}),
+        ),
+    ];
+    for (name, payload) in cases {
+        let reply = publisher.request(&publish("n", name, payload)).await;
+        let (code, message, _) = error_data(&reply, "n");
+        assert_eq!(code, ErrorCode::InvalidPayload, "{name}: {message}");
+    }
+    // Absent is how an optional field is left out.
+    let reply = publisher
+        .request(&publish(
+            "ok",
+            "sessions.state",
+            json!({"sessionId": "a", "status": "idle", "updatedAt": now}),
+        ))
+        .await;
+    assert_reply(&reply, "published", "ok");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_websocket_protocol_violation_closes_with_1002() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = start(config()).await;
+    let mut client = Client::connect(&server).await;
+    // A reserved bit set without a negotiated extension (RFC 6455 5.2).
+    let mut frame = Frame::message(b"{}".to_vec(), OpCode::Data(Data::Text), true);
+    frame.header_mut().rsv1 = true;
+    client.ws.send(Message::Frame(frame)).await.expect("sent");
+    assert_eq!(client.expect_close().await, 1002);
     server.shutdown().await;
 }
