@@ -216,6 +216,68 @@ fn negative_corpus_is_rejected_by_schema_and_decoder() {
     insta::assert_snapshot!("negative_corpus_rust_errors", explanations.join("\n"));
 }
 
+/// Frames the corpus never produces (serde writes `80`, not `80.0`; it omits absent fields) but a
+/// client in another language may send. The schema and the decoder must give the same verdict on
+/// each, and a server relaying them must not change what a reader sees.
+#[test]
+fn alternative_spellings_get_one_verdict_from_schema_and_decoder() {
+    let v = validators();
+    let cases: &[(&str, bool)] = &[
+        // JSON Schema's `integer` is a mathematical integer, so `80.0` is one.
+        (
+            r#"{"type":"subscribe","data":{"topics":[{"topic":"custom.x","resumeAfter":80.0,"epoch":"e1"}]}}"#,
+            true,
+        ),
+        (
+            r#"{"type":"publish","data":{"topic":"terminals.state","payload":{"terminalId":"t","status":"exited","exitCode":1.0,"cols":80.0,"rows":24}}}"#,
+            true,
+        ),
+        (
+            r#"{"type":"subscribe","data":{"topics":[{"topic":"custom.x","resumeAfter":80.5,"epoch":"e1"}]}}"#,
+            false,
+        ),
+        // `null` is not a spelling of an absent optional field.
+        (
+            r#"{"type":"publish","data":{"topic":"sessions.state","payload":{"sessionId":"s","status":"idle","title":null,"updatedAt":"2026-11-21T09:30:00Z"}}}"#,
+            false,
+        ),
+        (r#"{"type":"ping","id":null}"#, false),
+        // A ping's data is any JSON value, `null` included.
+        (r#"{"type":"ping","data":null}"#, true),
+        // Free-form numbers are exact doubles within 2^53-1 or refused, never rounded.
+        (
+            r#"{"type":"publish","data":{"topic":"custom.x","payload":[9007199254740991, -9007199254740991, 0.1]}}"#,
+            true,
+        ),
+        (
+            r#"{"type":"publish","data":{"topic":"custom.x","payload":[9007199254740992]}}"#,
+            false,
+        ),
+        (
+            r#"{"type":"ping","data":{"big":18446744073709551616}}"#,
+            false,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (text, valid) in cases {
+        let value: Value = serde_json::from_str(text).unwrap();
+        let schema = v.client.is_valid(&value);
+        let decoder = match decode_client_frame(text) {
+            Ok(ClientMessage::Publish { data, .. }) => {
+                TopicEvent::decode(&data.topic, &data.payload).is_ok()
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        if (schema, decoder) != (*valid, *valid) {
+            failures.push(format!(
+                "{text}: expected {valid}, schema says {schema}, decoder says {decoder}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn every_integer_in_the_schemas_is_json_safe() {
     fn walk(value: &Value, at: &str, out: &mut Vec<String>) {
