@@ -1,5 +1,6 @@
 //! The recording proxy: forwards real clients to a real server and writes what happened as a
-//! transcript, with volatile values (timestamps, `seq`, error messages) turned into matchers.
+//! transcript, with volatile values (timestamps, `epoch`, `seq`, error messages) turned into
+//! matchers.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -284,8 +285,10 @@ fn credential_name(contract: &Contract, token: &str) -> Option<String> {
 /// The credential name used for a token the contract does not know.
 pub const UNKNOWN_CREDENTIAL: &str = "recorded";
 
-/// Turns a recording into a case. Tokens become credential names; `seq` values become
-/// captures and arithmetic on them; timestamps and error messages become type matchers.
+/// Turns a recording into a case. Tokens become credential names; each topic's `epoch` is
+/// captured on first sight and checked for equality afterwards, its `seq` captured and checked
+/// by arithmetic; a resume the client sent names them as templates; timestamps and error
+/// messages become type matchers.
 pub fn to_case(
     events: &[Event],
     id: &str,
@@ -295,7 +298,7 @@ pub fn to_case(
 ) -> Case {
     let mut connections = BTreeMap::new();
     let mut steps = Vec::new();
-    let mut seqs: BTreeMap<String, (String, i64)> = BTreeMap::new();
+    let mut volatile = Volatile::default();
     let mut closed_by_server = std::collections::BTreeSet::new();
     for event in events {
         match event {
@@ -342,6 +345,7 @@ pub fn to_case(
                                 .unwrap_or_else(|| UNKNOWN_CREDENTIAL.into());
                             *token = Value::String(format!("{{{{token:{name}}}}}"));
                         }
+                        volatile.client_frame(&mut frame);
                         Step::Send {
                             conn: conn.clone(),
                             frame: Some(frame),
@@ -369,7 +373,7 @@ pub fn to_case(
             }),
             Event::ServerText(conn, text) => {
                 let frame = match serde_json::from_str::<Value>(text) {
-                    Ok(v) => volatilize(v, &mut seqs),
+                    Ok(v) => volatile.server_frame(v),
                     Err(_) => json!({"$literal": text}),
                 };
                 steps.push(Step::Expect {
@@ -403,8 +407,9 @@ pub fn to_case(
         id: id.to_owned(),
         title: title.to_owned(),
         description: Some(
-            "Recorded with `rtbus-conformance record`; seq values are captured on first sight \
-             and checked by arithmetic afterwards, timestamps and messages by type."
+            "Recorded with `rtbus-conformance record`; each topic's epoch and seq are captured \
+             on first sight and checked by equality and arithmetic afterwards (a resume sent \
+             names them as templates), timestamps and messages by type."
                 .into(),
         ),
         rules: if rules.is_empty() {
@@ -419,45 +424,140 @@ pub fn to_case(
     }
 }
 
-fn volatilize(mut frame: Value, seqs: &mut BTreeMap<String, (String, i64)>) -> Value {
-    let kind = frame
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    if let Some(data) = frame.get_mut("data").and_then(Value::as_object_mut) {
-        if matches!(kind.as_str(), "snapshot" | "event") && data.contains_key("emittedAt") {
-            data.insert("emittedAt".into(), json!({"$timestamp": true}));
-        }
-        if matches!(kind.as_str(), "snapshot" | "event" | "published") {
-            let topic = data.get("topic").and_then(Value::as_str).map(str::to_owned);
-            let seq = data.get("seq").and_then(Value::as_i64);
-            if let (Some(topic), Some(seq)) = (topic, seq) {
-                let n = seqs.len();
-                let matcher = match seqs.get(&topic) {
-                    Some((name, base)) => {
-                        let delta = seq - base;
-                        let expr = match delta {
-                            0 => name.clone(),
-                            d if d > 0 => format!("{name} + {d}"),
-                            d => format!("{name} - {}", -d),
-                        };
-                        json!({"$expr": expr})
-                    }
-                    None => {
-                        let name = format!("seq{}", n + 1);
-                        seqs.insert(topic, (name.clone(), seq));
-                        json!({"$capture": name, "$type": "integer"})
-                    }
-                };
-                data.insert("seq".into(), matcher);
+/// What the recording has captured so far, per topic: the name and value of its current
+/// `seq` base and `epoch`. Names are numbered in order of first sight (`seq1`, `ep1`, ...).
+#[derive(Debug, Default)]
+struct Volatile {
+    seqs: BTreeMap<String, (String, i64)>,
+    epochs: BTreeMap<String, (String, String)>,
+    seq_names: usize,
+    epoch_names: usize,
+}
+
+impl Volatile {
+    /// A server frame with its volatile values turned into matchers.
+    fn server_frame(&mut self, mut frame: Value) -> Value {
+        let kind = frame
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let Some(data) = frame.get_mut("data").and_then(Value::as_object_mut) else {
+            return frame;
+        };
+        match kind.as_str() {
+            "snapshot" | "event" | "published" => {
+                if kind != "published" && data.contains_key("emittedAt") {
+                    data.insert("emittedAt".into(), json!({"$timestamp": true}));
+                }
+                self.stream_position(data);
             }
+            "subscribed" => {
+                let entries = data.get_mut("topics").and_then(Value::as_array_mut);
+                for entry in entries.into_iter().flatten() {
+                    if let Some(entry) = entry.as_object_mut() {
+                        self.stream_position(entry);
+                    }
+                }
+            }
+            "error" if data.contains_key("message") => {
+                data.insert("message".into(), json!({"$type": "string"}));
+            }
+            _ => {}
         }
-        if kind == "error" && data.contains_key("message") {
-            data.insert("message".into(), json!({"$type": "string"}));
+        frame
+    }
+
+    /// Replaces the `epoch` and `seq` of an object naming a `topic` (a delivery, a `published`
+    /// reply, a `subscribed` entry). The epoch goes first: a new one restarts the topic's seq.
+    fn stream_position(&mut self, data: &mut serde_json::Map<String, Value>) {
+        let Some(topic) = data.get("topic").and_then(Value::as_str).map(str::to_owned) else {
+            return;
+        };
+        if let Some(epoch) = data.get("epoch").and_then(Value::as_str).map(str::to_owned) {
+            let matcher = self.epoch(&topic, epoch);
+            data.insert("epoch".into(), matcher);
+        }
+        if let Some(seq) = data.get("seq").and_then(Value::as_i64) {
+            let matcher = self.seq(&topic, seq);
+            data.insert("seq".into(), matcher);
         }
     }
-    frame
+
+    /// The matcher of a topic's epoch: the same as before is `$eq` the captured one; a first or
+    /// a different one (the topic's stream was reset) is captured under a new name.
+    fn epoch(&mut self, topic: &str, epoch: String) -> Value {
+        if let Some((name, value)) = self.epochs.get(topic) {
+            if *value == epoch {
+                return json!({"$eq": format!("{{{{{name}}}}}")});
+            }
+            // A new epoch starts a new seq stream, unrelated to the old one.
+            self.seqs.remove(topic);
+        }
+        self.epoch_names += 1;
+        let name = format!("ep{}", self.epoch_names);
+        self.epochs.insert(topic.to_owned(), (name.clone(), epoch));
+        json!({"$capture": name, "$type": "string"})
+    }
+
+    /// The matcher of a topic's seq: captured on first sight, arithmetic on it afterwards.
+    fn seq(&mut self, topic: &str, seq: i64) -> Value {
+        if let Some((name, base)) = self.seqs.get(topic) {
+            return json!({"$expr": offset(name, seq - base)});
+        }
+        self.seq_names += 1;
+        let name = format!("seq{}", self.seq_names);
+        self.seqs.insert(topic.to_owned(), (name.clone(), seq));
+        json!({"$capture": name, "$type": "integer"})
+    }
+
+    /// A client frame with each resume point written as templates of the captured values, so
+    /// that it names the replaying server's epoch (and seq), not the recorded one's. A value
+    /// the recording never captured stays as sent.
+    fn client_frame(&self, frame: &mut Value) {
+        let entries = frame
+            .pointer_mut("/data/topics")
+            .and_then(Value::as_array_mut);
+        for entry in entries.into_iter().flatten() {
+            let Some(entry) = entry.as_object_mut() else {
+                continue;
+            };
+            let topic = entry.get("topic").and_then(Value::as_str).unwrap_or("");
+            let epoch = entry.get("epoch").and_then(Value::as_str);
+            let seq = entry.get("resumeAfter").and_then(Value::as_i64);
+            let same_epoch = self
+                .epochs
+                .get(topic)
+                .filter(|(_, v)| Some(v.as_str()) == epoch);
+            let epoch_name = same_epoch
+                .or_else(|| {
+                    self.epochs
+                        .values()
+                        .find(|(_, v)| Some(v.as_str()) == epoch)
+                })
+                .map(|(name, _)| name.clone());
+            // The seq is the topic's only when the epoch is its current one.
+            let seq_template = same_epoch
+                .and(self.seqs.get(topic))
+                .zip(seq)
+                .map(|((name, base), seq)| format!("{{{{{}}}}}", offset(name, seq - base)));
+            if let Some(name) = epoch_name {
+                entry.insert("epoch".into(), Value::String(format!("{{{{{name}}}}}")));
+            }
+            if let Some(template) = seq_template {
+                entry.insert("resumeAfter".into(), Value::String(template));
+            }
+        }
+    }
+}
+
+/// `name`, `name + d` or `name - d`.
+fn offset(name: &str, delta: i64) -> String {
+    match delta {
+        0 => name.to_owned(),
+        d if d > 0 => format!("{name} + {d}"),
+        d => format!("{name} - {}", d.unsigned_abs()),
+    }
 }
 
 /// `rtbus-conformance record`.
@@ -543,11 +643,11 @@ mod tests {
             Event::ClientText("c1".into(), r#"{"type":"auth","data":{"token":"zzz"}}"#.into()),
             Event::ServerText(
                 "c1".into(),
-                r#"{"type":"snapshot","data":{"topic":"custom.a","seq":4,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":null}}"#.into(),
+                r#"{"type":"snapshot","data":{"topic":"custom.a","epoch":"k1","seq":4,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":null}}"#.into(),
             ),
             Event::ServerText(
                 "c1".into(),
-                r#"{"type":"event","data":{"topic":"custom.a","seq":5,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":1}}"#.into(),
+                r#"{"type":"event","data":{"topic":"custom.a","epoch":"k1","seq":5,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":1}}"#.into(),
             ),
             Event::ClientText("c1".into(), "{oops".into()),
             Event::ServerClose("c1".into(), Some(4009)),
@@ -561,15 +661,89 @@ mod tests {
             json!({"$capture": "seq1", "$type": "integer"})
         );
         assert_eq!(
+            json[2]["frame"]["data"]["epoch"],
+            json!({"$capture": "ep1", "$type": "string"})
+        );
+        assert_eq!(
             json[3]["frame"]["data"]["seq"],
             json!({"$expr": "seq1 + 1"})
         );
+        assert_eq!(json[3]["frame"]["data"]["epoch"], json!({"$eq": "{{ep1}}"}));
         assert_eq!(
             json[3]["frame"]["data"]["emittedAt"],
             json!({"$timestamp": true})
         );
         assert_eq!(json[4]["text"], "{oops");
         assert_eq!(json[5]["code"], 4009);
+        let text = serde_json::to_string(&case).unwrap();
+        crate::transcript::parse(std::path::Path::new("r.json"), &text).unwrap();
+    }
+
+    fn server(text: &str) -> Event {
+        Event::ServerText("c1".into(), text.into())
+    }
+
+    #[test]
+    fn epochs_are_captured_per_topic_and_resumes_name_them() {
+        let events = vec![
+            Event::Connect {
+                conn: "c1".into(),
+                subprotocols: vec!["rtbus.v1".into()],
+                authorization: None,
+                status: 101,
+            },
+            server(
+                r#"{"type":"published","data":{"topic":"custom.a","epoch":"k1","seq":7}}"#,
+            ),
+            server(
+                r#"{"type":"subscribed","id":"s","data":{"topics":[{"topic":"custom.a","epoch":"k1","seq":7,"start":"snapshot"},{"topic":"custom.b","epoch":"k2","seq":0,"start":"live"}]}}"#,
+            ),
+            // The same epoch on another topic is still that topic's own capture.
+            server(
+                r#"{"type":"event","data":{"topic":"custom.b","epoch":"k2","seq":1,"emittedAt":"2026-11-21T09:30:00.125Z","isReplay":false,"payload":1}}"#,
+            ),
+            Event::ClientText(
+                "c1".into(),
+                r#"{"type":"subscribe","data":{"topics":[{"topic":"custom.a","resumeAfter":6,"epoch":"k1"},{"topic":"custom.c","resumeAfter":3,"epoch":"zz"}]}}"#.into(),
+            ),
+            // A reset topic: a new epoch is captured anew and restarts the seq.
+            server(
+                r#"{"type":"published","data":{"topic":"custom.a","epoch":"k9","seq":1}}"#,
+            ),
+        ];
+        let case = to_case(&events, "r", "t", vec![], &Contract::default());
+        let json = serde_json::to_value(&case.steps).unwrap();
+        assert_eq!(
+            json[1]["frame"]["data"],
+            json!({"topic": "custom.a", "epoch": {"$capture": "ep1", "$type": "string"},
+                   "seq": {"$capture": "seq1", "$type": "integer"}})
+        );
+        assert_eq!(
+            json[2]["frame"]["data"]["topics"],
+            json!([
+                {"topic": "custom.a", "epoch": {"$eq": "{{ep1}}"}, "seq": {"$expr": "seq1"},
+                 "start": "snapshot"},
+                {"topic": "custom.b", "epoch": {"$capture": "ep2", "$type": "string"},
+                 "seq": {"$capture": "seq2", "$type": "integer"}, "start": "live"},
+            ])
+        );
+        assert_eq!(json[3]["frame"]["data"]["epoch"], json!({"$eq": "{{ep2}}"}));
+        assert_eq!(
+            json[3]["frame"]["data"]["seq"],
+            json!({"$expr": "seq2 + 1"})
+        );
+        assert_eq!(
+            json[4]["frame"]["data"]["topics"],
+            json!([
+                {"topic": "custom.a", "resumeAfter": "{{seq1 - 1}}", "epoch": "{{ep1}}"},
+                {"topic": "custom.c", "resumeAfter": 3, "epoch": "zz"},
+            ])
+        );
+        assert_eq!(
+            json[5]["frame"]["data"],
+            json!({"topic": "custom.a", "epoch": {"$capture": "ep3", "$type": "string"},
+                   "seq": {"$capture": "seq3", "$type": "integer"}})
+        );
         let text = serde_json::to_string(&case).unwrap();
         crate::transcript::parse(std::path::Path::new("r.json"), &text).unwrap();
     }

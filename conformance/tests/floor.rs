@@ -70,6 +70,8 @@ fn a_short_floor_run_delivers_every_record_once_with_sane_latency() {
     assert!(floor.writer_cpu_us_per_record > 0.0, "{}", text(&out));
     assert!(floor.burst_write.count == 10, "{}", text(&out));
     assert!(text(&out).contains("lost events: 0"), "{}", text(&out));
+    assert!(text(&out).contains("epoch changes: 0"), "{}", text(&out));
+    assert!(report.is_clean(), "{}", text(&out));
 }
 
 #[test]

@@ -9,6 +9,7 @@ use rtbus_conformance::record::{Recorder, to_case};
 use rtbus_conformance::report::{Style, render_failure};
 use rtbus_conformance::runner::{RunOptions, Verdict, run_case};
 use rtbus_conformance::suite;
+use rtbus_conformance::transcript::Step;
 
 #[test]
 fn a_recorded_session_replays_green() {
@@ -51,6 +52,22 @@ fn a_recorded_session_replays_green() {
         );
         let text = serde_json::to_string_pretty(&case).unwrap();
         assert!(text.contains("\"$capture\""), "{text}");
+        // The topic's epoch is captured once and checked afterwards; the resume names the
+        // captured one, so it resumes the replaying server's stream, not the recorded one's.
+        assert!(text.contains("\"$capture\": \"ep1\""), "{text}");
+        assert!(text.contains("\"$eq\": \"{{ep1}}\""), "{text}");
+        let resume = case
+            .steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Send {
+                    frame: Some(frame), ..
+                } => frame.pointer("/data/topics/0/resumeAfter").map(|_| frame),
+                _ => None,
+            })
+            .next()
+            .expect("the session resumes");
+        assert_eq!(resume["data"]["topics"][0]["epoch"], "{{ep1}}", "{text}");
         assert!(text.contains("\"$timestamp\": true"), "{text}");
         assert!(
             !text.contains("conformance-reader-token"),

@@ -679,6 +679,8 @@ fn assemble(
         lost: tally.lost,
         undelivered,
         out_of_order: tally.out_of_order,
+        // Raw records have no topic stream to reset.
+        epoch_changes: 0,
         errors: tally.errors,
         error_samples: tally.error_samples,
         generator_saturated: false,

@@ -12,8 +12,8 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use rtbus_protocol::{
-    AuthData, ClientMessage, PublishData, RequestId, SUBPROTOCOL, ServerMessage, SubscribeData,
-    SubscriptionRequest, Timestamp, Topic, decode_server_frame,
+    AuthData, ClientMessage, PublishData, RequestId, SUBPROTOCOL, ServerMessage, Start,
+    SubscribeData, SubscribedTopic, SubscriptionRequest, Timestamp, Topic, decode_server_frame,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -93,12 +93,110 @@ pub struct Plan {
     pub connect_timeout: Duration,
 }
 
-/// Seq bookkeeping of one topic, from the publishers' acknowledgements.
-#[derive(Debug, Clone, Copy, Default)]
+/// Seq bookkeeping of one epoch of a topic, from the publishers' acknowledgements. A `seq`
+/// means something only with its epoch, so a topic whose epoch changes mid-run gets a second
+/// one instead of having two unrelated counts merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Acked {
-    first: Option<u64>,
+    epoch: String,
+    first: u64,
     last: u64,
     count: u64,
+}
+
+/// What was wrong with an acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AckTrouble {
+    /// The seq does not follow the previous one of its epoch.
+    NotNext { previous: u64 },
+    /// The topic's epoch changed: the server reset its stream mid-run.
+    NewEpoch { previous: String },
+}
+
+/// Records the acknowledgement of `seq` in `epoch` on a topic's acknowledged streams.
+fn acknowledge(streams: &mut Vec<Acked>, epoch: &str, seq: u64) -> Result<(), AckTrouble> {
+    if let Some(acked) = streams.last_mut().filter(|a| a.epoch == epoch) {
+        let previous = acked.last;
+        acked.last = seq;
+        acked.count += 1;
+        return if seq == previous + 1 {
+            Ok(())
+        } else {
+            Err(AckTrouble::NotNext { previous })
+        };
+    }
+    let previous = streams.last().map(|a| a.epoch.clone());
+    streams.push(Acked {
+        epoch: epoch.to_owned(),
+        first: seq,
+        last: seq,
+        count: 1,
+    });
+    previous.map_or(Ok(()), |previous| Err(AckTrouble::NewEpoch { previous }))
+}
+
+/// The events one subscriber saw in one epoch of its topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stream {
+    epoch: String,
+    /// The `seq` the `subscribed` entry named: events follow from the next one. `None` for an
+    /// epoch that began mid-run, whose start only the acknowledgements know.
+    start: Option<u64>,
+    /// The first event's `seq`.
+    first: Option<u64>,
+    /// The latest event's `seq`, or `start` before any.
+    last: Option<u64>,
+    received: u64,
+}
+
+/// What one event's `seq` says about its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Advance {
+    /// The next one (or the first of an epoch that began mid-run).
+    Next,
+    /// Events `from..=to` never came.
+    Gap { from: u64, to: u64 },
+    /// Not after the latest one: a duplicate or a reordering.
+    Backwards { last: u64 },
+}
+
+impl Stream {
+    fn subscribed(epoch: &str, seq: u64) -> Stream {
+        Stream {
+            epoch: epoch.to_owned(),
+            start: Some(seq),
+            first: None,
+            last: Some(seq),
+            received: 0,
+        }
+    }
+
+    fn mid_run(epoch: &str) -> Stream {
+        Stream {
+            epoch: epoch.to_owned(),
+            start: None,
+            first: None,
+            last: None,
+            received: 0,
+        }
+    }
+
+    /// Takes the event `seq` into account; a backwards one leaves the stream as it was.
+    fn advance(&mut self, seq: u64) -> Advance {
+        let advance = match self.last {
+            None => Advance::Next,
+            Some(last) if seq == last + 1 => Advance::Next,
+            Some(last) if seq > last + 1 => Advance::Gap {
+                from: last + 1,
+                to: seq - 1,
+            },
+            Some(last) => return Advance::Backwards { last },
+        };
+        self.received += 1;
+        self.first.get_or_insert(seq);
+        self.last = Some(seq);
+        advance
+    }
 }
 
 /// State shared by every task of a run.
@@ -115,8 +213,10 @@ struct Shared {
     expected: Vec<AtomicU64>,
     sent: Vec<AtomicU64>,
     acked: Vec<AtomicU64>,
-    acks: Mutex<Vec<Acked>>,
+    /// Per topic, its acknowledged streams in the order their epochs appeared.
+    acks: Mutex<Vec<Vec<Acked>>>,
     lost: AtomicU64,
+    epoch_changes: AtomicU64,
     out_of_order: AtomicU64,
     errors: AtomicU64,
     error_samples: Mutex<Vec<String>>,
@@ -159,8 +259,10 @@ struct SubResult {
     topic: usize,
     stalled: bool,
     connected: bool,
-    first: Option<u64>,
-    last: Option<u64>,
+    /// Healthy subscribers: what they saw, per epoch, in order; the first is the one the
+    /// `subscribed` entry named.
+    streams: Vec<Stream>,
+    /// Stalled subscribers: frames read after the stall.
     received: u64,
     close_code: Option<u16>,
     closed_by_server: bool,
@@ -182,6 +284,8 @@ struct FrameView<'a> {
 struct DataView<'a> {
     #[serde(default, borrow)]
     topic: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    epoch: Option<Cow<'a, str>>,
     #[serde(default)]
     seq: Option<u64>,
     #[serde(default, rename = "isReplay")]
@@ -246,7 +350,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
             .map(|(i, t)| (t.as_str().to_owned(), i))
             .collect(),
         subs_on_topic: (0..topics.len()).map(|_| AtomicU64::new(0)).collect(),
-        acks: Mutex::new(vec![Acked::default(); topics.len()]),
+        acks: Mutex::new(vec![Vec::new(); topics.len()]),
         topics,
         hists: (0..MAX_STEPS)
             .map(|_| hist().map(Mutex::new))
@@ -257,6 +361,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
         sent: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
         acked: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
         lost: AtomicU64::new(0),
+        epoch_changes: AtomicU64::new(0),
         out_of_order: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         error_samples: Mutex::new(Vec::new()),
@@ -560,29 +665,8 @@ fn account(shared: &Shared, results: &[SubResult], stalled: usize, report: &mut 
             }
             continue;
         }
-        let Some(acked) = acks.get(result.topic) else {
-            continue;
-        };
-        let Some(acked_first) = acked.first else {
-            continue;
-        };
-        // Missing at the start is a loss (the subscription was acknowledged before the first
-        // publish); missing at the end means the run's drain deadline came first.
-        let (missing, late) = match (result.first, result.last) {
-            (Some(first), Some(last)) => (
-                first.saturating_sub(acked_first),
-                acked.last.saturating_sub(last),
-            ),
-            _ => (0, acked.count),
-        };
-        undelivered += late;
-        if missing > 0 {
-            shared.lost.fetch_add(missing, Ordering::Relaxed);
-            shared.error(format!(
-                "a subscriber of {} missed {missing} event(s): saw seq {:?}..={:?}, server acknowledged {acked_first}..={}",
-                shared.topics[result.topic], result.first, result.last, acked.last
-            ));
-        }
+        let acked = acks.get(result.topic).map_or(&[][..], Vec::as_slice);
+        undelivered += account_subscriber(shared, result, acked);
     }
     stalled_report.close_codes.sort_unstable();
     stalled_report.close_codes.dedup();
@@ -591,6 +675,7 @@ fn account(shared: &Shared, results: &[SubResult], stalled: usize, report: &mut 
         report.stalled = Some(stalled_report);
     }
     report.lost = shared.lost.load(Ordering::Relaxed);
+    report.epoch_changes = shared.epoch_changes.load(Ordering::Relaxed);
     report.undelivered = undelivered;
     report.out_of_order = shared.out_of_order.load(Ordering::Relaxed);
     report.errors = shared.errors.load(Ordering::Relaxed);
@@ -599,6 +684,46 @@ fn account(shared: &Shared, results: &[SubResult], stalled: usize, report: &mut 
         .lock()
         .map(|s| s.clone())
         .unwrap_or_default();
+}
+
+/// Compares one healthy subscriber's streams with its topic's acknowledged ones, epoch by
+/// epoch; counts what it missed as lost and returns how many were still on their way.
+fn account_subscriber(shared: &Shared, result: &SubResult, acked: &[Acked]) -> u64 {
+    let topic = &shared.topics[result.topic];
+    let mut undelivered = 0;
+    for stream in &result.streams {
+        let Some(acks) = acked.iter().find(|a| a.epoch == stream.epoch) else {
+            if stream.received > 0 {
+                shared.error(format!(
+                    "a subscriber of {topic} got {} event(s) in epoch {}, in which no publish was acknowledged",
+                    stream.received, stream.epoch
+                ));
+            }
+            continue;
+        };
+        // A stream the `subscribed` entry started had its gaps counted as they came, from its
+        // start on. One that began mid-run should have begun at its first acknowledged publish.
+        if stream.start.is_none() {
+            let missing = stream.first.map_or(0, |f| f.saturating_sub(acks.first));
+            if missing > 0 {
+                shared.lost.fetch_add(missing, Ordering::Relaxed);
+                shared.error(format!(
+                    "a subscriber of {topic} missed {missing} event(s) at the start of epoch {}: saw seq {:?}..={:?}, server acknowledged {}..={}",
+                    stream.epoch, stream.first, stream.last, acks.first, acks.last
+                ));
+            }
+        }
+        // Missing at the end means the run's drain deadline came first.
+        let seen = stream.last.unwrap_or(acks.first.saturating_sub(1));
+        undelivered += acks.last.saturating_sub(seen);
+    }
+    // Publishes acknowledged in an epoch the subscriber never saw did not reach it (yet).
+    for acks in acked {
+        if !result.streams.iter().any(|s| s.epoch == acks.epoch) {
+            undelivered += acks.count;
+        }
+    }
+    undelivered
 }
 
 /// One subscriber connection.
@@ -629,7 +754,12 @@ impl SubscriberConn {
         let ws = tokio::time::timeout(self.connect_timeout, self.subscribe()).await;
         drop(permit);
         let mut ws = match ws {
-            Ok(Ok(ws)) => ws,
+            Ok(Ok((ws, entry))) => {
+                result
+                    .streams
+                    .push(Stream::subscribed(entry.epoch.as_str(), entry.seq.get()));
+                ws
+            }
             Ok(Err(e)) => {
                 self.shared.error(format!("subscriber: {e}"));
                 let _ = ready.send(None);
@@ -716,23 +846,31 @@ impl SubscriberConn {
         result
     }
 
-    async fn subscribe(&self) -> Result<Ws, String> {
+    /// Opens the connection and subscribes to the topic, live only; returns the `subscribed`
+    /// entry, which says where the topic's stream stands.
+    async fn subscribe(&self) -> Result<(Ws, SubscribedTopic), String> {
         let mut ws = open(&self.url, self.addr, self.stalled).await?;
+        let topic = &self.shared.topics[self.topic];
         let subscribe = ClientMessage::Subscribe {
             id: RequestId::new("sub").ok(),
             data: SubscribeData {
                 topics: vec![SubscriptionRequest {
                     snapshot: Some(false),
-                    ..SubscriptionRequest::new(self.shared.topics[self.topic].clone())
+                    ..SubscriptionRequest::new(topic.clone())
                 }],
             },
         };
         send(&mut ws, &subscribe).await?;
-        match next_message(&mut ws).await? {
-            ServerMessage::Subscribed { .. } => Ok(ws),
-            other => Err(format!(
-                "expected `subscribed`, got {}",
-                serde_json::to_string(&other).unwrap_or_default()
+        let reply = next_message(&mut ws).await?;
+        let text = serde_json::to_string(&reply).unwrap_or_default();
+        let ServerMessage::Subscribed { data, .. } = reply else {
+            return Err(format!("expected `subscribed`, got {text}"));
+        };
+        match <[SubscribedTopic; 1]>::try_from(data.topics) {
+            Ok([entry]) if entry.topic == *topic && entry.start == Start::Live => Ok((ws, entry)),
+            _ => Err(format!(
+                "expected `subscribed` with one entry for {topic} with start \"live\" (the \
+                 request said snapshot: false and no resume), got {text}"
             )),
         }
     }
@@ -767,34 +905,13 @@ impl SubscriberConn {
         if data.is_replay != Some(false) {
             shared.error(format!("live event not marked isReplay: false: {text}"));
         }
-        let Some(seq) = data.seq else {
-            shared.error(format!("event without seq: {text}"));
+        let (Some(epoch), Some(seq)) = (data.epoch, data.seq) else {
+            shared.error(format!("event without epoch or seq: {text}"));
             return;
         };
-        result.received += 1;
-        match result.last {
-            None => result.first = Some(seq),
-            Some(last) if seq == last + 1 => {}
-            Some(last) if seq > last + 1 => {
-                let missed = seq - last - 1;
-                shared.lost.fetch_add(missed, Ordering::Relaxed);
-                shared.error(format!(
-                    "a subscriber of {} missed seq {}..={}",
-                    shared.topics[self.topic],
-                    last + 1,
-                    seq - 1
-                ));
-            }
-            Some(last) => {
-                shared.out_of_order.fetch_add(1, Ordering::Relaxed);
-                shared.error(format!(
-                    "a subscriber of {} got seq {seq} after {last}",
-                    shared.topics[self.topic]
-                ));
-                return;
-            }
+        if !self.count(&epoch, seq, result) {
+            return;
         }
-        result.last = Some(seq);
         let Some(stamp) = data.payload.and_then(|p| p.stamp()) else {
             shared.error(format!("event payload without a send stamp: {text}"));
             return;
@@ -806,6 +923,46 @@ impl SubscriberConn {
         }
         shared.delivered[step].fetch_add(1, Ordering::Relaxed);
         shared.last_delivery_ns[step].fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+impl SubscriberConn {
+    /// Accounts the event `seq` of `epoch` to the subscriber's streams: a gap is a loss, a
+    /// step back a reordering, and a new epoch a reset of the topic's stream mid-run, reported
+    /// and counted on its own. Returns whether the event is new (and its latency counts).
+    fn count(&self, epoch: &str, seq: u64, result: &mut SubResult) -> bool {
+        let shared = &self.shared;
+        let topic = &shared.topics[self.topic];
+        let current = result.streams.last().map(|s| s.epoch.as_str());
+        if current != Some(epoch) {
+            shared.epoch_changes.fetch_add(1, Ordering::Relaxed);
+            shared.error(format!(
+                "a subscriber of {topic} got seq {seq} in epoch {epoch} after epoch {}: the \
+                 server reset the topic's stream mid-run",
+                current.unwrap_or("(none)")
+            ));
+            result.streams.push(Stream::mid_run(epoch));
+        }
+        let Some(stream) = result.streams.last_mut() else {
+            return false;
+        };
+        match stream.advance(seq) {
+            Advance::Next => true,
+            Advance::Gap { from, to } => {
+                shared.lost.fetch_add(to - from + 1, Ordering::Relaxed);
+                shared.error(format!(
+                    "a subscriber of {topic} missed seq {from}..={to} (epoch {epoch})"
+                ));
+                true
+            }
+            Advance::Backwards { last } => {
+                shared.out_of_order.fetch_add(1, Ordering::Relaxed);
+                shared.error(format!(
+                    "a subscriber of {topic} got seq {seq} after {last} (epoch {epoch})"
+                ));
+                false
+            }
+        }
     }
 }
 
@@ -940,17 +1097,22 @@ async fn read_acks(shared: Arc<Shared>, mut stream: SplitStream<Ws>) {
                     continue;
                 };
                 let seq = data.seq.get();
-                if let Ok(mut acks) = shared.acks.lock() {
-                    let acked = &mut acks[topic];
-                    if acked.first.is_some() && seq != acked.last + 1 {
+                let recorded = match shared.acks.lock() {
+                    Ok(mut acks) => acknowledge(&mut acks[topic], data.epoch.as_str(), seq),
+                    Err(_) => Ok(()),
+                };
+                let (topic_name, epoch) = (&data.topic, &data.epoch);
+                match recorded {
+                    Ok(()) => {}
+                    Err(AckTrouble::NotNext { previous }) => shared.error(format!(
+                        "publish on {topic_name} acknowledged with seq {seq} after {previous} (epoch {epoch})"
+                    )),
+                    Err(AckTrouble::NewEpoch { previous }) => {
+                        shared.epoch_changes.fetch_add(1, Ordering::Relaxed);
                         shared.error(format!(
-                            "publish on {} acknowledged with seq {seq} after {}",
-                            data.topic, acked.last
+                            "publish on {topic_name} acknowledged in epoch {epoch} (seq {seq}) after epoch {previous}: the server reset the topic's stream mid-run"
                         ));
                     }
-                    acked.first.get_or_insert(seq);
-                    acked.last = seq;
-                    acked.count += 1;
                 }
                 let fanout = shared.subs_on_topic[topic].load(Ordering::Relaxed);
                 shared.expected[step].fetch_add(fanout, Ordering::Relaxed);
@@ -1104,6 +1266,112 @@ mod tests {
             connect_concurrency: 8,
             connect_timeout: Duration::from_secs(5),
         }
+    }
+
+    #[test]
+    fn a_seq_gap_is_a_loss_and_a_step_back_a_reordering() {
+        let mut stream = Stream::subscribed("e1", 4);
+        assert_eq!(stream.advance(5), Advance::Next);
+        assert_eq!(stream.advance(8), Advance::Gap { from: 6, to: 7 });
+        assert_eq!(stream.advance(8), Advance::Backwards { last: 8 });
+        assert_eq!(stream.advance(9), Advance::Next);
+        assert_eq!(
+            (stream.first, stream.last, stream.received),
+            (Some(5), Some(9), 3)
+        );
+        // The first event after `subscribed` must be seq + 1, or the ones before it are lost.
+        assert_eq!(
+            Stream::subscribed("e1", 0).advance(3),
+            Advance::Gap { from: 1, to: 2 }
+        );
+        // An epoch that began mid-run starts wherever its first event is.
+        assert_eq!(Stream::mid_run("e2").advance(3), Advance::Next);
+    }
+
+    #[test]
+    fn acknowledgements_are_counted_per_epoch() {
+        let mut streams = Vec::new();
+        assert_eq!(acknowledge(&mut streams, "e1", 1), Ok(()));
+        assert_eq!(acknowledge(&mut streams, "e1", 2), Ok(()));
+        assert_eq!(
+            acknowledge(&mut streams, "e1", 4),
+            Err(AckTrouble::NotNext { previous: 2 })
+        );
+        assert_eq!(
+            acknowledge(&mut streams, "e2", 1),
+            Err(AckTrouble::NewEpoch {
+                previous: "e1".to_owned()
+            })
+        );
+        assert_eq!(acknowledge(&mut streams, "e2", 2), Ok(()));
+        let summary: Vec<_> = streams
+            .iter()
+            .map(|a| (a.epoch.as_str(), a.first, a.last, a.count))
+            .collect();
+        assert_eq!(summary, [("e1", 1, 4, 3), ("e2", 1, 2, 2)]);
+    }
+
+    fn shared_for(topic: &str) -> Shared {
+        let topic = Topic::new(topic).expect("valid topic");
+        Shared {
+            epoch: Instant::now(),
+            topic_index: HashMap::new(),
+            topics: vec![topic],
+            subs_on_topic: Vec::new(),
+            hists: Vec::new(),
+            delivered: Vec::new(),
+            last_delivery_ns: Vec::new(),
+            expected: Vec::new(),
+            sent: Vec::new(),
+            acked: Vec::new(),
+            acks: Mutex::new(Vec::new()),
+            lost: AtomicU64::new(0),
+            epoch_changes: AtomicU64::new(0),
+            out_of_order: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            error_samples: Mutex::new(Vec::new()),
+            validate_every: 0,
+            publish_start_ns: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn a_reset_topic_is_accounted_epoch_by_epoch() {
+        let shared = shared_for("custom.bench.0");
+        let acked = |epoch: &str, first, last| Acked {
+            epoch: epoch.to_owned(),
+            first,
+            last,
+            count: last - first + 1,
+        };
+        let acks = [acked("e1", 1, 10), acked("e2", 1, 5)];
+        // Saw e1 up to 8 (2 still on their way), then e2 from 3: 1 and 2 of e2 were lost.
+        let mut first = Stream::subscribed("e1", 0);
+        (1..=8).for_each(|seq| assert_eq!(first.advance(seq), Advance::Next));
+        let mut second = Stream::mid_run("e2");
+        (3..=5).for_each(|seq| assert_eq!(second.advance(seq), Advance::Next));
+        let result = SubResult {
+            connected: true,
+            streams: vec![first, second],
+            ..SubResult::default()
+        };
+        assert_eq!(account_subscriber(&shared, &result, &acks), 2);
+        assert_eq!(shared.lost.load(Ordering::Relaxed), 2);
+        let samples = shared.error_samples.lock().expect("not poisoned").clone();
+        assert!(
+            samples[0].contains("missed 2 event(s) at the start of epoch e2"),
+            "{samples:?}"
+        );
+
+        // A subscriber that never saw the second epoch has all of it still undelivered.
+        let shared = shared_for("custom.bench.0");
+        let result = SubResult {
+            connected: true,
+            streams: vec![Stream::subscribed("e1", 10)],
+            ..SubResult::default()
+        };
+        assert_eq!(account_subscriber(&shared, &result, &acks), 5);
+        assert_eq!(shared.lost.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -169,8 +169,9 @@ pub struct Report {
     pub saturation_deliveries_per_s: f64,
     /// The step run at half the saturation rate, for latency.
     pub half_load: Option<Step>,
-    /// Events a subscriber missed: a gap in `seq`, or events before its first one that the
-    /// server acknowledged after the subscription. Any is a failure.
+    /// Events a subscriber missed: a gap in `seq` within an epoch, counted from the `seq` its
+    /// `subscribed` entry named (or, in an epoch that began mid-run, from the first publish
+    /// acknowledged in it). Any is a failure.
     pub lost: u64,
     /// Acknowledged events still on their way when the drain timeout ended the run (the server
     /// was too slow, nothing was skipped). Reported, not a failure.
@@ -178,6 +179,11 @@ pub struct Report {
     pub undelivered: u64,
     /// Events delivered twice or out of order. Any is a failure.
     pub out_of_order: u64,
+    /// Times a topic's `epoch` changed mid-run, seen by a subscriber or in a publisher's
+    /// acknowledgements: the server reset the topic's stream, and `seq` values of the two epochs
+    /// are not compared. Any is a failure.
+    #[serde(default)]
+    pub epoch_changes: u64,
     /// Errors: failed connections, `error` frames, unexpected closes, invalid frames.
     pub errors: u64,
     /// The first few errors, verbatim.
@@ -196,9 +202,9 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether the run found no lost, reordered or erroneous events.
+    /// Whether the run found no lost, reordered or erroneous events and no stream reset.
     pub fn is_clean(&self) -> bool {
-        self.lost == 0 && self.out_of_order == 0 && self.errors == 0
+        self.lost == 0 && self.out_of_order == 0 && self.epoch_changes == 0 && self.errors == 0
     }
 
     /// A human-readable summary.
@@ -291,10 +297,11 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "  lost events: {}, undelivered at the drain deadline: {}, out of order: {}, errors: {}{}",
+            "  lost events: {}, undelivered at the drain deadline: {}, out of order: {}, epoch changes: {}, errors: {}{}",
             self.lost,
             self.undelivered,
             self.out_of_order,
+            self.epoch_changes,
             self.errors,
             if self.generator_saturated {
                 " — the GENERATOR saturated its CPU: throughput is a lower bound for the server"

@@ -738,6 +738,9 @@ fn verdict(report: &Report) -> String {
     if report.out_of_order > 0 {
         notes.push(format!("**{} out of order**", report.out_of_order));
     }
+    if report.epoch_changes > 0 {
+        notes.push(format!("**{} epoch changes**", report.epoch_changes));
+    }
     if report.undelivered > 0 {
         notes.push(format!(
             "{} still undelivered at the drain deadline",
