@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use rtbus_protocol::catalog::{Family, TopicEvent};
 use rtbus_protocol::{
     AuthenticatedData, ClientMessage, CloseCode, ErrorCode, ErrorData, FrameError, PublishData,
-    PublishedData, RequestId, ServerMessage, SubscribeData, Topic, UnsubscribeData,
-    UnsubscribedData, decode_client_frame,
+    PublishedData, RequestId, ServerMessage, SubscribeData, SubscriptionRequest, Topic,
+    UnsubscribeData, UnsubscribedData, decode_client_frame,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -442,21 +442,18 @@ impl Connection {
         }
     }
 
-    fn on_subscribe(&mut self, id: Option<RequestId>, data: SubscribeData) {
-        if data.topics.is_empty() {
-            return self.error(
-                id,
-                ErrorCode::BadRequest,
-                "at /data/topics: expected at least one topic".into(),
-                None,
-            );
-        }
-        let mut families = Vec::with_capacity(data.topics.len());
-        for request in &data.topics {
+    /// Checks every topic of a subscribe (catalog, permission) and the per-connection topic
+    /// limit. Returns each topic's family, or answers `id` with the first error and returns
+    /// `None`: a subscribe is all-or-nothing.
+    fn admit(
+        &self,
+        id: &Option<RequestId>,
+        requests: &[SubscriptionRequest],
+    ) -> Option<Vec<Family>> {
+        let mut families = Vec::with_capacity(requests.len());
+        for request in requests {
             let topic = &request.topic;
-            let Some(family) = self.family(&id, topic) else {
-                return;
-            };
+            let family = self.family(id, topic)?;
             let (code, why) = match self
                 .shared
                 .authority
@@ -472,10 +469,11 @@ impl Connection {
                 Decision::Denied => (ErrorCode::Forbidden, "is not readable by this principal"),
             };
             let message = format!("topic {topic} {why}; nothing of this request was subscribed");
-            return self.error(id, code, message, Some(topic.as_str()));
+            self.error(id.clone(), code, message, Some(topic.as_str()));
+            return None;
         }
         let mut held: Vec<&Topic> = self.topics.iter().map(|c| &c.topic).collect();
-        for request in &data.topics {
+        for request in requests {
             if !held.contains(&&request.topic) {
                 held.push(&request.topic);
             }
@@ -487,8 +485,16 @@ impl Connection {
                  (max_topics_per_connection) is {limit}; nothing of this request was subscribed",
                 held.len()
             );
-            return self.error(id, ErrorCode::LimitExceeded, message, None);
+            self.error(id.clone(), ErrorCode::LimitExceeded, message, None);
+            return None;
         }
+        Some(families)
+    }
+
+    fn on_subscribe(&mut self, id: Option<RequestId>, data: SubscribeData) {
+        let Some(families) = self.admit(&id, &data.topics) else {
+            return;
+        };
         let wants: Vec<Want> = data
             .topics
             .into_iter()
