@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 
 use crate::contract::Contract;
-use crate::embedded::{self, Embedded, Remote};
+use crate::embedded::{self, Embedded, Scripted, ServerCommands};
 use crate::report::{self, Style};
 use crate::runner::{self, RunOptions, Target};
 use crate::transcript::Capability;
@@ -18,7 +18,8 @@ use crate::transcript::Capability;
 pub const EXIT_PASSED: u8 = 0;
 /// Exit code: at least one case failed.
 pub const EXIT_FAILED: u8 = 1;
-/// Exit code: bad usage, bad transcript, or the server could not be reached.
+/// Exit code: bad usage, bad transcript, the server could not be reached, or a restart or
+/// shutdown command failed.
 pub const EXIT_ERROR: u8 = 2;
 
 /// Conformance harness for rtbus v1 servers.
@@ -43,6 +44,21 @@ pub enum Command {
     Coverage,
     /// Print the testee contract (what a server under test must provide) as TOML.
     Contract(ContractArgs),
+    /// Run the reference server configured as the contract says, until SIGTERM or Ctrl-C
+    /// (then it closes its connections with 1001): a server to try a client against, or to
+    /// restart from a `--restart-command` script.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A TOML contract whose credentials and limits configure the server.
+    #[arg(long, value_name = "FILE")]
+    pub contract: Option<PathBuf>,
 }
 
 /// Arguments of `contract`.
@@ -72,9 +88,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub contract: Option<PathBuf>,
     /// Declare a capability absent (auth, publish, resume, public-topics, limits, heartbeat,
-    /// slow-consumer, shutdown): cases needing it are reported unsupported.
+    /// slow-consumer, shutdown, restart): cases needing it are reported unsupported.
     #[arg(long = "without", value_name = "CAPABILITY")]
     pub without: Vec<String>,
+    /// With --url: a shell command (sh -c) that stops the server and starts it again with its
+    /// state lost; enables the `restart` cases (overrides the contract's restartCommand).
+    #[arg(long, value_name = "COMMAND")]
+    pub restart_command: Option<String>,
+    /// With --url: a shell command that shuts the server down gracefully (close 1001);
+    /// enables the `shutdown` cases (overrides the contract's shutdownCommand).
+    #[arg(long, value_name = "COMMAND")]
+    pub shutdown_command: Option<String>,
+    /// Milliseconds a restart or shutdown command may run, and then the server may take to
+    /// accept connections (overrides the contract's commandTimeoutMs).
+    #[arg(long, value_name = "MS")]
+    pub command_timeout: Option<u64>,
     /// Run the cases in this directory instead of the bundled suite.
     #[arg(long, value_name = "DIR")]
     pub cases: Option<PathBuf>,
@@ -107,6 +135,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => Ok(run(args).await),
         Command::Record(args) => crate::record::run(args).await,
         Command::Bench(args) => crate::load::run(args).await,
+        Command::Serve(args) => serve(args).await,
         Command::Contract(args) => {
             let contract = Contract::default();
             if args.server_toml {
@@ -129,6 +158,29 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
     }
+}
+
+/// `rtbus-conformance serve`.
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let contract = match &args.contract {
+        Some(path) => Contract::from_file(path)?,
+        None => Contract::default(),
+    };
+    let mut config = embedded::server_config(&contract);
+    config.listen = args.listen;
+    let server = rtbus_server::start(config)
+        .await
+        .with_context(|| format!("cannot start the reference server on {}", args.listen))?;
+    println!("serving the reference server at {}", server.url());
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn usage_error(message: impl std::fmt::Display) -> ExitCode {
@@ -219,14 +271,34 @@ pub async fn run(args: RunArgs) -> ExitCode {
     if cases.is_empty() {
         return usage_error("no case selected");
     }
+    if let Some(command) = args.restart_command {
+        contract.restart_command = Some(command);
+    }
+    if let Some(command) = args.shutdown_command {
+        contract.shutdown_command = Some(command);
+    }
+    if let Some(ms) = args.command_timeout {
+        contract.command_timeout_ms = ms;
+    }
     let target: Arc<dyn Target> = match &args.url {
         Some(url) => {
             if let Err(e) = embedded::probe(url).await {
                 return usage_error(e);
             }
-            Arc::new(Remote { url: url.clone() })
+            Arc::new(Scripted {
+                url: url.clone(),
+                commands: ServerCommands::from_contract(&contract),
+            })
         }
-        None => Arc::new(Embedded::new(&contract)),
+        None => {
+            if contract.restart_command.is_some() || contract.shutdown_command.is_some() {
+                eprintln!(
+                    "warning: restart and shutdown commands apply only with --url; the embedded \
+                     server is restarted and shut down by the harness itself"
+                );
+            }
+            Arc::new(Embedded::new(&contract))
+        }
     };
     let description = target.describe();
     let mut rules: Vec<&str> = cases
@@ -286,7 +358,19 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
         println!("report written to {}", path.display());
     }
-    if totals.failed > 0 {
+    let broken = results.iter().filter(|r| match &r.verdict {
+        runner::Verdict::Failed(f) => f.infrastructure,
+        _ => false,
+    });
+    let broken: Vec<&str> = broken.map(|r| r.id.as_str()).collect();
+    if !broken.is_empty() {
+        eprintln!(
+            "error: the run itself broke in {} case(s) ({}): see the messages above",
+            broken.len(),
+            broken.join(", ")
+        );
+        ExitCode::from(EXIT_ERROR)
+    } else if totals.failed > 0 {
         ExitCode::from(EXIT_FAILED)
     } else {
         ExitCode::from(EXIT_PASSED)

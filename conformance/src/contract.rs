@@ -24,7 +24,34 @@ pub struct Contract {
     pub limits: ContractLimits,
     /// Capabilities the server does not have; cases that need one are `unsupported`.
     pub absent: Vec<Capability>,
+    /// With `--url`: a shell command (run with `sh -c`) that stops the server under test, if it
+    /// runs, and starts it again with its state lost, returning once the old process no longer
+    /// accepts connections. The harness then waits until the URL accepts TCP. Without it, the
+    /// `restart` capability is absent.
+    #[serde(
+        rename = "restartCommand",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub restart_command: Option<String>,
+    /// With `--url`: a shell command that shuts the server under test down gracefully, so it
+    /// closes its connections with 1001 (e.g. sends it SIGTERM). Without it, the `shutdown`
+    /// capability is absent. After a case that shut the server down, the restart command (if
+    /// any) brings it back for the cases that follow.
+    #[serde(
+        rename = "shutdownCommand",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub shutdown_command: Option<String>,
+    /// How long a restart or shutdown command may run, and how long the harness then waits for
+    /// the URL to accept TCP, in milliseconds each.
+    #[serde(rename = "commandTimeoutMs")]
+    pub command_timeout_ms: u64,
 }
+
+/// How long a restart or shutdown command may take by default.
+pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 30_000;
 
 /// One credential of the contract.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -142,6 +169,9 @@ impl Default for Contract {
             .into(),
             limits: ContractLimits::default(),
             absent: Vec::new(),
+            restart_command: None,
+            shutdown_command: None,
+            command_timeout_ms: DEFAULT_COMMAND_TIMEOUT_MS,
         }
     }
 }
@@ -260,6 +290,14 @@ impl Contract {
             "# The conformance testee contract (printed by `rtbus-conformance contract`).\n\
              # Edit it to describe your server and pass it with `--contract FILE`.\n",
         );
+        if self.restart_command.is_none() && self.shutdown_command.is_none() {
+            out.push_str(
+                "# With --url, name commands the harness runs (sh -c) to restart and to shut down\n\
+                 # your server, so the restart and shutdown cases can run (conformance/README.md):\n\
+                 # restartCommand = \"systemctl restart my-server\"\n\
+                 # shutdownCommand = \"systemctl stop my-server\"\n",
+            );
+        }
         out.push_str(&toml::to_string(self).unwrap_or_default());
         out
     }
@@ -306,5 +344,24 @@ mod tests {
         let err = toml::from_str::<Contract>("[limits]\nmaxTopics = 1").unwrap_err();
         assert!(err.to_string().contains("maxTopics"), "{err}");
         assert!(!format!("{:?}", c).contains("zz"));
+    }
+
+    #[test]
+    fn names_restart_and_shutdown_commands_and_prints_them_back() {
+        let c: Contract = toml::from_str(
+            "restartCommand = \"./restart.sh\"\nshutdownCommand = \"kill $(cat pid)\"\ncommandTimeoutMs = 500\n",
+        )
+        .unwrap();
+        assert_eq!(c.restart_command.as_deref(), Some("./restart.sh"));
+        assert_eq!(c.shutdown_command.as_deref(), Some("kill $(cat pid)"));
+        assert_eq!(c.command_timeout_ms, 500);
+        let back: Contract = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+        let printed = Contract::default().to_toml();
+        assert!(printed.contains("# restartCommand = "), "{printed}");
+        assert_eq!(
+            toml::from_str::<Contract>(&printed).unwrap(),
+            Contract::default()
+        );
     }
 }

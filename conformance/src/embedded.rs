@@ -1,6 +1,7 @@
 //! The embedded reference server: one fresh in-process `rtbus-server` per case, configured
 //! from the testee contract, on a free loopback port.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::contract::{Contract, PUBLIC_TOPICS};
@@ -59,11 +60,59 @@ impl Embedded {
     }
 }
 
-struct Running(rtbus_server::RunningServer);
+/// A running embedded server, with what it takes to start it again.
+struct Running {
+    config: rtbus_server::Config,
+    server: Option<rtbus_server::RunningServer>,
+    /// Where the last server listened, reused by a restart when the port is still free.
+    addr: SocketAddr,
+}
+
+fn url_of(addr: SocketAddr) -> String {
+    format!("ws://{addr}{}", rtbus_protocol::ENDPOINT_PATH)
+}
+
+async fn start(config: rtbus_server::Config) -> Result<rtbus_server::RunningServer, InfraError> {
+    rtbus_server::start(config)
+        .await
+        .map_err(|e| InfraError(format!("cannot start the embedded server: {e}")))
+}
 
 impl ServerHandle for Running {
-    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(self.0.shutdown())
+    fn shutdown(&mut self) -> BoxFuture<'static, Result<(), InfraError>> {
+        let server = self.server.take();
+        Box::pin(async move {
+            if let Some(server) = server {
+                server.shutdown().await;
+            }
+            Ok(())
+        })
+    }
+
+    fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>> {
+        Box::pin(async move {
+            if let Some(server) = self.server.take() {
+                server.shutdown().await;
+            }
+            let mut config = self.config.clone();
+            config.listen = self.addr;
+            // The same port when the OS gives it back, so a client's URL stays valid; another
+            // one otherwise, and the runner connects there from now on.
+            let server = match start(config.clone()).await {
+                Ok(server) => server,
+                Err(_) => {
+                    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                    start(config).await?
+                }
+            };
+            self.addr = server.local_addr();
+            self.server = Some(server);
+            Ok(url_of(self.addr))
+        })
+    }
+
+    fn release(mut self: Box<Self>) -> BoxFuture<'static, Result<(), InfraError>> {
+        self.shutdown()
     }
 }
 
@@ -78,22 +127,22 @@ impl Target for Embedded {
 
     fn prepare(&self) -> BoxFuture<'_, Result<Prepared, InfraError>> {
         Box::pin(async move {
-            let server = rtbus_server::start(self.config.clone())
-                .await
-                .map_err(|e| InfraError(format!("cannot start the embedded server: {e}")))?;
+            let server = start(self.config.clone()).await?;
+            let addr = server.local_addr();
             Ok(Prepared {
-                url: format!(
-                    "ws://{}{}",
-                    server.local_addr(),
-                    rtbus_protocol::ENDPOINT_PATH
-                ),
-                server: Some(Box::new(Running(server))),
+                url: url_of(addr),
+                server: Some(Box::new(Running {
+                    config: self.config.clone(),
+                    server: Some(server),
+                    addr,
+                })),
             })
         })
     }
 }
 
-/// A remote server at a fixed URL, shared by every case.
+/// A remote server at a fixed URL, shared by every case, that the harness cannot restart or
+/// shut down.
 #[derive(Debug, Clone)]
 pub struct Remote {
     /// The endpoint URL.
@@ -106,7 +155,7 @@ impl Target for Remote {
     }
 
     fn absent(&self) -> Vec<Capability> {
-        vec![Capability::Shutdown]
+        vec![Capability::Shutdown, Capability::Restart]
     }
 
     fn prepare(&self) -> BoxFuture<'_, Result<Prepared, InfraError>> {
@@ -117,17 +166,250 @@ impl Target for Remote {
             })
         })
     }
+
+    fn shared(&self) -> bool {
+        true
+    }
 }
 
-/// Checks that something accepts TCP connections at `url`, so an unreachable server is an
-/// infrastructure error (exit 2) rather than every case failing.
-pub async fn probe(url: &str) -> Result<(), InfraError> {
+/// Shell commands that restart and shut down a server the harness does not run itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCommands {
+    /// Stops the server if it runs and starts it again with its state lost; returns once the
+    /// old process no longer accepts connections.
+    pub restart: Option<String>,
+    /// Shuts the server down gracefully (its connections get 1001).
+    pub shutdown: Option<String>,
+    /// How long a command may run, and then how long the URL may take to accept TCP.
+    pub timeout: Duration,
+}
+
+impl ServerCommands {
+    /// The commands the contract names.
+    pub fn from_contract(contract: &Contract) -> ServerCommands {
+        ServerCommands {
+            restart: contract.restart_command.clone(),
+            shutdown: contract.shutdown_command.clone(),
+            timeout: Duration::from_millis(contract.command_timeout_ms),
+        }
+    }
+}
+
+/// A remote server at a fixed URL, shared by every case, restarted and shut down by
+/// [`ServerCommands`]. Without a command, its capability is absent.
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    /// The endpoint URL.
+    pub url: String,
+    /// How to restart and shut it down.
+    pub commands: ServerCommands,
+}
+
+impl Target for Scripted {
+    fn describe(&self) -> String {
+        let mut hooks = Vec::new();
+        if self.commands.restart.is_some() {
+            hooks.push("restart");
+        }
+        if self.commands.shutdown.is_some() {
+            hooks.push("shutdown");
+        }
+        if hooks.is_empty() {
+            self.url.clone()
+        } else {
+            format!("{} (with {} command)", self.url, hooks.join(" and "))
+        }
+    }
+
+    fn absent(&self) -> Vec<Capability> {
+        let mut absent = Vec::new();
+        if self.commands.shutdown.is_none() {
+            absent.push(Capability::Shutdown);
+        }
+        if self.commands.restart.is_none() {
+            absent.push(Capability::Restart);
+        }
+        absent
+    }
+
+    fn prepare(&self) -> BoxFuture<'_, Result<Prepared, InfraError>> {
+        Box::pin(async move {
+            Ok(Prepared {
+                url: self.url.clone(),
+                server: Some(Box::new(ScriptedHandle {
+                    url: self.url.clone(),
+                    commands: self.commands.clone(),
+                    down: false,
+                })),
+            })
+        })
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+}
+
+struct ScriptedHandle {
+    url: String,
+    commands: ServerCommands,
+    /// The case shut the server down and nothing has started it since.
+    down: bool,
+}
+
+impl ScriptedHandle {
+    fn command(&self, which: &str, command: Option<&String>) -> Result<String, InfraError> {
+        command.cloned().ok_or_else(|| {
+            InfraError(format!(
+                "no {which} command: name one with --{which}-command or {which}Command in the contract"
+            ))
+        })
+    }
+}
+
+impl ServerHandle for ScriptedHandle {
+    fn shutdown(&mut self) -> BoxFuture<'static, Result<(), InfraError>> {
+        let command = self.command("shutdown", self.commands.shutdown.as_ref());
+        let (url, timeout) = (self.url.clone(), self.commands.timeout);
+        self.down = command.is_ok();
+        Box::pin(async move { run_command("shutdown", &command?, &url, timeout).await })
+    }
+
+    fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>> {
+        Box::pin(async move {
+            let command = self.command("restart", self.commands.restart.as_ref())?;
+            run_command("restart", &command, &self.url, self.commands.timeout).await?;
+            wait_until_listening(&self.url, self.commands.timeout).await?;
+            self.down = false;
+            Ok(self.url.clone())
+        })
+    }
+
+    fn release(mut self: Box<Self>) -> BoxFuture<'static, Result<(), InfraError>> {
+        Box::pin(async move {
+            // The next case needs the server; without a restart command the shutdown cases
+            // run last (see `run_suite`), so nothing else is left to need it.
+            if self.down && self.commands.restart.is_some() {
+                self.restart().await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// How much of a failed command's stderr an error quotes.
+const STDERR_QUOTE_BYTES: usize = 2000;
+
+/// Runs `command` with `sh -c`, bounded by `timeout`; a non-zero exit is an error quoting the
+/// status and stderr. `RTBUS_CONFORMANCE_URL` tells the command which server is meant.
+pub async fn run_command(
+    which: &str,
+    command: &str,
+    url: &str,
+    timeout: Duration,
+) -> Result<(), InfraError> {
+    use tokio::io::AsyncReadExt as _;
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("RTBUS_CONFORMANCE_URL", url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| InfraError(format!("cannot run the {which} command `{command}`: {e}")))?;
+    // Read stderr beside the wait: a server the command starts in the background may keep the
+    // pipe open for good, so the exit status, not the end of stderr, ends the command.
+    let mut stderr = child.stderr.take();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let reader = tokio::spawn(async move {
+        let mut buf = [0u8; 1024];
+        while let Some(pipe) = stderr.as_mut() {
+            match pipe.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(status) => status,
+        Err(_) => {
+            let _ = child.kill().await;
+            reader.abort();
+            return Err(InfraError(format!(
+                "the {which} command `{command}` did not finish within {} ms",
+                timeout.as_millis()
+            )));
+        }
+    }
+    .map_err(|e| InfraError(format!("waiting for the {which} command `{command}`: {e}")))?;
+    // Drain what the command wrote; the reader ends at EOF, or a background process keeps
+    // the pipe open and the grace period ends it.
+    let mut err = Vec::new();
+    let grace = tokio::time::Instant::now() + Duration::from_millis(200);
+    while let Ok(Some(chunk)) = tokio::time::timeout_at(grace, rx.recv()).await {
+        err.extend(chunk);
+    }
+    reader.abort();
+    if status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&err);
+    let text = crate::prefix(text.trim(), STDERR_QUOTE_BYTES);
+    Err(InfraError(format!(
+        "the {which} command `{command}` failed ({status}){}",
+        if text.is_empty() {
+            "; it wrote nothing to stderr".to_owned()
+        } else {
+            format!("; stderr: {text}")
+        }
+    )))
+}
+
+/// Waits, at most `timeout`, until something accepts TCP connections at `url`.
+pub async fn wait_until_listening(url: &str, timeout: Duration) -> Result<(), InfraError> {
+    let authority = authority(url)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let why = match tokio::time::timeout(left, tokio::net::TcpStream::connect(authority)).await
+        {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        if tokio::time::Instant::now() + RETRY_EVERY >= deadline {
+            return Err(InfraError(format!(
+                "the server at {authority} did not accept connections within {} ms after the \
+                 restart command: {why}",
+                timeout.as_millis()
+            )));
+        }
+        tokio::time::sleep(RETRY_EVERY).await;
+    }
+}
+
+/// How often [`wait_until_listening`] tries to connect.
+const RETRY_EVERY: Duration = Duration::from_millis(50);
+
+fn authority(url: &str) -> Result<&str, InfraError> {
     let rest = url.strip_prefix("ws://").ok_or_else(|| {
         InfraError(format!(
             "unsupported URL {url}: expected ws://host:port/path (terminate TLS in front of the server)"
         ))
     })?;
-    let authority = rest.split('/').next().unwrap_or(rest);
+    Ok(rest.split('/').next().unwrap_or(rest))
+}
+
+/// Checks that something accepts TCP connections at `url`, so an unreachable server is an
+/// infrastructure error (exit 2) rather than every case failing.
+pub async fn probe(url: &str) -> Result<(), InfraError> {
+    let authority = authority(url)?;
     match tokio::time::timeout(
         Duration::from_secs(5),
         tokio::net::TcpStream::connect(authority),

@@ -92,7 +92,12 @@ pub fn render_failure(r: &CaseResult, f: &Failure, style: Style) -> String {
                 .map_or(String::new(), |c| format!(" on {c}"))
         )
     };
-    let _ = writeln!(out, "  at {step}: {}", f.message);
+    let broke = if f.infrastructure {
+        "infrastructure error (the run broke, not the server): "
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "  at {step}: {broke}{}", f.message);
     match (&f.expected, &f.actual) {
         (Some(e), Some(a)) => {
             let _ = writeln!(
@@ -324,17 +329,19 @@ fn xml_escape(s: &str) -> String {
 pub fn junit_report(results: &[CaseResult]) -> String {
     let t = totals(results);
     let seconds: f64 = results.iter().map(|r| r.duration_ms as f64 / 1000.0).sum();
+    let errors = results
+        .iter()
+        .filter(|r| matches!(&r.verdict, Verdict::Failed(f) if f.infrastructure))
+        .count();
+    let counts = format!(
+        "tests=\"{}\" failures=\"{}\" errors=\"{errors}\" skipped=\"{}\" time=\"{seconds:.3}\"",
+        t.total,
+        t.failed - errors,
+        t.unsupported
+    );
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"rtbus-conformance\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{seconds:.3}\">",
-        t.total, t.failed, t.unsupported
-    );
-    let _ = writeln!(
-        out,
-        "  <testsuite name=\"rtbus-conformance\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{seconds:.3}\">",
-        t.total, t.failed, t.unsupported
-    );
+    let _ = writeln!(out, "<testsuites name=\"rtbus-conformance\" {counts}>");
+    let _ = writeln!(out, "  <testsuite name=\"rtbus-conformance\" {counts}>");
     let plain = Style { color: false };
     for r in results {
         let _ = write!(
@@ -348,9 +355,11 @@ pub fn junit_report(results: &[CaseResult]) -> String {
         match &r.verdict {
             Verdict::Passed => out.push_str("/>\n"),
             Verdict::Failed(f) => {
+                // JUnit tells a broken test run (`error`) from a failed assertion (`failure`).
+                let element = if f.infrastructure { "error" } else { "failure" };
                 let _ = writeln!(
                     out,
-                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                    ">\n      <{element} message=\"{}\">{}</{element}>\n    </testcase>",
                     xml_escape(&f.message),
                     xml_escape(&render_failure(r, f, plain))
                 );
@@ -399,6 +408,7 @@ mod tests {
             pointer: Some("/id".into()),
             expected: Some(json!({"type": "pong", "id": "p"})),
             actual: Some(json!({"type": "pong"})),
+            infrastructure: false,
         };
         let r = result(Verdict::Failed(Box::new(f.clone())));
         let text = render_failure(&r, &f, Style { color: false });
@@ -413,5 +423,19 @@ mod tests {
         assert_eq!(json["totals"]["failed"], 1);
         assert_eq!(json["cases"][0]["verdict"], "failed");
         assert_eq!(json["cases"][0]["step"], 3);
+        let broken = Failure {
+            infrastructure: true,
+            message: "the restart command `x` failed (exit status: 3)".into(),
+            ..f
+        };
+        let r = result(Verdict::Failed(Box::new(broken.clone())));
+        assert!(
+            render_failure(&r, &broken, Style { color: false }).contains("infrastructure error")
+        );
+        let xml = junit_report(&[r]);
+        assert!(
+            xml.contains("<error message=\"the restart command"),
+            "{xml}"
+        );
     }
 }

@@ -40,23 +40,36 @@ pub trait Target: Send + Sync {
     /// A line describing the target, for reports.
     fn describe(&self) -> String;
     /// Capabilities the target cannot offer whatever the contract says (e.g. `shutdown` for a
-    /// remote server).
+    /// remote server without a shutdown command).
     fn absent(&self) -> Vec<Capability>;
     /// Gets a server ready for one case: a fresh embedded server, or the shared remote one.
     fn prepare(&self) -> BoxFuture<'_, Result<Prepared, InfraError>>;
+    /// Whether every case meets the same server, so a case that restarts or shuts it down must
+    /// run while no other case does.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
-/// A server shut down by the harness.
+/// A server the harness controls during one case.
 pub trait ServerHandle: Send {
-    /// Shuts the server down gracefully.
-    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()>;
+    /// Shuts the server down gracefully (a `shutdownServer` step). The case goes on while the
+    /// future runs, watching its connections close, so the future owns what it needs.
+    fn shutdown(&mut self) -> BoxFuture<'static, Result<(), InfraError>>;
+    /// Stops the server, if it runs, and starts a fresh one with its state lost (a
+    /// `restartServer` step). Resolves, once the new server accepts connections, to the URL
+    /// later `connect` steps use.
+    fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>>;
+    /// Releases the server after the case: an embedded one is stopped; a shared one that the
+    /// case shut down is started again for the cases that follow.
+    fn release(self: Box<Self>) -> BoxFuture<'static, Result<(), InfraError>>;
 }
 
 /// A server ready for one case.
 pub struct Prepared {
     /// The WebSocket endpoint, e.g. `ws://127.0.0.1:4000/api/realtime`.
     pub url: String,
-    /// The server's handle when the harness owns it (shut down after the case).
+    /// The server's handle when the harness can stop or restart it (released after the case).
     pub server: Option<Box<dyn ServerHandle>>,
 }
 
@@ -116,6 +129,10 @@ pub struct Failure {
     pub expected: Option<Value>,
     /// The frame that arrived, when there is one.
     pub actual: Option<Value>,
+    /// The run itself broke (a restart command failed, the server could not be started), not
+    /// the server's behaviour: the run exits with 2.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub infrastructure: bool,
 }
 
 /// The grade of one case.
@@ -199,6 +216,10 @@ impl CaseResult {
 
 /// Runs every case, `jobs` at a time, calling `progress` as each finishes (in completion
 /// order); returns the results in suite order.
+///
+/// On a [shared](Target::shared) server, the cases that restart or shut the server down run
+/// after the others, one at a time, the shutdowns last: a restart in the middle of another
+/// case would fail it, and without a restart command nothing brings a shut-down server back.
 pub async fn run_suite(
     cases: Vec<LoadedCase>,
     target: Arc<dyn Target>,
@@ -206,46 +227,60 @@ pub async fn run_suite(
     mut progress: impl FnMut(&CaseResult, usize, usize),
 ) -> Vec<CaseResult> {
     let total = cases.len();
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
+    let shared = target.shared();
+    let (mut alone, together): (Vec<_>, Vec<_>) = cases
+        .into_iter()
+        .enumerate()
+        .partition(|(_, c)| shared && c.case.disrupts_server());
+    // Stable: restarts keep their suite order, before every shutdown.
+    alone.sort_by_key(|(_, c)| c.case.shuts_down_server());
+    let jobs = options.jobs.max(1);
     let options = Arc::new(options);
+    let mut results: Vec<Option<CaseResult>> = vec![None; total];
+    let mut done = 0;
+    let mut finished = |index: usize, result: CaseResult| {
+        done += 1;
+        progress(&result, done, total);
+        results[index] = Some(result);
+    };
+    run_batch(together, jobs, &target, &options, &mut finished).await;
+    run_batch(alone, 1, &target, &options, &mut finished).await;
+    results.into_iter().flatten().collect()
+}
+
+/// Runs `cases` (with their suite index), `jobs` at a time, handing each result to
+/// `finished` as it completes.
+async fn run_batch(
+    cases: Vec<(usize, LoadedCase)>,
+    jobs: usize,
+    target: &Arc<dyn Target>,
+    options: &Arc<RunOptions>,
+    finished: &mut dyn FnMut(usize, CaseResult),
+) {
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs));
     let mut set = tokio::task::JoinSet::new();
     let mut by_task = std::collections::HashMap::new();
-    let mut placeholders = Vec::with_capacity(total);
-    for (index, case) in cases.into_iter().enumerate() {
-        placeholders.push(CaseResult {
-            id: case.case.id.clone(),
-            title: case.case.title.clone(),
-            rules: case.case.rules.clone(),
-            tags: case.case.tags.clone(),
-            file: case.file.display().to_string(),
-            verdict: Verdict::Passed,
-            close_verdict: CloseVerdict::None,
-            closes: Vec::new(),
-            frames_checked: 0,
-            duration_ms: 0,
-        });
-        let target = Arc::clone(&target);
-        let options = Arc::clone(&options);
+    for (index, case) in cases {
+        let placeholder = blank_result(&case);
+        let target = Arc::clone(target);
+        let options = Arc::clone(options);
         let semaphore = Arc::clone(&semaphore);
         let handle = set.spawn(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = semaphore.acquire_owned().await.ok();
             (index, run_case(&case, target.as_ref(), &options).await)
         });
-        by_task.insert(handle.id(), index);
+        by_task.insert(handle.id(), (index, placeholder));
     }
-    let mut results: Vec<Option<CaseResult>> = vec![None; total];
-    let mut done = 0;
     while let Some(joined) = set.join_next_with_id().await {
-        let (index, result) = match joined {
-            Ok((_, (index, result))) => (index, result),
+        match joined {
+            Ok((_, (index, result))) => finished(index, result),
             Err(e) => {
                 // A panic in a case is a harness bug: report it as that case's failure rather
                 // than dropping the case from the results.
-                let Some(&index) = by_task.get(&e.id()) else {
+                let Some((index, mut result)) = by_task.remove(&e.id()) else {
                     continue;
                 };
-                let mut result = placeholders[index].clone();
                 result.verdict = Verdict::Failed(Box::new(Failure {
                     step: 0,
                     step_kind: "harness".into(),
@@ -254,15 +289,29 @@ pub async fn run_suite(
                     pointer: None,
                     expected: None,
                     actual: None,
+                    infrastructure: false,
                 }));
-                (index, result)
+                finished(index, result);
             }
-        };
-        done += 1;
-        progress(&result, done, total);
-        results[index] = Some(result);
+        }
     }
-    results.into_iter().flatten().collect()
+}
+
+/// The result of `loaded` before it ran: passed, nothing checked.
+fn blank_result(loaded: &LoadedCase) -> CaseResult {
+    let case = &loaded.case;
+    CaseResult {
+        id: case.id.clone(),
+        title: case.title.clone(),
+        rules: case.rules.clone(),
+        tags: case.tags.clone(),
+        file: loaded.file.display().to_string(),
+        verdict: Verdict::Passed,
+        close_verdict: CloseVerdict::None,
+        closes: Vec::new(),
+        frames_checked: 0,
+        duration_ms: 0,
+    }
 }
 
 static NONCE: AtomicU64 = AtomicU64::new(0);
@@ -285,18 +334,7 @@ pub async fn run_case(
 ) -> CaseResult {
     let case = &loaded.case;
     let started = Instant::now();
-    let mut result = CaseResult {
-        id: case.id.clone(),
-        title: case.title.clone(),
-        rules: case.rules.clone(),
-        tags: case.tags.clone(),
-        file: loaded.file.display().to_string(),
-        verdict: Verdict::Passed,
-        close_verdict: CloseVerdict::None,
-        closes: Vec::new(),
-        frames_checked: 0,
-        duration_ms: 0,
-    };
+    let mut result = blank_result(loaded);
     let mut absent = options.contract.absent.clone();
     absent.extend(target.absent());
     let missing: Vec<Capability> = case
@@ -312,15 +350,11 @@ pub async fn run_case(
     let prepared = match target.prepare().await {
         Ok(p) => p,
         Err(e) => {
-            result.verdict = Verdict::Failed(Box::new(Failure {
-                step: 0,
-                step_kind: "prepare".into(),
-                conn: None,
-                message: format!("could not prepare the server: {e}"),
-                pointer: None,
-                expected: None,
-                actual: None,
-            }));
+            result.verdict = Verdict::Failed(Box::new(infra_failure(
+                0,
+                "prepare",
+                format!("could not prepare the server: {e}"),
+            )));
             return result;
         }
     };
@@ -330,6 +364,7 @@ pub async fn run_case(
         case,
         url: prepared.url.clone(),
         server: prepared.server,
+        stopping: None,
         options,
         state: State {
             vars,
@@ -341,18 +376,77 @@ pub async fn run_case(
     };
     let outcome = run.play().await;
     let leftover = run.finish().await;
-    result.verdict = match (outcome, leftover) {
-        (Err(f), _) | (Ok(()), Err(f)) => Verdict::Failed(Box::new(f)),
-        (Ok(()), Ok(())) => Verdict::Passed,
+    let closes = check_declared_close_codes(&run.closes, case.steps.len() + 1);
+    let end = case.steps.len() + 1;
+    let stopped = run.await_shutdown(end).await;
+    let released = match run.server.take() {
+        Some(server) => server.release().await.map_err(|e| {
+            infra_failure(
+                end,
+                "end of case",
+                format!("could not release the server after the case: {e}"),
+            )
+        }),
+        None => Ok(()),
+    };
+    result.verdict = match outcome.and(leftover).and(closes).and(stopped).and(released) {
+        Err(f) => Verdict::Failed(Box::new(f)),
+        Ok(()) => Verdict::Passed,
     };
     result.frames_checked = run.frames_checked;
     result.close_verdict = grade_closes(&run.closes);
     result.closes = run.closes;
-    if let Some(server) = run.server.take() {
-        let _ = tokio::time::timeout(Duration::from_secs(3), server.shutdown()).await;
-    }
     result.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     result
+}
+
+/// A failure of the run itself rather than of the server's behaviour.
+fn infra_failure(step: usize, kind: &str, message: String) -> Failure {
+    Failure {
+        step,
+        step_kind: kind.into(),
+        conn: None,
+        message,
+        pointer: None,
+        expected: None,
+        actual: None,
+        infrastructure: true,
+    }
+}
+
+/// Fails on the first close code a server sent that `CloseCode` does not declare
+/// (rule `frame.close-code`), whether or not a step looked at it: a client reading it could
+/// not know whether to reconnect. A code echoed back to the client's own close is not the
+/// server's to choose, so only closes the server started count.
+fn check_declared_close_codes(closes: &[CloseRecord], step: usize) -> Result<(), Failure> {
+    let Some((record, code)) = closes.iter().find_map(|c| {
+        c.code
+            .filter(|code| {
+                c.initiator == "server" && rtbus_protocol::CloseCode::from_value(*code).is_none()
+            })
+            .map(|code| (c, code))
+    }) else {
+        return Ok(());
+    };
+    let declared: Vec<String> = rtbus_protocol::CloseCode::ALL
+        .iter()
+        .map(|c| c.value().to_string())
+        .collect();
+    Err(Failure {
+        step,
+        step_kind: "end of case".into(),
+        conn: Some(record.conn.clone()),
+        message: format!(
+            "frame.close-code: the server closed connection {:?} with code {code}, which is not \
+             declared by the protocol's CloseCode ({}); a client cannot know whether to reconnect",
+            record.conn,
+            declared.join(", ")
+        ),
+        pointer: None,
+        expected: None,
+        actual: None,
+        infrastructure: false,
+    })
 }
 
 fn grade_closes(closes: &[CloseRecord]) -> CloseVerdict {
@@ -398,6 +492,8 @@ struct CaseRun<'a> {
     case: &'a Case,
     url: String,
     server: Option<Box<dyn ServerHandle>>,
+    /// A shutdown under way (a `shutdownServer` step), awaited before a restart and at the end.
+    stopping: Option<tokio::task::JoinHandle<Result<(), InfraError>>>,
     options: &'a RunOptions,
     state: State,
     conns: BTreeMap<String, Conn>,
@@ -421,6 +517,14 @@ impl StepCtx {
             pointer: None,
             expected: None,
             actual: None,
+            infrastructure: false,
+        }
+    }
+
+    fn infra(&self, message: impl Into<String>) -> Failure {
+        Failure {
+            infrastructure: true,
+            ..self.fail(message)
         }
     }
 }
@@ -604,7 +708,8 @@ impl CaseRun<'_> {
                 timeout_ms,
             } => {
                 let wait = self.timeout(timeout_ms.as_ref(), ctx)?;
-                self.expect_close(conn, *code, *skip_frames, wait, ctx).await
+                self.expect_close(conn, *code, *skip_frames, wait, ctx)
+                    .await
             }
             Step::ExpectPing { conn, timeout_ms } => {
                 let wait = self.timeout(timeout_ms.as_ref(), ctx)?;
@@ -613,9 +718,9 @@ impl CaseRun<'_> {
                 c.pings.mark_unchanged();
                 match tokio::time::timeout(wait, c.pings.changed()).await {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(_)) => Err(ctx.fail(
-                        "expected a WebSocket ping, but the connection ended",
-                    )),
+                    Ok(Err(_)) => {
+                        Err(ctx.fail("expected a WebSocket ping, but the connection ended"))
+                    }
                     Err(_) => Err(ctx.fail(format!(
                         "expected a WebSocket ping from the server within {} ms; none arrived",
                         wait.as_millis()
@@ -635,17 +740,49 @@ impl CaseRun<'_> {
                 tokio::time::sleep(Duration::from_millis(self.count(ms, ctx)?)).await;
                 Ok(())
             }
-            Step::ShutdownServer {} => match self.server.take() {
-                Some(server) => {
-                    tokio::spawn(server.shutdown());
-                    Ok(())
-                }
-                None => Err(ctx.fail(
-                    "this target cannot be shut down by the harness (declare the `shutdown` capability absent)",
-                )),
-            },
+            Step::ShutdownServer {} => self.shutdown_server(ctx),
+            Step::RestartServer {} => self.restart_server(ctx).await,
             Step::Repeat { .. } => Err(ctx.fail("repeat steps do not nest")),
         }
+    }
+
+    fn shutdown_server(&mut self, ctx: &StepCtx) -> Result<(), Failure> {
+        let Some(server) = self.server.as_mut() else {
+            return Err(ctx.fail(
+                "this target cannot be shut down by the harness (declare the `shutdown` capability absent)",
+            ));
+        };
+        // Not awaited here: the connections' closes are what the next steps watch.
+        self.stopping = Some(tokio::spawn(server.shutdown()));
+        Ok(())
+    }
+
+    async fn restart_server(&mut self, ctx: &StepCtx) -> Result<(), Failure> {
+        self.await_shutdown(ctx.index).await?;
+        let Some(server) = self.server.as_mut() else {
+            return Err(ctx.fail(
+                "this target cannot be restarted by the harness (declare the `restart` capability absent)",
+            ));
+        };
+        let url = server
+            .restart()
+            .await
+            .map_err(|e| ctx.infra(format!("could not restart the server: {e}")))?;
+        self.url = url;
+        Ok(())
+    }
+
+    /// Waits for a shutdown a `shutdownServer` step started, failing if it broke.
+    async fn await_shutdown(&mut self, step: usize) -> Result<(), Failure> {
+        let Some(stopping) = self.stopping.take() else {
+            return Ok(());
+        };
+        let message = match stopping.await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => format!("could not shut the server down: {e}"),
+            Err(e) => format!("the shutdown task failed: {e}"),
+        };
+        Err(infra_failure(step, "shutdownServer", message))
     }
 
     fn conn(&mut self, name: &str, ctx: &StepCtx) -> Result<&mut Conn, Failure> {

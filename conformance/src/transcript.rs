@@ -67,9 +67,12 @@ pub enum Capability {
     Heartbeat,
     /// Disconnecting slow consumers.
     SlowConsumer,
-    /// A shutdown the harness can trigger (only the embedded server, or a target with a
-    /// shutdown hook).
+    /// A shutdown the harness can trigger (the embedded server, or a `--url` target with a
+    /// shutdown command).
     Shutdown,
+    /// A restart the harness can trigger, losing the server's state (the embedded server, or a
+    /// `--url` target with a restart command).
+    Restart,
 }
 
 impl Capability {
@@ -83,6 +86,7 @@ impl Capability {
         Capability::Heartbeat,
         Capability::SlowConsumer,
         Capability::Shutdown,
+        Capability::Restart,
     ];
 
     /// The name used in files and flags.
@@ -96,6 +100,7 @@ impl Capability {
             Capability::Heartbeat => "heartbeat",
             Capability::SlowConsumer => "slow-consumer",
             Capability::Shutdown => "shutdown",
+            Capability::Restart => "restart",
         }
     }
 
@@ -246,8 +251,15 @@ pub enum Step {
         /// Milliseconds.
         ms: Count,
     },
-    /// Shuts the server under test down (needs the `shutdown` capability).
+    /// Shuts the server under test down (needs the `shutdown` capability). Open connections
+    /// must be closed with 1001; the step does not wait for that, so `expectClose` steps can
+    /// watch it.
     ShutdownServer {},
+    /// Stops the server under test and starts it again with its state lost, as a crash and a
+    /// restart of an in-memory server would (needs the `restart` capability). Connections open
+    /// at the time are closed by the old process (1001); later `connect` steps reach the new
+    /// one.
+    RestartServer {},
     /// Runs `steps` `times` times in order, with `{{i}}` counting from 1: e.g. publish one event
     /// and wait for it, so a burst does not outrun a healthy reader. Repeats do not nest.
     Repeat {
@@ -271,7 +283,10 @@ impl Step {
             | Step::ExpectPing { conn, .. }
             | Step::StopReading { conn }
             | Step::Close { conn, .. } => Some(conn),
-            Step::Wait { .. } | Step::ShutdownServer {} | Step::Repeat { .. } => None,
+            Step::Wait { .. }
+            | Step::ShutdownServer {}
+            | Step::RestartServer {}
+            | Step::Repeat { .. } => None,
         }
     }
 
@@ -289,6 +304,7 @@ impl Step {
             Step::Close { .. } => "close",
             Step::Wait { .. } => "wait",
             Step::ShutdownServer {} => "shutdownServer",
+            Step::RestartServer {} => "restartServer",
             Step::Repeat { .. } => "repeat",
         }
     }
@@ -421,6 +437,18 @@ fn check_steps(case: &Case, steps: &[Step], base: &str, top: bool) -> Result<(),
                 ));
             }
         }
+        if let Some(needed) = needed_capability(step) {
+            if !case.requires.contains(&needed) {
+                return Err((
+                    format!("{here}/do"),
+                    format!(
+                        "a {} step needs the {needed:?} capability: add it to the case's \"requires\"",
+                        step.kind(),
+                        needed = needed.name()
+                    ),
+                ));
+            }
+        }
         check_step(step, &here)?;
     }
     Ok(())
@@ -508,9 +536,46 @@ fn check_step(step: &Step, here: &str) -> Result<(), Problem> {
         }
         Step::Wait { ms } => check_count(ms, format!("{here}/ms"))?,
         Step::Connect { .. } | Step::StopReading { .. } | Step::Close { .. } => {}
-        Step::ShutdownServer {} | Step::Repeat { .. } => {}
+        Step::ShutdownServer {} | Step::RestartServer {} | Step::Repeat { .. } => {}
     }
     Ok(())
+}
+
+impl Case {
+    /// Whether a step of the case (also inside a `repeat`) stops or restarts the server, so on
+    /// a server shared by every case it must run while no other case does.
+    pub fn disrupts_server(&self) -> bool {
+        fn any(steps: &[Step]) -> bool {
+            steps.iter().any(|s| match s {
+                Step::ShutdownServer {} | Step::RestartServer {} => true,
+                Step::Repeat { steps, .. } => any(steps),
+                _ => false,
+            })
+        }
+        any(&self.steps)
+    }
+
+    /// Whether a step of the case shuts the server down (also inside a `repeat`).
+    pub fn shuts_down_server(&self) -> bool {
+        fn any(steps: &[Step]) -> bool {
+            steps.iter().any(|s| match s {
+                Step::ShutdownServer {} => true,
+                Step::Repeat { steps, .. } => any(steps),
+                _ => false,
+            })
+        }
+        any(&self.steps)
+    }
+}
+
+/// The capability a step needs that the case must list in `requires`, so a server without it
+/// gets `unsupported` rather than a failure in the middle of the case.
+fn needed_capability(step: &Step) -> Option<Capability> {
+    match step {
+        Step::ShutdownServer {} => Some(Capability::Shutdown),
+        Step::RestartServer {} => Some(Capability::Restart),
+        _ => None,
+    }
 }
 
 fn closest_rules(wrong: &str) -> String {

@@ -68,6 +68,25 @@ enum Mutation {
     WrongPrincipal,
     WrongEndpoint,
     SubscribedOutOfOrder,
+    /// Resumes always name the latest epoch the proxy saw for the topic, as if the server
+    /// ignored the epoch a client sent.
+    IgnoreEpoch,
+    /// Events carry another epoch than the topic's snapshots and acknowledgements.
+    UnstableEpoch,
+    /// `subscribed` entries say `live` for `snapshot`, `reset` for `resumed` and back.
+    WrongStart,
+    /// A lone `resumeAfter` or `epoch` is dropped instead of refused.
+    AcceptUnpairedResume,
+    /// The `unsubscribed` notice a re-authentication owes is never sent.
+    KeepSubscriptionsOnRefresh,
+    /// A rejected token on an authenticated connection keeps its principal and subscriptions.
+    KeepPrincipalOnRejectedAuth,
+    /// Frames nested too deep are relayed with their payload flattened instead of refused.
+    NoNestingLimit,
+    /// The server's close codes become 4999, which `CloseCode` does not declare.
+    UndeclaredCloseCode,
+    /// `unknown_topic` errors do not say which topic.
+    DropErrorTopic,
     /// Not a proxy: the reference server itself, misconfigured against the declared contract.
     NoAuthDeadline,
     NoHeartbeat,
@@ -100,11 +119,15 @@ const NOT_PROXIABLE: &[(&str, &str)] = &[(
          NoHeartbeat server mutation instead",
 )];
 
-/// Shared state of one proxy across its connections.
+/// Shared state of one proxy across its connections (and the server's restarts).
 #[derive(Default)]
 struct Shared {
     first_subscriber: HashMap<String, u64>,
     next_conn: u64,
+    /// The latest epoch the server named per topic.
+    epochs: HashMap<String, String>,
+    /// The contract's tokens: any other token is one the server rejects.
+    tokens: Vec<String>,
 }
 
 struct MutatedTarget {
@@ -112,18 +135,61 @@ struct MutatedTarget {
     contract: Contract,
 }
 
+/// The reference server behind the proxy (or alone, for server mutations), restartable.
 struct Handle {
-    server: rtbus_server::RunningServer,
+    config: rtbus_server::Config,
+    server: Option<rtbus_server::RunningServer>,
+    /// Where the proxy dials: the current server's address, changed by a restart.
+    upstream: Arc<Mutex<SocketAddr>>,
+    /// The proxy's own URL, stable across restarts; `None` for server mutations.
+    proxy_url: Option<String>,
     proxy: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ServerHandle for Handle {
-    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
+    fn shutdown(&mut self) -> BoxFuture<'static, Result<(), InfraError>> {
+        let server = self.server.take();
         Box::pin(async move {
-            self.server.shutdown().await;
-            if let Some(proxy) = self.proxy {
+            if let Some(server) = server {
+                server.shutdown().await;
+            }
+            Ok(())
+        })
+    }
+
+    fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>> {
+        Box::pin(async move {
+            if let Some(server) = self.server.take() {
+                server.shutdown().await;
+            }
+            let mut config = self.config.clone();
+            config.listen = *self.upstream.lock().unwrap();
+            let server = match rtbus_server::start(config.clone()).await {
+                Ok(server) => server,
+                Err(_) => {
+                    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                    rtbus_server::start(config)
+                        .await
+                        .map_err(|e| InfraError(e.to_string()))?
+                }
+            };
+            let addr = server.local_addr();
+            *self.upstream.lock().unwrap() = addr;
+            self.server = Some(server);
+            Ok(self
+                .proxy_url
+                .clone()
+                .unwrap_or_else(|| format!("ws://{addr}/api/realtime")))
+        })
+    }
+
+    fn release(mut self: Box<Self>) -> BoxFuture<'static, Result<(), InfraError>> {
+        Box::pin(async move {
+            self.shutdown().await?;
+            if let Some(proxy) = self.proxy.take() {
                 proxy.abort();
             }
+            Ok(())
         })
     }
 }
@@ -141,17 +207,22 @@ impl Target for MutatedTarget {
         Box::pin(async move {
             let mut config = server_config(&self.contract);
             let server_only = self.mutation.configure(&mut config);
-            let server = rtbus_server::start(config)
+            let server = rtbus_server::start(config.clone())
                 .await
                 .map_err(|e| InfraError(e.to_string()))?;
-            let upstream = server.local_addr();
+            let upstream = Arc::new(Mutex::new(server.local_addr()));
+            let mut handle = Handle {
+                config,
+                server: Some(server),
+                upstream: Arc::clone(&upstream),
+                proxy_url: None,
+                proxy: None,
+            };
             if server_only {
+                let url = format!("ws://{}/api/realtime", *upstream.lock().unwrap());
                 return Ok(Prepared {
-                    url: format!("ws://{upstream}/api/realtime"),
-                    server: Some(Box::new(Handle {
-                        server,
-                        proxy: None,
-                    })),
+                    url,
+                    server: Some(Box::new(handle)),
                 });
             }
             let socket = TcpSocket::new_v4().map_err(|e| InfraError(e.to_string()))?;
@@ -164,22 +235,41 @@ impl Target for MutatedTarget {
             let addr = listener
                 .local_addr()
                 .map_err(|e| InfraError(e.to_string()))?;
-            let publisher = self.contract.credentials["publisher"].token.clone();
-            let proxy = tokio::spawn(accept_loop(listener, upstream, self.mutation, publisher));
+            let url = format!("ws://{addr}/api/realtime");
+            let proxy = tokio::spawn(accept_loop(
+                listener,
+                upstream,
+                self.mutation,
+                self.contract.clone(),
+            ));
+            handle.proxy_url = Some(url.clone());
+            handle.proxy = Some(proxy);
             Ok(Prepared {
-                url: format!("ws://{addr}/api/realtime"),
-                server: Some(Box::new(Handle {
-                    server,
-                    proxy: Some(proxy),
-                })),
+                url,
+                server: Some(Box::new(handle)),
             })
         })
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, m: Mutation, publisher: String) {
-    let shared = Arc::new(Mutex::new(Shared::default()));
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: Arc<Mutex<SocketAddr>>,
+    m: Mutation,
+    contract: Contract,
+) {
+    let shared = Arc::new(Mutex::new(Shared {
+        tokens: contract
+            .credentials
+            .values()
+            .map(|c| c.token.clone())
+            .collect(),
+        ..Shared::default()
+    }));
+    let publisher = contract.credentials["publisher"].token.clone();
     while let Ok((stream, _)) = listener.accept().await {
+        // Read per connection: a restart may have moved the server.
+        let upstream = *upstream.lock().unwrap();
         let id = {
             let mut s = shared.lock().unwrap();
             s.next_conn += 1;
@@ -235,6 +325,8 @@ struct ConnState {
     subscribes: HashMap<String, Vec<Value>>,
     resumed: BTreeSet<String>,
     side: Option<Ws>,
+    /// The connection acts as a principal (a bearer header, or an `authenticated` seen).
+    authenticated: bool,
 }
 
 enum Out {
@@ -255,7 +347,7 @@ async fn proxy_conn(
     shared: Arc<Mutex<Shared>>,
     id: u64,
 ) {
-    let slot: Arc<Mutex<Option<Ws>>> = Arc::default();
+    let slot: Arc<Mutex<Option<(Ws, bool)>>> = Arc::default();
     let filled = Arc::clone(&slot);
     let publisher_auth = format!("Bearer {publisher}");
     let callback = move |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
@@ -303,7 +395,7 @@ async fn proxy_conn(
                         resp.headers_mut().insert("sec-websocket-protocol", v);
                     }
                 }
-                *filled.lock().unwrap() = Some(ws);
+                *filled.lock().unwrap() = Some((ws, auth.is_some()));
                 Ok(resp)
             }
             Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(refuse(r.status())),
@@ -313,10 +405,13 @@ async fn proxy_conn(
     let Ok(client) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
         return;
     };
-    let Some(server) = slot.lock().unwrap().take() else {
+    let Some((server, bearer)) = slot.lock().unwrap().take() else {
         return;
     };
-    let mut state = ConnState::default();
+    let mut state = ConnState {
+        authenticated: bearer,
+        ..ConnState::default()
+    };
     if m == Mutation::AcceptUnauthorizedPublish {
         state.side = connect_upstream(upstream, &[], Some(&format!("Bearer {publisher}")))
             .await
@@ -349,11 +444,12 @@ async fn proxy_conn(
         }
     });
     let up_state = Arc::clone(&state);
+    let up_shared = Arc::clone(&shared);
     let (tc, ts) = (to_client.clone(), to_server.clone());
     let upward = tokio::spawn(async move {
         while let Some(Ok(msg)) = client_stream.next().await {
             let outs = match msg {
-                Message::Text(t) => client_text(m, &t, &up_state).await,
+                Message::Text(t) => client_text(m, &t, &up_state, &up_shared).await,
                 Message::Binary(_) if m == Mutation::IgnoreBinaryFrame => continue,
                 Message::Close(f) => {
                     let _ = ts.send(Message::Close(f)).await;
@@ -376,6 +472,9 @@ async fn proxy_conn(
                     let f = f.map(|mut f| {
                         if m == Mutation::WrongCloseCodes {
                             f.code = 1000.into();
+                        }
+                        if m == Mutation::UndeclaredCloseCode {
+                            f.code = 4999.into();
                         }
                         f
                     });
@@ -420,7 +519,12 @@ async fn deliver(
     false
 }
 
-async fn client_text(m: Mutation, t: &str, state: &tokio::sync::Mutex<ConnState>) -> Vec<Out> {
+async fn client_text(
+    m: Mutation,
+    t: &str,
+    state: &tokio::sync::Mutex<ConnState>,
+    shared: &Mutex<Shared>,
+) -> Vec<Out> {
     let Ok(mut v) = serde_json::from_str::<Value>(t) else {
         return if m == Mutation::IgnoreBadFrame {
             vec![]
@@ -433,6 +537,9 @@ async fn client_text(m: Mutation, t: &str, state: &tokio::sync::Mutex<ConnState>
     }
     let kind = v["type"].as_str().unwrap_or("").to_owned();
     let mut st = state.lock().await;
+    if let Some(outs) = client_epoch_mutations(m, &kind, &mut v, &mut st, shared) {
+        return outs;
+    }
     match (m, kind.as_str()) {
         (Mutation::EventAfterUnsubscribe, "unsubscribe") => {
             let mut reply =
@@ -470,6 +577,7 @@ async fn client_text(m: Mutation, t: &str, state: &tokio::sync::Mutex<ConnState>
                 for t in topics {
                     if let Some(o) = t.as_object_mut() {
                         o.remove("resumeAfter");
+                        o.remove("epoch");
                     }
                 }
             }
@@ -515,7 +623,36 @@ async fn server_text(
     let kind = v["type"].as_str().unwrap_or("").to_owned();
     let mut st = state.lock().await;
     let topic = v["data"]["topic"].as_str().unwrap_or("").to_owned();
+    remember_epochs(&v, shared);
+    if kind == "authenticated" {
+        st.authenticated = true;
+    }
     match (m, kind.as_str()) {
+        (Mutation::UnstableEpoch, "event") => {
+            if let Some(epoch) = v["data"]["epoch"].as_str() {
+                v["data"]["epoch"] = json!(format!("{epoch}x"));
+            }
+        }
+        (Mutation::WrongStart, "subscribed") => {
+            for entry in v["data"]["topics"].as_array_mut().into_iter().flatten() {
+                let swapped = match entry["start"].as_str() {
+                    Some("snapshot") => "live",
+                    Some("live") => "snapshot",
+                    Some("resumed") => "reset",
+                    Some("reset") => "resumed",
+                    _ => continue,
+                };
+                entry["start"] = json!(swapped);
+            }
+        }
+        (Mutation::KeepSubscriptionsOnRefresh, "unsubscribed") if v.get("id").is_none() => {
+            return vec![];
+        }
+        (Mutation::DropErrorTopic, "error") if v["data"]["code"] == "unknown_topic" => {
+            if let Some(d) = v["data"].as_object_mut() {
+                d.remove("topic");
+            }
+        }
         (Mutation::DropSnapshot, "snapshot") => return vec![],
         (Mutation::SkipSeq, "event") => {
             if let Some(seq) = v["data"]["seq"].as_u64().filter(|s| *s >= 2) {
@@ -640,6 +777,84 @@ async fn server_text(
         return vec![];
     }
     vec![Out::Down(text(&v))]
+}
+
+/// Records the epoch of every topic a server frame names.
+fn remember_epochs(v: &Value, shared: &Mutex<Shared>) {
+    let data = &v["data"];
+    let mut s = shared.lock().unwrap();
+    let mut note = |entry: &Value| {
+        if let (Some(topic), Some(epoch)) = (entry["topic"].as_str(), entry["epoch"].as_str()) {
+            s.epochs.insert(topic.to_owned(), epoch.to_owned());
+        }
+    };
+    note(data);
+    for entry in data["topics"].as_array().into_iter().flatten() {
+        note(entry);
+    }
+}
+
+/// The mutations of client frames about epochs, resumes, nesting and re-authentication; `None`
+/// leaves the frame to the others.
+/// The topic entries of a `subscribe` frame.
+fn entries(v: &mut Value) -> Vec<&mut serde_json::Map<String, Value>> {
+    v["data"]["topics"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+        .collect()
+}
+
+fn client_epoch_mutations(
+    m: Mutation,
+    kind: &str,
+    v: &mut Value,
+    st: &mut ConnState,
+    shared: &Mutex<Shared>,
+) -> Option<Vec<Out>> {
+    match (m, kind) {
+        (Mutation::IgnoreEpoch, "subscribe") => {
+            let s = shared.lock().unwrap();
+            for entry in entries(v) {
+                let latest = entry
+                    .get("topic")
+                    .and_then(Value::as_str)
+                    .and_then(|t| s.epochs.get(t));
+                if let (Some(latest), true) = (latest, entry.contains_key("epoch")) {
+                    entry.insert("epoch".into(), json!(latest));
+                }
+            }
+        }
+        (Mutation::AcceptUnpairedResume, "subscribe") => {
+            for entry in entries(v) {
+                if entry.contains_key("resumeAfter") != entry.contains_key("epoch") {
+                    entry.remove("resumeAfter");
+                    entry.remove("epoch");
+                }
+            }
+        }
+        (Mutation::NoNestingLimit, _)
+            if rtbus_protocol::nesting_depth(&v.to_string())
+                > rtbus_protocol::MAX_NESTING_DEPTH =>
+        {
+            v["data"]["payload"] = Value::Null;
+        }
+        (Mutation::KeepPrincipalOnRejectedAuth, "auth") if st.authenticated => {
+            let token = v["data"]["token"].as_str().unwrap_or("");
+            if !shared.lock().unwrap().tokens.iter().any(|t| t == token) {
+                let mut reply = json!({"type": "error", "data": {"code": "unauthorized",
+                    "message": "the token is not accepted"}});
+                if let Some(id) = v.get("id") {
+                    reply["id"] = id.clone();
+                }
+                return Some(vec![Out::Down(text(&reply))]);
+            }
+            return None;
+        }
+        _ => return None,
+    }
+    Some(vec![Out::Up(text(v))])
 }
 
 fn excluded(id: &str, proxied: bool) -> bool {
@@ -791,4 +1006,13 @@ mutation_tests! {
     no_heartbeat: NoHeartbeat breaks "heartbeat.timeout";
     no_topic_limit: NoTopicLimit breaks "subscribe.limit";
     no_size_limit: NoSizeLimit breaks "frame.too-big";
+    ignore_epoch: IgnoreEpoch breaks "resume.epoch";
+    unstable_epoch: UnstableEpoch breaks "delivery.epoch";
+    wrong_start: WrongStart breaks "subscribe.start";
+    accept_unpaired_resume: AcceptUnpairedResume breaks "resume.pair";
+    keep_subscriptions_on_refresh: KeepSubscriptionsOnRefresh breaks "auth.refresh";
+    keep_principal_on_rejected_auth: KeepPrincipalOnRejectedAuth breaks "auth.refresh-reject";
+    no_nesting_limit: NoNestingLimit breaks "frame.nesting";
+    undeclared_close_code: UndeclaredCloseCode breaks "frame.close-code";
+    drop_error_topic: DropErrorTopic breaks "topic.unknown";
 }

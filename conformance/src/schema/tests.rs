@@ -402,7 +402,11 @@ fn valid_frames() -> Vec<Value> {
             data: SubscribedData {
                 topics: all_topics
                     .iter()
-                    .zip([Start::Snapshot, Start::Live, Start::Resumed, Start::Reset].iter().cycle())
+                    .zip(
+                        [Start::Snapshot, Start::Live, Start::Resumed, Start::Reset]
+                            .iter()
+                            .cycle(),
+                    )
                     .enumerate()
                     .map(|(i, (topic, start))| SubscribedTopic {
                         topic: topic.clone(),
