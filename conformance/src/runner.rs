@@ -1328,6 +1328,96 @@ mod tests {
         assert_ne!(n, nonce());
     }
 
+    /// A server that answers each connection with a close frame of `code` right after the
+    /// handshake (0: never closes, echoes the client's close).
+    struct Closer(u16);
+
+    impl Target for Closer {
+        fn describe(&self) -> String {
+            format!("a server closing with {}", self.0)
+        }
+
+        fn absent(&self) -> Vec<Capability> {
+            Vec::new()
+        }
+
+        fn prepare(&self) -> BoxFuture<'_, Result<Prepared, InfraError>> {
+            let code = self.0;
+            Box::pin(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .map_err(|e| InfraError(e.to_string()))?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(|e| InfraError(e.to_string()))?;
+                tokio::spawn(async move {
+                    while let Ok((stream, _)) = listener.accept().await {
+                        tokio::spawn(async move {
+                            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                                return;
+                            };
+                            if code != 0 {
+                                let frame = CloseFrame {
+                                    code: WsCloseCode::from(code),
+                                    reason: "".into(),
+                                };
+                                let _ = ws.send(Message::Close(Some(frame))).await;
+                            }
+                            while let Some(Ok(_)) = ws.next().await {}
+                        });
+                    }
+                });
+                Ok(Prepared {
+                    url: format!("ws://{addr}/api/realtime"),
+                    server: None,
+                })
+            })
+        }
+    }
+
+    fn closing_case(steps: &str) -> LoadedCase {
+        let text = format!(
+            r#"{{"id":"x","title":"t","rules":["frame.close-code"],"connections":{{"a":{{"subprotocols":[]}}}},"steps":[{{"do":"connect","conn":"a"}},{steps}]}}"#
+        );
+        crate::transcript::parse(std::path::Path::new("x.json"), &text).unwrap()
+    }
+
+    #[test]
+    fn an_undeclared_close_code_fails_the_case_even_when_a_step_accepts_it() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = RunOptions::default();
+        for steps in [
+            r#"{"do":"expectClose","conn":"a","code":4999}"#,
+            r#"{"do":"expectClose","conn":"a","skipFrames":true}"#,
+        ] {
+            let result = runtime.block_on(run_case(&closing_case(steps), &Closer(4999), &options));
+            let Verdict::Failed(f) = &result.verdict else {
+                panic!("{steps}: {:?}", result.verdict);
+            };
+            assert!(
+                f.message.contains("code 4999")
+                    && f.message
+                        .contains("not declared by the protocol's CloseCode")
+                    && f.message.contains("whether to reconnect"),
+                "{}",
+                f.message
+            );
+            assert_eq!(f.conn.as_deref(), Some("a"));
+            assert!(!f.infrastructure);
+        }
+        // Declared codes pass, and so does the echo of a client's own code.
+        let declared = closing_case(r#"{"do":"expectClose","conn":"a","code":4009}"#);
+        let result = runtime.block_on(run_case(&declared, &Closer(4009), &options));
+        assert!(result.passed(), "{:?}", result.verdict);
+        let echoed = closing_case(r#"{"do":"close","conn":"a","code":4321}"#);
+        let result = runtime.block_on(run_case(&echoed, &Closer(0), &options));
+        assert!(result.passed(), "{:?}", result.verdict);
+        assert_eq!(result.closes[0].code, Some(4321));
+    }
+
     #[test]
     fn close_grades() {
         let rec = |initiator: &str, clean, expected| CloseRecord {

@@ -1,8 +1,9 @@
 //! The suite against one long-lived server reached by URL, as a team runs it against its own
 //! server: cases share the server, so they must not depend on each other's state.
 
+use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtbus_conformance::contract::Contract;
 use rtbus_conformance::embedded::Remote;
@@ -47,7 +48,13 @@ fn the_suite_passes_against_a_shared_server_configured_from_the_contract_toml() 
             Verdict::Passed => {}
             Verdict::Failed(f) => failures.push(render_failure(r, f, Style { color: false })),
             Verdict::Unsupported { missing } => {
-                assert_eq!(missing, &[Capability::Shutdown], "{}", r.id);
+                assert!(
+                    missing
+                        .iter()
+                        .all(|c| [Capability::Shutdown, Capability::Restart].contains(c)),
+                    "{}: {missing:?}",
+                    r.id
+                );
             }
         }
     }
@@ -57,5 +64,147 @@ fn the_suite_passes_against_a_shared_server_configured_from_the_contract_toml() 
         .filter(|r| matches!(r.verdict, Verdict::Unsupported { .. }))
         .map(|r| r.id.as_str())
         .collect();
-    assert_eq!(unsupported, ["shutdown.going-away"]);
+    // Without commands, exactly the cases that stop or restart the server cannot run.
+    let disruptive: Vec<String> = suite::bundled()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.case.disrupts_server())
+        .map(|c| c.case.id)
+        .collect();
+    assert!(disruptive.len() >= 4, "{disruptive:?}");
+    assert_eq!(unsupported, disruptive);
+}
+
+/// A `--url` server the harness restarts and shuts down through shell scripts, as a team
+/// would wire its own server: `rtbus-conformance serve` plays the server process.
+struct ScriptedServer {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl ScriptedServer {
+    fn start() -> ScriptedServer {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        // A free port for every incarnation of the server; the restart script reuses it.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let path = dir.path().display().to_string();
+        let stop = format!(
+            "if [ -f {path}/pid ]; then\n  pid=$(cat {path}/pid); rm {path}/pid\n  kill -TERM \"$pid\" 2>/dev/null\n  \
+             while kill -0 \"$pid\" 2>/dev/null; do sleep 0.05; done\nfi\n"
+        );
+        let restart = format!(
+            "{stop}{bin} serve --listen {addr} >>{path}/server.log 2>&1 &\necho $! > {path}/pid\n",
+            bin = env!("CARGO_BIN_EXE_rtbus-conformance"),
+        );
+        std::fs::write(dir.path().join("stop.sh"), stop).expect("write stop.sh");
+        std::fs::write(dir.path().join("restart.sh"), restart).expect("write restart.sh");
+        let server = ScriptedServer {
+            url: format!("ws://{addr}/api/realtime"),
+            dir,
+        };
+        let status = Command::new("sh")
+            .arg(server.script("restart.sh"))
+            .status()
+            .expect("sh runs");
+        assert!(status.success());
+        server.wait_listening();
+        server
+    }
+
+    fn script(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn wait_listening(&self) {
+        let addr = self
+            .url
+            .trim_start_matches("ws://")
+            .trim_end_matches("/api/realtime");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the served server never listened"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn run(&self, extra: &[&str]) -> (Option<i32>, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_rtbus-conformance"))
+            .args(["run", "--url", &self.url, "--step-timeout", "3000"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("the harness runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    }
+}
+
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        let _ = Command::new("sh").arg(self.script("stop.sh")).status();
+    }
+}
+
+#[test]
+fn restart_and_shutdown_cases_run_against_a_url_target_with_commands() {
+    let server = ScriptedServer::start();
+    let report = server.dir.path().join("report.json");
+    let (restart, shutdown) = (
+        format!("sh {}", server.script("restart.sh")),
+        format!("sh {}", server.script("stop.sh")),
+    );
+    let (code, text) = server.run(&[
+        "--restart-command",
+        &restart,
+        "--shutdown-command",
+        &shutdown,
+        "--filter",
+        "shutdown.going-away",
+        "--filter",
+        "resume.restart-*",
+        "--report",
+        &format!("json={}", report.display()),
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["totals"]["passed"], 4, "{text}");
+    assert_eq!(report["totals"]["unsupported"], 0, "{text}");
+    let ran: Vec<&str> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(ran.contains(&"shutdown.going-away"), "{ran:?}");
+    // The shutdown case ran last; the restart command brought the server back after it.
+    server.wait_listening();
+}
+
+#[test]
+fn a_failing_restart_command_is_an_infrastructure_error_with_its_status_and_stderr() {
+    let server = ScriptedServer::start();
+    let (code, text) = server.run(&[
+        "--restart-command",
+        "echo 'cannot find my-server' >&2; exit 3",
+        "--filter",
+        "resume.restart-below",
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("infrastructure error"), "{text}");
+    assert!(text.contains("exit status: 3"), "{text}");
+    assert!(text.contains("cannot find my-server"), "{text}");
+    // Without commands, the same case is unsupported, not failed.
+    let (code, text) = server.run(&["--filter", "resume.restart-below"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("1 unsupported"), "{text}");
 }
