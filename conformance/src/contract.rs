@@ -286,9 +286,13 @@ impl Contract {
 
     /// The contract as TOML, for `--contract` files.
     pub fn to_toml(&self) -> String {
-        let mut out = String::from(
+        let mut out = format!(
             "# The conformance testee contract (printed by `rtbus-conformance contract`).\n\
-             # Edit it to describe your server and pass it with `--contract FILE`.\n",
+             # Edit it to describe your server and pass it with `--contract FILE`.\n\
+             # Fixed by the protocol for every server, not configurable here: frames nest at most\n\
+             # {} levels (MAX_NESTING_DEPTH); free-form numbers lie within +-(2^53 - 1); close\n\
+             # codes are those of CloseCode.\n",
+            rtbus_protocol::MAX_NESTING_DEPTH
         );
         if self.restart_command.is_none() && self.shutdown_command.is_none() {
             out.push_str(
