@@ -78,6 +78,28 @@ async fn start(config: rtbus_server::Config) -> Result<rtbus_server::RunningServ
         .map_err(|e| InfraError(format!("cannot start the embedded server: {e}")))
 }
 
+/// Stops `server` (if it runs) and starts a fresh reference server with `config`, all state
+/// lost as in a process restart: on `addr` when the OS gives the port back, so a client's URL
+/// stays valid, on a free loopback port otherwise (the caller then connects there).
+pub async fn restart(
+    server: Option<rtbus_server::RunningServer>,
+    config: &rtbus_server::Config,
+    addr: SocketAddr,
+) -> Result<rtbus_server::RunningServer, InfraError> {
+    if let Some(server) = server {
+        server.shutdown().await;
+    }
+    let mut config = config.clone();
+    config.listen = addr;
+    match start(config.clone()).await {
+        Ok(server) => Ok(server),
+        Err(_) => {
+            config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+            start(config).await
+        }
+    }
+}
+
 impl ServerHandle for Running {
     fn shutdown(&mut self) -> BoxFuture<'static, Result<(), InfraError>> {
         let server = self.server.take();
@@ -91,20 +113,7 @@ impl ServerHandle for Running {
 
     fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>> {
         Box::pin(async move {
-            if let Some(server) = self.server.take() {
-                server.shutdown().await;
-            }
-            let mut config = self.config.clone();
-            config.listen = self.addr;
-            // The same port when the OS gives it back, so a client's URL stays valid; another
-            // one otherwise, and the runner connects there from now on.
-            let server = match start(config.clone()).await {
-                Ok(server) => server,
-                Err(_) => {
-                    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-                    start(config).await?
-                }
-            };
+            let server = restart(self.server.take(), &self.config, self.addr).await?;
             self.addr = server.local_addr();
             self.server = Some(server);
             Ok(url_of(self.addr))

@@ -159,20 +159,10 @@ impl ServerHandle for Handle {
 
     fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>> {
         Box::pin(async move {
-            if let Some(server) = self.server.take() {
-                server.shutdown().await;
-            }
-            let mut config = self.config.clone();
-            config.listen = *self.upstream.lock().unwrap();
-            let server = match rtbus_server::start(config.clone()).await {
-                Ok(server) => server,
-                Err(_) => {
-                    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-                    rtbus_server::start(config)
-                        .await
-                        .map_err(|e| InfraError(e.to_string()))?
-                }
-            };
+            let addr = *self.upstream.lock().unwrap();
+            let server =
+                rtbus_conformance::embedded::restart(self.server.take(), &self.config, addr)
+                    .await?;
             let addr = server.local_addr();
             *self.upstream.lock().unwrap() = addr;
             self.server = Some(server);
