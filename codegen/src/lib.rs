@@ -80,6 +80,8 @@ pub fn generate() -> Result<Vec<GeneratedFile>> {
     for generator in GENERATORS {
         files.extend(generator()?);
     }
+    // The TypeScript barrel re-exports what the generators above wrote to generated/typescript.
+    files.push(typescript::barrel(&files));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     for pair in files.windows(2) {
         if pair[0].path == pair[1].path {

@@ -1,5 +1,9 @@
 //! TypeScript: one ts-rs file per type, plus `codes.ts`, `constants.ts`, `topics.ts` and an
-//! `index.ts` barrel.
+//! `index.ts` barrel ([`barrel`]) over every module the generators write to
+//! `generated/typescript`.
+//!
+//! Every relative import ends in `.js`, so the files work unchanged under `moduleResolution`
+//! `NodeNext` (and `Bundler`) once compiled, e.g. as the `@rtbus/protocol` package.
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashSet};
@@ -15,6 +19,18 @@ use ts_rs::{Config, TS, TypeVisitor};
 use crate::{Error, GeneratedFile, HEADER, Result};
 
 const DIR: &str = "generated/typescript";
+
+/// The extension every generated relative import ends in (Node ESM resolution needs one).
+const IMPORT_EXTENSION: &str = "js";
+
+/// The modules of this generator that hold runtime values; the barrel re-exports them with
+/// `export *`. Every other ts-rs module is types only (`export type *`).
+const VALUE_MODULES: &[&str] = &["codes", "constants", "topics"];
+
+/// Runtime modules of `generated/typescript` written by other generators (`decode.ts` by
+/// `decode_ts`, `fold.ts` by `fold_ts`) that the barrel re-exports with `export *`. A module
+/// listed here is exported only when a generator of the same run produces it.
+pub(crate) const EXTRA_MODULES: &[&str] = &["decode", "fold"];
 
 /// The ts-rs module that declares the wire union of error codes; `codes.ts` re-exports it
 /// together with the runtime values under the same name.
@@ -131,7 +147,7 @@ fn codes_ts() -> String {
     let mut out = header();
     let _ = writeln!(
         out,
-        "import type {{ ErrorCode as ErrorCodeValue }} from \"./{ERROR_CODE_MODULE}\";\n"
+        "import type {{ ErrorCode as ErrorCodeValue }} from \"./{ERROR_CODE_MODULE}.{IMPORT_EXTENSION}\";\n"
     );
     out.push_str(&jsdoc(
         "What a client needs to know about one error or close code.",
@@ -344,17 +360,17 @@ fn topic_grammar_ts() -> String {
 fn topics_ts(families: &[FamilyTypes]) -> String {
     let mut out = header();
     let mut imports: BTreeMap<String, String> = BTreeMap::new();
-    imports.insert("Delivery".into(), "./Delivery".into());
+    imports.insert("Delivery".into(), format!("./Delivery.{IMPORT_EXTENSION}"));
     for f in families {
         for (name, module) in [&f.snapshot, &f.event] {
             if let Some(module) = module {
-                imports.insert(name.clone(), format!("./{module}"));
+                imports.insert(name.clone(), format!("./{module}.{IMPORT_EXTENSION}"));
             }
         }
     }
     let _ = writeln!(
         out,
-        "import {{ MAX_TOPIC_LEN, TOPIC_PATTERN }} from \"./constants\";"
+        "import {{ MAX_TOPIC_LEN, TOPIC_PATTERN }} from \"./constants.{IMPORT_EXTENSION}\";"
     );
     for (name, module) in &imports {
         let _ = writeln!(out, "import type {{ {name} }} from \"{module}\";");
@@ -518,24 +534,41 @@ fn topics_ts(families: &[FamilyTypes]) -> String {
     out
 }
 
-fn index_ts(modules: &BTreeMap<String, String>) -> String {
+/// The `index.ts` barrel over `files` (the output of every generator of one run): `export *`
+/// for the runtime modules ([`VALUE_MODULES`] and those of [`EXTRA_MODULES`] that exist),
+/// `export type *` for every other module in `generated/typescript`.
+pub(crate) fn barrel(files: &[GeneratedFile]) -> GeneratedFile {
+    let prefix = format!("{DIR}/");
+    let modules: Vec<&str> = files
+        .iter()
+        .filter_map(|f| f.path.strip_prefix(&prefix)?.strip_suffix(".ts"))
+        .collect();
     let mut out = header();
-    out.push_str(
-        "export * from \"./codes\";\nexport * from \"./constants\";\nexport * from \"./topics\";\n",
-    );
-    for module in modules.keys() {
-        if module == ERROR_CODE_MODULE {
-            continue; // re-exported by codes.ts together with its runtime values
-        }
-        let _ = writeln!(out, "export type * from \"./{module}\";");
+    let values = VALUE_MODULES
+        .iter()
+        .chain(EXTRA_MODULES.iter().filter(|m| modules.contains(m)));
+    for module in values {
+        let _ = writeln!(out, "export * from \"./{module}.{IMPORT_EXTENSION}\";");
     }
-    out
+    let mut types: Vec<&str> = modules
+        .iter()
+        .copied()
+        .filter(|m| !VALUE_MODULES.contains(m) && !EXTRA_MODULES.contains(m))
+        // ErrorCode is re-exported by codes.ts together with its runtime values.
+        .filter(|m| *m != "index" && *m != ERROR_CODE_MODULE)
+        .collect();
+    types.sort_unstable();
+    for module in types {
+        let _ = writeln!(out, "export type * from \"./{module}.{IMPORT_EXTENSION}\";");
+    }
+    GeneratedFile::new(format!("{DIR}/index.ts"), out)
 }
 
-/// Generates `generated/typescript/**`.
+/// Generates `generated/typescript/**` except the barrel, which [`barrel`] writes once every
+/// generator has run.
 pub fn generate() -> Result<Vec<GeneratedFile>> {
     let mut collect = Collect {
-        cfg: Config::default(),
+        cfg: Config::default().with_import_extension(Some(IMPORT_EXTENSION)),
         seen: HashSet::new(),
         modules: BTreeMap::new(),
         error: None,
@@ -566,9 +599,79 @@ pub fn generate() -> Result<Vec<GeneratedFile>> {
         format!("{DIR}/topics.ts"),
         topics_ts(&families),
     ));
-    files.push(GeneratedFile::new(
-        format!("{DIR}/index.ts"),
-        index_ts(&collect.modules),
-    ));
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str) -> GeneratedFile {
+        GeneratedFile::new(path, "")
+    }
+
+    #[test]
+    fn barrel_exports_only_the_extra_modules_that_were_generated() {
+        let mut files = vec![
+            file("generated/typescript/codes.ts"),
+            file("generated/typescript/ErrorCode.ts"),
+            file("generated/typescript/Seq.ts"),
+            file("generated/typescript/serde_json/JsonValue.ts"),
+            file("generated/schema/Seq.schema.json"),
+        ];
+        let without = barrel(&files).contents;
+        for extra in EXTRA_MODULES {
+            assert!(
+                !without.contains(&format!("./{extra}.js")),
+                "barrel exports {extra} although no generator wrote it:\n{without}"
+            );
+        }
+        files.push(file("generated/typescript/decode.ts"));
+        let with = barrel(&files).contents;
+        assert!(
+            with.contains("export * from \"./decode.js\";\n"),
+            "barrel does not export the generated decode.ts as values:\n{with}"
+        );
+        assert!(
+            !with.contains("./fold.js"),
+            "barrel exports fold.ts, which was not generated:\n{with}"
+        );
+    }
+
+    #[test]
+    fn barrel_exports_types_with_js_extensions_and_skips_itself() {
+        let files = [
+            file("generated/typescript/index.ts"),
+            file("generated/typescript/ErrorCode.ts"),
+            file("generated/typescript/Seq.ts"),
+            file("generated/typescript/serde_json/JsonValue.ts"),
+        ];
+        let out = barrel(&files).contents;
+        for line in [
+            "export * from \"./codes.js\";",
+            "export * from \"./topics.js\";",
+            "export type * from \"./Seq.js\";",
+            "export type * from \"./serde_json/JsonValue.js\";",
+        ] {
+            assert!(out.contains(line), "barrel lacks `{line}`:\n{out}");
+        }
+        for absent in ["./index.js", "./ErrorCode.js", "schema"] {
+            assert!(!out.contains(absent), "barrel mentions {absent}:\n{out}");
+        }
+    }
+
+    #[test]
+    fn every_generated_relative_import_ends_in_js() {
+        let files = generate().expect("the TypeScript generator succeeds");
+        for f in &files {
+            for line in f.contents.lines().filter(|l| l.contains(" from \"")) {
+                let target = line.split(" from \"").nth(1).unwrap_or_default();
+                assert!(
+                    !target.starts_with('.') || target.ends_with(".js\";"),
+                    "{}: relative import without a .js extension: {line}",
+                    f.path
+                );
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ import {
   errorCodeInfo,
   familyOf,
   isKnownTopic,
-} from "../../generated/typescript";
+} from "../../generated/typescript/index.js";
 import type {
   ActivityEntry,
   CheckedTopic,
@@ -24,7 +24,7 @@ import type {
   SessionState,
   SessionsStateSnapshot,
   SnapshotOf,
-} from "../../generated/typescript";
+} from "../../generated/typescript/index.js";
 
 type Equals<A, B> =
   (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
