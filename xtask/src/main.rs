@@ -16,7 +16,8 @@ struct Cli {
 enum Command {
     /// Regenerate generated/ (TypeScript, JSON Schema, PROTOCOL.md) from the protocol crate.
     Codegen(xtask::codegen::Args),
-    /// Run every check CI runs: fmt, clippy, drift check, TypeScript checks, cargo test.
+    /// Run every check CI runs: fmt, clippy, drift check, TypeScript checks, npm package checks
+    /// (build, publint, attw, consumer check, client tests), cargo test.
     Test(xtask::test::Args),
     /// Benchmarks: criterion frame micro-benchmarks and the load suite against the peers.
     Bench(xtask::bench::Args),
