@@ -10,6 +10,7 @@
 pub mod corpus;
 pub mod drift;
 mod error;
+mod fold_ts;
 mod json;
 mod reference;
 mod schema;
@@ -72,6 +73,7 @@ pub const GENERATORS: &[Generator] = &[
     reference::generate,
     corpus::typescript_corpus,
     corpus::typify_input,
+    fold_ts::generate,
 ];
 
 /// Produces every generated file, sorted by path.

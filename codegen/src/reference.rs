@@ -334,7 +334,10 @@ fn catalog_section(server: &Schema, out: &mut String) -> Result<()> {
         "Every topic belongs to exactly one family, which fixes the payload type of its \
          `snapshot` and `event` frames (and of `publish`). A snapshot is the family's empty \
          state with every event up to its `seq` folded in by the family's fold rule. Each \
-         family also has its own schema under `schema/topics/`.\n\n",
+         family also has its own schema under `schema/topics/`. The generated TypeScript \
+         (`typescript/fold.ts`: `emptySnapshot`, `foldEvent`, and the rules as data in `FOLDS`) \
+         folds by the same rules, so a client that folds the events it receives holds what a \
+         new subscriber's snapshot would hold.\n\n",
     );
     out.push_str("| Family | Topics | Snapshot | Event |\n|---|---|---|---|\n");
     let families = family_types(server);

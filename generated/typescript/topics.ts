@@ -21,7 +21,7 @@ export interface TopicFamilies {
    *
    * Topics: `sessions.state`.
    *
-   * Fold rule: The event replaces the entry with the same `sessionId` (or is inserted, keeping the list ordered by `sessionId`); an event with status `closed` removes the entry instead.
+   * Fold rule: The event replaces the entry with the same `sessionId` (or is inserted, keeping the list ordered by `sessionId`, compared by Unicode code point); an event with status `closed` removes the entry instead.
    */
   "sessions.state": { snapshot: SessionsStateSnapshot; event: SessionState };
   /**
@@ -37,7 +37,7 @@ export interface TopicFamilies {
    *
    * Topics: `terminals.state`.
    *
-   * Fold rule: The event replaces the entry with the same `terminalId` (or is inserted, keeping the list ordered by `terminalId`); an event with status `closed` removes the entry instead.
+   * Fold rule: The event replaces the entry with the same `terminalId` (or is inserted, keeping the list ordered by `terminalId`, compared by Unicode code point); an event with status `closed` removes the entry instead.
    */
   "terminals.state": { snapshot: TerminalsStateSnapshot; event: TerminalState };
   /**
@@ -45,7 +45,7 @@ export interface TopicFamilies {
    *
    * Topics: `drives.pressure`.
    *
-   * Fold rule: The event replaces the entry with the same `drive` (or is inserted, keeping the list ordered by `drive`).
+   * Fold rule: The event replaces the entry with the same `drive` (or is inserted, keeping the list ordered by `drive`, compared by Unicode code point).
    */
   "drives.pressure": { snapshot: DrivesPressureSnapshot; event: DrivePressure };
   /**
@@ -175,7 +175,7 @@ export const FAMILIES: readonly FamilyInfo[] = [
     display: "sessions.state",
     pattern: new RegExp("^sessions\\.state$"),
     description: "The live list of sessions and their statuses. Each event is the new state of one session.",
-    foldRule: "The event replaces the entry with the same `sessionId` (or is inserted, keeping the list ordered by `sessionId`); an event with status `closed` removes the entry instead.",
+    foldRule: "The event replaces the entry with the same `sessionId` (or is inserted, keeping the list ordered by `sessionId`, compared by Unicode code point); an event with status `closed` removes the entry instead.",
   },
   {
     name: "sessions.activity",
@@ -189,14 +189,14 @@ export const FAMILIES: readonly FamilyInfo[] = [
     display: "terminals.state",
     pattern: new RegExp("^terminals\\.state$"),
     description: "The list of terminals and their lifecycle. Each event is the new state of one terminal.",
-    foldRule: "The event replaces the entry with the same `terminalId` (or is inserted, keeping the list ordered by `terminalId`); an event with status `closed` removes the entry instead.",
+    foldRule: "The event replaces the entry with the same `terminalId` (or is inserted, keeping the list ordered by `terminalId`, compared by Unicode code point); an event with status `closed` removes the entry instead.",
   },
   {
     name: "drives.pressure",
     display: "drives.pressure",
     pattern: new RegExp("^drives\\.pressure$"),
     description: "A ticker of drive fill levels. Each event is the latest reading of one drive.",
-    foldRule: "The event replaces the entry with the same `drive` (or is inserted, keeping the list ordered by `drive`).",
+    foldRule: "The event replaces the entry with the same `drive` (or is inserted, keeping the list ordered by `drive`, compared by Unicode code point).",
   },
   {
     name: "custom",

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::{FamilyShape, TopicFamily};
+use super::{FamilyShape, Fields, Fold, Order, TopicFamily, list_snapshot};
 use crate::scalar::Ratio;
 
 /// How full one drive is, against the level at which it counts as under pressure.
@@ -36,18 +36,23 @@ impl TopicFamily for DrivesPressure {
     const SHAPE: FamilyShape = FamilyShape::Exact;
     const DESCRIPTION: &'static str =
         "A ticker of drive fill levels. Each event is the latest reading of one drive.";
-    const FOLD_RULE: &'static str = "The event replaces the entry with the same `drive` (or is \
-        inserted, keeping the list ordered by `drive`).";
+    const FOLD: Fold = Fold::Upsert {
+        list: "drives",
+        key: "drive",
+        order: Order::KeyAscending,
+        remove_when: None,
+    };
     type Snapshot = DrivesPressureSnapshot;
     type Event = DrivePressure;
+}
 
-    fn fold(snapshot: &mut DrivesPressureSnapshot, event: &DrivePressure) {
-        match snapshot
-            .drives
-            .binary_search_by(|d| d.drive.cmp(&event.drive))
-        {
-            Ok(at) => snapshot.drives[at] = event.clone(),
-            Err(at) => snapshot.drives.insert(at, event.clone()),
+list_snapshot!(DrivesPressureSnapshot, DrivePressure, "drives" => drives);
+
+impl Fields for DrivePressure {
+    fn str_field(&self, name: &str) -> Option<&str> {
+        match name {
+            "drive" => Some(&self.drive),
+            _ => None,
         }
     }
 }

@@ -4,9 +4,34 @@
 //! To add a family: write a module with its payload types and a type implementing
 //! [`TopicFamily`], then add one line to the `catalog!` invocation below. The generated
 //! TypeScript, JSON Schema and protocol reference pick it up on the next `cargo xtask codegen`.
+//!
+//! # Fold rules
+//!
+//! A family declares how an event changes its snapshot as data, [`TopicFamily::FOLD`], a
+//! [`Fold`]: [`Fold::Latest`], [`Fold::Upsert`] (by a key field, in an [`Order`], optionally
+//! removing on a [`FieldIs`] condition) or [`Fold::Append`] (with a cap). From that one value
+//! come the server's fold ([`Fold::apply`], through [`TopicSnapshot::fold`]), the prose in the
+//! protocol reference and the TypeScript docs ([`Fold::describe`], [`Family::fold_rule`]) and
+//! the generated TypeScript fold (`generated/typescript/fold.ts`, whose `FOLDS` constant is the
+//! rules as data and whose `foldEvent` interprets them). The payload types give the rule access
+//! to what it names: the event type implements [`Fields`] (its string fields by wire name), the
+//! snapshot type implements [`FoldTarget`] (its list by wire name, or the whole snapshot for
+//! `Latest`; `list_snapshot!` writes it for a one-list snapshot).
+//!
+//! A family whose fold fits an existing kind only declares `FOLD` and implements the two
+//! traits. A family that needs a new kind of fold adds a variant to [`Fold`] and handles it in
+//! every interpreter, each of which matches on [`Fold`] exhaustively, so the compiler lists
+//! them: [`Fold::is_well_formed`], [`Fold::apply`] (extending [`Fields`] or [`FoldTarget`] if
+//! the variant needs other access), the prose in `Display for Fold`, and in the codegen crate
+//! `fold_ts.rs` (the rule's data in `FOLDS`, its TypeScript type, and a case in the
+//! interpreter). The fold agreement test (`codegen/tests/fold_agreement.rs`) then folds
+//! sampled event sequences of every family with both the Rust and the TypeScript fold and
+//! requires identical snapshots; give the new family's events a strategy in
+//! `codegen::corpus::strategies::event_of` so the samples exercise it.
 
 mod custom;
 mod drives;
+mod fold;
 mod sessions;
 mod terminals;
 
@@ -22,6 +47,8 @@ use crate::topic::Topic;
 
 pub use custom::Custom;
 pub use drives::{DrivePressure, DrivesPressure, DrivesPressureSnapshot};
+pub(crate) use fold::list_snapshot;
+pub use fold::{FieldIs, Fields, Fold, FoldMismatch, FoldTarget, Order};
 pub use sessions::{
     ACTIVITY_SNAPSHOT_LIMIT, ActivityEntry, ActivityKind, SessionState, SessionStatus,
     SessionsActivity, SessionsActivitySnapshot, SessionsState, SessionsStateSnapshot,
@@ -50,8 +77,9 @@ pub trait TopicFamily: 'static {
     const SHAPE: FamilyShape;
     /// What the family carries, for the protocol reference.
     const DESCRIPTION: &'static str;
-    /// How an event changes the snapshot, for the protocol reference.
-    const FOLD_RULE: &'static str;
+    /// How an event changes the snapshot, as data: the one source of the server's fold, the
+    /// generated TypeScript fold and the fold rule in the protocol reference.
+    const FOLD: Fold;
     /// The state a `snapshot` carries.
     type Snapshot: Serialize
         + DeserializeOwned
@@ -60,12 +88,18 @@ pub trait TopicFamily: 'static {
         + Default
         + Clone
         + Debug
-        + PartialEq;
+        + PartialEq
+        + FoldTarget<Self::Event>;
     /// The change an `event` carries and a `publish` sends.
-    type Event: Serialize + DeserializeOwned + JsonSchema + TS + Clone + Debug + PartialEq;
-    /// Applies `event` to `snapshot`, as every server must so that a new subscriber's snapshot
-    /// equals the state an old subscriber built from the same events.
-    fn fold(snapshot: &mut Self::Snapshot, event: &Self::Event);
+    type Event: Serialize + DeserializeOwned + JsonSchema + TS + Clone + Debug + PartialEq + Fields;
+    /// Applies `event` to `snapshot` by [`TopicFamily::FOLD`], as every server must so that a
+    /// new subscriber's snapshot equals the state an old subscriber built from the same events.
+    ///
+    /// Not meant to be overridden: the rule is the contract every client folds by.
+    fn fold(snapshot: &mut Self::Snapshot, event: &Self::Event) {
+        let applied = Self::FOLD.apply(snapshot, event);
+        debug_assert!(applied.is_ok(), "family {}: {applied:?}", Self::NAME);
+    }
 }
 
 /// Receives every family of the catalog with its static type, e.g. to generate code for it.
@@ -172,11 +206,26 @@ macro_rules! catalog {
                 match self { $(Family::$variant => <$family as TopicFamily>::DESCRIPTION,)+ }
             }
 
-            /// How events fold into the snapshot.
-            pub const fn fold_rule(self) -> &'static str {
-                match self { $(Family::$variant => <$family as TopicFamily>::FOLD_RULE,)+ }
+            /// How events fold into the snapshot, as data.
+            pub const fn fold(self) -> Fold {
+                match self { $(Family::$variant => <$family as TopicFamily>::FOLD,)+ }
+            }
+
+            /// How events fold into the snapshot, in words: [`Fold::describe`] of
+            /// [`Family::fold`].
+            pub fn fold_rule(self) -> &'static str {
+                static RULES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+                    Family::ALL.iter().map(|f| f.fold().describe()).collect()
+                });
+                let at = Family::ALL.iter().position(|f| *f == self).unwrap_or_default();
+                RULES.get(at).map_or("", String::as_str)
             }
         }
+
+        $(const _: () = assert!(
+            <$family as TopicFamily>::FOLD.is_well_formed(),
+            concat!("the fold rule of ", stringify!($family), " is not well formed"),
+        );)+
 
         /// Calls `visitor` once per family with the family's static type.
         pub fn visit_families<V: FamilyVisitor>(visitor: &mut V) {
@@ -416,5 +465,64 @@ mod tests {
         let event = TopicEvent::decode(&topic("custom.x"), &json!(1)).unwrap();
         assert!(!snapshot.fold(&event));
         assert_eq!(snapshot, TopicSnapshot::empty(Family::SessionsState));
+    }
+
+    /// Checks each family's rule against its snapshot type: the empty snapshot is what the rule
+    /// says (`null` for `Latest`, one empty list otherwise, which is also what the generated
+    /// TypeScript `emptySnapshot` returns) and the list the rule names is there.
+    struct RuleFitsSnapshot(Vec<String>);
+
+    impl FamilyVisitor for RuleFitsSnapshot {
+        fn visit<F: TopicFamily>(&mut self, family: Family) {
+            let mut empty = F::Snapshot::default();
+            let json = serde_json::to_value(&empty).unwrap();
+            let (expected, list) = match F::FOLD {
+                Fold::Latest => (Value::Null, None),
+                Fold::Upsert { list, .. } | Fold::Append { list, .. } => {
+                    (json!({ list: [] }), Some(list))
+                }
+            };
+            if json != expected {
+                self.0.push(format!(
+                    "{}: empty snapshot is {json}, the rule {:?} expects {expected}",
+                    family.name(),
+                    F::FOLD
+                ));
+            }
+            if let Some(list) = list {
+                if empty.list_mut(list).is_none() {
+                    self.0.push(format!(
+                        "{}: rule names list {list:?}, FoldTarget does not give it",
+                        family.name()
+                    ));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_rule_fits_its_snapshot_type() {
+        let mut check = RuleFitsSnapshot(Vec::new());
+        visit_families(&mut check);
+        assert!(check.0.is_empty(), "{:#?}", check.0);
+    }
+
+    #[test]
+    fn fold_rules_are_the_rules_described() {
+        for family in Family::ALL {
+            assert_eq!(
+                family.fold_rule(),
+                family.fold().describe(),
+                "{}",
+                family.name()
+            );
+        }
+        assert!(
+            Family::SessionsState
+                .fold_rule()
+                .contains("an event with status `closed` removes the entry instead"),
+            "{}",
+            Family::SessionsState.fold_rule()
+        );
     }
 }

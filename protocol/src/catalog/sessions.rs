@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::{FamilyShape, TopicFamily};
+use super::{FamilyShape, FieldIs, Fields, Fold, Order, TopicFamily, list_snapshot};
 use crate::json::JsonValue;
 use crate::scalar::{Timestamp, present};
 
@@ -65,23 +65,43 @@ impl TopicFamily for SessionsState {
     const SHAPE: FamilyShape = FamilyShape::Exact;
     const DESCRIPTION: &'static str =
         "The live list of sessions and their statuses. Each event is the new state of one session.";
-    const FOLD_RULE: &'static str = "The event replaces the entry with the same `sessionId` (or is \
-        inserted, keeping the list ordered by `sessionId`); an event with status `closed` removes \
-        the entry instead.";
+    const FOLD: Fold = Fold::Upsert {
+        list: "sessions",
+        key: "sessionId",
+        order: Order::KeyAscending,
+        remove_when: Some(FieldIs {
+            field: "status",
+            value: SessionStatus::Closed.wire_name(),
+        }),
+    };
     type Snapshot = SessionsStateSnapshot;
     type Event = SessionState;
+}
 
-    fn fold(snapshot: &mut SessionsStateSnapshot, event: &SessionState) {
-        let found = snapshot
-            .sessions
-            .binary_search_by(|s| s.session_id.cmp(&event.session_id));
-        match (found, event.status) {
-            (Ok(at), SessionStatus::Closed) => {
-                snapshot.sessions.remove(at);
-            }
-            (Err(_), SessionStatus::Closed) => {}
-            (Ok(at), _) => snapshot.sessions[at] = event.clone(),
-            (Err(at), _) => snapshot.sessions.insert(at, event.clone()),
+list_snapshot!(SessionsStateSnapshot, SessionState, "sessions" => sessions);
+
+impl SessionStatus {
+    /// The status as spelled on the wire, e.g. `closed`.
+    pub const fn wire_name(self) -> &'static str {
+        match self {
+            SessionStatus::Starting => "starting",
+            SessionStatus::Running => "running",
+            SessionStatus::Waiting => "waiting",
+            SessionStatus::Idle => "idle",
+            SessionStatus::Completed => "completed",
+            SessionStatus::Failed => "failed",
+            SessionStatus::Closed => "closed",
+        }
+    }
+}
+
+impl Fields for SessionState {
+    fn str_field(&self, name: &str) -> Option<&str> {
+        match name {
+            "sessionId" => Some(&self.session_id),
+            "status" => Some(self.status.wire_name()),
+            "title" => self.title.as_deref(),
+            _ => None,
         }
     }
 }
@@ -142,17 +162,36 @@ impl TopicFamily for SessionsActivity {
     const SHAPE: FamilyShape = FamilyShape::Keyed { key: "sessionId" };
     const DESCRIPTION: &'static str =
         "One session's activity feed. Each event is one new entry; subscribe per session.";
-    const FOLD_RULE: &'static str = "The event is appended; when the snapshot holds more than 100 \
-        entries, the oldest are dropped.";
+    const FOLD: Fold = Fold::Append {
+        list: "entries",
+        cap: ACTIVITY_SNAPSHOT_LIMIT,
+    };
     type Snapshot = SessionsActivitySnapshot;
     type Event = ActivityEntry;
+}
 
-    fn fold(snapshot: &mut SessionsActivitySnapshot, event: &ActivityEntry) {
-        if snapshot.entries.len() >= ACTIVITY_SNAPSHOT_LIMIT {
-            let excess = snapshot.entries.len() + 1 - ACTIVITY_SNAPSHOT_LIMIT;
-            snapshot.entries.drain(..excess);
+list_snapshot!(SessionsActivitySnapshot, ActivityEntry, "entries" => entries);
+
+impl ActivityKind {
+    /// The kind as spelled on the wire, e.g. `toolCall`.
+    pub const fn wire_name(self) -> &'static str {
+        match self {
+            ActivityKind::Message => "message",
+            ActivityKind::ToolCall => "toolCall",
+            ActivityKind::ToolResult => "toolResult",
+            ActivityKind::Status => "status",
+            ActivityKind::Output => "output",
         }
-        snapshot.entries.push(event.clone());
+    }
+}
+
+impl Fields for ActivityEntry {
+    fn str_field(&self, name: &str) -> Option<&str> {
+        match name {
+            "kind" => Some(self.kind.wire_name()),
+            "text" => Some(&self.text),
+            _ => None,
+        }
     }
 }
 
@@ -211,5 +250,37 @@ mod tests {
         assert_eq!(snapshot.entries.len(), ACTIVITY_SNAPSHOT_LIMIT);
         assert_eq!(snapshot.entries[0].text, "50");
         assert_eq!(snapshot.entries[99].text, "149");
+    }
+
+    #[test]
+    fn wire_names_are_the_serde_names() {
+        for status in [
+            SessionStatus::Starting,
+            SessionStatus::Running,
+            SessionStatus::Waiting,
+            SessionStatus::Idle,
+            SessionStatus::Completed,
+            SessionStatus::Failed,
+            SessionStatus::Closed,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                status.wire_name(),
+                "{status:?}"
+            );
+        }
+        for kind in [
+            ActivityKind::Message,
+            ActivityKind::ToolCall,
+            ActivityKind::ToolResult,
+            ActivityKind::Status,
+            ActivityKind::Output,
+        ] {
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                kind.wire_name(),
+                "{kind:?}"
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::{FamilyShape, TopicFamily};
+use super::{FamilyShape, FieldIs, Fields, Fold, Order, TopicFamily, list_snapshot};
 use crate::scalar::{present, present_whole_i32, whole_u16};
 
 /// Whether a terminal's process is alive.
@@ -68,23 +68,90 @@ impl TopicFamily for TerminalsState {
     const SHAPE: FamilyShape = FamilyShape::Exact;
     const DESCRIPTION: &'static str =
         "The list of terminals and their lifecycle. Each event is the new state of one terminal.";
-    const FOLD_RULE: &'static str = "The event replaces the entry with the same `terminalId` (or is \
-        inserted, keeping the list ordered by `terminalId`); an event with status `closed` removes \
-        the entry instead.";
+    const FOLD: Fold = Fold::Upsert {
+        list: "terminals",
+        key: "terminalId",
+        order: Order::KeyAscending,
+        remove_when: Some(FieldIs {
+            field: "status",
+            value: TerminalStatus::Closed.wire_name(),
+        }),
+    };
     type Snapshot = TerminalsStateSnapshot;
     type Event = TerminalState;
+}
 
-    fn fold(snapshot: &mut TerminalsStateSnapshot, event: &TerminalState) {
-        let found = snapshot
+list_snapshot!(TerminalsStateSnapshot, TerminalState, "terminals" => terminals);
+
+impl TerminalStatus {
+    /// The status as spelled on the wire, e.g. `closed`.
+    pub const fn wire_name(self) -> &'static str {
+        match self {
+            TerminalStatus::Running => "running",
+            TerminalStatus::Exited => "exited",
+            TerminalStatus::Closed => "closed",
+        }
+    }
+}
+
+impl Fields for TerminalState {
+    fn str_field(&self, name: &str) -> Option<&str> {
+        match name {
+            "terminalId" => Some(&self.terminal_id),
+            "title" => self.title.as_deref(),
+            "status" => Some(self.status.wire_name()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terminal(id: &str, status: TerminalStatus) -> TerminalState {
+        TerminalState {
+            terminal_id: id.into(),
+            title: None,
+            status,
+            exit_code: None,
+            cols: 80,
+            rows: 24,
+        }
+    }
+
+    #[test]
+    fn terminals_state_keeps_latest_per_terminal_and_drops_closed() {
+        let mut snapshot = TerminalsStateSnapshot::default();
+        for event in [
+            terminal("t2", TerminalStatus::Running),
+            terminal("t1", TerminalStatus::Running),
+            terminal("t2", TerminalStatus::Exited),
+            terminal("t1", TerminalStatus::Closed),
+            terminal("t3", TerminalStatus::Closed),
+        ] {
+            TerminalsState::fold(&mut snapshot, &event);
+        }
+        let got: Vec<_> = snapshot
             .terminals
-            .binary_search_by(|t| t.terminal_id.cmp(&event.terminal_id));
-        match (found, event.status) {
-            (Ok(at), TerminalStatus::Closed) => {
-                snapshot.terminals.remove(at);
-            }
-            (Err(_), TerminalStatus::Closed) => {}
-            (Ok(at), _) => snapshot.terminals[at] = event.clone(),
-            (Err(at), _) => snapshot.terminals.insert(at, event.clone()),
+            .iter()
+            .map(|t| (t.terminal_id.as_str(), t.status))
+            .collect();
+        assert_eq!(got, [("t2", TerminalStatus::Exited)]);
+    }
+
+    #[test]
+    fn wire_names_are_the_serde_names() {
+        for status in [
+            TerminalStatus::Running,
+            TerminalStatus::Exited,
+            TerminalStatus::Closed,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                status.wire_name(),
+                "{status:?}"
+            );
         }
     }
 }
