@@ -17,7 +17,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Origins (e.g. `https://app.example.com`) whose browsers may connect. A handshake without
     /// an `Origin` header (a non-browser client) is always allowed; one whose origin matches its
-    /// own `Host` (same origin) too. `"*"` allows every origin. Others are refused with 403.
+    /// own `Host` (same origin) too. `"*"` allows every origin; an entry ending in `:*`
+    /// (`http://localhost:*`) allows that scheme and host on any port. Others are refused with
+    /// 403. `rtbus-server --demo` with none configured allows the loopback origins
+    /// [`DEMO_ORIGINS`](crate::DEMO_ORIGINS).
     pub allowed_origins: Vec<String>,
     /// The bearer tokens the server accepts.
     pub tokens: Vec<TokenConfig>,

@@ -16,6 +16,12 @@ use crate::server::Shared;
 /// topics are configured.
 pub const DEMO_TOPICS: &[&str] = &["sessions.*", "terminals.state", "drives.pressure"];
 
+/// The browser origins `rtbus-server --demo` allows when no allowed origins are configured: pages
+/// served from this machine's loopback addresses on any port (such as the dashboard example,
+/// `examples/dashboard`), so a page next to the demo connects without a flag. Every other
+/// origin is still refused with 403.
+pub const DEMO_ORIGINS: &[&str] = &["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
+
 const STATES: &[&str] = &[
     "starting",
     "running",

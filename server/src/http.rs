@@ -290,14 +290,32 @@ fn check_upgrade(request: &Request, shared: &Shared) -> Result<Accepted, Refusal
 }
 
 fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
-    if allowed
-        .iter()
-        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
-    {
+    if allowed.iter().any(|a| origin_matches(a, origin)) {
         return true;
     }
     let origin_host = origin.split_once("://").map(|(_, rest)| rest);
     matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h.trim()))
+}
+
+/// One `allowed_origins` entry against a request's `Origin`: `*` matches every origin, an entry
+/// ending in `:*` (`http://localhost:*`) that scheme and host on any port or none, any other
+/// entry the origin exactly (ASCII case-insensitive).
+fn origin_matches(allowed: &str, origin: &str) -> bool {
+    if allowed == "*" || allowed.eq_ignore_ascii_case(origin) {
+        return true;
+    }
+    let Some(base) = allowed.strip_suffix(":*") else {
+        return false;
+    };
+    match (origin.get(..base.len()), origin.get(base.len()..)) {
+        (Some(head), Some(rest)) if head.eq_ignore_ascii_case(base) => {
+            rest.is_empty()
+                || rest.strip_prefix(':').is_some_and(|port| {
+                    !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+                })
+        }
+        _ => false,
+    }
 }
 
 async fn stats(stream: &mut TcpStream, shared: &Shared, request: &Request) {
@@ -380,5 +398,27 @@ mod tests {
             assert_eq!(origin_allowed(origin, host, &list), expected, "{origin}");
         }
         assert!(origin_allowed("https://any", None, &["*".to_owned()]));
+    }
+
+    #[test]
+    fn an_origin_ending_in_a_port_wildcard_matches_that_host_on_any_port() {
+        let list = vec!["http://localhost:*".to_owned(), "http://[::1]:*".to_owned()];
+        let cases = [
+            ("http://localhost:5173", true),
+            ("HTTP://LocalHost:1", true),
+            ("http://localhost", true),
+            ("http://[::1]:8081", true),
+            ("http://localhost:", false),
+            ("http://localhost:80a", false),
+            ("http://localhost:123456", false),
+            ("http://localhost.evil.example:8081", false),
+            ("http://localhost:8081.evil.example", false),
+            ("https://localhost:8081", false),
+            ("http://127.0.0.1:8081", false),
+            ("http://localhos\u{e9}", false),
+        ];
+        for (origin, expected) in cases {
+            assert_eq!(origin_allowed(origin, None, &list), expected, "{origin}");
+        }
     }
 }

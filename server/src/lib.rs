@@ -59,7 +59,7 @@ mod stats;
 
 pub use auth::{ADMIN_ROLE, PUBLISHER_ROLE};
 pub use config::{Config, Limits, TokenConfig};
-pub use demo::DEMO_TOPICS;
+pub use demo::{DEMO_ORIGINS, DEMO_TOPICS};
 pub use error::{Error, Result};
 pub use http::{HEALTH_PATH, STATS_PATH};
 pub use server::{RunningServer, start};

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use rtbus_server::{Config, DEMO_TOPICS};
+use rtbus_server::{Config, DEMO_ORIGINS, DEMO_TOPICS};
 
 /// The rtbus v1 reference hub. Settings come from the TOML file, then environment variables,
 /// then flags (later wins).
@@ -34,7 +34,9 @@ struct Cli {
     )]
     public_topics: Vec<String>,
     /// Publish live demo data (sessions, activity, terminals, drive pressure). Makes the demo
-    /// topics public unless public topics are configured.
+    /// topics public unless public topics are configured, and allows browser pages served from
+    /// loopback (`http://localhost:*`, `http://127.0.0.1:*`, `http://[::1]:*`) unless allowed
+    /// origins are configured.
     #[arg(long, env = "RTBUS_DEMO")]
     demo: bool,
     /// Largest client message in bytes (bigger closes with 1009).
@@ -96,6 +98,9 @@ impl Cli {
         config.demo |= self.demo;
         if config.demo && config.public_topics.is_empty() {
             config.public_topics = DEMO_TOPICS.iter().map(|t| (*t).to_owned()).collect();
+        }
+        if config.demo && config.allowed_origins.is_empty() {
+            config.allowed_origins = DEMO_ORIGINS.iter().map(|o| (*o).to_owned()).collect();
         }
         let limits = &mut config.limits;
         let ms = std::time::Duration::from_millis;
