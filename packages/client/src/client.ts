@@ -134,6 +134,7 @@ export function createClient(options: ClientOptions): Client {
   let principal: AuthenticatedData | undefined;
   let ws: WebSocketLike | undefined;
   let opened = false; // whether the current socket reached `open`
+  let everOpen = false; // whether any socket did
   let generation = 0; // guards a getToken that resolves after close() or a newer attempt
   let attempt = 0; // backoff exponent
   let failures = 0; // attempts in a row that failed before `open`
@@ -261,7 +262,7 @@ export function createClient(options: ClientOptions): Client {
 
   function established(): void {
     clearTimeout(connectTimer);
-    opened = true;
+    opened = everOpen = true;
     failures = 0;
     attempt = 0;
     setState("open");
@@ -315,12 +316,17 @@ export function createClient(options: ClientOptions): Client {
     retry({ code, reason: reason || info?.description || lastError || "the connection dropped", reconnect: true });
   }
 
+  /**
+   * An attempt failed before `open`. After `maxFailures` in a row it is reported; a client
+   * that was never open stops then (a wrong URL, a refused Origin), one that was keeps trying
+   * (a server being restarted or deployed).
+   */
   function failed(code: number, reason: string): void {
     failures += 1;
-    if (failures >= maxFailures) {
+    if (failures >= maxFailures && (failures === maxFailures || !everOpen)) {
       const message = `could not connect to ${options.url} in ${failures} attempts in a row; the last: ${reason}`;
       emit("error", { kind: "handshake", attempts: failures, message });
-      return stop({ code, reason: message, reconnect: false });
+      if (!everOpen) return stop({ code, reason: message, reconnect: false });
     }
     retry({ code, reason, reconnect: true });
   }

@@ -47,7 +47,8 @@ export interface CloseInfo {
  *
  * - `handshake`: the connection failed `attempts` times in a row before reaching `open` (a
  *   refused upgrade such as a wrong path, a 403 for the page's Origin, or an unreachable
- *   server); the client has stopped.
+ *   server). A client that was never open has stopped; one that was open before keeps
+ *   reconnecting (a server being restarted), and reports this once per outage.
  * - `auth`: the server rejected the token from `getToken` while connecting; the client has
  *   stopped.
  * - `token`: `getToken` threw or rejected; counted as a failed attempt.
@@ -149,8 +150,10 @@ export interface ClientOptions {
    */
   requestTimeoutMs?: number;
   /**
-   * After this many attempts in a row that fail before `open`, the client stops with an `error`
-   * of kind `handshake` instead of retrying forever. Default 5; `Infinity` retries forever.
+   * After this many attempts in a row that fail before `open`, the client reports an `error` of
+   * kind `handshake`. If it was never open it stops then instead of retrying forever (a wrong
+   * URL or a refused Origin does not get better); if it was, it keeps reconnecting with backoff.
+   * Default 5; `Infinity` never reports or stops.
    */
   handshakeAttempts?: number;
 }
