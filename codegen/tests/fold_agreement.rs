@@ -3,8 +3,10 @@
 //! sequences of every family, folded both ways from the family's empty snapshot, give the same
 //! snapshot JSON.
 //!
-//! The TypeScript side runs under Node: one script transpiles `generated/typescript/**/*.ts`
-//! with the TypeScript compiler of `codegen/typescript-check` into a temporary directory and
+//! The TypeScript side runs under Node: one script transpiles the committed
+//! `generated/typescript/**/*.ts` (the files the generators write there, so a stray file in the
+//! directory is ignored; the drift check reports it) with the TypeScript compiler of
+//! `codegen/typescript-check` into a temporary directory and
 //! folds every sequence of one JSON file there. The events go to Node as raw JSON, as the
 //! server relays a publish's payload; the Rust side decodes each into its family's type first,
 //! as the server does. Every value Node folds is deep-frozen, so a fold that mutates its
@@ -143,15 +145,19 @@ fn numbers_as_f64(value: &Value) -> Value {
 fn first_difference(a: &Value, b: &Value, pointer: &str) -> Option<String> {
     match (a, b) {
         (Value::Array(x), Value::Array(y)) => {
-            let diff = x
+            let lengths = (x.len() != y.len())
+                .then(|| format!("{pointer}: {} entries vs {}", x.len(), y.len()));
+            let first = x
                 .iter()
                 .zip(y)
                 .enumerate()
                 .find_map(|(i, (x, y))| first_difference(x, y, &format!("{pointer}/{i}")));
-            diff.or_else(|| {
-                (x.len() != y.len())
-                    .then(|| format!("{pointer}: {} entries vs {}", x.len(), y.len()))
-            })
+            match (lengths, first) {
+                (Some(lengths), Some(first)) => {
+                    Some(format!("{lengths}; first entry differs at {first}"))
+                }
+                (lengths, first) => lengths.or(first),
+            }
         }
         (Value::Object(x), Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
@@ -174,21 +180,15 @@ fn short(value: &Value) -> String {
 
 const NODE_SCRIPT: &str = r#"
 import { createRequire } from "node:module";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [typescriptPath, sourceDir, outDir, inputPath, outputPath] = process.argv.slice(2);
+const [typescriptPath, sourceDir, filesPath, outDir, inputPath, outputPath] = process.argv.slice(2);
 const ts = createRequire(import.meta.url)(typescriptPath);
 
-function* walk(dir) {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* walk(path);
-    else if (entry.name.endsWith(".ts")) yield path;
-  }
-}
-for (const file of walk(sourceDir)) {
+for (const name of JSON.parse(readFileSync(filesPath, "utf8"))) {
+  const file = join(sourceDir, name);
   const result = ts.transpileModule(readFileSync(file, "utf8"), {
     fileName: file,
     reportDiagnostics: true,
@@ -266,6 +266,19 @@ fn typescript_fold(sequences: &[Sequence]) -> Vec<Value> {
         .iter()
         .map(|s| json!({ "family": s.family.name(), "events": s.events }))
         .collect();
+    let prefix = "generated/typescript/";
+    let files: Vec<String> = rtbus_codegen::generate()
+        .expect("the generators run")
+        .into_iter()
+        .filter_map(|f| f.path.strip_prefix(prefix).map(str::to_owned))
+        .filter(|path| path.ends_with(".ts"))
+        .collect();
+    assert!(
+        files.iter().any(|f| f == "fold.ts"),
+        "no generator writes {prefix}fold.ts: {files:?}"
+    );
+    let files_path = dir.path().join("files.json");
+    std::fs::write(&files_path, json!(files).to_string()).expect("write files.json");
     let input_path = dir.path().join("sequences.json");
     let output_path = dir.path().join("snapshots.json");
     let script = dir.path().join("fold.mjs");
@@ -275,7 +288,8 @@ fn typescript_fold(sequences: &[Sequence]) -> Vec<Value> {
     let output = Command::new("node")
         .arg(&script)
         .arg(&typescript)
-        .arg(root.join("generated/typescript"))
+        .arg(root.join(prefix))
+        .arg(&files_path)
         .arg(&out_dir)
         .arg(&input_path)
         .arg(&output_path)
