@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import WebSocket from "ws";
 import { startProxy } from "./faults.mjs";
 import { TOKENS, client, freshSnapshot, next, startServer, until } from "./server.mjs";
 
@@ -106,6 +107,40 @@ test("a stalled connection is noticed within heartbeat interval + timeout, then 
     assert.deepEqual(sub.state, { n: 2 });
     assert.deepEqual(seen.resets, [], "resumed, not reset");
     assert.deepEqual(seen.events.map((e) => e.seq), [first.seq, second.seq]);
+  } finally {
+    reader.close();
+    await proxy.close();
+  }
+});
+
+test("a slow link (100 ms each way) is not mistaken for a dead one, and delivers in order", async () => {
+  const proxy = await startProxy({ host: "127.0.0.1", port: server.port });
+  proxy.delay(100);
+  let pongs = 0;
+  const Counting = class extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols);
+      this.addEventListener("message", (event) => {
+        if (String(event.data).startsWith('{"type":"pong"')) pongs += 1;
+      });
+    }
+  };
+  const reader = client(proxy.url(), {
+    WebSocket: Counting,
+    getToken: () => TOKENS.alice,
+    heartbeat: { intervalMs: 100, timeoutMs: 400 },
+  });
+  const states = [];
+  reader.on("state", (state) => states.push(state));
+  try {
+    const topic = "custom.slow-link";
+    const { sub, seen } = record(reader, topic);
+    await sub.ready;
+    let last;
+    for (let n = 1; n <= 5; n += 1) last = await publisher.publish(topic, { n });
+    await until(() => pongs >= 3 && sub.seq === last.seq, "three heartbeats answered and every event", { describe: () => `${pongs} pongs, seq ${sub.seq}` });
+    assert.deepEqual(states, ["connecting", "open"], "never reconnected");
+    assert.deepEqual(seen.events.map((e) => e.event.n), [1, 2, 3, 4, 5]);
   } finally {
     reader.close();
     await proxy.close();
