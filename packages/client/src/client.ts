@@ -460,10 +460,12 @@ export function createClient(options: ClientOptions): Client {
         if (entry) return subscribed(sub, entry);
         error = new RtbusError("bad_request", `subscribed ${id}: no entry for ${sub.topic}`, sub.topic);
       }
-      if (error.code === "connection_lost") return; // the next connection subscribes again
-      if (error.code === "timeout" && ws) {
+      // The next connection subscribes again; close() ends the subscription itself.
+      if (error.code === "connection_lost" || error.code === "closed") return;
+      if (error.code === "timeout") {
         emit("error", { kind: "timeout", message: `${error.message}; replacing the connection` });
-        return lost(ws, 1006, error.message);
+        if (ws) lost(ws, 1006, error.message);
+        return;
       }
       end(sub, { code: error.code as EndInfo["code"], message: error.message });
     });
@@ -588,7 +590,11 @@ export function createClient(options: ClientOptions): Client {
         sub.status = "ended";
         sub.phase = "idle";
         sub.settle(new RtbusError("closed", `${topic}: unsubscribed before it was established`, topic));
-        if (state === "open") await request("unsubscribe", { topics: [topic] });
+        if (state !== "open") return;
+        // A connection that drops first has left the topic too: the next one does not subscribe.
+        await request("unsubscribe", { topics: [topic] }).catch((error: RtbusError) => {
+          if (error.code !== "connection_lost" && error.code !== "closed") throw error;
+        });
       },
     };
     subs.set(topic, sub);

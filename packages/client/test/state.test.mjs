@@ -187,3 +187,27 @@ test("a reset of a snapshot:false subscription reloads with a snapshot; a later 
     await fake.close();
   }
 });
+
+test("unsubscribe stops delivery; subscribing again starts afresh from a snapshot", async () => {
+  const reader = client(server.url(), { getToken: () => TOKENS.alice });
+  try {
+    const topic = "custom.unsub";
+    const events = [];
+    const old = reader.subscribe(topic, { onEvent: (event) => events.push(event) });
+    await old.ready;
+    const first = await publisher.publish(topic, { n: 1 });
+    await until(() => old.seq === first.seq, "the first event");
+    await old.unsubscribe();
+    assert.equal(old.status, "ended");
+    assert.equal(old.error, undefined, "ended by unsubscribe(): no error");
+    const second = await publisher.publish(topic, { n: 2 });
+    const again = reader.subscribe(topic);
+    await again.ready;
+    assert.equal(again.seq, second.seq);
+    assert.deepEqual(again.state, { n: 2 });
+    assert.deepEqual(events, [{ n: 1 }], "nothing after unsubscribe()");
+    assert.equal(old.seq, first.seq);
+  } finally {
+    reader.close();
+  }
+});
