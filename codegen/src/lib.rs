@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod corpus;
+mod decode_ts;
 pub mod drift;
 mod error;
 mod fold_ts;
@@ -74,6 +75,7 @@ pub const GENERATORS: &[Generator] = &[
     corpus::typescript_corpus,
     corpus::typify_input,
     fold_ts::generate,
+    decode_ts::generate,
 ];
 
 /// Produces every generated file, sorted by path.

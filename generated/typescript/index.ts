@@ -3,6 +3,7 @@
 export * from "./codes.js";
 export * from "./constants.js";
 export * from "./topics.js";
+export * from "./decode.js";
 export * from "./fold.js";
 export type * from "./ActivityEntry.js";
 export type * from "./ActivityKind.js";
