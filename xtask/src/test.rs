@@ -137,8 +137,8 @@ fn consumer_check(root: &Path, dir: &Path, workspaces: &[(&str, &str)]) -> anyho
     }
     std::fs::create_dir_all(&pack_dir)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", pack_dir.display()))?;
-    let mut pack = npm_quiet(&["pack", "--pack-destination"]);
-    pack.arg(&pack_dir);
+    let mut pack = npm_quiet(&["pack"]);
+    pack.arg("--pack-destination").arg(&pack_dir);
     for (_, name) in workspaces {
         pack.args(["--workspace", name]);
     }
