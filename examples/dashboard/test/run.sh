@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The dashboard's browser test from a fresh machine: installs Debian's chromium if missing
+# (apt-get, as root or through sudo), builds rtbus-server and the SDK packages, installs and
+# builds the dashboard, and runs test/browser.test.mjs in headless Chromium.
+#
+#   examples/dashboard/test/run.sh
+#
+# Environment: CHROMIUM (a Chromium binary; default: `chromium` on PATH), RTBUS_SERVER_BIN (a
+# built rtbus-server; default: `cargo build -p rtbus-server`), RTBUS_PACKAGES_BUILT=1 (packages/
+# is installed and built already, e.g. by `cargo xtask test`). Leaves target/dashboard.png and
+# target/dashboard-after-restart.png.
+set -euo pipefail
+
+dashboard=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+repo=$(cd "$dashboard/../.." && pwd)
+started=$SECONDS
+step() { echo "dashboard test: $* ($((SECONDS - started)) s)"; }
+
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  step "installing Debian's chromium"
+  apt_started=$SECONDS
+  if [ "$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null 2>&1; then sudo=sudo; else
+    echo "dashboard test: chromium is missing and this user cannot install it; run \`apt-get install -y chromium\` as root or set CHROMIUM" >&2
+    exit 1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  step "chromium installed in $((SECONDS - apt_started)) s"
+fi
+export CHROMIUM=${CHROMIUM:-$(command -v chromium)}
+"$CHROMIUM" --version
+
+if [ -z "${RTBUS_SERVER_BIN:-}" ]; then
+  step "cargo build -p rtbus-server"
+  (cd "$repo" && cargo build -q -p rtbus-server)
+fi
+
+if [ "${RTBUS_PACKAGES_BUILT:-}" != 1 ]; then
+  step "SDK packages: npm ci, build"
+  (cd "$repo/packages" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build --silent)
+fi
+
+cd "$dashboard"
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  step "dashboard: npm ci"
+  npm ci --no-audit --no-fund
+fi
+step "dashboard: typecheck, build"
+npm run build --silent
+step "dashboard: browser test"
+node --test --test-concurrency=1 test/
+step "done"
