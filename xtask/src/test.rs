@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+use anyhow::Context as _;
+
 use crate::codegen::{self, Mode};
 use crate::{cargo, step};
 
@@ -76,91 +78,50 @@ fn server_binary(root: &Path) -> PathBuf {
         .join(format!("rtbus-server{}", std::env::consts::EXE_SUFFIX))
 }
 
-/// The workspaces that can be built: those with a `tsconfig.json` (the client arrives in steps;
-/// a missing one is reported, not silently passed over).
-fn buildable_workspaces(dir: &Path) -> Vec<(&'static str, &'static str)> {
-    WORKSPACES
-        .iter()
-        .copied()
-        .filter(|(path, name)| {
-            let ready = dir.join(path).join("tsconfig.json").is_file();
-            if !ready {
-                println!("    note: {name} has no {PACKAGES_DIR}/{path}/tsconfig.json yet; not built or checked");
-            }
-            ready
-        })
-        .collect()
-}
-
-/// Builds one workspace and lints what it would publish.
-fn build_and_lint(dir: &Path, name: &str) -> anyhow::Result<()> {
-    step(
-        &format!("build {name}"),
-        npm_quiet(&["run", "build", "--workspace", name]),
-        dir,
-    )?;
-    let path = WORKSPACES
-        .iter()
-        .find_map(|(path, n)| (*n == name).then_some(*path))
-        .unwrap_or(name);
-    step(
-        &format!("publint {name}"),
-        npm_exec("publint", &["--strict", path]),
-        dir,
-    )?;
+/// Builds one workspace (`path` under [`PACKAGES_DIR`], package `name`) and lints what it would
+/// publish.
+fn build_and_lint(dir: &Path, path: &str, name: &str) -> anyhow::Result<()> {
+    let build = npm_quiet(&["run", "build", "--workspace", name]);
+    step(&format!("build {name}"), build, dir)?;
+    let publint = npm_exec("publint", &["--strict", path]);
+    step(&format!("publint {name}"), publint, dir)?;
     // The packages are ESM only (`"type": "module"`, one `import` entry point), on purpose: the
     // `esm-only` profile leaves out the two resolutions that cannot load ESM (`node10`, and
     // `require` from CommonJS under node16) instead of reporting them as problems. Every other
     // problem fails the step.
-    let attw = npm_exec(
-        "attw",
-        &[
-            "--pack",
-            path,
-            "--profile",
-            "esm-only",
-            "--format",
-            "table-flipped",
-        ],
-    );
+    let attw = npm_exec("attw", &["--pack", path, "--profile", "esm-only"]);
     step(&format!("attw --pack {name}"), attw, dir)
 }
 
+/// Empties `dir`, creating it if needed.
+fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
 /// Packs the workspaces into a fresh `target/npm/pack`, installs the tarballs into a scratch
-/// copy of `packages/consumer-check` and compiles and runs it there.
-fn consumer_check(root: &Path, dir: &Path, workspaces: &[(&str, &str)]) -> anyhow::Result<()> {
+/// copy of `packages/consumer-check` (`target/npm/consumer`) and compiles and runs it there.
+fn consumer_check(root: &Path, dir: &Path) -> anyhow::Result<()> {
     let scratch = root.join("target").join("npm");
     let pack_dir = scratch.join("pack");
-    if pack_dir.exists() {
-        std::fs::remove_dir_all(&pack_dir)
-            .map_err(|e| anyhow::anyhow!("removing {}: {e}", pack_dir.display()))?;
-    }
-    std::fs::create_dir_all(&pack_dir)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", pack_dir.display()))?;
+    fresh_dir(&pack_dir)?;
     let mut pack = npm_quiet(&["pack"]);
     pack.arg("--pack-destination").arg(&pack_dir);
-    for (_, name) in workspaces {
+    for (_, name) in WORKSPACES {
         pack.args(["--workspace", name]);
     }
     step("npm pack", pack, dir)?;
     let mut check = Command::new("node");
-    check
-        .arg("consumer-check/run.mjs")
-        .arg(&pack_dir)
-        .arg(scratch.join("consumer"));
-    step(
-        "consumer check (packed tarballs, NodeNext + Bundler + node)",
-        check,
-        dir,
-    )
+    check.arg("consumer-check/run.mjs").arg(&pack_dir);
+    check.arg(scratch.join("consumer"));
+    let name = "consumer check (packed tarballs: tsc NodeNext and Bundler, node)";
+    step(name, check, dir)
 }
 
 /// The client's `node --test` suite against the real `rtbus-server`.
 fn client_tests(root: &Path, dir: &Path) -> anyhow::Result<()> {
-    if !dir.join("client").join("test").is_dir() {
-        println!("    note: {PACKAGES_DIR}/client/test does not exist yet; client tests skipped");
-        return Ok(());
-    }
     let mut test = npm_quiet(&["test", "--workspace", "@rtbus/client"]);
     test.env("RTBUS_SERVER_BIN", server_binary(root));
     step("npm test (@rtbus/client against rtbus-server)", test, dir)
@@ -179,11 +140,10 @@ pub fn package_checks(root: &Path) -> anyhow::Result<()> {
     let dir = root.join(PACKAGES_DIR);
     let install = npm_quiet(&["ci", "--no-audit", "--no-fund"]);
     step("npm ci (packages workspaces)", install, &dir)?;
-    let workspaces = buildable_workspaces(&dir);
-    for (_, name) in &workspaces {
-        build_and_lint(&dir, name)?;
+    for (path, name) in WORKSPACES {
+        build_and_lint(&dir, path, name)?;
     }
-    consumer_check(root, &dir, &workspaces)?;
+    consumer_check(root, &dir)?;
     client_tests(root, &dir)
 }
 
