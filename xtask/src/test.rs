@@ -127,8 +127,24 @@ fn client_tests(root: &Path, dir: &Path) -> anyhow::Result<()> {
     step("npm test (@rtbus/client against rtbus-server)", test, dir)
 }
 
+/// The live dashboard in headless Chromium against `rtbus-server --demo`, with a server restart
+/// (`examples/dashboard/test/run.sh`, which installs Debian's `chromium` when it is missing).
+/// Leaves `target/dashboard.png` and `target/dashboard-after-restart.png`.
+fn dashboard_tests(root: &Path) -> anyhow::Result<()> {
+    let mut test = Command::new("bash");
+    test.arg(root.join("examples/dashboard/test/run.sh"))
+        .env("RTBUS_SERVER_BIN", server_binary(root))
+        .env("RTBUS_PACKAGES_BUILT", "1");
+    step(
+        "dashboard in headless Chromium (examples/dashboard/test/run.sh)",
+        test,
+        root,
+    )
+}
+
 /// Builds `rtbus-server`, installs the npm workspaces, then builds, lints (`publint`, `attw`),
-/// packs and consumer-checks each package and runs the client's tests.
+/// packs and consumer-checks each package, runs the client's tests and the dashboard's browser
+/// test.
 pub fn package_checks(root: &Path) -> anyhow::Result<()> {
     let mut server = cargo();
     server.args(["build", "-p", "rtbus-server", "--locked"]);
@@ -144,7 +160,8 @@ pub fn package_checks(root: &Path) -> anyhow::Result<()> {
         build_and_lint(&dir, path, name)?;
     }
     consumer_check(root, &dir)?;
-    client_tests(root, &dir)
+    client_tests(root, &dir)?;
+    dashboard_tests(root)
 }
 
 /// Runs `cargo xtask test`.
