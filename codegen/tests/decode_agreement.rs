@@ -11,11 +11,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::LazyLock;
 
-use common::repo_root;
 use rtbus_codegen::corpus::{self, Direction, strategies};
 use rtbus_protocol::catalog::TopicEvent;
 use rtbus_protocol::{
@@ -40,47 +37,13 @@ struct Verdicts {
     check: Option<Value>,
 }
 
-const NODE_SCRIPT: &str = r#"
-import { createRequire } from "node:module";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
-import { pathToFileURL } from "node:url";
-
-const [typescriptPath, sourceDir, outDir, inputPath, outputPath] = process.argv.slice(2);
-const ts = createRequire(import.meta.url)(typescriptPath);
-
-function* walk(dir) {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* walk(path);
-    else if (entry.name.endsWith(".ts")) yield path;
-  }
-}
-for (const file of walk(sourceDir)) {
-  const result = ts.transpileModule(readFileSync(file, "utf8"), {
-    fileName: file,
-    reportDiagnostics: true,
-    compilerOptions: {
-      module: ts.ModuleKind.ESNext,
-      target: ts.ScriptTarget.ES2022,
-      verbatimModuleSyntax: true,
-    },
-  });
-  if (result.diagnostics.length > 0) {
-    const messages = result.diagnostics.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"));
-    throw new Error(`${file} does not transpile: ${messages.join("; ")}`);
-  }
-  const out = join(outDir, relative(sourceDir, file).replace(/\.ts$/, ".js"));
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, result.outputText);
-}
-writeFileSync(join(outDir, "package.json"), '{"type":"module"}');
-const decode = await import(pathToFileURL(join(outDir, "decode.js")).href);
-
-const results = JSON.parse(readFileSync(inputPath, "utf8")).map(({ direction, text }) => {
+/// For each frame: `decode*Message(text)` and `check*Message(JSON.parse(text))` (`check` is
+/// `null` when the text is not JSON); a throw is reported, never propagated.
+const NODE_BODY: &str = r#"
+return input.map(({ direction, text }) => {
   const [decodeFn, checkFn] = direction === "client"
-    ? [decode.decodeClientMessage, decode.checkClientMessage]
-    : [decode.decodeServerMessage, decode.checkServerMessage];
+    ? [generated.decodeClientMessage, generated.checkClientMessage]
+    : [generated.decodeServerMessage, generated.checkServerMessage];
   const run = (f, arg) => {
     try {
       return f(arg);
@@ -96,70 +59,20 @@ const results = JSON.parse(readFileSync(inputPath, "utf8")).map(({ direction, te
   }
   return { decode: run(decodeFn, text), check: parsed ? run(checkFn, parsed.value) : null };
 });
-writeFileSync(outputPath, JSON.stringify(results));
 "#;
-
-/// The TypeScript compiler of `codegen/typescript-check`, installed with `npm ci` if missing.
-fn typescript(check_dir: &Path) -> PathBuf {
-    let module = check_dir.join("node_modules/typescript");
-    if !module.join("package.json").exists() {
-        let status = Command::new("npm")
-            .arg("ci")
-            .current_dir(check_dir)
-            .status()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "`npm ci` in {} could not start ({e}); the decode agreement test needs \
-                     Node 20+ and npm to run the generated TypeScript decoder",
-                    check_dir.display()
-                )
-            });
-        assert!(
-            status.success(),
-            "`npm ci` in {} failed ({status}); the decode agreement test needs its TypeScript \
-             compiler (run `npm ci` there by hand to see why)",
-            check_dir.display()
-        );
-    }
-    module
-}
 
 /// Runs every input through the generated decoder under Node; one result per input.
 fn node_verdicts(inputs: &[Input]) -> Vec<Verdicts> {
-    let root = repo_root();
-    let typescript = typescript(&root.join("codegen/typescript-check"));
-    let dir = tempfile::tempdir().expect("a temporary directory");
     let input: Vec<Value> = inputs
         .iter()
         .map(|i| json!({ "direction": side(i.direction), "text": i.text }))
         .collect();
-    let input_path = dir.path().join("frames.json");
-    let output_path = dir.path().join("verdicts.json");
-    let script = dir.path().join("decode.mjs");
-    std::fs::write(&input_path, Value::Array(input).to_string()).expect("write frames.json");
-    std::fs::write(&script, NODE_SCRIPT).expect("write decode.mjs");
-    let output = Command::new("node")
-        .arg(&script)
-        .arg(&typescript)
-        .arg(root.join("generated/typescript"))
-        .arg(dir.path().join("js"))
-        .arg(&input_path)
-        .arg(&output_path)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "node could not start ({e}); the decode agreement test runs the generated \
-                 TypeScript decoder under Node 20 or later"
-            )
-        });
-    assert!(
-        output.status.success(),
-        "node failed to run generated/typescript/decode.ts ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
+    let results = common::run_generated_typescript(
+        "decode agreement test",
+        "decode.js",
+        NODE_BODY,
+        &Value::Array(input),
     );
-    let text = std::fs::read_to_string(&output_path).expect("node wrote verdicts.json");
-    let results: Vec<Value> = serde_json::from_str(&text).expect("verdicts.json is JSON");
     assert_eq!(results.len(), inputs.len(), "one verdict per frame");
     results
         .into_iter()

@@ -15,10 +15,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::repo_root;
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use rtbus_codegen::corpus::{self, strategies};
@@ -178,37 +175,9 @@ fn short(value: &Value) -> String {
     }
 }
 
-const NODE_SCRIPT: &str = r#"
-import { createRequire } from "node:module";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
-import { pathToFileURL } from "node:url";
-
-const [typescriptPath, sourceDir, filesPath, outDir, inputPath, outputPath] = process.argv.slice(2);
-const ts = createRequire(import.meta.url)(typescriptPath);
-
-for (const name of JSON.parse(readFileSync(filesPath, "utf8"))) {
-  const file = join(sourceDir, name);
-  const result = ts.transpileModule(readFileSync(file, "utf8"), {
-    fileName: file,
-    reportDiagnostics: true,
-    compilerOptions: {
-      module: ts.ModuleKind.ESNext,
-      target: ts.ScriptTarget.ES2022,
-      verbatimModuleSyntax: true,
-    },
-  });
-  if (result.diagnostics.length > 0) {
-    const messages = result.diagnostics.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"));
-    throw new Error(`${file} does not transpile: ${messages.join("; ")}`);
-  }
-  const out = join(outDir, relative(sourceDir, file).replace(/\.ts$/, ".js"));
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, result.outputText);
-}
-writeFileSync(join(outDir, "package.json"), '{"type":"module"}');
-const fold = await import(pathToFileURL(join(outDir, "fold.js")).href);
-
+/// Folds each sequence from the family's empty snapshot; everything folded is deep-frozen, so
+/// a fold that mutates its arguments throws. A throw is reported, never propagated.
+const NODE_BODY: &str = r#"
 function deepFreeze(value) {
   if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -216,98 +185,33 @@ function deepFreeze(value) {
   }
   return value;
 }
-
-const results = JSON.parse(readFileSync(inputPath, "utf8")).map(({ family, events }) => {
+return input.map(({ family, events }) => {
   try {
-    const empty = fold.emptySnapshot(family);
+    const empty = generated.emptySnapshot(family);
     const emptyJson = JSON.stringify(empty);
     let snapshot = deepFreeze(empty);
     for (const event of events) {
-      snapshot = deepFreeze(fold.foldEvent(family, snapshot, deepFreeze(event)));
+      snapshot = deepFreeze(generated.foldEvent(family, snapshot, deepFreeze(event)));
     }
     return { empty: JSON.parse(emptyJson), snapshot };
   } catch (error) {
     return { error: String(error && error.stack ? error.stack : error) };
   }
 });
-writeFileSync(outputPath, JSON.stringify(results));
 "#;
-
-/// The TypeScript compiler of `codegen/typescript-check`, installed with `npm ci` if missing.
-fn typescript(check_dir: &Path) -> PathBuf {
-    let module = check_dir.join("node_modules/typescript");
-    if !module.join("package.json").exists() {
-        let status = Command::new("npm")
-            .arg("ci")
-            .current_dir(check_dir)
-            .status()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "`npm ci` in {} could not start ({e}); the fold agreement test needs Node \
-                     and npm to run the generated TypeScript fold",
-                    check_dir.display()
-                )
-            });
-        assert!(
-            status.success(),
-            "`npm ci` in {} failed ({status}); the fold agreement test needs its TypeScript compiler",
-            check_dir.display()
-        );
-    }
-    module
-}
 
 /// Folds every sequence with the generated TypeScript fold under Node; one result per sequence.
 fn typescript_fold(sequences: &[Sequence]) -> Vec<Value> {
-    let root = repo_root();
-    let typescript = typescript(&root.join("codegen/typescript-check"));
-    let dir = tempfile::tempdir().expect("a temporary directory");
     let input: Vec<Value> = sequences
         .iter()
         .map(|s| json!({ "family": s.family.name(), "events": s.events }))
         .collect();
-    let prefix = "generated/typescript/";
-    let files: Vec<String> = rtbus_codegen::generate()
-        .expect("the generators run")
-        .into_iter()
-        .filter_map(|f| f.path.strip_prefix(prefix).map(str::to_owned))
-        .filter(|path| path.ends_with(".ts"))
-        .collect();
-    assert!(
-        files.iter().any(|f| f == "fold.ts"),
-        "no generator writes {prefix}fold.ts: {files:?}"
+    let results = common::run_generated_typescript(
+        "fold agreement test",
+        "fold.js",
+        NODE_BODY,
+        &Value::Array(input),
     );
-    let files_path = dir.path().join("files.json");
-    std::fs::write(&files_path, json!(files).to_string()).expect("write files.json");
-    let input_path = dir.path().join("sequences.json");
-    let output_path = dir.path().join("snapshots.json");
-    let script = dir.path().join("fold.mjs");
-    let out_dir = dir.path().join("js");
-    std::fs::write(&input_path, Value::Array(input).to_string()).expect("write sequences.json");
-    std::fs::write(&script, NODE_SCRIPT).expect("write fold.mjs");
-    let output = Command::new("node")
-        .arg(&script)
-        .arg(&typescript)
-        .arg(root.join(prefix))
-        .arg(&files_path)
-        .arg(&out_dir)
-        .arg(&input_path)
-        .arg(&output_path)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "node could not start ({e}); the fold agreement test runs the generated \
-                 TypeScript fold under Node 20 or later"
-            )
-        });
-    assert!(
-        output.status.success(),
-        "node failed to run generated/typescript/fold.ts ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&output_path).expect("node wrote snapshots.json");
-    let results: Vec<Value> = serde_json::from_str(&text).expect("snapshots.json is JSON");
     assert_eq!(
         results.len(),
         sequences.len(),

@@ -45,3 +45,119 @@ pub fn family_part(family: &str, part: &str) -> jsonschema::Validator {
     map.insert("$ref".into(), Value::String(format!("#/$defs/{part}")));
     validator(&schema)
 }
+
+/// Transpiles the generated TypeScript (the `.ts` files the generators write under
+/// `generated/typescript/`, so stray build output there is ignored) with the compiler of
+/// `codegen/typescript-check`, imports `module` (e.g. `"fold.js"`) as `generated`, runs `body`
+/// (JavaScript that may use `generated` and `input` and returns an array) under Node, and
+/// returns that array. `what` names the test in error messages.
+pub fn run_generated_typescript(what: &str, module: &str, body: &str, input: &Value) -> Vec<Value> {
+    let root = repo_root();
+    let typescript = typescript_compiler(&root.join("codegen/typescript-check"), what);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let prefix = "generated/typescript/";
+    let files: Vec<String> = rtbus_codegen::generate()
+        .expect("the generators run")
+        .into_iter()
+        .filter_map(|f| f.path.strip_prefix(prefix).map(str::to_owned))
+        .filter(|path| path.ends_with(".ts"))
+        .collect();
+    let source = module.replace(".js", ".ts");
+    assert!(
+        files.contains(&source),
+        "no generator writes {prefix}{source}: {files:?}"
+    );
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {name}: {e}"));
+        path
+    };
+    let files_path = write("files.json", &serde_json::Value::from(files).to_string());
+    let input_path = write("input.json", &input.to_string());
+    let script = write(
+        "run.mjs",
+        &format!(
+            "{NODE_PRELUDE}\nconst generated = await import(pathToFileURL(join(outDir, {module:?})).href);\n\
+             const input = JSON.parse(readFileSync(inputPath, \"utf8\"));\n\
+             const results = await (async () => {{\n{body}\n}})();\n\
+             writeFileSync(outputPath, JSON.stringify(results));\n"
+        ),
+    );
+    let output_path = dir.path().join("output.json");
+    let output = std::process::Command::new("node")
+        .arg(&script)
+        .arg(&typescript)
+        .arg(root.join(prefix))
+        .arg(&files_path)
+        .arg(dir.path().join("js"))
+        .arg(&input_path)
+        .arg(&output_path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("node could not start ({e}); the {what} runs the generated TypeScript under Node 20 or later")
+        });
+    assert!(
+        output.status.success(),
+        "node failed to run generated/typescript/{source} for the {what} ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&output_path).expect("node wrote its output");
+    serde_json::from_str(&text).expect("node's output is a JSON array")
+}
+
+/// Transpiles the listed generated `.ts` files into `outDir` as ES modules.
+const NODE_PRELUDE: &str = r#"
+import { createRequire } from "node:module";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const [typescriptPath, sourceDir, filesPath, outDir, inputPath, outputPath] = process.argv.slice(2);
+const ts = createRequire(import.meta.url)(typescriptPath);
+
+for (const name of JSON.parse(readFileSync(filesPath, "utf8"))) {
+  const file = join(sourceDir, name);
+  const result = ts.transpileModule(readFileSync(file, "utf8"), {
+    fileName: file,
+    reportDiagnostics: true,
+    compilerOptions: {
+      module: ts.ModuleKind.ESNext,
+      target: ts.ScriptTarget.ES2022,
+      verbatimModuleSyntax: true,
+    },
+  });
+  if (result.diagnostics.length > 0) {
+    const messages = result.diagnostics.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+    throw new Error(`${file} does not transpile: ${messages.join("; ")}`);
+  }
+  const out = join(outDir, relative(sourceDir, file).replace(/\.ts$/, ".js"));
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, result.outputText);
+}
+writeFileSync(join(outDir, "package.json"), '{"type":"module"}');
+"#;
+
+/// The TypeScript compiler of `codegen/typescript-check`, installed with `npm ci` if missing.
+fn typescript_compiler(check_dir: &std::path::Path, what: &str) -> PathBuf {
+    let module = check_dir.join("node_modules/typescript");
+    if !module.join("package.json").exists() {
+        let status = std::process::Command::new("npm")
+            .arg("ci")
+            .current_dir(check_dir)
+            .status()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "`npm ci` in {} could not start ({e}); the {what} needs Node 20+ and npm",
+                    check_dir.display()
+                )
+            });
+        assert!(
+            status.success(),
+            "`npm ci` in {} failed ({status}); the {what} needs its TypeScript compiler (run \
+             `npm ci` there by hand to see why)",
+            check_dir.display()
+        );
+    }
+    module
+}
