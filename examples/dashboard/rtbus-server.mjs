@@ -1,4 +1,5 @@
-// Starts and stops the real `rtbus-server --demo` for start.mjs and the browser test.
+// Starts and stops the real `rtbus-server` (`--demo` unless told otherwise) for start.mjs and the
+// browser tests.
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -30,12 +31,13 @@ export function serverBinary({ build = false } = {}) {
 }
 
 /**
- * Runs `binary --demo --listen host:port` and waits (at most `timeoutMs`) for its
+ * Runs `binary --demo --listen host:port` (without `--demo` when `demo` is false; `args` are
+ * added, e.g. `["--config", path]`) and waits (at most `timeoutMs`) for its
  * `listening on ws://…` line. Resolves with its `wsUrl`, `port`, the `child` and `stop(signal)`
  * (SIGTERM by default; resolves once it exited). `log` receives its stderr lines.
  */
-export function startServer({ binary, host = "127.0.0.1", port = 8080, args = [], timeoutMs = 10_000, log = () => {} }) {
-  const child = spawn(binary, ["--demo", "--listen", `${host}:${port}`, "--log", "warn", ...args], {
+export function startServer({ binary, host = "127.0.0.1", port = 8080, demo = true, args = [], timeoutMs = 10_000, log = () => {} }) {
+  const child = spawn(binary, [...(demo ? ["--demo"] : []), "--listen", `${host}:${port}`, "--log", "warn", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const exited = new Promise((done) => child.once("exit", (code, signal) => done({ code, signal })));

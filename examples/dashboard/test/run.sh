@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The dashboard's browser test from a fresh machine: installs Debian's chromium if missing
 # (apt-get, as root or through sudo), builds rtbus-server and the SDK packages, installs and
-# builds the dashboard, and runs test/browser.test.mjs in headless Chromium.
+# builds the dashboard, and runs test/*.test.mjs in headless Chromium: browser.test.mjs (the
+# dashboard, with a server restart) and sdk-browser.test.mjs (the client's fault scenarios on the
+# browser's WebSocket).
 #
 #   examples/dashboard/test/run.sh
 #
@@ -30,6 +32,8 @@ fi
 export CHROMIUM=${CHROMIUM:-$(command -v chromium)}
 "$CHROMIUM" --version
 
+# A relative path names a file from where this script was started, not from the dashboard.
+case "${RTBUS_SERVER_BIN:-}" in "" | /*) ;; *) export RTBUS_SERVER_BIN="$PWD/$RTBUS_SERVER_BIN" ;; esac
 if [ -z "${RTBUS_SERVER_BIN:-}" ]; then
   step "cargo build -p rtbus-server"
   (cd "$repo" && cargo build -q -p rtbus-server)
@@ -47,6 +51,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 step "dashboard: typecheck, build"
 npm run build --silent
-step "dashboard: browser test"
-node --test --test-concurrency=1 test/
+step "dashboard: browser tests"
+# The files by name: given the directory, Node 20 would run every .mjs in test/ as a test.
+node --test --test-concurrency=1 test/*.test.mjs
 step "done"
