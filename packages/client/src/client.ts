@@ -216,7 +216,7 @@ export function createClient(options: ClientOptions): Client {
     lastError = "";
     let token: string | undefined;
     try {
-      token = options.getToken ? await options.getToken() : undefined;
+      token = options.getToken ? await within(options.getToken(), timeoutMs, "getToken") : undefined;
     } catch (error) {
       if (mine !== generation || state === "closed") return;
       const message = `getToken failed: ${String((error as Error)?.message ?? error)}`;
@@ -619,7 +619,7 @@ export function createClient(options: ClientOptions): Client {
     publish: (topic, payload) => request<Published>("publish", { topic, payload }),
     async refreshToken() {
       if (state !== "open") throw new RtbusError("not_open", `refreshToken: the client is ${state}, not open`);
-      const token = await options.getToken?.();
+      const token = options.getToken ? await within(options.getToken(), timeoutMs, "getToken") : undefined;
       if (token === undefined) throw new RtbusError("unauthorized", "refreshToken: getToken returned no token");
       if (state !== "open") throw new RtbusError("not_open", `refreshToken: the client is ${state}, not open`);
       try {
@@ -635,4 +635,14 @@ export function createClient(options: ClientOptions): Client {
       stop({ code: 1000, reason: "closed by the client", reconnect: false });
     },
   };
+}
+
+/** `value`, or a rejection naming `what` once `ms` pass first: a hung `getToken` must not stall
+ * every (re)connect forever. */
+function within<T>(value: T | Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([Promise.resolve(value), late]).finally(() => clearTimeout(timer));
 }

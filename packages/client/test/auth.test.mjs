@@ -95,6 +95,29 @@ test("getToken is called before every connect and the token is sent as `auth`", 
   }
 });
 
+test("a getToken that never settles is reported after requestTimeoutMs and retried", async () => {
+  let calls = 0;
+  const reader = client(server.url(), {
+    getToken: () => {
+      calls += 1;
+      return calls === 1 ? new Promise(() => {}) : TOKENS.alice;
+    },
+    requestTimeoutMs: 200,
+    handshakeAttempts: 1000,
+  });
+  const errors = [];
+  reader.on("error", (error) => errors.push(error));
+  try {
+    reader.connect();
+    await until(() => reader.state === "open", "open after the hung getToken");
+    assert.equal(errors[0]?.kind, "token");
+    assert.match(errors[0]?.message ?? "", /getToken did not settle within 200 ms/);
+    assert.ok(calls >= 2, `getToken asked again (${calls})`);
+  } finally {
+    reader.close();
+  }
+});
+
 test("refreshToken keeps every subscription; a refresh as another principal ends what it may not read, visibly", async () => {
   let token = TOKENS.alice;
   const reader = client(server.url(), { getToken: () => token });
