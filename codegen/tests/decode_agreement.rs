@@ -112,23 +112,6 @@ fn rust_verdict(direction: Direction, text: &str) -> Result<(), String> {
     }
 }
 
-/// `value` with every number as an f64, so `1` and `1.0` compare equal.
-fn numbers_as_f64(value: &Value) -> Value {
-    match value {
-        Value::Number(n) => n
-            .as_f64()
-            .and_then(serde_json::Number::from_f64)
-            .map_or_else(|| value.clone(), Value::Number),
-        Value::Array(items) => Value::Array(items.iter().map(numbers_as_f64).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), numbers_as_f64(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
 /// Whether one pointer names the other or a place inside it (`""` contains every place).
 fn nested(a: &str, b: &str) -> bool {
     let inside = |outer: &str, inner: &str| {
@@ -366,7 +349,7 @@ fn every_valid_message_decodes_unchanged() {
                     "{}: {how} refuses {}: {result}",
                     input.name, input.text
                 ));
-            } else if numbers_as_f64(&result["value"]) != numbers_as_f64(&sent) {
+            } else if common::numbers_as_f64(&result["value"]) != common::numbers_as_f64(&sent) {
                 failures.push(format!(
                     "{}: {how} changed the value: {} became {}",
                     input.name, input.text, result["value"]

@@ -120,24 +120,6 @@ fn rust_fold(sequence: &Sequence) -> Value {
     snapshot.to_value()
 }
 
-/// `value` with every number as an f64, so `1` and `1.0` (the same JSON number, printed
-/// differently by JavaScript and serde_json) compare equal. Object key order never matters.
-fn numbers_as_f64(value: &Value) -> Value {
-    match value {
-        Value::Number(n) => n
-            .as_f64()
-            .and_then(serde_json::Number::from_f64)
-            .map_or_else(|| value.clone(), Value::Number),
-        Value::Array(items) => Value::Array(items.iter().map(numbers_as_f64).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), numbers_as_f64(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
 /// The JSON pointer of the first place where `a` and `b` differ, with both values there.
 fn first_difference(a: &Value, b: &Value, pointer: &str) -> Option<String> {
     match (a, b) {
@@ -244,14 +226,14 @@ fn rust_and_typescript_folds_agree_on_sampled_sequences() {
             continue;
         }
         let empty = TopicSnapshot::empty(sequence.family).to_value();
-        if numbers_as_f64(&result["empty"]) != numbers_as_f64(&empty) {
+        if common::numbers_as_f64(&result["empty"]) != common::numbers_as_f64(&empty) {
             failures.push(format!(
                 "{context}: emptySnapshot({name:?}) is {}, the Rust empty snapshot is {empty}",
                 result["empty"]
             ));
         }
-        let rust = numbers_as_f64(&rust_fold(sequence));
-        let typescript = numbers_as_f64(&result["snapshot"]);
+        let rust = common::numbers_as_f64(&rust_fold(sequence));
+        let typescript = common::numbers_as_f64(&result["snapshot"]);
         if let Some(difference) = first_difference(&rust, &typescript, "") {
             failures.push(format!(
                 "{context}:\n  first difference (Rust vs TypeScript) at {difference}\n  \

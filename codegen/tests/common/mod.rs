@@ -161,3 +161,21 @@ fn typescript_compiler(check_dir: &std::path::Path, what: &str) -> PathBuf {
     }
     module
 }
+
+/// `value` with every number as an `f64`, so `1` and `1.0` (Rust and JavaScript spellings of
+/// one double) compare equal.
+pub fn numbers_as_f64(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => n
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| value.clone(), Value::Number),
+        Value::Array(items) => Value::Array(items.iter().map(numbers_as_f64).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), numbers_as_f64(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
