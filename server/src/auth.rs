@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rtbus_protocol::Topic;
+use rtbus_protocol::{Topic, TopicError};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -20,15 +20,33 @@ pub(crate) struct Pattern {
     glob: bool,
 }
 
+/// Why a topic pattern of the configuration cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PatternError {
+    /// `{principal}` in a pattern that belongs to no principal (a public topic).
+    #[error("pattern {pattern:?} uses {{principal}} where there is no principal")]
+    NoPrincipal { pattern: String },
+    /// A `*` anywhere but at the end.
+    #[error("pattern {pattern:?} has '*' before its end (only a trailing '*' is supported)")]
+    InnerWildcard { pattern: String },
+    /// A pattern without `*` that is not a valid topic.
+    #[error("pattern {pattern:?}: {error}")]
+    Topic {
+        pattern: String,
+        #[source]
+        error: TopicError,
+    },
+}
+
 impl Pattern {
     /// Parses `text`, replacing `{principal}` by `principal` when there is one.
-    fn parse(text: &str, principal: Option<&str>) -> Result<Pattern, String> {
+    fn parse(text: &str, principal: Option<&str>) -> Result<Pattern, PatternError> {
         let text = match principal {
             Some(name) => text.replace("{principal}", name),
             None if text.contains("{principal}") => {
-                return Err(format!(
-                    "pattern {text:?} uses {{principal}} where there is no principal"
-                ));
+                return Err(PatternError::NoPrincipal {
+                    pattern: text.to_owned(),
+                });
             }
             None => text.to_owned(),
         };
@@ -37,12 +55,15 @@ impl Pattern {
             None => (text.as_str(), false),
         };
         if prefix.contains('*') {
-            return Err(format!(
-                "pattern {text:?} has '*' before its end (only a trailing '*' is supported)"
-            ));
+            return Err(PatternError::InnerWildcard { pattern: text });
         }
         if !glob {
-            Topic::validate(prefix).map_err(|err| format!("pattern {text:?}: {err}"))?;
+            if let Err(error) = Topic::validate(prefix) {
+                return Err(PatternError::Topic {
+                    pattern: text,
+                    error,
+                });
+            }
         }
         Ok(Pattern {
             prefix: prefix.to_owned(),
@@ -101,16 +122,18 @@ impl Authority {
             .collect::<Result<Vec<_>, _>>()?;
         let mut tokens = HashMap::new();
         for (index, token) in config.tokens.iter().enumerate() {
-            let at = |field: &str, e: String| bad(format!("tokens[{index}].{field}: {e}"));
+            let at = |field: &str, e: &dyn std::fmt::Display| {
+                bad(format!("tokens[{index}].{field}: {e}"))
+            };
             if token.token.is_empty() {
-                return Err(at("token", "is empty".into()));
+                return Err(at("token", &"is empty"));
             }
             if token.principal.is_empty() {
-                return Err(at("principal", "is empty".into()));
+                return Err(at("principal", &"is empty"));
             }
             let compile = |field: &str, list: &[String]| {
                 list.iter()
-                    .map(|p| Pattern::parse(p, Some(&token.principal)).map_err(|e| at(field, e)))
+                    .map(|p| Pattern::parse(p, Some(&token.principal)).map_err(|e| at(field, &e)))
                     .collect::<Result<Vec<_>, _>>()
             };
             let principal = Principal {
@@ -123,7 +146,7 @@ impl Authority {
                 .insert(token.token.clone(), Arc::new(principal))
                 .is_some()
             {
-                return Err(at("token", "is the same as an earlier token".into()));
+                return Err(at("token", &"is the same as an earlier token"));
             }
         }
         Ok(Authority { tokens, public })
@@ -221,5 +244,40 @@ mod tests {
         };
         let err = Authority::new(&config).unwrap_err().to_string();
         assert!(err.contains("tokens[0].read"), "{err}");
+    }
+
+    #[test]
+    fn each_bad_pattern_has_its_reason() {
+        let cases = [
+            (
+                "sessions.{principal}",
+                None,
+                "pattern \"sessions.{principal}\" uses {principal} where there is no principal",
+            ),
+            (
+                "a*b*",
+                Some("p"),
+                "pattern \"a*b*\" has '*' before its end (only a trailing '*' is supported)",
+            ),
+        ];
+        for (text, principal, message) in cases {
+            assert_eq!(
+                Pattern::parse(text, principal).unwrap_err().to_string(),
+                message
+            );
+        }
+        let err = Pattern::parse("bad..topic", None).unwrap_err();
+        let PatternError::Topic { pattern, error } = &err else {
+            panic!("expected a topic error, got {err:?}");
+        };
+        assert_eq!(pattern, "bad..topic");
+        assert_eq!(err.to_string(), format!("pattern \"bad..topic\": {error}"));
+        assert_eq!(
+            Pattern::parse("sessions.activity:{principal}-*", Some("ann")),
+            Ok(Pattern {
+                prefix: "sessions.activity:ann-".into(),
+                glob: true
+            })
+        );
     }
 }

@@ -29,11 +29,14 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::auth::{Decision, Principal};
+use crate::config::Limits;
 use crate::http;
-use crate::hub::{TopicCell, Want, encode};
-use crate::outbox::{CONTROL, Dirty, OutFrame, Outbox, PING, Push, REPLY, frame};
-use crate::server::Shared;
+use crate::hub::{TopicCell, Want};
+use crate::log::{Ask, Resume, SeqExhausted};
+use crate::outbox::{CONTROL, Dirty, Health, OutFrame, Outbox, Push, REPLY};
+use crate::state::Shared;
 use crate::stats::Counters;
+use crate::wire::{PING, encode, frame};
 
 type Ws = WebSocketStream<Io>;
 
@@ -171,6 +174,7 @@ struct Connection {
     dirty: Dirty,
 }
 
+/// What woke the connection's task from its input and output.
 enum Wake {
     Read(Option<Result<Message, WsError>>),
     /// Requests were handled up to the batch limit and their events written; read on.
@@ -182,156 +186,239 @@ enum Wake {
 /// Why the server ends a connection.
 enum End {
     /// Send a close frame with this code and reason.
-    Close(u16, &'static str),
+    Close(CloseCode, &'static str),
     /// The peer is gone or already closed; nothing to send.
     Gone,
+}
+
+/// The connection's clocks: the heartbeat (a ping every interval, a pong within the timeout)
+/// and the auth deadline.
+struct Deadlines {
+    interval: std::time::Duration,
+    timeout: std::time::Duration,
+    next_ping: Instant,
+    /// When the unanswered ping went out.
+    awaiting_pong: Option<Instant>,
+    /// Until when an unauthenticated connection without subscriptions may stay.
+    auth: Option<Instant>,
+}
+
+impl Deadlines {
+    fn new(limits: &Limits, authenticated: bool, now: Instant) -> Deadlines {
+        Deadlines {
+            interval: limits.heartbeat_interval,
+            timeout: limits.heartbeat_timeout,
+            next_ping: now + limits.heartbeat_interval,
+            awaiting_pong: None,
+            auth: (!authenticated).then(|| now + limits.auth_deadline),
+        }
+    }
+
+    /// Acts on every deadline that passed by `now`: queues a ping when one is due, or ends the
+    /// connection when a ping went unanswered or it is still anonymous (`anonymous`: no
+    /// principal, no subscription) at the auth deadline.
+    fn check(
+        &mut self,
+        now: Instant,
+        outbox: &Outbox,
+        anonymous: bool,
+        counters: &Counters,
+    ) -> Option<End> {
+        if let Some(sent) = self.awaiting_pong {
+            if now >= sent + self.timeout {
+                Counters::add(&counters.heartbeat_timeouts, 1);
+                return Some(End::Close(CloseCode::HeartbeatTimeout, "no pong in time"));
+            }
+        } else if now >= self.next_ping {
+            outbox.push(OutFrame {
+                bytes: frame(PING, b""),
+                topic: CONTROL,
+            });
+            self.awaiting_pong = Some(now);
+            self.next_ping = now + self.interval;
+        }
+        if self.auth.is_some_and(|deadline| now >= deadline) {
+            self.auth = None;
+            if anonymous {
+                Counters::add(&counters.auth_timeouts, 1);
+                return Some(End::Close(
+                    CloseCode::AuthTimeout,
+                    "not authenticated in time",
+                ));
+            }
+        }
+        None
+    }
+
+    fn pong(&mut self) {
+        self.awaiting_pong = None;
+    }
+
+    /// When the next deadline falls.
+    fn next(&self) -> Instant {
+        let heartbeat = match self.awaiting_pong {
+            Some(sent) => sent + self.timeout,
+            None => self.next_ping,
+        };
+        self.auth.map_or(heartbeat, |auth| heartbeat.min(auth))
+    }
+}
+
+/// Requests handled since the events they published were last written out.
+#[derive(Default)]
+struct Batch {
+    handled: usize,
+}
+
+impl Batch {
+    /// Handles every request that has arrived (up to a batch), then delivers what they
+    /// published in one write per subscriber, then writes this connection's own queue.
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        ws: &mut Ws,
+        dirty: &mut Dirty,
+        outbox: &Outbox,
+    ) -> Poll<Wake> {
+        let full = self.handled >= MAX_BATCH;
+        if !full {
+            if let Poll::Ready(message) = ws.poll_next_unpin(cx) {
+                self.handled += 1;
+                return Poll::Ready(Wake::Read(message));
+            }
+        }
+        self.handled = 0;
+        dirty.flush();
+        match outbox.poll_drain(cx) {
+            Poll::Ready(Err(_)) => Poll::Ready(Wake::WriteFailed),
+            _ if full => Poll::Ready(Wake::Flushed),
+            _ => Poll::Pending,
+        }
+    }
 }
 
 impl Connection {
     async fn run(&mut self, mut ws: Ws, mut shutdown: watch::Receiver<bool>) {
         let limits = self.shared.config.limits.clone();
-        let counters = Arc::clone(&self.shared.counters);
         let outbox = Arc::clone(&self.outbox);
-        let mut next_ping = Instant::now() + limits.heartbeat_interval;
-        let mut awaiting_pong: Option<Instant> = None;
-        let mut auth_deadline = self
-            .principal
-            .is_none()
-            .then(|| Instant::now() + limits.auth_deadline);
-        let mut handled = 0;
-
-        let sleep = sleep_until(next_ping);
+        let mut deadlines = Deadlines::new(&limits, self.principal.is_some(), Instant::now());
+        let mut batch = Batch::default();
+        // One timer for the connection's life, moved only when its deadline changes.
+        let sleep = sleep_until(deadlines.next());
         tokio::pin!(sleep);
         // One registration with the outbox's notifier, renewed only after it fires.
         let notified = outbox.notify.notified();
         tokio::pin!(notified);
 
         let end = loop {
-            match outbox.status() {
-                (true, _) => {
-                    Counters::add(&counters.slow_consumer_disconnects, 1);
-                    break End::Close(
-                        CloseCode::SlowConsumer.value(),
-                        "outbound queue exceeded the server's limit",
-                    );
-                }
-                (false, true) => break End::Gone,
-                (false, false) => {}
+            if let Some(end) = self.outbox_end() {
+                break end;
             }
-            let now = Instant::now();
-            if let Some(sent) = awaiting_pong {
-                if now >= sent + limits.heartbeat_timeout {
-                    Counters::add(&counters.heartbeat_timeouts, 1);
-                    break End::Close(CloseCode::HeartbeatTimeout.value(), "no pong in time");
-                }
-            } else if now >= next_ping {
-                outbox.push(OutFrame {
-                    bytes: frame(PING, b""),
-                    topic: CONTROL,
-                });
-                awaiting_pong = Some(now);
-                next_ping = now + limits.heartbeat_interval;
+            let anonymous = self.principal.is_none() && self.topics.is_empty();
+            let counters = &self.shared.counters;
+            if let Some(end) = deadlines.check(Instant::now(), &outbox, anonymous, counters) {
+                break end;
             }
-            if let Some(deadline) = auth_deadline {
-                if now >= deadline {
-                    auth_deadline = None;
-                    if self.principal.is_none() && self.topics.is_empty() {
-                        Counters::add(&counters.auth_timeouts, 1);
-                        break End::Close(
-                            CloseCode::AuthTimeout.value(),
-                            "not authenticated in time",
-                        );
-                    }
-                }
+            if sleep.deadline() != deadlines.next() {
+                sleep.as_mut().reset(deadlines.next());
             }
-            let mut wake = match awaiting_pong {
-                Some(sent) => sent + limits.heartbeat_timeout,
-                None => next_ping,
-            };
-            if let Some(deadline) = auth_deadline {
-                wake = wake.min(deadline);
-            }
-            // One timer for the connection's life, moved only when its deadline changes.
-            if sleep.deadline() != wake {
-                sleep.as_mut().reset(wake);
-            }
-
             let dirty = &mut self.dirty;
-            let io = poll_fn(|cx| {
-                // Handle every request that has arrived (up to a batch), then deliver what they
-                // published in one write per subscriber, then write this connection's own queue.
-                let full = handled >= MAX_BATCH;
-                if !full {
-                    if let Poll::Ready(message) = ws.poll_next_unpin(cx) {
-                        handled += 1;
-                        return Poll::Ready(Wake::Read(message));
-                    }
-                }
-                handled = 0;
-                dirty.flush();
-                match outbox.poll_drain(cx) {
-                    Poll::Ready(Err(_)) => Poll::Ready(Wake::WriteFailed),
-                    _ if full => Poll::Ready(Wake::Flushed),
-                    _ => Poll::Pending,
-                }
-            });
-            let result = tokio::select! {
+            let io = poll_fn(|cx| batch.poll(cx, &mut ws, dirty, &outbox));
+            let wake = tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
-                    break End::Close(CloseCode::GoingAway.value(), "server shutting down");
+                    break End::Close(CloseCode::GoingAway, "server shutting down");
                 }
-                io = io => Some(io),
+                wake = io => wake,
                 () = &mut notified => {
                     notified.set(outbox.notify.notified());
-                    None
+                    continue;
                 }
-                () = &mut sleep => None,
+                () = &mut sleep => continue,
             };
-            match result {
-                None | Some(Wake::Flushed) => {}
-                Some(Wake::WriteFailed | Wake::Read(None)) => break End::Gone,
-                Some(Wake::Read(Some(Err(err)))) => break end_for(&err),
-                Some(Wake::Read(Some(Ok(message)))) => match message {
-                    Message::Text(text) => self.on_text(&text),
-                    Message::Binary(_) => {
-                        break End::Close(
-                            CloseCode::UnsupportedData.value(),
-                            "binary frames are not part of rtbus v1; send JSON text frames",
-                        );
-                    }
-                    Message::Pong(_) => awaiting_pong = None,
-                    // Pings are answered by the WebSocket layer; a peer's close is answered
-                    // there too, and the next read ends the stream.
-                    Message::Ping(_) | Message::Close(_) | Message::Frame(_) => {}
-                },
+            if let Some(end) = self.on_wake(wake, &mut deadlines) {
+                break end;
             }
         };
+        self.leave(ws, end, &limits).await;
+    }
 
-        // Deliver what was published, stop every publisher from queueing more, say goodbye.
+    /// Ends the connection when its outbox overflowed or its peer is gone.
+    fn outbox_end(&self) -> Option<End> {
+        match self.outbox.health() {
+            Health::Open => None,
+            Health::Overflowed => {
+                Counters::add(&self.shared.counters.slow_consumer_disconnects, 1);
+                Some(End::Close(
+                    CloseCode::SlowConsumer,
+                    "outbound queue exceeded the server's limit",
+                ))
+            }
+            Health::Failed => Some(End::Gone),
+        }
+    }
+
+    fn on_wake(&mut self, wake: Wake, deadlines: &mut Deadlines) -> Option<End> {
+        match wake {
+            Wake::Flushed => None,
+            Wake::WriteFailed | Wake::Read(None) => Some(End::Gone),
+            Wake::Read(Some(Err(err))) => Some(end_for(&err)),
+            Wake::Read(Some(Ok(message))) => match message {
+                Message::Text(text) => {
+                    self.on_text(&text);
+                    None
+                }
+                Message::Binary(_) => Some(End::Close(
+                    CloseCode::UnsupportedData,
+                    "binary frames are not part of rtbus v1; send JSON text frames",
+                )),
+                Message::Pong(_) => {
+                    deadlines.pong();
+                    None
+                }
+                // Pings are answered by the WebSocket layer; a peer's close is answered there
+                // too, and the next read ends the stream.
+                Message::Ping(_) | Message::Close(_) | Message::Frame(_) => None,
+            },
+        }
+    }
+
+    /// Delivers what was published, stops every publisher from queueing more, and says goodbye:
+    /// the close handshake (bounded by `close_timeout`) when the server ends the connection.
+    async fn leave(&mut self, mut ws: Ws, end: End, limits: &Limits) {
         self.dirty.flush();
         for cell in self.topics.drain(..) {
             self.shared.hub.unsubscribe(&cell, self.id);
         }
+        let outbox = &self.outbox;
         outbox.close();
-        if let End::Close(code, reason) = end {
-            tracing::debug!(conn = self.id, code, reason, "closing connection");
-            let frame = CloseFrame {
-                code: WsCloseCode::from(code),
-                reason: Utf8Bytes::from_static(reason),
-            };
-            let _ = timeout(limits.close_timeout, async {
-                if ws.close(Some(frame)).await.is_ok()
-                    && poll_fn(|cx| outbox.poll_drain(cx)).await.is_ok()
-                {
-                    while let Some(Ok(_)) = ws.next().await {}
-                }
-            })
-            .await;
-        } else {
-            // Whatever control frame is still queued (a close reply) goes out if the socket
-            // takes it now; nobody is left to wait for it.
-            let _ = outbox.write_now();
-            tracing::debug!(conn = self.id, "connection gone");
+        match end {
+            End::Close(code, reason) => {
+                tracing::debug!(
+                    conn = self.id,
+                    code = code.value(),
+                    reason,
+                    "closing connection"
+                );
+                let frame = CloseFrame {
+                    code: WsCloseCode::from(code.value()),
+                    reason: Utf8Bytes::from_static(reason),
+                };
+                let _ = timeout(limits.close_timeout, async {
+                    if ws.close(Some(frame)).await.is_ok()
+                        && poll_fn(|cx| outbox.poll_drain(cx)).await.is_ok()
+                    {
+                        while let Some(Ok(_)) = ws.next().await {}
+                    }
+                })
+                .await;
+            }
+            End::Gone => {
+                // Whatever control frame is still queued (a close reply) goes out if the socket
+                // takes it now; nobody is left to wait for it.
+                let _ = outbox.write_now();
+                tracing::debug!(conn = self.id, "connection gone");
+            }
         }
     }
 
@@ -500,8 +587,13 @@ impl Connection {
             .into_iter()
             .zip(families)
             .map(|(request, family)| Want {
-                snapshot: request.wants_snapshot(),
-                resume: request.epoch.zip(request.resume_after.map(|s| s.get())),
+                ask: Ask {
+                    snapshot: request.wants_snapshot(),
+                    resume: request
+                        .epoch
+                        .zip(request.resume_after)
+                        .map(|(epoch, after)| Resume { epoch, after }),
+                },
                 topic: request.topic,
                 family,
             })
@@ -581,7 +673,7 @@ impl Connection {
                 id,
                 data: PublishedData { topic, epoch, seq },
             }),
-            Err(_) => self.error(
+            Err(SeqExhausted) => self.error(
                 id,
                 ErrorCode::Internal,
                 format!("topic {topic} has used up its seq range"),
@@ -594,22 +686,21 @@ impl Connection {
 fn end_for(err: &WsError) -> End {
     match err {
         WsError::Capacity(CapacityError::MessageTooLong { .. }) => End::Close(
-            CloseCode::MessageTooBig.value(),
+            CloseCode::MessageTooBig,
             "message larger than the server's max_message_bytes",
         ),
-        WsError::Capacity(_) => End::Close(CloseCode::MessageTooBig.value(), "frame too large"),
+        WsError::Capacity(_) => End::Close(CloseCode::MessageTooBig, "frame too large"),
         WsError::Utf8(_) => End::Close(
-            CloseCode::InvalidPayloadData.value(),
+            CloseCode::InvalidPayloadData,
             "text frame is not valid UTF-8",
         ),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
         | WsError::ConnectionClosed
         | WsError::AlreadyClosed
         | WsError::Io(_) => End::Gone,
-        WsError::Protocol(_) => End::Close(
-            CloseCode::ProtocolError.value(),
-            "WebSocket protocol violation",
-        ),
+        WsError::Protocol(_) => {
+            End::Close(CloseCode::ProtocolError, "WebSocket protocol violation")
+        }
         _ => End::Gone,
     }
 }

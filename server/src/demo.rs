@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::outbox::Dirty;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// The topic patterns the demo publishes on, made public by `rtbus-server --demo` when no public
 /// topics are configured.

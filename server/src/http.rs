@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::auth::{ADMIN_ROLE, Principal};
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::stats::Counters;
 
 /// The path of the stats endpoint.
@@ -34,6 +34,127 @@ pub(crate) struct Upgrade {
     pub principal: Option<Arc<Principal>>,
 }
 
+/// The HTTP statuses the server answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Ok,
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    UpgradeRequired,
+    HeaderFieldsTooLarge,
+    ServiceUnavailable,
+}
+
+impl Status {
+    pub fn code(self) -> u16 {
+        match self {
+            Status::Ok => 200,
+            Status::BadRequest => 400,
+            Status::Unauthorized => 401,
+            Status::Forbidden => 403,
+            Status::NotFound => 404,
+            Status::MethodNotAllowed => 405,
+            Status::UpgradeRequired => 426,
+            Status::HeaderFieldsTooLarge => 431,
+            Status::ServiceUnavailable => 503,
+        }
+    }
+
+    /// The reason phrase of the status line.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::BadRequest => "Bad Request",
+            Status::Unauthorized => "Unauthorized",
+            Status::Forbidden => "Forbidden",
+            Status::NotFound => "Not Found",
+            Status::MethodNotAllowed => "Method Not Allowed",
+            Status::UpgradeRequired => "Upgrade Required",
+            Status::HeaderFieldsTooLarge => "Request Header Fields Too Large",
+            Status::ServiceUnavailable => "Service Unavailable",
+        }
+    }
+}
+
+/// Why a request gets no WebSocket (or no stats). The message is the plain-text body the client
+/// reads; [`Refusal::status`] and [`Refusal::headers`] complete the response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error("request head too large")]
+    HeadTooLarge,
+    #[error("bad HTTP request: {0}")]
+    BadHead(httparse::Error),
+    #[error("no such path {0:?}; WebSocket clients connect to {ENDPOINT_PATH}")]
+    NoSuchPath(String),
+    #[error("{ENDPOINT_PATH} takes a GET WebSocket upgrade")]
+    NotGet,
+    #[error("{ENDPOINT_PATH} speaks WebSocket only (Upgrade: websocket expected)")]
+    NotAnUpgrade,
+    #[error("unsupported Sec-WebSocket-Version (expected 13)")]
+    WebSocketVersion,
+    #[error("missing Sec-WebSocket-Key header")]
+    MissingKey,
+    #[error("origin {0:?} is not allowed")]
+    Origin(String),
+    /// The offered subprotocols, as the client listed them.
+    #[error("unsupported subprotocol {0}; this server speaks {SUBPROTOCOL}")]
+    Subprotocol(String),
+    #[error("the Authorization header must be \"Bearer <token>\"")]
+    AuthorizationScheme,
+    #[error("the bearer token is not accepted")]
+    TokenRejected,
+    #[error("the server is at its connection limit; retry later")]
+    AtConnectionLimit,
+    #[error("the stats endpoint needs an admin bearer token")]
+    StatsNeedsToken,
+    #[error("the stats endpoint needs the admin role")]
+    StatsNeedsAdmin,
+}
+
+impl Refusal {
+    pub fn status(&self) -> Status {
+        match self {
+            Refusal::HeadTooLarge => Status::HeaderFieldsTooLarge,
+            Refusal::BadHead(_) | Refusal::MissingKey | Refusal::Subprotocol(_) => {
+                Status::BadRequest
+            }
+            Refusal::NoSuchPath(_) => Status::NotFound,
+            Refusal::NotGet => Status::MethodNotAllowed,
+            Refusal::NotAnUpgrade | Refusal::WebSocketVersion => Status::UpgradeRequired,
+            Refusal::Origin(_) | Refusal::StatsNeedsAdmin => Status::Forbidden,
+            Refusal::AuthorizationScheme | Refusal::TokenRejected | Refusal::StatsNeedsToken => {
+                Status::Unauthorized
+            }
+            Refusal::AtConnectionLimit => Status::ServiceUnavailable,
+        }
+    }
+
+    /// Headers that tell the client what would be accepted.
+    pub fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Refusal::NotAnUpgrade => &[("Upgrade", "websocket")],
+            Refusal::WebSocketVersion => &[("Sec-WebSocket-Version", "13")],
+            Refusal::TokenRejected | Refusal::StatsNeedsToken => &[("WWW-Authenticate", "Bearer")],
+            _ => &[],
+        }
+    }
+}
+
+/// What an accepted upgrade answers with and starts from.
+#[derive(Debug)]
+struct Accepted {
+    /// The client's `Sec-WebSocket-Key`.
+    key: String,
+    /// The subprotocol to confirm, when the client offered any.
+    protocol: Option<&'static str>,
+    /// The principal of a valid `Authorization: Bearer` header.
+    principal: Option<Arc<Principal>>,
+}
+
+#[derive(Debug)]
 struct Request {
     method: String,
     path: String,
@@ -41,6 +162,23 @@ struct Request {
 }
 
 impl Request {
+    fn parse(parsed: &httparse::Request<'_, '_>) -> Request {
+        Request {
+            method: parsed.method.unwrap_or("").to_owned(),
+            path: parsed.path.unwrap_or("").to_owned(),
+            headers: parsed
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_owned(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -59,7 +197,7 @@ impl Request {
             .collect()
     }
 
-    fn bearer(&self) -> Result<Option<&str>, &'static str> {
+    fn bearer(&self) -> Result<Option<&str>, Refusal> {
         let Some(value) = self.header("authorization") else {
             return Ok(None);
         };
@@ -68,7 +206,7 @@ impl Request {
             (Some(scheme), Some(token)) if scheme.eq_ignore_ascii_case("bearer") => {
                 Ok(Some(token.trim()))
             }
-            _ => Err("the Authorization header must be \"Bearer <token>\""),
+            _ => Err(Refusal::AuthorizationScheme),
         }
     }
 }
@@ -76,57 +214,19 @@ impl Request {
 /// Reads a request head and answers it, unless it is an accepted WebSocket upgrade.
 pub(crate) async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Upgrade> {
     let mut buf = Vec::with_capacity(1024);
-    let (request, head_len) = loop {
-        match stream.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
-        }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let request = Request {
-                    method: parsed.method.unwrap_or("").to_owned(),
-                    path: parsed.path.unwrap_or("").to_owned(),
-                    headers: parsed
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_owned(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect(),
-                };
-                break (request, len);
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => {
-                buf.reserve(1024.min(MAX_HEAD_BYTES - buf.len()));
-            }
-            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-                let reason = "request head too large";
-                respond(stream, 431, "Request Header Fields Too Large", reason, &[]).await;
-                return None;
-            }
-            Err(err) => {
-                respond(
-                    stream,
-                    400,
-                    "Bad Request",
-                    &format!("bad HTTP request: {err}"),
-                    &[],
-                )
-                .await;
-                return None;
-            }
+    let (request, head_len) = match read_head(stream, &mut buf).await {
+        Ok(Some(head)) => head,
+        Ok(None) => return None,
+        Err(refusal) => {
+            refuse(stream, &refusal).await;
+            return None;
         }
     };
     let path = request.path.split('?').next().unwrap_or("");
     match path {
         ENDPOINT_PATH => {}
         HEALTH_PATH => {
-            respond(stream, 200, "OK", "ok", &[]).await;
+            respond(stream, Status::Ok, "ok", &[]).await;
             return None;
         }
         STATS_PATH => {
@@ -134,72 +234,75 @@ pub(crate) async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Up
             return None;
         }
         _ => {
-            let body =
-                format!("no such path {path:?}; WebSocket clients connect to {ENDPOINT_PATH}");
-            respond(stream, 404, "Not Found", &body, &[]).await;
+            refuse(stream, &Refusal::NoSuchPath(path.to_owned())).await;
             return None;
         }
     }
     match check_upgrade(&request, shared) {
-        Ok((key, protocol, principal)) => {
-            let mut response = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-                derive_accept_key(key.as_bytes())
-            );
-            if let Some(protocol) = protocol {
-                response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
-            }
-            response.push_str("\r\n");
-            if stream.write_all(response.as_bytes()).await.is_err() {
+        Ok(accepted) => {
+            if stream
+                .write_all(switching_protocols(&accepted).as_bytes())
+                .await
+                .is_err()
+            {
                 return None;
             }
             buf.drain(..head_len);
             Some(Upgrade {
                 leftover: buf,
-                principal,
+                principal: accepted.principal,
             })
         }
         Err(refusal) => {
             Counters::add(&shared.counters.handshakes_refused, 1);
-            tracing::debug!(status = refusal.status, reason = %refusal.reason, "handshake refused");
-            respond(
-                stream,
-                refusal.status,
-                refusal.title,
-                &refusal.reason,
-                &refusal.headers,
-            )
-            .await;
+            tracing::debug!(status = refusal.status().code(), reason = %refusal, "handshake refused");
+            refuse(stream, &refusal).await;
             None
         }
     }
 }
 
-struct Refusal {
-    status: u16,
-    title: &'static str,
-    reason: String,
-    headers: Vec<(&'static str, &'static str)>,
-}
-
-fn refuse(status: u16, title: &'static str, reason: impl Into<String>) -> Refusal {
-    Refusal {
-        status,
-        title,
-        reason: reason.into(),
-        headers: Vec::new(),
+/// Reads into `buf` until it holds a whole request head; returns the head and its length
+/// (`buf` may hold more), or `None` when the peer went away first.
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(Request, usize)>, Refusal> {
+    loop {
+        match stream.read_buf(buf).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(_) => {}
+        }
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut headers);
+        match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => return Ok(Some((Request::parse(&parsed), len))),
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => {
+                buf.reserve(1024.min(MAX_HEAD_BYTES - buf.len()));
+            }
+            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+                return Err(Refusal::HeadTooLarge);
+            }
+            Err(err) => return Err(Refusal::BadHead(err)),
+        }
     }
 }
 
-type Accepted = (String, Option<&'static str>, Option<Arc<Principal>>);
+fn switching_protocols(accepted: &Accepted) -> String {
+    let mut response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+        derive_accept_key(accepted.key.as_bytes())
+    );
+    if let Some(protocol) = accepted.protocol {
+        response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+    }
+    response.push_str("\r\n");
+    response
+}
 
 fn check_upgrade(request: &Request, shared: &Shared) -> Result<Accepted, Refusal> {
     if request.method != "GET" {
-        return Err(refuse(
-            405,
-            "Method Not Allowed",
-            format!("{ENDPOINT_PATH} takes a GET WebSocket upgrade"),
-        ));
+        return Err(Refusal::NotGet);
     }
     let upgrade = request
         .tokens("upgrade")
@@ -210,31 +313,13 @@ fn check_upgrade(request: &Request, shared: &Shared) -> Result<Accepted, Refusal
         .iter()
         .any(|t| t.eq_ignore_ascii_case("upgrade"));
     if !upgrade || !connection {
-        return Err(Refusal {
-            headers: vec![("Upgrade", "websocket")],
-            ..refuse(
-                426,
-                "Upgrade Required",
-                format!("{ENDPOINT_PATH} speaks WebSocket only (Upgrade: websocket expected)"),
-            )
-        });
+        return Err(Refusal::NotAnUpgrade);
     }
     if request.header("sec-websocket-version").map(str::trim) != Some("13") {
-        return Err(Refusal {
-            headers: vec![("Sec-WebSocket-Version", "13")],
-            ..refuse(
-                426,
-                "Upgrade Required",
-                "unsupported Sec-WebSocket-Version (expected 13)",
-            )
-        });
+        return Err(Refusal::WebSocketVersion);
     }
     let Some(key) = request.header("sec-websocket-key").map(str::trim) else {
-        return Err(refuse(
-            400,
-            "Bad Request",
-            "missing Sec-WebSocket-Key header",
-        ));
+        return Err(Refusal::MissingKey);
     };
     if let Some(origin) = request.header("origin") {
         if !origin_allowed(
@@ -242,11 +327,7 @@ fn check_upgrade(request: &Request, shared: &Shared) -> Result<Accepted, Refusal
             request.header("host"),
             &shared.config.allowed_origins,
         ) {
-            return Err(refuse(
-                403,
-                "Forbidden",
-                format!("origin {origin:?} is not allowed"),
-            ));
+            return Err(Refusal::Origin(origin.to_owned()));
         }
     }
     let offered = request.tokens("sec-websocket-protocol");
@@ -255,38 +336,27 @@ fn check_upgrade(request: &Request, shared: &Shared) -> Result<Accepted, Refusal
     } else if offered.contains(&SUBPROTOCOL) {
         Some(SUBPROTOCOL)
     } else {
-        return Err(refuse(
-            400,
-            "Bad Request",
-            format!(
-                "unsupported subprotocol {}; this server speaks {SUBPROTOCOL}",
-                offered.join(", ")
-            ),
-        ));
+        return Err(Refusal::Subprotocol(offered.join(", ")));
     };
-    let principal = match request.bearer() {
-        Ok(None) => None,
-        Ok(Some(token)) => match shared.authority.authenticate(token) {
-            Some(principal) => Some(principal),
-            None => {
-                return Err(Refusal {
-                    headers: vec![("WWW-Authenticate", "Bearer")],
-                    ..refuse(401, "Unauthorized", "the bearer token is not accepted")
-                });
-            }
-        },
-        Err(reason) => return Err(refuse(401, "Unauthorized", reason)),
+    let principal = match request.bearer()? {
+        None => None,
+        Some(token) => Some(
+            shared
+                .authority
+                .authenticate(token)
+                .ok_or(Refusal::TokenRejected)?,
+        ),
     };
     if shared.open_connections.load(Ordering::Relaxed)
         >= shared.config.limits.max_connections as u64
     {
-        return Err(refuse(
-            503,
-            "Service Unavailable",
-            "the server is at its connection limit; retry later",
-        ));
+        return Err(Refusal::AtConnectionLimit);
     }
-    Ok((key.to_owned(), protocol, principal))
+    Ok(Accepted {
+        key: key.to_owned(),
+        protocol,
+        principal,
+    })
 }
 
 fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
@@ -324,43 +394,41 @@ async fn stats(stream: &mut TcpStream, shared: &Shared, request: &Request) {
         _ => None,
     };
     match principal {
-        None => {
-            let reason = "the stats endpoint needs an admin bearer token";
-            respond(
-                stream,
-                401,
-                "Unauthorized",
-                reason,
-                &[("WWW-Authenticate", "Bearer")],
-            )
-            .await;
-        }
-        Some(p) if !p.has_role(ADMIN_ROLE) => {
-            let reason = "the stats endpoint needs the admin role";
-            respond(stream, 403, "Forbidden", reason, &[]).await;
-        }
+        None => refuse(stream, &Refusal::StatsNeedsToken).await,
+        Some(p) if !p.has_role(ADMIN_ROLE) => refuse(stream, &Refusal::StatsNeedsAdmin).await,
         Some(_) => {
             let body = serde_json::to_string_pretty(&shared.stats()).unwrap_or_default();
-            respond(
-                stream,
-                200,
-                "OK",
-                &body,
-                &[("Content-Type", "application/json")],
-            )
-            .await;
+            let headers = [("Content-Type", "application/json")];
+            respond(stream, Status::Ok, &body, &headers).await;
         }
     }
 }
 
-async fn respond(
-    stream: &mut TcpStream,
-    status: u16,
-    title: &str,
-    body: &str,
-    headers: &[(&str, &str)],
-) {
-    let mut text = format!("HTTP/1.1 {status} {title}\r\nConnection: close\r\n");
+async fn refuse(stream: &mut TcpStream, refusal: &Refusal) {
+    respond(
+        stream,
+        refusal.status(),
+        &refusal.to_string(),
+        refusal.headers(),
+    )
+    .await;
+}
+
+/// Writes a whole response (plain text unless `headers` say otherwise) and closes the stream.
+async fn respond(stream: &mut TcpStream, status: Status, body: &str, headers: &[(&str, &str)]) {
+    let _ = stream
+        .write_all(response(status, body, headers).as_bytes())
+        .await;
+    // The peer may be gone already; nothing to do about it.
+    let _ = stream.shutdown().await;
+}
+
+fn response(status: Status, body: &str, headers: &[(&str, &str)]) -> String {
+    let mut text = format!(
+        "HTTP/1.1 {} {}\r\nConnection: close\r\n",
+        status.code(),
+        status.reason()
+    );
     if !headers
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
@@ -376,14 +444,158 @@ async fn respond(
         format!("{body}\n")
     };
     text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    // The peer may be gone already; nothing to do about it.
-    let _ = stream.write_all(text.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::auth::Authority;
+    use crate::config::{Config, TokenConfig};
+
+    #[test]
+    fn every_refusal_has_its_status_headers_and_the_reason_clients_read() {
+        let bad_head = httparse::Request::new(&mut [])
+            .parse(b"GET / HTTP/1.1\r\nbad header\r\n\r\n")
+            .unwrap_err();
+        /// The refusal, its status code and reason phrase, its headers and its body.
+        type Row = (
+            Refusal,
+            u16,
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+        );
+        #[rustfmt::skip]
+        let cases: Vec<Row> = vec![
+            (Refusal::HeadTooLarge, 431, "Request Header Fields Too Large", &[], "request head too large"),
+            (Refusal::BadHead(bad_head), 400, "Bad Request", &[], "bad HTTP request: invalid header name"),
+            (Refusal::NoSuchPath("/x".into()), 404, "Not Found", &[], "no such path \"/x\"; WebSocket clients connect to /api/realtime"),
+            (Refusal::NotGet, 405, "Method Not Allowed", &[], "/api/realtime takes a GET WebSocket upgrade"),
+            (Refusal::NotAnUpgrade, 426, "Upgrade Required", &[("Upgrade", "websocket")], "/api/realtime speaks WebSocket only (Upgrade: websocket expected)"),
+            (Refusal::WebSocketVersion, 426, "Upgrade Required", &[("Sec-WebSocket-Version", "13")], "unsupported Sec-WebSocket-Version (expected 13)"),
+            (Refusal::MissingKey, 400, "Bad Request", &[], "missing Sec-WebSocket-Key header"),
+            (Refusal::Origin("https://evil.example".into()), 403, "Forbidden", &[], "origin \"https://evil.example\" is not allowed"),
+            (Refusal::Subprotocol("rtbus.v2, chat".into()), 400, "Bad Request", &[], "unsupported subprotocol rtbus.v2, chat; this server speaks rtbus.v1"),
+            (Refusal::AuthorizationScheme, 401, "Unauthorized", &[], "the Authorization header must be \"Bearer <token>\""),
+            (Refusal::TokenRejected, 401, "Unauthorized", &[("WWW-Authenticate", "Bearer")], "the bearer token is not accepted"),
+            (Refusal::AtConnectionLimit, 503, "Service Unavailable", &[], "the server is at its connection limit; retry later"),
+            (Refusal::StatsNeedsToken, 401, "Unauthorized", &[("WWW-Authenticate", "Bearer")], "the stats endpoint needs an admin bearer token"),
+            (Refusal::StatsNeedsAdmin, 403, "Forbidden", &[], "the stats endpoint needs the admin role"),
+        ];
+        for (refusal, code, reason, headers, body) in cases {
+            assert_eq!(refusal.status().code(), code, "{refusal:?}");
+            assert_eq!(refusal.status().reason(), reason, "{refusal:?}");
+            assert_eq!(refusal.headers(), headers, "{refusal:?}");
+            assert_eq!(refusal.to_string(), body, "{refusal:?}");
+        }
+    }
+
+    #[test]
+    fn a_response_is_plain_text_with_its_length_unless_it_says_otherwise() {
+        let text = response(Status::UpgradeRequired, "nope", &[("Upgrade", "websocket")]);
+        assert_eq!(
+            text,
+            "HTTP/1.1 426 Upgrade Required\r\nConnection: close\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nUpgrade: websocket\r\n\
+             Content-Length: 5\r\n\r\nnope\n"
+        );
+        let json = response(Status::Ok, "{}\n", &[("Content-Type", "application/json")]);
+        assert_eq!(
+            json,
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\n\
+             Content-Length: 3\r\n\r\n{}\n"
+        );
+    }
+
+    fn shared() -> Shared {
+        let mut admin = TokenConfig::new("good", "alice");
+        admin.roles = vec![ADMIN_ROLE.into()];
+        let config = Config {
+            tokens: vec![admin],
+            allowed_origins: vec!["https://app.example".into()],
+            ..Config::default()
+        };
+        let authority = Authority::new(&config).unwrap();
+        Shared::new(config, authority)
+    }
+
+    fn upgrade(extra: &[(&str, &str)]) -> Request {
+        let mut headers: Vec<(String, String)> = [
+            ("Host", "localhost:8080"),
+            ("Upgrade", "websocket"),
+            ("Connection", "keep-alive, Upgrade"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
+        for (name, value) in extra {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            if !value.is_empty() {
+                headers.push(((*name).to_owned(), (*value).to_owned()));
+            }
+        }
+        Request {
+            method: "GET".into(),
+            path: ENDPOINT_PATH.into(),
+            headers,
+        }
+    }
+
+    #[test]
+    fn upgrades_are_checked_in_order_and_refused_with_the_first_reason() {
+        let shared = shared();
+        #[rustfmt::skip]
+        let refused: Vec<(&str, Request, Refusal)> = vec![
+            ("a POST", Request { method: "POST".into(), ..upgrade(&[]) }, Refusal::NotGet),
+            ("no Upgrade header", upgrade(&[("Upgrade", "")]), Refusal::NotAnUpgrade),
+            ("no Connection: upgrade", upgrade(&[("Connection", "close")]), Refusal::NotAnUpgrade),
+            ("version 8", upgrade(&[("Sec-WebSocket-Version", "8")]), Refusal::WebSocketVersion),
+            ("no key", upgrade(&[("Sec-WebSocket-Key", "")]), Refusal::MissingKey),
+            ("a foreign origin", upgrade(&[("Origin", "https://evil.example")]), Refusal::Origin("https://evil.example".into())),
+            ("another subprotocol", upgrade(&[("Sec-WebSocket-Protocol", "rtbus.v2, chat")]), Refusal::Subprotocol("rtbus.v2, chat".into())),
+            ("basic auth", upgrade(&[("Authorization", "Basic Zm9v")]), Refusal::AuthorizationScheme),
+            ("an unknown token", upgrade(&[("Authorization", "Bearer bad")]), Refusal::TokenRejected),
+        ];
+        for (what, request, expected) in refused {
+            assert_eq!(
+                check_upgrade(&request, &shared).err(),
+                Some(expected),
+                "{what}"
+            );
+        }
+        let accepted = check_upgrade(
+            &upgrade(&[
+                ("Origin", "https://app.example"),
+                ("Sec-WebSocket-Protocol", "chat, rtbus.v1"),
+                ("Authorization", "bearer good"),
+            ]),
+            &shared,
+        )
+        .unwrap();
+        assert_eq!(accepted.key, "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(accepted.protocol, Some(SUBPROTOCOL));
+        assert_eq!(
+            accepted.principal.map(|p| p.name.clone()),
+            Some("alice".into())
+        );
+        let response = switching_protocols(&check_upgrade(&upgrade(&[]), &shared).unwrap());
+        assert!(
+            response.ends_with("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
+            "no subprotocol offered, none confirmed: {response}"
+        );
+        shared.open_connections.store(
+            shared.config.limits.max_connections as u64,
+            Ordering::Relaxed,
+        );
+        assert_eq!(
+            check_upgrade(&upgrade(&[]), &shared).err(),
+            Some(Refusal::AtConnectionLimit)
+        );
+    }
 
     #[test]
     fn origins() {

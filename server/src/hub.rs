@@ -1,15 +1,16 @@
-//! Topics: their epoch, `seq`, snapshot, bounded history and subscribers, and the fan-out of
-//! events.
+//! The hub: the node's registry of topics, each a [`TopicLog`] and the connections subscribed to
+//! it, and the fan-out of events to their outboxes. With [`next_epoch`] naming every new log,
+//! it is also the in-memory engine (see [`crate::log`] for the engine boundary).
 //!
-//! Each topic has one cell with one state lock. Publishing (assign `seq`, fold into the
-//! snapshot, append to the history, queue the encoded frame for every subscriber) happens under
-//! the topic's lock. Subscribing locks the states of every topic of the request at once, so the
+//! Each topic has one cell with one state lock over its log and its subscribers. Publishing
+//! (append to the log, queue the event's frame for every subscriber) happens under the topic's
+//! lock. Subscribing locks the states of every topic of the request at once, so the
 //! `subscribed` acknowledgement can say where each topic stands (epoch, `seq`, how it starts)
 //! and is queued before any snapshot, replay or event of those topics.
 //!
 //! Invariants:
 //!
-//! - A cell's epoch is chosen when the cell is created and never changes; no two cells, in this
+//! - A log's epoch is chosen when its cell is created and never changes; no two cells, in this
 //!   process or any other, share one (see [`next_epoch`]). A topic forgotten and created again
 //!   gets a new cell, so a new epoch, and its `seq` starts at 0 again.
 //! - A subscriber registered with `since = s` gets every event with `seq > s` queued exactly
@@ -19,39 +20,22 @@
 //!   takes the map lock while holding a state lock.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rtbus_protocol::catalog::{Family, TopicEvent, TopicSnapshot};
+use rtbus_protocol::catalog::{Family, TopicEvent};
 use rtbus_protocol::{
-    Delivery, Epoch, ErrorCode, MAX_SAFE_INTEGER, RequestId, Seq, ServerMessage, Start,
-    SubscribedData, SubscribedTopic, Timestamp, Topic,
+    Epoch, RequestId, Seq, ServerMessage, SubscribedData, SubscribedTopic, Topic,
 };
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Bytes;
 
-use crate::outbox::{Dirty, OutFrame, Outbox, Push, REPLY, TEXT, frame};
+use crate::log::{Ask, Plan, SeqExhausted, TopicLog};
+use crate::outbox::{Dirty, OutFrame, Outbox, Push, REPLY};
 use crate::stats::Counters;
-
-/// Encodes a server message once as a complete WebSocket text frame; the result is shared by
-/// every connection it goes to.
-pub(crate) fn encode(message: &ServerMessage) -> Bytes {
-    match serde_json::to_vec(message) {
-        Ok(json) => frame(TEXT, &json),
-        // Unreachable for protocol types (all map keys are strings); answer rather than panic.
-        Err(err) => {
-            let fallback = ServerMessage::error(
-                None,
-                ErrorCode::Internal,
-                format!("cannot encode reply: {err}"),
-            );
-            frame(TEXT, &serde_json::to_vec(&fallback).unwrap_or_default())
-        }
-    }
-}
+use crate::wire::encode;
 
 /// A new epoch: `<process nonce>-<cells created so far>`, both hex.
 ///
@@ -88,17 +72,12 @@ pub(crate) struct Hub {
 #[derive(Debug)]
 pub(crate) struct TopicCell {
     pub topic: Topic,
-    /// The name of this cell's `seq` stream, carried by every frame of it.
-    pub epoch: Epoch,
     state: Mutex<TopicState>,
 }
 
 #[derive(Debug)]
 struct TopicState {
-    seq: u64,
-    snapshot: TopicSnapshot,
-    /// The latest events, oldest first, `seq` consecutive and ending at `seq`.
-    history: VecDeque<(u64, Value)>,
+    log: TopicLog,
     subscribers: Vec<Subscriber>,
     /// Removed from the hub because it held nothing; whoever still has the cell must fetch a
     /// fresh one.
@@ -111,7 +90,7 @@ struct Subscriber {
     outbox: Arc<Outbox>,
     /// The topic's `seq` when the connection first subscribed: every later event is queued
     /// for it.
-    since: u64,
+    since: Seq,
 }
 
 /// What one topic of a `subscribe` asks for.
@@ -119,41 +98,20 @@ struct Subscriber {
 pub(crate) struct Want {
     pub topic: Topic,
     pub family: Family,
-    pub snapshot: bool,
-    /// The epoch and last `seq` the client saw, when it resumes.
-    pub resume: Option<(Epoch, u64)>,
+    pub ask: Ask,
 }
 
-/// How one topic of a subscription starts: what the acknowledgement says and what is queued
-/// after it.
-#[derive(Debug, Clone, Copy)]
-struct Plan {
-    start: Start,
-    then: Then,
+/// How one connection starts on one topic of its subscribe.
+#[derive(Debug)]
+struct Attach {
+    plan: Plan,
     /// Whether the connection is new on the topic (a repeat is registered already).
     register: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Then {
-    Nothing,
-    Snapshot,
-    /// The history's events after this `seq`, marked as replays.
-    ReplayAfter(u64),
-}
-
-/// Why a publish failed.
-#[derive(Debug)]
-pub(crate) struct SeqExhausted;
-
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves the state consistent before anything can panic.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// `seq` as the wire type; every stored `seq` is within range (publish refuses to pass it).
-fn wire_seq(seq: u64) -> Seq {
-    Seq::new(seq).unwrap_or(Seq::ZERO)
 }
 
 impl Hub {
@@ -171,13 +129,11 @@ impl Hub {
         if let Some(cell) = topics.get(topic) {
             return Arc::clone(cell);
         }
+        let log = TopicLog::new(topic.clone(), family, next_epoch(), self.history_limit);
         let cell = Arc::new(TopicCell {
             topic: topic.clone(),
-            epoch: next_epoch(),
             state: Mutex::new(TopicState {
-                seq: 0,
-                snapshot: TopicSnapshot::empty(family),
-                history: VecDeque::new(),
+                log,
                 subscribers: Vec::new(),
                 retired: false,
             }),
@@ -223,7 +179,7 @@ impl Hub {
         cell.detach(conn);
         let mut topics = lock(&self.topics);
         let mut state = lock(&cell.state);
-        if state.subscribers.is_empty() && state.seq == 0 && !state.retired {
+        if state.subscribers.is_empty() && state.log.is_empty() && !state.retired {
             state.retired = true;
             topics.remove(&cell.topic);
         }
@@ -246,10 +202,10 @@ impl Hub {
             .collect()
     }
 
-    /// Publishes `event` (whose JSON is `payload`) on `topic`: assigns the next `seq`, folds it
-    /// into the snapshot, keeps it in the history and queues one shared encoded frame for every
-    /// subscriber. Outboxes that were idle are noted in `dirty`: the publisher writes them out
-    /// (see [`Dirty`]). Returns the topic's epoch and the event's `seq`.
+    /// Publishes `event` (whose JSON is `payload`) on `topic`: appends it to the topic's log
+    /// (next `seq`, snapshot, history) and queues its one encoded frame for every subscriber.
+    /// Outboxes that were idle are noted in `dirty`: the publisher writes them out (see
+    /// [`Dirty`]). Returns the topic's epoch and the event's `seq`.
     pub fn publish(
         &self,
         topic: &Topic,
@@ -267,21 +223,7 @@ impl Hub {
             drop(state);
             cell = self.cell(topic, family);
         };
-        let next = state.seq + 1;
-        let seq = match Seq::new(next) {
-            Ok(seq) if next <= MAX_SAFE_INTEGER => seq,
-            _ => return Err(SeqExhausted),
-        };
-        state.seq = next;
-        state.snapshot.fold(event);
-        let message = cell.delivery(seq, false, payload, true);
-        let encoded = encode(&message);
-        if let (true, ServerMessage::Event { data, .. }) = (self.history_limit > 0, message) {
-            if state.history.len() >= self.history_limit {
-                state.history.pop_front();
-            }
-            state.history.push_back((next, data.payload));
-        }
+        let (seq, encoded) = state.log.append(event, payload, encode)?;
         let mut dropped = 0;
         for sub in &state.subscribers {
             let frame = OutFrame {
@@ -293,12 +235,13 @@ impl Hub {
                 Push::Overflowed | Push::Closed => dropped += 1,
             }
         }
+        let epoch = state.log.epoch().clone();
         drop(state);
         Counters::add(&self.counters.events_published, 1);
         if dropped > 0 {
             Counters::add(&self.counters.dropped_frames, dropped);
         }
-        Ok((cell.epoch.clone(), seq))
+        Ok((epoch, seq))
     }
 }
 
@@ -316,8 +259,8 @@ fn lock_all(cells: &[Arc<TopicCell>]) -> Vec<MutexGuard<'_, TopicState>> {
     guards.into_iter().map(|(_, guard)| guard).collect()
 }
 
-/// Attaches connection `conn` to every cell under all their locks: computes each topic's
-/// start, queues the acknowledgement, then each topic's snapshot or replay, and registers.
+/// Attaches connection `conn` to every cell under all their locks: plans each topic's start,
+/// queues the acknowledgement, then each topic's snapshot or replay, and registers.
 /// Returns `false`, doing nothing, when a cell was retired before it was locked.
 fn attach_all(
     cells: &[Arc<TopicCell>],
@@ -330,21 +273,26 @@ fn attach_all(
     if states.iter().any(|state| state.retired) {
         return false;
     }
-    let plans: Vec<Plan> = states
+    let attaches: Vec<Attach> = states
         .iter()
-        .zip(cells)
         .zip(wants)
-        .map(|((state, cell), want)| state.plan(&cell.epoch, conn, want))
+        .map(|(state, want)| {
+            let since = state.since(conn);
+            Attach {
+                plan: state.log.plan(&want.ask, since),
+                register: since.is_none(),
+            }
+        })
         .collect();
     let topics = cells
         .iter()
         .zip(&states)
-        .zip(&plans)
-        .map(|((cell, state), plan)| SubscribedTopic {
+        .zip(&attaches)
+        .map(|((cell, state), attach)| SubscribedTopic {
             topic: cell.topic.clone(),
-            epoch: cell.epoch.clone(),
-            seq: wire_seq(state.seq),
-            start: plan.start,
+            epoch: state.log.epoch().clone(),
+            seq: state.log.seq(),
+            start: attach.plan.start,
         })
         .collect();
     let ack = ServerMessage::Subscribed {
@@ -355,53 +303,19 @@ fn attach_all(
         bytes: encode(&ack),
         topic: REPLY,
     });
-    for ((cell, state), plan) in cells.iter().zip(states.iter_mut()).zip(&plans) {
-        cell.start(state, *plan, conn, outbox);
+    for ((cell, state), attach) in cells.iter().zip(states.iter_mut()).zip(&attaches) {
+        cell.start(state, attach, conn, outbox);
     }
     true
 }
 
 impl TopicState {
-    /// How a subscription of connection `conn` to this topic (whose epoch is `epoch`) starts.
-    ///
-    /// A resume is honoured only with the current epoch and when every event after its `seq`
-    /// reaches the connection: from the history for a new subscriber, or because it was queued
-    /// already for a repeat one (whose resume point must then lie within its subscription).
-    /// Anything else is a reset with nothing replayed.
-    fn plan(&self, epoch: &Epoch, conn: u64, want: &Want) -> Plan {
-        let seq = self.seq;
-        let since = self
-            .subscribers
+    /// The `seq` at which connection `conn` subscribed, if it is subscribed.
+    fn since(&self, conn: u64) -> Option<Seq> {
+        self.subscribers
             .iter()
             .find(|s| s.conn == conn)
-            .map(|s| s.since);
-        let fresh = if want.snapshot {
-            (Start::Snapshot, Then::Snapshot)
-        } else {
-            (Start::Live, Then::Nothing)
-        };
-        let reset = if want.snapshot {
-            (Start::Reset, Then::Snapshot)
-        } else {
-            (Start::Reset, Then::Nothing)
-        };
-        let (start, then) = match (&want.resume, since) {
-            (None, _) => fresh,
-            (Some((asked, _)), _) if asked != epoch => reset,
-            (Some((_, n)), Some(since)) if (since..=seq).contains(n) => {
-                (Start::Resumed, Then::Nothing)
-            }
-            (Some(_), Some(_)) => reset,
-            (Some((_, n)), None) if *n <= seq && seq - n <= self.history.len() as u64 => {
-                (Start::Resumed, Then::ReplayAfter(*n))
-            }
-            (Some(_), None) => reset,
-        };
-        Plan {
-            start,
-            then,
-            register: since.is_none(),
-        }
+            .map(|s| s.since)
     }
 }
 
@@ -412,49 +326,21 @@ impl TopicCell {
         std::ptr::from_ref(self) as usize
     }
 
-    /// A snapshot or event frame of this topic.
-    fn delivery(&self, seq: Seq, is_replay: bool, payload: Value, event: bool) -> ServerMessage {
-        let data = Delivery {
-            topic: self.topic.clone(),
-            epoch: self.epoch.clone(),
-            seq,
-            emitted_at: Timestamp::now(),
-            is_replay,
-            payload,
-        };
-        if event {
-            ServerMessage::Event { id: None, data }
-        } else {
-            ServerMessage::Snapshot { id: None, data }
-        }
-    }
-
-    /// Queues what `plan` says follows the acknowledgement, and registers the connection when
-    /// it is new on the topic. `state` is this cell's, locked.
-    fn start(&self, state: &mut TopicState, plan: Plan, conn: u64, outbox: &Arc<Outbox>) {
-        let push = |message: &ServerMessage| {
+    /// Queues what the plan says follows the acknowledgement, and registers the connection
+    /// when it is new on the topic. `state` is this cell's, locked.
+    fn start(&self, state: &mut TopicState, attach: &Attach, conn: u64, outbox: &Arc<Outbox>) {
+        for message in state.log.follow(attach.plan.then) {
             outbox.push(OutFrame {
-                bytes: encode(message),
+                bytes: encode(&message),
                 topic: self.key(),
             });
-        };
-        match plan.then {
-            Then::Nothing => {}
-            Then::Snapshot => {
-                let payload = state.snapshot.to_value();
-                push(&self.delivery(wire_seq(state.seq), false, payload, false));
-            }
-            Then::ReplayAfter(after) => {
-                for (seq, payload) in state.history.iter().filter(|(seq, _)| *seq > after) {
-                    push(&self.delivery(wire_seq(*seq), true, payload.clone(), true));
-                }
-            }
         }
-        if plan.register {
+        if attach.register {
+            let since = state.log.seq();
             state.subscribers.push(Subscriber {
                 conn,
                 outbox: Arc::clone(outbox),
-                since: state.seq,
+                since,
             });
         }
     }
@@ -486,5 +372,338 @@ mod tests {
         assert!(a.as_str().len() <= rtbus_protocol::MAX_EPOCH_LEN);
         // Same process, same nonce; the counter tells them apart.
         assert_eq!(a.as_str().split('-').next(), b.as_str().split('-').next());
+    }
+
+    use rtbus_protocol::{Start, decode_server_frame};
+    use serde_json::json;
+
+    use crate::log::Resume;
+    use crate::wire::{TEXT, unframe};
+
+    fn hub(history_limit: usize) -> Hub {
+        Hub::new(history_limit, Arc::default())
+    }
+
+    fn outbox(limit: usize) -> Arc<Outbox> {
+        Arc::new(Outbox::detached(limit, Arc::default()))
+    }
+
+    fn topic(name: &str) -> Topic {
+        Topic::new(name).unwrap()
+    }
+
+    fn want(name: &str, snapshot: bool, resume: Option<(&Epoch, u64)>) -> Want {
+        let topic = topic(name);
+        Want {
+            family: Family::of(&topic).unwrap(),
+            topic,
+            ask: Ask {
+                snapshot,
+                resume: resume.map(|(epoch, after)| Resume {
+                    epoch: epoch.clone(),
+                    after: Seq::new(after).unwrap(),
+                }),
+            },
+        }
+    }
+
+    fn publish(hub: &Hub, name: &str, n: u64) -> (Epoch, Seq) {
+        let topic = topic(name);
+        let payload = json!({"n": n});
+        let event = TopicEvent::decode(&topic, &payload).unwrap();
+        let family = Family::of(&topic).unwrap();
+        hub.publish(&topic, family, &event, payload, &mut Dirty::default())
+            .unwrap()
+    }
+
+    /// What a queued message says, in short.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Sent {
+        /// Each topic's entry: name, seq, start (and the epoch, checked separately).
+        Ack(Vec<(String, u64, Start)>),
+        Snapshot(String, u64),
+        Event(String, u64),
+        Replay(String, u64),
+    }
+
+    /// Takes every frame queued for `outbox`, decoded, checking that each delivery carries its
+    /// topic's epoch as the acknowledgement named it.
+    fn sent(outbox: &Outbox, epochs: &mut HashMap<String, Epoch>) -> Vec<Sent> {
+        outbox
+            .take_queued()
+            .iter()
+            .map(|frame| {
+                let (opcode, json) = unframe(&frame.bytes).expect("a complete frame");
+                assert_eq!(opcode, TEXT);
+                let text = std::str::from_utf8(json).unwrap();
+                match decode_server_frame(text).unwrap() {
+                    ServerMessage::Subscribed { data, .. } => Sent::Ack(
+                        data.topics
+                            .into_iter()
+                            .map(|t| {
+                                epochs.insert(t.topic.to_string(), t.epoch);
+                                (t.topic.to_string(), t.seq.get(), t.start)
+                            })
+                            .collect(),
+                    ),
+                    ServerMessage::Snapshot { data, .. } | ServerMessage::Event { data, .. }
+                        if epochs.get(data.topic.as_str()) != Some(&data.epoch) =>
+                    {
+                        panic!(
+                            "{} arrived under another epoch than acknowledged",
+                            data.topic
+                        )
+                    }
+                    ServerMessage::Snapshot { data, .. } => {
+                        Sent::Snapshot(data.topic.to_string(), data.seq.get())
+                    }
+                    ServerMessage::Event { data, .. } if data.is_replay => {
+                        Sent::Replay(data.topic.to_string(), data.seq.get())
+                    }
+                    ServerMessage::Event { data, .. } => {
+                        Sent::Event(data.topic.to_string(), data.seq.get())
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    fn ack(entries: &[(&str, u64, Start)]) -> Sent {
+        Sent::Ack(
+            entries
+                .iter()
+                .map(|(name, seq, start)| ((*name).to_owned(), *seq, *start))
+                .collect(),
+        )
+    }
+
+    fn s(name: &str) -> String {
+        name.to_owned()
+    }
+
+    #[test]
+    fn the_ack_comes_first_then_each_snapshot_in_request_order_then_live_events() {
+        let hub = hub(8);
+        publish(&hub, "custom.a", 1);
+        publish(&hub, "custom.a", 2);
+        let out = outbox(1 << 20);
+        let wants = [
+            want("custom.b", true, None),
+            want("custom.a", true, None),
+            want("custom.b", false, None),
+        ];
+        let cells = hub.subscribe(None, &wants, 7, &out);
+        assert_eq!(cells.len(), 2, "a topic named twice is held once");
+        let mut epochs = HashMap::new();
+        assert_eq!(
+            sent(&out, &mut epochs),
+            [
+                ack(&[
+                    ("custom.b", 0, Start::Snapshot),
+                    ("custom.a", 2, Start::Snapshot)
+                ]),
+                Sent::Snapshot(s("custom.b"), 0),
+                Sent::Snapshot(s("custom.a"), 2),
+            ]
+        );
+        publish(&hub, "custom.a", 3);
+        publish(&hub, "custom.b", 1);
+        assert_eq!(
+            sent(&out, &mut epochs),
+            [Sent::Event(s("custom.a"), 3), Sent::Event(s("custom.b"), 1)]
+        );
+    }
+
+    #[test]
+    fn a_resume_replays_what_was_missed_and_hands_over_to_live_events_without_a_gap() {
+        let hub = hub(8);
+        let (epoch, _) = publish(&hub, "custom.a", 1);
+        for n in 2..=3 {
+            publish(&hub, "custom.a", n);
+        }
+        let live = outbox(1 << 20);
+        hub.subscribe(None, &[want("custom.a", false, None)], 1, &live);
+        for n in 4..=5 {
+            publish(&hub, "custom.a", n);
+        }
+        let resumed = outbox(1 << 20);
+        hub.subscribe(
+            None,
+            &[want("custom.a", true, Some((&epoch, 3)))],
+            2,
+            &resumed,
+        );
+        publish(&hub, "custom.a", 6);
+        let mut epochs = HashMap::new();
+        assert_eq!(
+            sent(&live, &mut epochs),
+            [
+                ack(&[("custom.a", 3, Start::Live)]),
+                Sent::Event(s("custom.a"), 4),
+                Sent::Event(s("custom.a"), 5),
+                Sent::Event(s("custom.a"), 6),
+            ]
+        );
+        assert_eq!(
+            sent(&resumed, &mut epochs),
+            [
+                ack(&[("custom.a", 5, Start::Resumed)]),
+                Sent::Replay(s("custom.a"), 4),
+                Sent::Replay(s("custom.a"), 5),
+                Sent::Event(s("custom.a"), 6),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_resume_the_history_cannot_cover_is_a_reset_with_a_fresh_snapshot() {
+        let hub = hub(2);
+        let (epoch, _) = publish(&hub, "custom.a", 1);
+        for n in 2..=4 {
+            publish(&hub, "custom.a", n);
+        }
+        let out = outbox(1 << 20);
+        hub.subscribe(None, &[want("custom.a", true, Some((&epoch, 1)))], 1, &out);
+        publish(&hub, "custom.a", 5);
+        assert_eq!(
+            sent(&out, &mut HashMap::new()),
+            [
+                ack(&[("custom.a", 4, Start::Reset)]),
+                Sent::Snapshot(s("custom.a"), 4),
+                Sent::Event(s("custom.a"), 5),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_repeat_subscribe_is_acknowledged_again_and_never_duplicates_delivery() {
+        let hub = hub(8);
+        let out = outbox(1 << 20);
+        hub.subscribe(None, &[want("custom.a", false, None)], 1, &out);
+        let (epoch, _) = publish(&hub, "custom.a", 1);
+        hub.subscribe(None, &[want("custom.a", true, Some((&epoch, 1)))], 1, &out);
+        hub.subscribe(None, &[want("custom.a", true, Some((&epoch, 0)))], 1, &out);
+        publish(&hub, "custom.a", 2);
+        assert_eq!(
+            sent(&out, &mut HashMap::new()),
+            [
+                ack(&[("custom.a", 0, Start::Live)]),
+                Sent::Event(s("custom.a"), 1),
+                // Queued already: nothing is re-sent.
+                ack(&[("custom.a", 1, Start::Resumed)]),
+                ack(&[("custom.a", 1, Start::Resumed)]),
+                Sent::Event(s("custom.a"), 2),
+            ]
+        );
+        assert_eq!(hub.subscriptions(), BTreeMap::from([(s("custom.a"), 1)]));
+    }
+
+    #[test]
+    fn an_event_is_framed_once_for_every_subscriber_and_unsubscribing_stops_it() {
+        let hub = hub(8);
+        let (a, b) = (outbox(1 << 20), outbox(1 << 20));
+        let cell = hub.subscribe(None, &[want("custom.a", false, None)], 1, &a);
+        hub.subscribe(None, &[want("custom.a", false, None)], 2, &b);
+        a.take_queued();
+        b.take_queued();
+        publish(&hub, "custom.a", 1);
+        let (fa, fb) = (a.take_queued(), b.take_queued());
+        assert_eq!((fa.len(), fb.len()), (1, 1));
+        assert_eq!(
+            fa[0].bytes.as_ptr(),
+            fb[0].bytes.as_ptr(),
+            "both subscribers share one buffer"
+        );
+        assert_eq!(fa[0].topic, cell[0].key());
+        hub.unsubscribe(&cell[0], 1);
+        publish(&hub, "custom.a", 2);
+        assert!(a.take_queued().is_empty());
+        assert_eq!(b.take_queued().len(), 1);
+        assert_eq!(hub.subscriptions(), BTreeMap::from([(s("custom.a"), 1)]));
+    }
+
+    #[test]
+    fn a_forgotten_topic_comes_back_with_a_new_epoch_and_a_published_one_is_kept() {
+        let hub = hub(8);
+        let out = outbox(1 << 20);
+        let mut epochs = HashMap::new();
+        let cells = hub.subscribe(None, &[want("custom.a", true, None)], 1, &out);
+        sent(&out, &mut epochs);
+        let first = epochs["custom.a"].clone();
+        hub.unsubscribe(&cells[0], 1);
+        assert_eq!(
+            hub.topic_count(),
+            0,
+            "an empty topic nobody holds is forgotten"
+        );
+        // A resume from the forgotten stream is not honoured.
+        let cells = hub.subscribe(None, &[want("custom.a", true, Some((&first, 0)))], 1, &out);
+        assert_eq!(
+            sent(&out, &mut epochs),
+            [
+                ack(&[("custom.a", 0, Start::Reset)]),
+                Sent::Snapshot(s("custom.a"), 0)
+            ]
+        );
+        let second = epochs["custom.a"].clone();
+        assert_ne!(first, second);
+        // Published to: kept, with its epoch, after the last subscriber leaves.
+        let (epoch, _) = publish(&hub, "custom.a", 1);
+        assert_eq!(epoch, second);
+        hub.unsubscribe(&cells[0], 1);
+        assert_eq!(hub.topic_count(), 1);
+        assert_eq!(publish(&hub, "custom.a", 2), (second, Seq::new(2).unwrap()));
+    }
+
+    #[test]
+    fn a_retired_cell_never_removes_the_topic_that_replaced_it() {
+        let hub = hub(8);
+        let (a, b) = (outbox(1 << 20), outbox(1 << 20));
+        let stale = hub.subscribe(None, &[want("custom.b", true, None)], 1, &a);
+        hub.unsubscribe(&stale[0], 1);
+        let fresh = hub.subscribe(None, &[want("custom.b", false, None)], 2, &b);
+        assert!(!Arc::ptr_eq(&stale[0], &fresh[0]));
+        hub.unsubscribe(&stale[0], 1);
+        assert_eq!(hub.topic_count(), 1);
+        b.take_queued();
+        publish(&hub, "custom.b", 1);
+        assert_eq!(
+            sent(
+                &b,
+                &mut HashMap::from([(s("custom.b"), fresh_epoch(&hub, "custom.b"))])
+            ),
+            [Sent::Event(s("custom.b"), 1)]
+        );
+    }
+
+    fn fresh_epoch(hub: &Hub, name: &str) -> Epoch {
+        let cell = hub.cell(&topic(name), Family::Custom);
+        lock(&cell.state).log.epoch().clone()
+    }
+
+    #[test]
+    fn a_subscriber_past_its_limit_is_dropped_and_the_others_still_get_the_event() {
+        let counters = Arc::new(Counters::default());
+        let hub = Hub::new(8, Arc::clone(&counters));
+        let small = outbox(1000);
+        let large = outbox(1 << 20);
+        hub.subscribe(None, &[want("custom.a", false, None)], 1, &small);
+        hub.subscribe(None, &[want("custom.a", false, None)], 2, &large);
+        let topic = topic("custom.a");
+        let payload = json!({"text": "x".repeat(2000)});
+        let event = TopicEvent::decode(&topic, &payload).unwrap();
+        hub.publish(
+            &topic,
+            Family::Custom,
+            &event,
+            payload,
+            &mut Dirty::default(),
+        )
+        .unwrap();
+        assert_eq!(small.health(), crate::outbox::Health::Overflowed);
+        assert_eq!(large.take_queued().len(), 2, "the ack and the event");
+        assert_eq!(Counters::get(&counters.dropped_frames), 1);
+        assert_eq!(Counters::get(&counters.events_published), 1);
     }
 }

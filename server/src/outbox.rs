@@ -36,29 +36,6 @@ pub(crate) const REPLY: usize = 0;
 /// counted as a message.
 pub(crate) const CONTROL: usize = 1;
 
-/// Encodes `payload` as one unmasked WebSocket frame (RFC 6455 §5.2) with the given opcode.
-pub(crate) fn frame(opcode: u8, payload: &[u8]) -> Bytes {
-    let len = payload.len();
-    let mut out = Vec::with_capacity(len + 10);
-    out.push(0x80 | opcode);
-    if len < 126 {
-        out.push(len as u8);
-    } else if let Ok(short) = u16::try_from(len) {
-        out.push(126);
-        out.extend_from_slice(&short.to_be_bytes());
-    } else {
-        out.push(127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(payload);
-    Bytes::from(out)
-}
-
-/// The opcode of a text frame.
-pub(crate) const TEXT: u8 = 0x1;
-/// The opcode of a ping frame.
-pub(crate) const PING: u8 = 0x9;
-
 /// What happened to a pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Push {
@@ -86,11 +63,50 @@ struct State {
     failed: bool,
 }
 
+/// Where an outbox writes.
+#[derive(Debug)]
+enum Sink {
+    Socket(Arc<TcpStream>),
+    /// Takes nothing and never becomes writable: the queue keeps every frame, for tests of
+    /// what is queued in which order.
+    #[cfg(test)]
+    Detached,
+}
+
+impl Sink {
+    fn try_write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Sink::Socket(socket) => socket.try_write_vectored(slices),
+            #[cfg(test)]
+            Sink::Detached => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Sink::Socket(socket) => socket.poll_write_ready(cx),
+            #[cfg(test)]
+            Sink::Detached => Poll::Pending,
+        }
+    }
+}
+
+/// Whether a connection may go on, as its outbox sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Health {
+    Open,
+    /// A push overflowed `max_pending_bytes`: the connection must close as a slow consumer.
+    /// Reported before [`Health::Failed`] when both happened.
+    Overflowed,
+    /// A write failed: the peer is gone.
+    Failed,
+}
+
 /// A connection's outbound queue and the write side of its socket.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
-    socket: Arc<TcpStream>,
+    sink: Sink,
     limit: usize,
     /// Bytes gathered into one `write` (at least one frame).
     write_size: usize,
@@ -107,6 +123,10 @@ impl Outbox {
         write_size: usize,
         counters: Arc<Counters>,
     ) -> Outbox {
+        Outbox::with_sink(Sink::Socket(socket), limit, write_size, counters)
+    }
+
+    fn with_sink(sink: Sink, limit: usize, write_size: usize, counters: Arc<Counters>) -> Outbox {
         Outbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -116,12 +136,28 @@ impl Outbox {
                 overflowed: false,
                 failed: false,
             }),
-            socket,
+            sink,
             limit,
             write_size,
             counters,
             notify: Notify::new(),
         }
+    }
+
+    /// An outbox attached to no socket: it queues, accounts and overflows like any other, and
+    /// [`Outbox::take_queued`] shows what it holds.
+    #[cfg(test)]
+    pub fn detached(limit: usize, counters: Arc<Counters>) -> Outbox {
+        Outbox::with_sink(Sink::Detached, limit, 0, counters)
+    }
+
+    /// Removes and returns every queued frame, in order.
+    #[cfg(test)]
+    pub fn take_queued(&self) -> Vec<OutFrame> {
+        let mut state = self.lock();
+        state.pending = 0;
+        state.offset = 0;
+        state.queue.drain(..).collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -195,7 +231,7 @@ impl Outbox {
                 size += f.bytes.len() - skip;
                 count += 1;
             }
-            match self.socket.try_write_vectored(&slices[..count]) {
+            match self.sink.try_write_vectored(&slices[..count]) {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => messages += Self::advance(&mut state, n),
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => break Ok(false),
@@ -246,15 +282,21 @@ impl Outbox {
             if self.write_now()? {
                 return Poll::Ready(Ok(()));
             }
-            ready!(self.socket.poll_write_ready(cx))?;
+            ready!(self.sink.poll_write_ready(cx))?;
         }
     }
 
-    /// Whether the queue overflowed (the connection must close as a slow consumer) and whether
-    /// a write failed (the peer is gone).
-    pub fn status(&self) -> (bool, bool) {
+    /// Whether the connection may go on: its queue overflowed (it must close as a slow
+    /// consumer) or a write failed (the peer is gone).
+    pub fn health(&self) -> Health {
         let state = self.lock();
-        (state.overflowed, state.failed)
+        if state.overflowed {
+            Health::Overflowed
+        } else if state.failed {
+            Health::Failed
+        } else {
+            Health::Open
+        }
     }
 
     /// Withdraws every queued frame of `topic` that has not started going out.
@@ -342,6 +384,8 @@ mod tests {
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
+    use crate::wire::{TEXT, frame};
+
     async fn pair(limit: usize) -> (Outbox, TcpStream) {
         pair_writing(limit, 16 * 1024).await
     }
@@ -363,18 +407,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn frames_carry_the_rfc_6455_length_forms() {
-        assert_eq!(&frame(TEXT, b"hi")[..], b"\x81\x02hi");
-        let medium = frame(TEXT, &[b'x'; 300]);
-        assert_eq!(&medium[..4], &[0x81, 126, 0x01, 0x2c]);
-        assert_eq!(medium.len(), 304);
-        let large = frame(TEXT, &vec![b'x'; 70_000]);
-        assert_eq!(&large[..2], &[0x81, 127]);
-        assert_eq!(&large[2..10], &70_000u64.to_be_bytes());
-        assert_eq!(&frame(PING, b"")[..], &[0x89, 0]);
-    }
-
     #[tokio::test]
     async fn counts_bytes_until_written_and_overflows_past_the_limit() {
         let (outbox, _client) = pair(14).await;
@@ -382,7 +414,7 @@ mod tests {
         assert_eq!(outbox.push(text("efgh", 3)), Push::Queued);
         assert_eq!(outbox.pending(), 12);
         assert_eq!(outbox.push(text("ijkl", 2)), Push::Overflowed);
-        assert_eq!(outbox.status(), (true, false));
+        assert_eq!(outbox.health(), Health::Overflowed);
         assert_eq!(outbox.push(text("x", 2)), Push::Closed);
         // The close frame still goes out.
         assert_eq!(outbox.push(text("bye", CONTROL)), Push::First);

@@ -1,9 +1,8 @@
-//! Start-up, the accept loop, shared state and graceful shutdown.
+//! The top of the server: start-up (check the configuration, bind), the accept loop that
+//! spawns one task per connection and the demo publisher, and graceful shutdown.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -12,72 +11,9 @@ use tokio::sync::{mpsc, watch};
 use crate::auth::Authority;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::hub::Hub;
-use crate::outbox::Outbox;
-use crate::stats::{Counters, QueueStats, Stats};
+use crate::state::Shared;
+use crate::stats::Stats;
 use crate::{conn, demo};
-
-/// State shared by every connection.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub config: Config,
-    pub authority: Authority,
-    pub hub: Hub,
-    pub counters: Arc<Counters>,
-    pub open_connections: AtomicU64,
-    outboxes: Mutex<HashMap<u64, Arc<Outbox>>>,
-    next_id: AtomicU64,
-}
-
-impl Shared {
-    pub fn register(&self) -> u64 {
-        self.open_connections.fetch_add(1, Ordering::Relaxed);
-        Counters::add(&self.counters.connections_total, 1);
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub fn track(&self, id: u64, outbox: &Arc<Outbox>) {
-        self.outboxes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Arc::clone(outbox));
-    }
-
-    pub fn unregister(&self, id: u64) {
-        self.outboxes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
-        self.open_connections.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub fn stats(&self) -> Stats {
-        let outboxes: Vec<Arc<Outbox>> = self
-            .outboxes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
-        let mut queues = QueueStats {
-            total_bytes: 0,
-            max_bytes: 0,
-            backlogged_connections: 0,
-        };
-        for outbox in &outboxes {
-            let pending = outbox.pending() as u64;
-            queues.total_bytes += pending;
-            queues.max_bytes = queues.max_bytes.max(pending);
-            queues.backlogged_connections += u64::from(pending > 0);
-        }
-        self.counters.snapshot(
-            self.open_connections.load(Ordering::Relaxed),
-            self.hub.topic_count() as u64,
-            self.hub.subscriptions(),
-            queues,
-        )
-    }
-}
 
 /// A server that is listening. Dropping it stops it too, without waiting.
 #[derive(Debug)]
@@ -135,16 +71,7 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         addr: config.listen,
         source,
     })?;
-    let counters = Arc::new(Counters::default());
-    let shared = Arc::new(Shared {
-        hub: Hub::new(config.limits.history_per_topic, Arc::clone(&counters)),
-        authority,
-        counters,
-        open_connections: AtomicU64::new(0),
-        outboxes: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(1),
-        config,
-    });
+    let shared = Arc::new(Shared::new(config, authority));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (done_tx, done) = mpsc::channel(1);
     if shared.config.demo {

@@ -1,0 +1,428 @@
+//! The topic log: one topic's stream (its epoch and `seq`), the family's snapshot folded from
+//! every event, a bounded history of the latest events, and the snapshot-or-replay decision a
+//! subscription gets. A pure value: no lock, no outbox, no socket; whoever holds it decides how
+//! it is shared.
+//!
+//! # The engine boundary
+//!
+//! A [`TopicLog`] is what an engine keeps per topic. The in-memory engine is the hub holding one
+//! log per topic under the topic's lock; an engine that keeps its logs elsewhere (a Redis
+//! stream shared by several nodes) takes over exactly these operations:
+//!
+//! - **naming the stream**: a log is created with its epoch and never changes it; an engine
+//!   that loses a topic's data starts a new log under a new epoch, so no `seq` is ever read
+//!   against the wrong stream;
+//! - **[`TopicLog::append`]**: assign the next `seq` (refusing past 2^53−1), fold the event into
+//!   the snapshot, keep it in the history;
+//! - **[`TopicLog::plan`]** and **[`TopicLog::follow`]**: what a subscription starts with (the
+//!   acknowledgement's `start`, and the snapshot or the replayed events behind it).
+//!
+//! What stays on the node, above this module: the registry of topics and their subscribers
+//! (with the `seq` each subscribed at), the lock that makes "append, then queue to every
+//! subscriber" and "plan, queue, then register" one step, framing each message once, the
+//! outboxes and the connection layer. A shared engine must add one thing the local lock gives
+//! for free: events reach the node in `seq` order, and a subscriber gets only those after the
+//! `seq` its acknowledgement named.
+
+use std::collections::VecDeque;
+
+use rtbus_protocol::catalog::{Family, TopicEvent, TopicSnapshot};
+use rtbus_protocol::{Delivery, Epoch, Seq, ServerMessage, Start, Timestamp, Topic};
+use serde_json::Value;
+
+/// One topic's stream: epoch, `seq`, snapshot and the latest events.
+#[derive(Debug)]
+pub(crate) struct TopicLog {
+    topic: Topic,
+    /// The name of this log's `seq` stream, carried by every frame of it.
+    epoch: Epoch,
+    /// The `seq` of the last event appended (0 before the first).
+    seq: Seq,
+    snapshot: TopicSnapshot,
+    /// The latest events, oldest first, `seq` consecutive and ending at `seq`.
+    history: VecDeque<(Seq, Value)>,
+    /// Most events `history` keeps.
+    history_limit: usize,
+}
+
+/// What one topic of a `subscribe` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ask {
+    /// Whether a snapshot should follow when nothing is resumed.
+    pub snapshot: bool,
+    /// Where the client left off, when it resumes.
+    pub resume: Option<Resume>,
+}
+
+/// A resume point: the epoch and the last `seq` a client saw of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resume {
+    pub epoch: Epoch,
+    pub after: Seq,
+}
+
+/// How one topic of a subscription starts: what the acknowledgement says and what follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub start: Start,
+    pub then: Then,
+}
+
+/// What follows a topic's entry in the acknowledgement, before any live event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Then {
+    Nothing,
+    /// A snapshot at the log's `seq`.
+    Snapshot,
+    /// The history's events after this `seq`, marked as replays.
+    ReplayAfter(Seq),
+}
+
+/// Why an append failed: the topic's `seq` reached 2^53−1, the largest a client can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the topic has used up its seq range")]
+pub(crate) struct SeqExhausted;
+
+impl TopicLog {
+    /// An empty log of `topic` (of `family`) named `epoch`, keeping the latest `history_limit`
+    /// events.
+    pub fn new(topic: Topic, family: Family, epoch: Epoch, history_limit: usize) -> TopicLog {
+        TopicLog {
+            topic,
+            epoch,
+            seq: Seq::ZERO,
+            snapshot: TopicSnapshot::empty(family),
+            history: VecDeque::new(),
+            history_limit,
+        }
+    }
+
+    pub fn epoch(&self) -> &Epoch {
+        &self.epoch
+    }
+
+    /// The `seq` of the last event (0 before the first).
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    /// Whether nothing was ever appended: such a log holds nothing worth keeping.
+    pub fn is_empty(&self) -> bool {
+        self.seq == Seq::ZERO
+    }
+
+    /// Appends `event` (whose JSON is `payload`): assigns the next `seq`, folds the event into
+    /// the snapshot and keeps it in the history. `frame` gets the live `event` message once,
+    /// before its payload moves into the history (so the payload is never copied); what it
+    /// returns is handed back with the `seq`. On [`SeqExhausted`] nothing changes and `frame`
+    /// is not called.
+    pub fn append<F>(
+        &mut self,
+        event: &TopicEvent,
+        payload: Value,
+        frame: impl FnOnce(&ServerMessage) -> F,
+    ) -> Result<(Seq, F), SeqExhausted> {
+        let seq = self.seq.next().ok_or(SeqExhausted)?;
+        self.seq = seq;
+        self.snapshot.fold(event);
+        let message = self.delivery(seq, false, payload, Kind::Event);
+        let framed = frame(&message);
+        if let (true, ServerMessage::Event { data, .. }) = (self.history_limit > 0, message) {
+            if self.history.len() >= self.history_limit {
+                self.history.pop_front();
+            }
+            self.history.push_back((seq, data.payload));
+        }
+        Ok((seq, framed))
+    }
+
+    /// How a subscription asking `ask` starts. `since` is the `seq` at which the connection
+    /// subscribed to this topic, when it already holds it (every event after `since` was queued
+    /// for it already).
+    ///
+    /// A resume is honoured only with this log's epoch and when every event after its `seq`
+    /// reaches the connection: from the history for a new subscriber, or because it was queued
+    /// already for a repeat one (whose resume point must then lie within its subscription).
+    /// Anything else is a reset with nothing replayed: a replay is all or nothing.
+    pub fn plan(&self, ask: &Ask, since: Option<Seq>) -> Plan {
+        let (start, then) = match (&ask.resume, since) {
+            (None, _) if ask.snapshot => (Start::Snapshot, Then::Snapshot),
+            (None, _) => (Start::Live, Then::Nothing),
+            (Some(resume), _) if resume.epoch != self.epoch => self.reset(ask),
+            (Some(resume), Some(since)) if (since..=self.seq).contains(&resume.after) => {
+                (Start::Resumed, Then::Nothing)
+            }
+            (Some(_), Some(_)) => self.reset(ask),
+            (Some(resume), None) if self.holds_after(resume.after) => {
+                (Start::Resumed, Then::ReplayAfter(resume.after))
+            }
+            (Some(_), None) => self.reset(ask),
+        };
+        Plan { start, then }
+    }
+
+    fn reset(&self, ask: &Ask) -> (Start, Then) {
+        let then = if ask.snapshot {
+            Then::Snapshot
+        } else {
+            Then::Nothing
+        };
+        (Start::Reset, then)
+    }
+
+    /// Whether the history holds every event after `after` (none are missing when `after` is
+    /// the log's `seq`), and `after` is not ahead of the log.
+    fn holds_after(&self, after: Seq) -> bool {
+        after <= self.seq && self.seq.get() - after.get() <= self.history.len() as u64
+    }
+
+    /// The messages `then` stands for, in the order they are sent: a snapshot at the log's
+    /// `seq`, or the events after a `seq` marked as replays. A replay the history cannot hold
+    /// in full yields nothing ([`TopicLog::plan`] never asks for one).
+    pub fn follow(&self, then: Then) -> impl Iterator<Item = ServerMessage> + '_ {
+        let snapshot = (then == Then::Snapshot)
+            .then(|| self.delivery(self.seq, false, self.snapshot.to_value(), Kind::Snapshot));
+        let from = match then {
+            Then::ReplayAfter(after) if self.holds_after(after) => {
+                // The history ends at `seq`; the events after `after` are its last ones.
+                self.history.len() - (self.seq.get() - after.get()) as usize
+            }
+            _ => self.history.len(),
+        };
+        let replay = self
+            .history
+            .range(from..)
+            .map(|(seq, payload)| self.delivery(*seq, true, payload.clone(), Kind::Event));
+        snapshot.into_iter().chain(replay)
+    }
+
+    /// A snapshot or event frame of this log.
+    fn delivery(&self, seq: Seq, is_replay: bool, payload: Value, kind: Kind) -> ServerMessage {
+        let data = Delivery {
+            topic: self.topic.clone(),
+            epoch: self.epoch.clone(),
+            seq,
+            emitted_at: Timestamp::now(),
+            is_replay,
+            payload,
+        };
+        match kind {
+            Kind::Event => ServerMessage::Event { id: None, data },
+            Kind::Snapshot => ServerMessage::Snapshot { id: None, data },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Snapshot,
+    Event,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use rtbus_protocol::MAX_SAFE_INTEGER;
+    use serde_json::json;
+
+    const TOPIC: &str = "drives.pressure";
+
+    fn epoch(name: &str) -> Epoch {
+        Epoch::new(name).unwrap()
+    }
+
+    fn seq(n: u64) -> Seq {
+        Seq::new(n).unwrap()
+    }
+
+    fn payload(n: u64) -> Value {
+        json!({"drive": format!("/d{n}"), "pressure": 0.5, "threshold": 0.9})
+    }
+
+    /// A log of `drives.pressure` named `e1` with `published` events appended.
+    fn log(history_limit: usize, published: u64) -> TopicLog {
+        let topic = Topic::new(TOPIC).unwrap();
+        let family = Family::of(&topic).unwrap();
+        let mut log = TopicLog::new(topic, family, epoch("e1"), history_limit);
+        for n in 1..=published {
+            append(&mut log, n).unwrap();
+        }
+        log
+    }
+
+    fn append(log: &mut TopicLog, n: u64) -> Result<(Seq, ServerMessage), SeqExhausted> {
+        let topic = Topic::new(TOPIC).unwrap();
+        let event = TopicEvent::decode(&topic, &payload(n)).unwrap();
+        log.append(&event, payload(n), ServerMessage::clone)
+    }
+
+    fn ask(snapshot: bool, resume: Option<(&str, u64)>) -> Ask {
+        Ask {
+            snapshot,
+            resume: resume.map(|(name, after)| Resume {
+                epoch: epoch(name),
+                after: seq(after),
+            }),
+        }
+    }
+
+    /// What a message is, in short: kind, seq, replay flag and payload.
+    fn summary(message: &ServerMessage) -> (&'static str, u64, bool, Value) {
+        match message {
+            ServerMessage::Snapshot { data, .. } => (
+                "snapshot",
+                data.seq.get(),
+                data.is_replay,
+                data.payload.clone(),
+            ),
+            ServerMessage::Event { data, .. } => (
+                "event",
+                data.seq.get(),
+                data.is_replay,
+                data.payload.clone(),
+            ),
+            other => panic!("not a delivery: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_case_of_the_snapshot_or_replay_decision() {
+        use Start::*;
+        /// What the case is, the history limit, events published, the ask, the `seq` the
+        /// connection subscribed at (if it holds the topic), and the plan's start and then.
+        type Case = (&'static str, usize, u64, Ask, Option<u64>, Start, Then);
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            ("fresh with a snapshot", 4, 0, ask(true, None), None, Snapshot, Then::Snapshot),
+            ("fresh with a snapshot after events", 4, 6, ask(true, None), None, Snapshot, Then::Snapshot),
+            ("fresh without a snapshot", 4, 6, ask(false, None), None, Live, Then::Nothing),
+            ("repeat without a resume", 4, 6, ask(true, None), Some(2), Snapshot, Then::Snapshot),
+            ("repeat without a resume or snapshot", 4, 6, ask(false, None), Some(2), Live, Then::Nothing),
+            ("resume with another epoch", 4, 6, ask(true, Some(("e0", 5))), None, Reset, Then::Snapshot),
+            ("resume with another epoch, no snapshot", 4, 6, ask(false, Some(("e0", 5))), None, Reset, Then::Nothing),
+            ("repeat resume with another epoch", 4, 6, ask(true, Some(("e0", 5))), Some(2), Reset, Then::Snapshot),
+            ("repeat resume at its subscription's start", 4, 6, ask(true, Some(("e1", 2))), Some(2), Resumed, Then::Nothing),
+            ("repeat resume inside its subscription", 4, 6, ask(true, Some(("e1", 4))), Some(2), Resumed, Then::Nothing),
+            ("repeat resume at the topic's seq", 4, 6, ask(true, Some(("e1", 6))), Some(2), Resumed, Then::Nothing),
+            ("repeat resume before its subscription", 4, 6, ask(true, Some(("e1", 1))), Some(2), Reset, Then::Snapshot),
+            ("repeat resume before its subscription, no snapshot", 4, 6, ask(false, Some(("e1", 1))), Some(2), Reset, Then::Nothing),
+            ("repeat resume ahead of seq", 4, 6, ask(true, Some(("e1", 7))), Some(2), Reset, Then::Snapshot),
+            ("resume within the history", 4, 6, ask(true, Some(("e1", 4))), None, Resumed, Then::ReplayAfter(seq(4))),
+            ("resume up to date", 4, 6, ask(true, Some(("e1", 6))), None, Resumed, Then::ReplayAfter(seq(6))),
+            ("resume at the history's edge", 4, 6, ask(true, Some(("e1", 2))), None, Resumed, Then::ReplayAfter(seq(2))),
+            ("resume one beyond the history", 4, 6, ask(true, Some(("e1", 1))), None, Reset, Then::Snapshot),
+            ("resume one beyond the history, no snapshot", 4, 6, ask(false, Some(("e1", 1))), None, Reset, Then::Nothing),
+            ("resume from 0 within the history", 4, 3, ask(true, Some(("e1", 0))), None, Resumed, Then::ReplayAfter(seq(0))),
+            ("resume ahead of seq", 4, 6, ask(true, Some(("e1", 7))), None, Reset, Then::Snapshot),
+            ("resume of an empty topic ahead of seq", 4, 0, ask(false, Some(("e1", 1))), None, Reset, Then::Nothing),
+            ("history limit 0, up to date", 0, 6, ask(true, Some(("e1", 6))), None, Resumed, Then::ReplayAfter(seq(6))),
+            ("history limit 0, one behind", 0, 6, ask(true, Some(("e1", 5))), None, Reset, Then::Snapshot),
+        ];
+        for (what, limit, published, ask, since, start, then) in cases {
+            let log = log(*limit, *published);
+            let plan = log.plan(ask, since.map(seq));
+            assert_eq!(
+                plan,
+                Plan {
+                    start: *start,
+                    then: *then
+                },
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_plan_implies_its_snapshot_or_its_replay() {
+        let log = log(4, 6);
+        let sent = |then| log.follow(then).map(|m| summary(&m)).collect::<Vec<_>>();
+        assert!(sent(Then::Nothing).is_empty());
+        let snapshot = sent(Then::Snapshot);
+        assert_eq!(snapshot.len(), 1);
+        assert_eq!(snapshot[0].0, "snapshot");
+        assert_eq!(
+            snapshot[0].1, 6,
+            "a snapshot names the seq of the last event folded in"
+        );
+        assert!(!snapshot[0].2);
+        // The snapshot is the family's fold of every event, not of the history only.
+        let expected = (1..=6).fold(
+            TopicSnapshot::empty(Family::of(&Topic::new(TOPIC).unwrap()).unwrap()),
+            |mut s, n| {
+                let event = TopicEvent::decode(&Topic::new(TOPIC).unwrap(), &payload(n)).unwrap();
+                s.fold(&event);
+                s
+            },
+        );
+        assert_eq!(snapshot[0].3, expected.to_value());
+        let replay = |after| {
+            sent(Then::ReplayAfter(seq(after)))
+                .into_iter()
+                .map(|(kind, n, is_replay, payload)| {
+                    assert_eq!(kind, "event");
+                    assert!(is_replay, "a replayed event is marked as one");
+                    assert_eq!(payload, self::payload(n));
+                    n
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(replay(4), [5, 6]);
+        assert_eq!(replay(2), [3, 4, 5, 6], "the history's edge");
+        assert_eq!(replay(6), Vec::<u64>::new(), "up to date");
+        // All or nothing: a replay the history cannot hold, or one ahead, sends nothing.
+        assert_eq!(replay(1), Vec::<u64>::new());
+        assert_eq!(replay(7), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn append_numbers_events_and_keeps_the_latest_in_the_history() {
+        let mut log = log(2, 0);
+        assert!(log.is_empty());
+        let (first, message) = append(&mut log, 1).unwrap();
+        assert_eq!(first, seq(1));
+        assert_eq!(summary(&message), ("event", 1, false, payload(1)));
+        let ServerMessage::Event { data, .. } = &message else {
+            unreachable!()
+        };
+        assert_eq!((data.topic.as_str(), &data.epoch), (TOPIC, &epoch("e1")));
+        for n in 2..=5 {
+            assert_eq!(append(&mut log, n).unwrap().0, seq(n));
+        }
+        assert!(!log.is_empty());
+        assert_eq!(log.seq(), seq(5));
+        let held: Vec<u64> = log.history.iter().map(|(s, _)| s.get()).collect();
+        assert_eq!(held, [4, 5]);
+    }
+
+    #[test]
+    fn a_history_limit_of_zero_keeps_nothing_but_still_folds() {
+        let mut log = log(0, 3);
+        assert!(log.history.is_empty());
+        append(&mut log, 4).unwrap();
+        assert!(log.history.is_empty());
+        let snapshot: Vec<_> = log.follow(Then::Snapshot).collect();
+        assert_eq!(summary(&snapshot[0]).1, 4);
+        assert_ne!(
+            summary(&snapshot[0]).3,
+            TopicSnapshot::empty(Family::of(&Topic::new(TOPIC).unwrap()).unwrap()).to_value()
+        );
+    }
+
+    #[test]
+    fn seq_is_exhausted_at_2_pow_53_minus_1_and_nothing_changes() {
+        let mut log = log(4, 0);
+        log.seq = seq(MAX_SAFE_INTEGER - 1);
+        assert_eq!(append(&mut log, 1).unwrap().0, seq(MAX_SAFE_INTEGER));
+        let before = log.snapshot.to_value();
+        let mut framed = false;
+        let topic = Topic::new(TOPIC).unwrap();
+        let event = TopicEvent::decode(&topic, &payload(2)).unwrap();
+        let result = log.append(&event, payload(2), |_| framed = true);
+        assert_eq!(result.map(|(s, ())| s), Err(SeqExhausted));
+        assert!(!framed, "nothing is framed for a refused event");
+        assert_eq!(log.seq(), seq(MAX_SAFE_INTEGER));
+        assert_eq!(log.history.len(), 1);
+        assert_eq!(log.snapshot.to_value(), before);
+    }
+}

@@ -1,0 +1,89 @@
+//! The state every connection shares: configuration, the token table, the hub, counters and
+//! the registry of open connections' outboxes (for queue depths in the stats).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::auth::Authority;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::outbox::Outbox;
+use crate::stats::{Counters, QueueStats, Stats};
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub authority: Authority,
+    pub hub: Hub,
+    pub counters: Arc<Counters>,
+    pub open_connections: AtomicU64,
+    outboxes: Mutex<HashMap<u64, Arc<Outbox>>>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(config: Config, authority: Authority) -> Shared {
+        let counters = Arc::new(Counters::default());
+        Shared {
+            hub: Hub::new(config.limits.history_per_topic, Arc::clone(&counters)),
+            authority,
+            counters,
+            open_connections: AtomicU64::new(0),
+            outboxes: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            config,
+        }
+    }
+
+    /// Counts a new connection and returns its id.
+    pub fn register(&self) -> u64 {
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        Counters::add(&self.counters.connections_total, 1);
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Keeps connection `id`'s outbox for the stats until [`Shared::unregister`].
+    pub fn track(&self, id: u64, outbox: &Arc<Outbox>) {
+        self.outboxes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::clone(outbox));
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.outboxes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn stats(&self) -> Stats {
+        let outboxes: Vec<Arc<Outbox>> = self
+            .outboxes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let mut queues = QueueStats {
+            total_bytes: 0,
+            max_bytes: 0,
+            backlogged_connections: 0,
+        };
+        for outbox in &outboxes {
+            let pending = outbox.pending() as u64;
+            queues.total_bytes += pending;
+            queues.max_bytes = queues.max_bytes.max(pending);
+            queues.backlogged_connections += u64::from(pending > 0);
+        }
+        self.counters.snapshot(
+            self.open_connections.load(Ordering::Relaxed),
+            self.hub.topic_count() as u64,
+            self.hub.subscriptions(),
+            queues,
+        )
+    }
+}
