@@ -704,3 +704,88 @@ fn end_for(err: &WsError) -> End {
         _ => End::Gone,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            heartbeat_interval: Duration::from_secs(10),
+            heartbeat_timeout: Duration::from_secs(5),
+            auth_deadline: Duration::from_secs(3),
+            ..Limits::default()
+        }
+    }
+
+    fn code(end: Option<End>) -> Option<u16> {
+        match end {
+            Some(End::Close(code, _)) => Some(code.value()),
+            Some(End::Gone) => Some(0),
+            None => None,
+        }
+    }
+
+    #[test]
+    fn a_ping_goes_out_each_interval_and_an_unanswered_one_closes_with_4008() {
+        let counters = Counters::default();
+        let outbox = Outbox::detached(1 << 20, Arc::default());
+        let t0 = Instant::now();
+        let secs = |n| t0 + Duration::from_secs(n);
+        let mut deadlines = Deadlines::new(&limits(), true, t0);
+        assert_eq!(deadlines.next(), secs(10));
+        assert_eq!(
+            code(deadlines.check(secs(9), &outbox, false, &counters)),
+            None
+        );
+        assert!(outbox.take_queued().is_empty());
+        assert_eq!(
+            code(deadlines.check(secs(10), &outbox, false, &counters)),
+            None
+        );
+        let ping = outbox.take_queued();
+        assert_eq!(ping.len(), 1);
+        assert_eq!(
+            (&ping[0].bytes[..], ping[0].topic),
+            (&[0x89, 0][..], CONTROL)
+        );
+        assert_eq!(deadlines.next(), secs(15), "the pong is due");
+        deadlines.pong();
+        assert_eq!(deadlines.next(), secs(20), "the next ping");
+        assert_eq!(
+            code(deadlines.check(secs(20), &outbox, false, &counters)),
+            None
+        );
+        assert_eq!(
+            code(deadlines.check(secs(24), &outbox, false, &counters)),
+            None
+        );
+        assert_eq!(
+            code(deadlines.check(secs(25), &outbox, false, &counters)),
+            Some(4008)
+        );
+        assert_eq!(Counters::get(&counters.heartbeat_timeouts), 1);
+    }
+
+    #[test]
+    fn the_auth_deadline_closes_only_a_connection_still_anonymous_with_4001() {
+        let counters = Counters::default();
+        let outbox = Outbox::detached(1 << 20, Arc::default());
+        let t0 = Instant::now();
+        let at = t0 + Duration::from_secs(3);
+        let authenticated = Deadlines::new(&limits(), true, t0);
+        assert_eq!(authenticated.next(), t0 + Duration::from_secs(10));
+        let mut subscribed = Deadlines::new(&limits(), false, t0);
+        assert_eq!(subscribed.next(), at);
+        assert_eq!(code(subscribed.check(at, &outbox, false, &counters)), None);
+        assert_eq!(subscribed.next(), t0 + Duration::from_secs(10), "disarmed");
+        let mut anonymous = Deadlines::new(&limits(), false, t0);
+        assert_eq!(
+            code(anonymous.check(at, &outbox, true, &counters)),
+            Some(4001)
+        );
+        assert_eq!(Counters::get(&counters.auth_timeouts), 1);
+    }
+}

@@ -32,7 +32,7 @@ use rtbus_protocol::{
 };
 use serde_json::Value;
 
-use crate::log::{Ask, Plan, SeqExhausted, TopicLog};
+use crate::log::{Appended, Ask, Plan, SeqExhausted, TopicLog};
 use crate::outbox::{Dirty, OutFrame, Outbox, Push, REPLY};
 use crate::stats::Counters;
 use crate::wire::encode;
@@ -223,7 +223,11 @@ impl Hub {
             drop(state);
             cell = self.cell(topic, family);
         };
-        let (seq, encoded) = state.log.append(event, payload, encode)?;
+        let Appended {
+            seq,
+            epoch,
+            framed: encoded,
+        } = state.log.append(event, payload, encode)?;
         let mut dropped = 0;
         for sub in &state.subscribers {
             let frame = OutFrame {
@@ -235,7 +239,6 @@ impl Hub {
                 Push::Overflowed | Push::Closed => dropped += 1,
             }
         }
-        let epoch = state.log.epoch().clone();
         drop(state);
         Counters::add(&self.counters.events_published, 1);
         if dropped > 0 {

@@ -78,6 +78,15 @@ pub(crate) enum Then {
     ReplayAfter(Seq),
 }
 
+/// An appended event: its `seq`, the epoch it belongs to, and what the append's `frame` made of
+/// it.
+#[derive(Debug)]
+pub(crate) struct Appended<F> {
+    pub seq: Seq,
+    pub epoch: Epoch,
+    pub framed: F,
+}
+
 /// Why an append failed: the topic's `seq` reached 2^53−1, the largest a client can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the topic has used up its seq range")]
@@ -113,27 +122,31 @@ impl TopicLog {
 
     /// Appends `event` (whose JSON is `payload`): assigns the next `seq`, folds the event into
     /// the snapshot and keeps it in the history. `frame` gets the live `event` message once,
-    /// before its payload moves into the history (so the payload is never copied); what it
-    /// returns is handed back with the `seq`. On [`SeqExhausted`] nothing changes and `frame`
-    /// is not called.
+    /// before its payload moves into the history and its epoch into the result (so neither is
+    /// copied for the purpose). On [`SeqExhausted`] nothing changes and `frame` is not called.
     pub fn append<F>(
         &mut self,
         event: &TopicEvent,
         payload: Value,
         frame: impl FnOnce(&ServerMessage) -> F,
-    ) -> Result<(Seq, F), SeqExhausted> {
+    ) -> Result<Appended<F>, SeqExhausted> {
         let seq = self.seq.next().ok_or(SeqExhausted)?;
         self.seq = seq;
         self.snapshot.fold(event);
         let message = self.delivery(seq, false, payload, Kind::Event);
         let framed = frame(&message);
-        if let (true, ServerMessage::Event { data, .. }) = (self.history_limit > 0, message) {
+        let (epoch, payload) = match message {
+            ServerMessage::Event { data, .. } => (data.epoch, Some(data.payload)),
+            // Not reached: `message` is the event built above.
+            _ => (self.epoch.clone(), None),
+        };
+        if let (true, Some(payload)) = (self.history_limit > 0, payload) {
             if self.history.len() >= self.history_limit {
                 self.history.pop_front();
             }
-            self.history.push_back((seq, data.payload));
+            self.history.push_back((seq, payload));
         }
-        Ok((seq, framed))
+        Ok(Appended { seq, epoch, framed })
     }
 
     /// How a subscription asking `ask` starts. `since` is the `seq` at which the connection
@@ -254,7 +267,9 @@ mod tests {
     fn append(log: &mut TopicLog, n: u64) -> Result<(Seq, ServerMessage), SeqExhausted> {
         let topic = Topic::new(TOPIC).unwrap();
         let event = TopicEvent::decode(&topic, &payload(n)).unwrap();
-        log.append(&event, payload(n), ServerMessage::clone)
+        let appended = log.append(&event, payload(n), ServerMessage::clone)?;
+        assert_eq!(&appended.epoch, log.epoch());
+        Ok((appended.seq, appended.framed))
     }
 
     fn ask(snapshot: bool, resume: Option<(&str, u64)>) -> Ask {
@@ -419,7 +434,7 @@ mod tests {
         let topic = Topic::new(TOPIC).unwrap();
         let event = TopicEvent::decode(&topic, &payload(2)).unwrap();
         let result = log.append(&event, payload(2), |_| framed = true);
-        assert_eq!(result.map(|(s, ())| s), Err(SeqExhausted));
+        assert_eq!(result.map(|a| a.seq), Err(SeqExhausted));
         assert!(!framed, "nothing is framed for a refused event");
         assert_eq!(log.seq(), seq(MAX_SAFE_INTEGER));
         assert_eq!(log.history.len(), 1);
