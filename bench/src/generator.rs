@@ -25,8 +25,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::report::{self, IdleReport, Percentiles, Report, StalledReport, Step};
-use super::sys::{self, Pid};
+use crate::report::{self, IdleReport, Percentiles, Report, StalledReport, Step};
+use crate::sys::{self, Pid};
 
 /// Steps the ladder may take, plus the half-load step.
 const MAX_STEPS: usize = 32;
@@ -1376,10 +1376,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_published_event_reaches_every_subscriber_of_its_topic() {
-        let server = super::super::embedded::start("127.0.0.1:0".parse().expect("addr"))
+        let server = crate::embedded::start("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("reference server starts");
-        let mut p = plan(server.url(), super::super::embedded::PUBLISHER_TOKEN);
+        let mut p = plan(server.url(), crate::embedded::PUBLISHER_TOKEN);
         let report = run(p.clone()).await.expect("run completes");
         server.shutdown().await;
         assert!(report.is_clean(), "{}", report.render());
@@ -1391,7 +1391,7 @@ mod tests {
         assert_eq!(step.latency.count, step.delivered);
 
         // The same plan with a wrong token fails loudly instead of measuring nothing.
-        let server = super::super::embedded::start("127.0.0.1:0".parse().expect("addr"))
+        let server = crate::embedded::start("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("reference server starts");
         p.url = server.url();

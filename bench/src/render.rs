@@ -1,0 +1,676 @@
+//! The suite's results rendered: the Markdown tables of `results.md` (throughput, the loopback
+//! floor beside the servers, idle memory, the slow consumer, micro-benchmarks) and the SVG bar
+//! chart of `chart.svg`, with ratios against the reference server.
+
+use std::fmt::Write as _;
+
+use crate::report::{Report, Step};
+use crate::suite::{
+    Entry, FALLBACK_HALF_LOAD_RATE, FLOOR, FLOOR_HALF, FLOOR_LOW, FLOOR_LOW_RATE, REFERENCE,
+    SuiteResults,
+};
+
+fn find<'a>(r: &'a SuiteResults, scenario: &str, server: &str) -> Option<&'a Entry> {
+    r.entries
+        .iter()
+        .find(|e| e.scenario == scenario && e.server == server)
+}
+
+fn servers(r: &SuiteResults) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for e in &r.entries {
+        if e.server != FLOOR && !names.contains(&e.server) {
+            names.push(e.server.clone());
+        }
+    }
+    names
+}
+
+/// Scenarios measured at fixed rates for the floor table, not for throughput.
+fn fixed_rate(id: &str) -> bool {
+    id.starts_with("latency") || id.starts_with("floor")
+}
+
+fn scenario_ids(r: &SuiteResults) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for e in &r.entries {
+        if !ids.contains(&e.scenario) {
+            ids.push(e.scenario.clone());
+        }
+    }
+    ids
+}
+
+fn kib(bytes: f64) -> String {
+    format!("{:.1} KiB", bytes / 1024.0)
+}
+
+fn verdict(report: &Report) -> String {
+    let mut notes = Vec::new();
+    if report.lost > 0 {
+        notes.push(format!("**{} lost**", report.lost));
+    }
+    if report.out_of_order > 0 {
+        notes.push(format!("**{} out of order**", report.out_of_order));
+    }
+    if report.epoch_changes > 0 {
+        notes.push(format!("**{} epoch changes**", report.epoch_changes));
+    }
+    if report.undelivered > 0 {
+        notes.push(format!(
+            "{} still undelivered at the drain deadline",
+            report.undelivered
+        ));
+    }
+    if report.errors > 0 {
+        notes.push(format!("{} errors", report.errors));
+    }
+    if report.generator_saturated {
+        notes.push("generator CPU-bound".to_owned());
+    }
+    if notes.is_empty() {
+        "clean".to_owned()
+    } else {
+        notes.join(", ")
+    }
+}
+
+/// The Markdown table of a suite run, with ratios against the reference server.
+pub fn markdown(r: &SuiteResults) -> String {
+    let mut out = String::new();
+    let names = servers(r);
+    let _ = writeln!(
+        out,
+        "Machine: {}. Server pinned to core 0 and generator to core 1: {}. Mode: {:?}.\n",
+        r.machine,
+        if r.pinned { "yes" } else { "no" },
+        r.mode
+    );
+    // The throughput table, left out when only fixed-rate or memory scenarios ran.
+    let table_start = out.len();
+    let mut rows = 0usize;
+    let _ = writeln!(
+        out,
+        "| scenario | server | delivered events/s (saturation) | × vs reference | p50 / p99 / p999 at half load | server CPU-s per million deliveries | connect p99 | result |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---|---:|---:|---|");
+    for id in scenario_ids(r) {
+        if id.starts_with("idle") || id.starts_with("slow") || fixed_rate(&id) {
+            continue;
+        }
+        let reference = find(r, &id, REFERENCE)
+            .and_then(|e| e.report.as_ref())
+            .map(|rep| rep.saturation_deliveries_per_s);
+        for name in &names {
+            let Some(entry) = find(r, &id, name) else {
+                continue;
+            };
+            rows += 1;
+            let Some(rep) = &entry.report else {
+                let _ = writeln!(
+                    out,
+                    "| {id} | {name} | — | — | — | — | — | failed: {} |",
+                    entry.failure.as_deref().unwrap_or("?")
+                );
+                continue;
+            };
+            let ratio = match reference {
+                Some(base) if rep.saturation_deliveries_per_s > 0.0 && name != REFERENCE => {
+                    format!("{:.2}×", base / rep.saturation_deliveries_per_s)
+                }
+                _ => "—".to_owned(),
+            };
+            let half = rep.half_load.as_ref().map_or("—".to_owned(), |h| {
+                format!(
+                    "{:.2} / {:.2} / {:.2} ms",
+                    h.latency.p50_us / 1000.0,
+                    h.latency.p99_us / 1000.0,
+                    h.latency.p999_us / 1000.0
+                )
+            });
+            // CPU per million at the busiest step.
+            let cpu = rep
+                .steps
+                .iter()
+                .max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s))
+                .and_then(|s| s.server_cpu_s_per_million)
+                .map_or("—".to_owned(), |c| format!("{c:.2}"));
+            let _ = writeln!(
+                out,
+                "| {id} | {name} | {:.0} | {ratio} | {half} | {cpu} | {:.1} ms | {} |",
+                rep.saturation_deliveries_per_s,
+                rep.connect.p99_us / 1000.0,
+                verdict(rep)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n× vs reference: the reference server's throughput divided by this server's.\n"
+    );
+    if rows == 0 {
+        out.truncate(table_start);
+    }
+    out.push_str(&floor_table(r));
+    for id in scenario_ids(r) {
+        if id.starts_with("idle") {
+            let _ = writeln!(
+                out,
+                "| {id} | server | RSS before | RSS with every client connected, subscribed, idle | per connection | × vs reference |"
+            );
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
+            let reference = find(r, &id, REFERENCE)
+                .and_then(|e| e.report.as_ref()?.idle.as_ref())
+                .map(|i| i.bytes_per_connection);
+            for name in &names {
+                let Some(entry) = find(r, &id, name) else {
+                    continue;
+                };
+                match entry.report.as_ref().and_then(|rep| rep.idle.as_ref()) {
+                    Some(idle) => {
+                        let ratio = match reference {
+                            Some(base) if name != REFERENCE && base > 0.0 => {
+                                format!("{:.2}× more", idle.bytes_per_connection / base)
+                            }
+                            _ => "—".to_owned(),
+                        };
+                        let _ = writeln!(
+                            out,
+                            "| {id} | {name} | {} | {} | {} | {ratio} |",
+                            kib(idle.rss_before as f64),
+                            kib(idle.rss_after as f64),
+                            kib(idle.bytes_per_connection)
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "| {id} | {name} | — | — | — | failed: {} |",
+                            entry.failure.as_deref().unwrap_or("no memory figure")
+                        );
+                    }
+                }
+            }
+            let _ = writeln!(out);
+        }
+        if id.starts_with("slow") {
+            let _ = writeln!(
+                out,
+                "| {id} | server | healthy p99 without the stalled subscriber (runs 1, 4) | with it (runs 2, 3) | change of the means | runs 1 vs 4 (noise) | stalled subscriber cut off | result |"
+            );
+            let _ = writeln!(out, "|---|---|---|---|---:|---:|---|---|");
+            for name in &names {
+                let Some(entry) = find(r, &id, name) else {
+                    continue;
+                };
+                let (Some(base), Some(rep)) = (&entry.baseline, &entry.report) else {
+                    let _ = writeln!(
+                        out,
+                        "| {id} | {name} | — | — | — | — | — | failed: {} |",
+                        entry.failure.as_deref().unwrap_or("?")
+                    );
+                    continue;
+                };
+                let p99 = |rep: &Report| rep.steps.first().map_or(0.0, |s| s.latency.p99_us);
+                let mut clean = vec![p99(base)];
+                let mut stalled = vec![p99(rep)];
+                if let [again, base_again] = entry.repeats.as_slice() {
+                    stalled.push(p99(again));
+                    clean.push(p99(base_again));
+                }
+                let ms = |v: &[f64]| {
+                    v.iter()
+                        .map(|us| format!("{:.2}", us / 1000.0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                        + " ms"
+                };
+                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+                let pct = |a: f64, b: f64| {
+                    if a > 0.0 {
+                        format!("{:+.0}%", (b - a) / a * 100.0)
+                    } else {
+                        "—".to_owned()
+                    }
+                };
+                let noise = match clean.as_slice() {
+                    [a, b] => pct(*a, *b),
+                    _ => "—".to_owned(),
+                };
+                let cut = rep.stalled.as_ref().map_or("—".to_owned(), |s| {
+                    if s.cut_off > 0 {
+                        format!(
+                            "after {} (close {:?})",
+                            s.cut_off_after_ms
+                                .map_or("?".to_owned(), |ms| format!("{ms:.0} ms")),
+                            s.close_codes
+                        )
+                    } else {
+                        "never".to_owned()
+                    }
+                });
+                let _ = writeln!(
+                    out,
+                    "| {id} | {name} | {} | {} | {} | {noise} | {cut} | {} |",
+                    ms(&clean),
+                    ms(&stalled),
+                    pct(mean(&clean), mean(&stalled)),
+                    verdict(rep)
+                );
+            }
+            let _ = writeln!(out);
+        }
+    }
+    if !r.micro.is_empty() {
+        let _ = writeln!(out, "| micro-benchmark (criterion) | ns per frame |");
+        let _ = writeln!(out, "|---|---:|");
+        for m in &r.micro {
+            let _ = writeln!(out, "| {} | {:.0} |", m.id, m.ns);
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+/// One latency cell: p50 / p99 / p999 of a fixed-rate step, flagged when the step saturated or
+/// the run was not clean.
+fn latency_cell(report: &Report, step: &Step) -> String {
+    let mut cell = format!(
+        "{:.2} / {:.2} / {:.2} ms",
+        step.latency.p50_us / 1000.0,
+        step.latency.p99_us / 1000.0,
+        step.latency.p999_us / 1000.0
+    );
+    if step.saturated.is_some() {
+        let _ = write!(
+            cell,
+            " (saturated: {:.0} of {:.0} deliveries/s)",
+            step.delivered_per_s, step.offered_deliveries_per_s
+        );
+    }
+    if !report.is_clean() || report.undelivered > 0 {
+        let _ = write!(cell, " — {}", verdict(report));
+    }
+    cell
+}
+
+/// The cell of a fixed-rate run: its only step, or why there is none.
+fn fixed_rate_cell(entry: Option<&Entry>) -> String {
+    let Some(entry) = entry else {
+        return "—".to_owned();
+    };
+    match entry
+        .report
+        .as_ref()
+        .and_then(|r| Some((r, r.steps.first()?)))
+    {
+        Some((report, step)) => latency_cell(report, step),
+        None => format!(
+            "failed: {}",
+            entry
+                .failure
+                .as_deref()
+                .and_then(|f| f.lines().next())
+                .unwrap_or("no step")
+        ),
+    }
+}
+
+/// The "loopback floor vs servers at the same rates" table: the floor and every server at the
+/// low fixed rate (`latency-1k`), and the floor and the reference server at the reference
+/// server's fanout-1k half-load rate. Empty when neither ran.
+fn floor_table(r: &SuiteResults) -> String {
+    let names = servers(r);
+    let low = find(r, FLOOR_LOW, FLOOR);
+    let half = find(r, FLOOR_HALF, FLOOR);
+    let has_latency = names.iter().any(|n| find(r, "latency-1k", n).is_some());
+    if low.is_none() && half.is_none() && !has_latency {
+        return String::new();
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Loopback floor vs servers at the same rates (1,000 subscribers, 100-byte payloads). The \
+         floor is what this machine allows without any server: per publish, one blocking `write` \
+         of a 100-byte record to each of 1,000 plain TCP loopback sockets by a thread on core 0, \
+         read with epoll by a thread on core 1 (no WebSocket, no JSON, no async runtime; \
+         `rtbus-bench --floor`). Servers at {FLOOR_LOW_RATE:.0}/s: the `latency-1k` \
+         scenario; {REFERENCE} at the half-load rate: its fanout-1k half-load step.\n"
+    );
+    let _ = write!(
+        out,
+        "| publishes/s × 1,000 subscribers | loopback floor p50 / p99 / p999 | floor writer CPU-µs per record, reader share of its core |"
+    );
+    for name in &names {
+        let _ = write!(out, " {name} p50 / p99 / p999 |");
+    }
+    let _ = write!(out, "\n|---:|---|---|");
+    for _ in &names {
+        let _ = write!(out, "---|");
+    }
+    let _ = writeln!(out);
+    let floor_cpu = |entry: Option<&Entry>| {
+        entry
+            .and_then(|e| e.report.as_ref()?.floor.as_ref())
+            .map_or("—".to_owned(), |f| {
+                let mut cell = format!(
+                    "{:.1} µs, {:.0} %",
+                    f.writer_cpu_us_per_record,
+                    f.reader_cpu_share * 100.0
+                );
+                if f.writer_core.is_none() || f.reader_core.is_none() {
+                    cell.push_str(" (threads not pinned)");
+                }
+                cell
+            })
+    };
+    let rate_of = |entry: Option<&Entry>, fallback: f64| {
+        entry
+            .and_then(|e| e.report.as_ref()?.steps.first())
+            .map_or(fallback, |s| s.offered_publishes_per_s)
+    };
+    // The low rate: every server's latency-1k run.
+    if low.is_some() || has_latency {
+        let _ = write!(
+            out,
+            "| {:.0} | {} | {} |",
+            rate_of(low, FLOOR_LOW_RATE),
+            fixed_rate_cell(low),
+            floor_cpu(low)
+        );
+        for name in &names {
+            let _ = write!(out, " {} |", fixed_rate_cell(find(r, "latency-1k", name)));
+        }
+        let _ = writeln!(out);
+    }
+    // The half-load rate: the reference server's half-load step, when it ran at that rate.
+    if let Some(half_entry) = half {
+        let rate = rate_of(half, FALLBACK_HALF_LOAD_RATE);
+        let reference = find(r, "fanout-1k", REFERENCE)
+            .and_then(|e| Some((e.report.as_ref()?, e.report.as_ref()?.half_load.as_ref()?)))
+            .filter(|(_, step)| (step.offered_publishes_per_s - rate).abs() < 1.0);
+        let _ = write!(
+            out,
+            "| {rate:.0} ({REFERENCE} half load) | {} | {} |",
+            fixed_rate_cell(half),
+            floor_cpu(half)
+        );
+        for name in &names {
+            let cell = match reference {
+                Some((report, step)) if name == REFERENCE => latency_cell(report, step),
+                _ => "—".to_owned(),
+            };
+            let _ = write!(out, " {cell} |");
+        }
+        let _ = writeln!(out);
+        if let Some(note) = &half_entry.note {
+            let _ = writeln!(out, "\nHalf-load rate: {note}.");
+        }
+    }
+    let _ = writeln!(out);
+    out
+}
+
+/// A bar chart of saturation throughput per scenario and server, and idle memory per
+/// connection, as a self-contained SVG.
+pub fn chart(r: &SuiteResults) -> String {
+    const COLORS: [&str; 4] = ["#2f6fdf", "#e07a22", "#3a9a4a", "#9a3a8a"];
+    let names = servers(r);
+    let mut groups: Vec<(String, Vec<f64>, String)> = Vec::new();
+    for id in scenario_ids(r) {
+        let idle = id.starts_with("idle");
+        if id.starts_with("slow") || fixed_rate(&id) {
+            continue;
+        }
+        let values = names
+            .iter()
+            .map(|n| {
+                find(r, &id, n)
+                    .and_then(|e| e.report.as_ref())
+                    .map_or(0.0, |rep| match &rep.idle {
+                        Some(i) => i.bytes_per_connection / 1024.0,
+                        None => rep.saturation_deliveries_per_s,
+                    })
+            })
+            .collect();
+        let unit = if idle {
+            "KiB per idle connection (less is better)"
+        } else {
+            "delivered events/s (more is better)"
+        };
+        groups.push((id, values, unit.to_owned()));
+    }
+    let bar = 18.0;
+    let group_h = bar * names.len() as f64 + 34.0;
+    let width = 760.0;
+    let left = 150.0;
+    let plot = width - left - 130.0;
+    let height = 40.0 + group_h * groups.len() as f64 + 24.0;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0}" viewBox="0 0 {width} {height:.0}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        svg,
+        r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="10" y="22" font-size="15" font-weight="bold">rtbus benchmarks ({:?} run)</text>"##,
+        r.mode
+    );
+    for (i, name) in names.iter().enumerate() {
+        let x = 330.0 + i as f64 * 140.0;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{x}" y="11" width="12" height="12" fill="{}"/><text x="{}" y="22">{}</text>"#,
+            COLORS[i % COLORS.len()],
+            x + 16.0,
+            escape(name)
+        );
+    }
+    let mut y = 40.0;
+    for (id, values, unit) in &groups {
+        let max = values.iter().copied().fold(0.0, f64::max).max(1e-9);
+        let _ = writeln!(
+            svg,
+            r##"<text x="10" y="{:.0}" font-weight="bold">{}</text><text x="{left}" y="{:.0}" fill="#555">{}</text>"##,
+            y + 14.0,
+            escape(id),
+            y + 14.0,
+            escape(unit)
+        );
+        for (i, value) in values.iter().enumerate() {
+            let by = y + 22.0 + i as f64 * bar;
+            let w = (value / max * plot).max(1.0);
+            let label = if unit.starts_with("KiB") {
+                format!("{value:.1} KiB")
+            } else {
+                format!("{value:.0}/s")
+            };
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{left}" y="{by:.0}" width="{w:.1}" height="{:.0}" fill="{}"/><text x="{:.1}" y="{:.0}">{label}</text>"#,
+                bar - 4.0,
+                COLORS[i % COLORS.len()],
+                left + w + 4.0,
+                by + bar - 7.0
+            );
+        }
+        y += group_h;
+    }
+    let _ = writeln!(svg, "</svg>");
+    svg
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::report::{FloorReport, Percentiles};
+    use crate::suite::Mode;
+
+    pub(crate) fn step(rate: f64, p50_ms: f64, p99_ms: f64, p999_ms: f64) -> Step {
+        Step {
+            offered_publishes_per_s: rate,
+            offered_deliveries_per_s: rate * 1000.0,
+            delivered_per_s: rate * 1000.0,
+            latency: Percentiles {
+                count: 1000,
+                p50_us: p50_ms * 1000.0,
+                p99_us: p99_ms * 1000.0,
+                p999_us: p999_ms * 1000.0,
+                max_us: p999_ms * 1000.0,
+            },
+            ..Step::default()
+        }
+    }
+
+    pub(crate) fn entry(scenario: &str, server: &str, report: Report) -> Entry {
+        Entry {
+            scenario: scenario.to_owned(),
+            server: server.to_owned(),
+            report: Some(report),
+            failure: None,
+            baseline: None,
+            repeats: Vec::new(),
+            note: None,
+        }
+    }
+
+    fn floor_report(step: Step) -> Report {
+        Report {
+            label: FLOOR.to_owned(),
+            steps: vec![step],
+            floor: Some(FloorReport {
+                writer_core: Some(0),
+                reader_core: Some(1),
+                writer_cpu_us_per_record: 5.25,
+                reader_cpu_share: 0.125,
+                ..FloorReport::default()
+            }),
+            ..Report::default()
+        }
+    }
+
+    fn results(entries: Vec<Entry>) -> SuiteResults {
+        SuiteResults {
+            mode: Mode::Quick,
+            machine: "test".to_owned(),
+            pinned: true,
+            entries,
+            micro: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_slow_consumer_table_compares_the_means_and_shows_the_clean_to_clean_noise() {
+        let run = |p99_ms| Report {
+            steps: vec![step(40.0, 1.0, p99_ms, p99_ms)],
+            ..Report::default()
+        };
+        let mut slow = entry("slow-consumer-1k", REFERENCE, run(12.0));
+        slow.baseline = Some(run(10.0));
+        slow.repeats = vec![run(14.0), run(10.0)];
+        let md = markdown(&results(vec![slow]));
+        let row = md
+            .lines()
+            .find(|l| l.starts_with("| slow-consumer-1k | rtbus-server"))
+            .unwrap_or_else(|| panic!("no slow-consumer row in\n{md}"));
+        // Clean 10, 10; stalled 12, 14: the means differ by +30 %, the clean runs by 0 %.
+        assert!(
+            row.contains("| 10.00, 10.00 ms | 12.00, 14.00 ms | +30% | +0% |"),
+            "{row}"
+        );
+    }
+
+    #[test]
+    fn the_floor_table_puts_floor_and_servers_side_by_side_at_each_rate() {
+        let mut fanout = Report {
+            saturation_deliveries_per_s: 900_000.0,
+            half_load: Some(step(450.0, 9.5, 55.0, 70.0)),
+            ..Report::default()
+        };
+        fanout.steps.push(step(900.0, 20.0, 90.0, 99.0));
+        let mut saturated = step(450.0, 300.0, 900.0, 950.0);
+        saturated.saturated = Some("delivered 55% of the offered rate".to_owned());
+        saturated.delivered_per_s = 247_000.0;
+        let mut half_floor = entry(FLOOR_HALF, FLOOR, floor_report(saturated));
+        half_floor.note = Some("rtbus-server's fanout-1k half-load rate in this run".to_owned());
+        let r = results(vec![
+            entry("fanout-1k", REFERENCE, fanout),
+            entry(
+                "latency-1k",
+                REFERENCE,
+                Report {
+                    steps: vec![step(25.0, 6.9, 19.4, 25.0)],
+                    ..Report::default()
+                },
+            ),
+            entry(
+                "latency-1k",
+                "node-ws",
+                Report {
+                    steps: vec![step(25.0, 4.0, 30.0, 41.0)],
+                    lost: 3,
+                    ..Report::default()
+                },
+            ),
+            entry(FLOOR_LOW, FLOOR, floor_report(step(25.0, 0.6, 6.25, 9.0))),
+            half_floor,
+        ]);
+        let md = markdown(&r);
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
+        let row = |prefix: &str| {
+            rows.iter()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no row {prefix:?} in\n{md}"))
+                .to_string()
+        };
+        assert_eq!(
+            row("| publishes/s"),
+            "| publishes/s × 1,000 subscribers | loopback floor p50 / p99 / p999 | floor writer CPU-µs per record, reader share of its core | rtbus-server p50 / p99 / p999 | node-ws p50 / p99 / p999 |"
+        );
+        assert_eq!(
+            row("| 25 |"),
+            "| 25 | 0.60 / 6.25 / 9.00 ms | 5.2 µs, 12 % | 6.90 / 19.40 / 25.00 ms | 4.00 / 30.00 / 41.00 ms — **3 lost** |"
+        );
+        assert_eq!(
+            row("| 450 "),
+            "| 450 (rtbus-server half load) | 300.00 / 900.00 / 950.00 ms (saturated: 247000 of 450000 deliveries/s) | 5.2 µs, 12 % | 9.50 / 55.00 / 70.00 ms | — |"
+        );
+        assert!(
+            md.contains("Half-load rate: rtbus-server's fanout-1k half-load rate in this run.")
+        );
+        // Fixed-rate runs and the floor stay out of the throughput table and the chart.
+        assert!(!rows.iter().any(|l| l.starts_with("| latency-1k")), "{md}");
+        assert!(!rows.iter().any(|l| l.starts_with("| floor-1k")), "{md}");
+        assert!(
+            rows.iter()
+                .any(|l| l.starts_with("| fanout-1k | rtbus-server"))
+        );
+        let svg = chart(&r);
+        assert!(!svg.contains("latency-1k") && !svg.contains(FLOOR), "{svg}");
+        assert!(svg.contains("fanout-1k"));
+    }
+
+    #[test]
+    fn without_fixed_rate_runs_there_is_no_floor_table() {
+        let r = results(vec![entry("fanout-1k", REFERENCE, Report::default())]);
+        assert!(!markdown(&r).contains("Loopback floor"));
+    }
+
+    #[test]
+    fn with_only_fixed_rate_runs_there_is_no_empty_throughput_table() {
+        let r = results(vec![entry(
+            FLOOR_LOW,
+            FLOOR,
+            floor_report(step(25.0, 0.6, 6.25, 9.0)),
+        )]);
+        let md = markdown(&r);
+        assert!(!md.contains("| scenario | server |"), "{md}");
+        assert!(md.contains("| 25 | 0.60 / 6.25 / 9.00 ms |"), "{md}");
+    }
+}
