@@ -565,6 +565,14 @@ pub(crate) mod tests {
         }
     }
 
+    fn failed(scenario: &str, server: &str, why: &str) -> Entry {
+        Entry {
+            report: None,
+            failure: Some(why.to_owned()),
+            ..entry(scenario, server, Report::default())
+        }
+    }
+
     #[test]
     fn the_slow_consumer_table_compares_the_means_and_shows_the_clean_to_clean_noise() {
         let run = |p99_ms| Report {
@@ -574,16 +582,8 @@ pub(crate) mod tests {
         let mut slow = entry("slow-consumer-1k", REFERENCE, run(12.0));
         slow.baseline = Some(run(10.0));
         slow.repeats = vec![run(14.0), run(10.0)];
-        let md = markdown(&results(vec![slow]));
-        let row = md
-            .lines()
-            .find(|l| l.starts_with("| slow-consumer-1k | rtbus-server"))
-            .unwrap_or_else(|| panic!("no slow-consumer row in\n{md}"));
-        // Clean 10, 10; stalled 12, 14: the means differ by +30 %, the clean runs by 0 %.
-        assert!(
-            row.contains("| 10.00, 10.00 ms | 12.00, 14.00 ms | +30% | +0% |"),
-            "{row}"
-        );
+        // Clean 10, 10; stalled 12, 14: the means differ by +30 %, the clean runs by +0 %.
+        insta::assert_snapshot!("slow_consumer", markdown(&results(vec![slow])));
     }
 
     #[test]
@@ -621,45 +621,16 @@ pub(crate) mod tests {
             entry(FLOOR_LOW, FLOOR, floor_report(step(25.0, 0.6, 6.25, 9.0))),
             half_floor,
         ]);
-        let md = markdown(&r);
-        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
-        let row = |prefix: &str| {
-            rows.iter()
-                .find(|l| l.starts_with(prefix))
-                .unwrap_or_else(|| panic!("no row {prefix:?} in\n{md}"))
-                .to_string()
-        };
-        assert_eq!(
-            row("| publishes/s"),
-            "| publishes/s × 1,000 subscribers | loopback floor p50 / p99 / p999 | floor writer CPU-µs per record, reader share of its core | rtbus-server p50 / p99 / p999 | node-ws p50 / p99 / p999 |"
-        );
-        assert_eq!(
-            row("| 25 |"),
-            "| 25 | 0.60 / 6.25 / 9.00 ms | 5.2 µs, 12 % | 6.90 / 19.40 / 25.00 ms | 4.00 / 30.00 / 41.00 ms — **3 lost** |"
-        );
-        assert_eq!(
-            row("| 450 "),
-            "| 450 (rtbus-server half load) | 300.00 / 900.00 / 950.00 ms (saturated: 247000 of 450000 deliveries/s) | 5.2 µs, 12 % | 9.50 / 55.00 / 70.00 ms | — |"
-        );
-        assert!(
-            md.contains("Half-load rate: rtbus-server's fanout-1k half-load rate in this run.")
-        );
-        // Fixed-rate runs and the floor stay out of the throughput table and the chart.
-        assert!(!rows.iter().any(|l| l.starts_with("| latency-1k")), "{md}");
-        assert!(!rows.iter().any(|l| l.starts_with("| floor-1k")), "{md}");
-        assert!(
-            rows.iter()
-                .any(|l| l.starts_with("| fanout-1k | rtbus-server"))
-        );
-        let svg = chart(&r);
-        assert!(!svg.contains("latency-1k") && !svg.contains(FLOOR), "{svg}");
-        assert!(svg.contains("fanout-1k"));
+        // Fixed-rate runs and the floor stay out of the throughput table and the chart; the
+        // floor's half-load row shows the reference server's half-load step beside it.
+        insta::assert_snapshot!("floor_table", markdown(&r));
+        insta::assert_snapshot!("floor_table_chart", chart(&r));
     }
 
     #[test]
     fn without_fixed_rate_runs_there_is_no_floor_table() {
         let r = results(vec![entry("fanout-1k", REFERENCE, Report::default())]);
-        assert!(!markdown(&r).contains("Loopback floor"));
+        insta::assert_snapshot!("no_floor_table", markdown(&r));
     }
 
     #[test]
@@ -669,8 +640,94 @@ pub(crate) mod tests {
             FLOOR,
             floor_report(step(25.0, 0.6, 6.25, 9.0)),
         )]);
-        let md = markdown(&r);
-        assert!(!md.contains("| scenario | server |"), "{md}");
-        assert!(md.contains("| 25 | 0.60 / 6.25 / 9.00 ms |"), "{md}");
+        insta::assert_snapshot!("only_fixed_rate", markdown(&r));
+    }
+
+    #[test]
+    fn failures_and_missing_figures_are_cells_not_gaps() {
+        let fanout = |saturation: f64| Report {
+            saturation_deliveries_per_s: saturation,
+            steps: vec![Step {
+                server_cpu_s_per_million: Some(1.25),
+                ..step(saturation / 1000.0, 1.0, 2.0, 3.0)
+            }],
+            connect: Percentiles {
+                p99_us: 2500.0,
+                ..Percentiles::default()
+            },
+            ..Report::default()
+        };
+        let idle = |before: u64, after: u64| Report {
+            idle: Some(crate::report::IdleReport {
+                rss_before: before,
+                rss_after: after,
+                bytes_per_connection: (after - before) as f64 / 1000.0,
+            }),
+            ..Report::default()
+        };
+        let mut unpinned = floor_report(step(25.0, 0.5, 5.0, 8.0));
+        if let Some(floor) = unpinned.floor.as_mut() {
+            floor.reader_core = None;
+        }
+        let stalled = Report {
+            steps: vec![step(40.0, 1.0, 15.0, 20.0)],
+            stalled: Some(crate::report::StalledReport {
+                stalled: 1,
+                cut_off: 1,
+                cut_off_after_ms: Some(1234.4),
+                close_codes: vec![1008],
+                ..crate::report::StalledReport::default()
+            }),
+            generator_saturated: true,
+            errors: 2,
+            ..Report::default()
+        };
+        let mut slow_ref = entry("slow-consumer-1k", REFERENCE, stalled);
+        slow_ref.baseline = Some(Report {
+            steps: vec![step(40.0, 1.0, 10.0, 12.0)],
+            ..Report::default()
+        });
+        let mut r = results(vec![
+            failed(
+                "conformance-gate",
+                "python-websockets",
+                "failed the fan-out cases",
+            ),
+            entry("fanout-1k", REFERENCE, fanout(800_000.0)),
+            entry("fanout-1k", "node-ws", fanout(200_000.0)),
+            failed(
+                "fanout-1k",
+                "go-ws",
+                "the generator exited with 1 and wrote no report",
+            ),
+            entry(FLOOR_LOW, FLOOR, unpinned),
+            failed(
+                FLOOR_HALF,
+                FLOOR,
+                "the floor exited with 2\nand wrote no report",
+            ),
+            entry("idle-2k", REFERENCE, idle(10_000_000, 30_000_000)),
+            entry("idle-2k", "node-ws", idle(40_000_000, 100_000_000)),
+            failed("idle-2k", "go-ws", "no memory figure"),
+            slow_ref,
+            failed(
+                "slow-consumer-1k",
+                "node-ws",
+                "starting node-ws: no such file",
+            ),
+        ]);
+        r.pinned = false;
+        r.micro = vec![
+            crate::suite::Micro {
+                id: "decode/event".to_owned(),
+                ns: 812.4,
+            },
+            crate::suite::Micro {
+                id: "encode/event".to_owned(),
+                ns: 301.6,
+            },
+        ];
+        insta::assert_snapshot!("failures", markdown(&r));
+        insta::assert_snapshot!("failures_chart", chart(&r));
     }
 }
