@@ -26,11 +26,6 @@ fn servers(r: &SuiteResults) -> Vec<String> {
     names
 }
 
-/// Scenarios measured at fixed rates for the floor table, not for throughput.
-fn fixed_rate(id: &str) -> bool {
-    id.starts_with("latency") || id.starts_with("floor")
-}
-
 fn scenario_ids(r: &SuiteResults) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     for e in &r.entries {
@@ -75,212 +70,276 @@ fn verdict(report: &Report) -> String {
     }
 }
 
-/// The Markdown table of a suite run, with ratios against the reference server.
+/// What a scenario measures, and so which table shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A rate ladder to saturation: the throughput table and the chart.
+    Throughput,
+    /// A fixed-rate latency run (servers or floor): the floor table.
+    FixedRate,
+    /// Idle memory per connection: its own table and the chart.
+    Idle,
+    /// The stalled-subscriber runs: its own table.
+    SlowConsumer,
+}
+
+impl Kind {
+    fn of(id: &str) -> Kind {
+        if id.starts_with("idle") {
+            Kind::Idle
+        } else if id.starts_with("slow") {
+            Kind::SlowConsumer
+        } else if id.starts_with("latency") || id.starts_with("floor") {
+            Kind::FixedRate
+        } else {
+            Kind::Throughput
+        }
+    }
+}
+
+/// The Markdown of a suite run (`results.md`): the machine line, then one table per kind of
+/// scenario, with ratios against the reference server. A table none of whose scenarios ran is
+/// left out.
 pub fn markdown(r: &SuiteResults) -> String {
-    let mut out = String::new();
     let names = servers(r);
-    let _ = writeln!(
-        out,
-        "Machine: {}. Server pinned to core 0 and generator to core 1: {}. Mode: {:?}.\n",
+    let mut out = header(r);
+    out.push_str(&throughput_table(r, &names));
+    out.push_str(&floor_table(r, &names));
+    for id in scenario_ids(r) {
+        match Kind::of(&id) {
+            Kind::Idle => out.push_str(&idle_table(r, &id, &names)),
+            Kind::SlowConsumer => out.push_str(&slow_consumer_table(r, &id, &names)),
+            Kind::Throughput | Kind::FixedRate => {}
+        }
+    }
+    out.push_str(&micro_table(r));
+    out
+}
+
+/// The machine the suite ran on and how.
+fn header(r: &SuiteResults) -> String {
+    format!(
+        "Machine: {}. Server pinned to core 0 and generator to core 1: {}. Mode: {:?}.\n\n",
         r.machine,
         if r.pinned { "yes" } else { "no" },
         r.mode
-    );
-    // The throughput table, left out when only fixed-rate or memory scenarios ran.
-    let table_start = out.len();
-    let mut rows = 0usize;
-    let _ = writeln!(
-        out,
-        "| scenario | server | delivered events/s (saturation) | × vs reference | p50 / p99 / p999 at half load | server CPU-s per million deliveries | connect p99 | result |"
-    );
-    let _ = writeln!(out, "|---|---|---:|---:|---|---:|---:|---|");
+    )
+}
+
+/// Saturation throughput, half-load latency, CPU and connect time of every throughput scenario
+/// and server. Empty when no such scenario ran.
+fn throughput_table(r: &SuiteResults, names: &[String]) -> String {
+    let mut rows = String::new();
     for id in scenario_ids(r) {
-        if id.starts_with("idle") || id.starts_with("slow") || fixed_rate(&id) {
+        if Kind::of(&id) != Kind::Throughput {
             continue;
         }
         let reference = find(r, &id, REFERENCE)
             .and_then(|e| e.report.as_ref())
             .map(|rep| rep.saturation_deliveries_per_s);
-        for name in &names {
-            let Some(entry) = find(r, &id, name) else {
-                continue;
-            };
-            rows += 1;
-            let Some(rep) = &entry.report else {
-                let _ = writeln!(
-                    out,
-                    "| {id} | {name} | — | — | — | — | — | failed: {} |",
-                    entry.failure.as_deref().unwrap_or("?")
-                );
-                continue;
-            };
-            let ratio = match reference {
-                Some(base) if rep.saturation_deliveries_per_s > 0.0 && name != REFERENCE => {
-                    format!("{:.2}×", base / rep.saturation_deliveries_per_s)
-                }
-                _ => "—".to_owned(),
-            };
-            let half = rep.half_load.as_ref().map_or("—".to_owned(), |h| {
-                format!(
-                    "{:.2} / {:.2} / {:.2} ms",
-                    h.latency.p50_us / 1000.0,
-                    h.latency.p99_us / 1000.0,
-                    h.latency.p999_us / 1000.0
-                )
-            });
-            // CPU per million at the busiest step.
-            let cpu = rep
-                .steps
-                .iter()
-                .max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s))
-                .and_then(|s| s.server_cpu_s_per_million)
-                .map_or("—".to_owned(), |c| format!("{c:.2}"));
-            let _ = writeln!(
-                out,
-                "| {id} | {name} | {:.0} | {ratio} | {half} | {cpu} | {:.1} ms | {} |",
-                rep.saturation_deliveries_per_s,
-                rep.connect.p99_us / 1000.0,
-                verdict(rep)
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        "\n× vs reference: the reference server's throughput divided by this server's.\n"
-    );
-    if rows == 0 {
-        out.truncate(table_start);
-    }
-    out.push_str(&floor_table(r));
-    for id in scenario_ids(r) {
-        if id.starts_with("idle") {
-            let _ = writeln!(
-                out,
-                "| {id} | server | RSS before | RSS with every client connected, subscribed, idle | per connection | × vs reference |"
-            );
-            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
-            let reference = find(r, &id, REFERENCE)
-                .and_then(|e| e.report.as_ref()?.idle.as_ref())
-                .map(|i| i.bytes_per_connection);
-            for name in &names {
-                let Some(entry) = find(r, &id, name) else {
-                    continue;
-                };
-                match entry.report.as_ref().and_then(|rep| rep.idle.as_ref()) {
-                    Some(idle) => {
-                        let ratio = match reference {
-                            Some(base) if name != REFERENCE && base > 0.0 => {
-                                format!("{:.2}× more", idle.bytes_per_connection / base)
-                            }
-                            _ => "—".to_owned(),
-                        };
-                        let _ = writeln!(
-                            out,
-                            "| {id} | {name} | {} | {} | {} | {ratio} |",
-                            kib(idle.rss_before as f64),
-                            kib(idle.rss_after as f64),
-                            kib(idle.bytes_per_connection)
-                        );
-                    }
-                    None => {
-                        let _ = writeln!(
-                            out,
-                            "| {id} | {name} | — | — | — | failed: {} |",
-                            entry.failure.as_deref().unwrap_or("no memory figure")
-                        );
-                    }
-                }
+        for name in names {
+            if let Some(entry) = find(r, &id, name) {
+                rows.push_str(&throughput_row(&id, name, entry, reference));
             }
-            let _ = writeln!(out);
         }
-        if id.starts_with("slow") {
-            let _ = writeln!(
-                out,
-                "| {id} | server | healthy p99 without the stalled subscriber (runs 1, 4) | with it (runs 2, 3) | change of the means | runs 1 vs 4 (noise) | stalled subscriber cut off | result |"
-            );
-            let _ = writeln!(out, "|---|---|---|---|---:|---:|---|---|");
-            for name in &names {
-                let Some(entry) = find(r, &id, name) else {
-                    continue;
-                };
-                let (Some(base), Some(rep)) = (&entry.baseline, &entry.report) else {
-                    let _ = writeln!(
-                        out,
-                        "| {id} | {name} | — | — | — | — | — | failed: {} |",
-                        entry.failure.as_deref().unwrap_or("?")
-                    );
-                    continue;
-                };
-                let p99 = |rep: &Report| rep.steps.first().map_or(0.0, |s| s.latency.p99_us);
-                let mut clean = vec![p99(base)];
-                let mut stalled = vec![p99(rep)];
-                if let [again, base_again] = entry.repeats.as_slice() {
-                    stalled.push(p99(again));
-                    clean.push(p99(base_again));
-                }
-                let ms = |v: &[f64]| {
-                    v.iter()
-                        .map(|us| format!("{:.2}", us / 1000.0))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                        + " ms"
-                };
-                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-                let pct = |a: f64, b: f64| {
-                    if a > 0.0 {
-                        format!("{:+.0}%", (b - a) / a * 100.0)
-                    } else {
-                        "—".to_owned()
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "| scenario | server | delivered events/s (saturation) | × vs reference | p50 / p99 / p999 at half load | server CPU-s per million deliveries | connect p99 | result |\n\
+         |---|---|---:|---:|---|---:|---:|---|\n\
+         {rows}\n\
+         × vs reference: the reference server's throughput divided by this server's.\n\n"
+    )
+}
+
+/// One server's row of the throughput table; `reference` is the reference server's saturation
+/// throughput in the same scenario.
+fn throughput_row(id: &str, name: &str, entry: &Entry, reference: Option<f64>) -> String {
+    let Some(rep) = &entry.report else {
+        return format!(
+            "| {id} | {name} | — | — | — | — | — | failed: {} |\n",
+            entry.failure.as_deref().unwrap_or("?")
+        );
+    };
+    let ratio = match reference {
+        Some(base) if rep.saturation_deliveries_per_s > 0.0 && name != REFERENCE => {
+            format!("{:.2}×", base / rep.saturation_deliveries_per_s)
+        }
+        _ => "—".to_owned(),
+    };
+    let half = rep
+        .half_load
+        .as_ref()
+        .map_or("—".to_owned(), percentiles_ms);
+    // CPU per million at the busiest step.
+    let cpu = rep
+        .steps
+        .iter()
+        .max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s))
+        .and_then(|s| s.server_cpu_s_per_million)
+        .map_or("—".to_owned(), |c| format!("{c:.2}"));
+    format!(
+        "| {id} | {name} | {:.0} | {ratio} | {half} | {cpu} | {:.1} ms | {} |\n",
+        rep.saturation_deliveries_per_s,
+        rep.connect.p99_us / 1000.0,
+        verdict(rep)
+    )
+}
+
+/// A step's latency as `p50 / p99 / p999 ms`.
+fn percentiles_ms(step: &Step) -> String {
+    format!(
+        "{:.2} / {:.2} / {:.2} ms",
+        step.latency.p50_us / 1000.0,
+        step.latency.p99_us / 1000.0,
+        step.latency.p999_us / 1000.0
+    )
+}
+
+/// Server memory before and with every client connected, per connection, for one idle
+/// scenario.
+fn idle_table(r: &SuiteResults, id: &str, names: &[String]) -> String {
+    let mut out = format!(
+        "| {id} | server | RSS before | RSS with every client connected, subscribed, idle | per connection | × vs reference |\n\
+         |---|---|---:|---:|---:|---:|\n"
+    );
+    let reference = find(r, id, REFERENCE)
+        .and_then(|e| e.report.as_ref()?.idle.as_ref())
+        .map(|i| i.bytes_per_connection);
+    for name in names {
+        let Some(entry) = find(r, id, name) else {
+            continue;
+        };
+        match entry.report.as_ref().and_then(|rep| rep.idle.as_ref()) {
+            Some(idle) => {
+                let ratio = match reference {
+                    Some(base) if name != REFERENCE && base > 0.0 => {
+                        format!("{:.2}× more", idle.bytes_per_connection / base)
                     }
-                };
-                let noise = match clean.as_slice() {
-                    [a, b] => pct(*a, *b),
                     _ => "—".to_owned(),
                 };
-                let cut = rep.stalled.as_ref().map_or("—".to_owned(), |s| {
-                    if s.cut_off > 0 {
-                        format!(
-                            "after {} (close {:?})",
-                            s.cut_off_after_ms
-                                .map_or("?".to_owned(), |ms| format!("{ms:.0} ms")),
-                            s.close_codes
-                        )
-                    } else {
-                        "never".to_owned()
-                    }
-                });
                 let _ = writeln!(
                     out,
-                    "| {id} | {name} | {} | {} | {} | {noise} | {cut} | {} |",
-                    ms(&clean),
-                    ms(&stalled),
-                    pct(mean(&clean), mean(&stalled)),
-                    verdict(rep)
+                    "| {id} | {name} | {} | {} | {} | {ratio} |",
+                    kib(idle.rss_before as f64),
+                    kib(idle.rss_after as f64),
+                    kib(idle.bytes_per_connection)
                 );
             }
-            let _ = writeln!(out);
+            None => {
+                let _ = writeln!(
+                    out,
+                    "| {id} | {name} | — | — | — | failed: {} |",
+                    entry.failure.as_deref().unwrap_or("no memory figure")
+                );
+            }
         }
     }
-    if !r.micro.is_empty() {
-        let _ = writeln!(out, "| micro-benchmark (criterion) | ns per frame |");
-        let _ = writeln!(out, "|---|---:|");
-        for m in &r.micro {
-            let _ = writeln!(out, "| {} | {:.0} |", m.id, m.ns);
+    out.push('\n');
+    out
+}
+
+/// Healthy subscribers' p99 without and with a stalled one, and whether the server cut the
+/// stalled one off, for one slow-consumer scenario.
+fn slow_consumer_table(r: &SuiteResults, id: &str, names: &[String]) -> String {
+    let mut out = format!(
+        "| {id} | server | healthy p99 without the stalled subscriber (runs 1, 4) | with it (runs 2, 3) | change of the means | runs 1 vs 4 (noise) | stalled subscriber cut off | result |\n\
+         |---|---|---|---|---:|---:|---|---|\n"
+    );
+    for name in names {
+        if let Some(entry) = find(r, id, name) {
+            out.push_str(&slow_consumer_row(id, name, entry));
         }
-        let _ = writeln!(out);
     }
+    out.push('\n');
+    out
+}
+
+/// One server's row of a slow-consumer table. The runs went clean, stalled, stalled, clean (the
+/// last two are the entry's repeats), so drift cancels out in the means and runs 1 vs 4 show
+/// the noise between identical runs.
+fn slow_consumer_row(id: &str, name: &str, entry: &Entry) -> String {
+    let (Some(base), Some(rep)) = (&entry.baseline, &entry.report) else {
+        return format!(
+            "| {id} | {name} | — | — | — | — | — | failed: {} |\n",
+            entry.failure.as_deref().unwrap_or("?")
+        );
+    };
+    let p99 = |rep: &Report| rep.steps.first().map_or(0.0, |s| s.latency.p99_us);
+    let mut clean = vec![p99(base)];
+    let mut stalled = vec![p99(rep)];
+    if let [again, base_again] = entry.repeats.as_slice() {
+        stalled.push(p99(again));
+        clean.push(p99(base_again));
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let noise = match clean.as_slice() {
+        [a, b] => percent_change(*a, *b),
+        _ => "—".to_owned(),
+    };
+    format!(
+        "| {id} | {name} | {} | {} | {} | {noise} | {} | {} |\n",
+        ms_list(&clean),
+        ms_list(&stalled),
+        percent_change(mean(&clean), mean(&stalled)),
+        cut_off_cell(rep),
+        verdict(rep)
+    )
+}
+
+/// Microseconds as a list of milliseconds: `10.00, 12.50 ms`.
+fn ms_list(us: &[f64]) -> String {
+    us.iter()
+        .map(|us| format!("{:.2}", us / 1000.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+        + " ms"
+}
+
+/// The change from `a` to `b` in percent, signed.
+fn percent_change(a: f64, b: f64) -> String {
+    if a > 0.0 {
+        format!("{:+.0}%", (b - a) / a * 100.0)
+    } else {
+        "—".to_owned()
+    }
+}
+
+/// When (and with which close code) the server cut the stalled subscriber off.
+fn cut_off_cell(rep: &Report) -> String {
+    rep.stalled.as_ref().map_or("—".to_owned(), |s| {
+        if s.cut_off > 0 {
+            format!(
+                "after {} (close {:?})",
+                s.cut_off_after_ms
+                    .map_or("?".to_owned(), |ms| format!("{ms:.0} ms")),
+                s.close_codes
+            )
+        } else {
+            "never".to_owned()
+        }
+    })
+}
+
+/// The criterion micro-benchmarks found for this run. Empty when there are none.
+fn micro_table(r: &SuiteResults) -> String {
+    if r.micro.is_empty() {
+        return String::new();
+    }
+    let mut out = "| micro-benchmark (criterion) | ns per frame |\n|---|---:|\n".to_owned();
+    for m in &r.micro {
+        let _ = writeln!(out, "| {} | {:.0} |", m.id, m.ns);
+    }
+    out.push('\n');
     out
 }
 
 /// One latency cell: p50 / p99 / p999 of a fixed-rate step, flagged when the step saturated or
 /// the run was not clean.
 fn latency_cell(report: &Report, step: &Step) -> String {
-    let mut cell = format!(
-        "{:.2} / {:.2} / {:.2} ms",
-        step.latency.p50_us / 1000.0,
-        step.latency.p99_us / 1000.0,
-        step.latency.p999_us / 1000.0
-    );
+    let mut cell = percentiles_ms(step);
     if step.saturated.is_some() {
         let _ = write!(
             cell,
@@ -319,96 +378,103 @@ fn fixed_rate_cell(entry: Option<&Entry>) -> String {
 /// The "loopback floor vs servers at the same rates" table: the floor and every server at the
 /// low fixed rate (`latency-1k`), and the floor and the reference server at the reference
 /// server's fanout-1k half-load rate. Empty when neither ran.
-fn floor_table(r: &SuiteResults) -> String {
-    let names = servers(r);
+fn floor_table(r: &SuiteResults, names: &[String]) -> String {
     let low = find(r, FLOOR_LOW, FLOOR);
     let half = find(r, FLOOR_HALF, FLOOR);
     let has_latency = names.iter().any(|n| find(r, "latency-1k", n).is_some());
     if low.is_none() && half.is_none() && !has_latency {
         return String::new();
     }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+    let mut out = format!(
         "Loopback floor vs servers at the same rates (1,000 subscribers, 100-byte payloads). The \
          floor is what this machine allows without any server: per publish, one blocking `write` \
          of a 100-byte record to each of 1,000 plain TCP loopback sockets by a thread on core 0, \
          read with epoll by a thread on core 1 (no WebSocket, no JSON, no async runtime; \
          `rtbus-bench --floor`). Servers at {FLOOR_LOW_RATE:.0}/s: the `latency-1k` \
-         scenario; {REFERENCE} at the half-load rate: its fanout-1k half-load step.\n"
+         scenario; {REFERENCE} at the half-load rate: its fanout-1k half-load step.\n\n\
+         | publishes/s × 1,000 subscribers | loopback floor p50 / p99 / p999 | floor writer CPU-µs per record, reader share of its core |"
     );
-    let _ = write!(
-        out,
-        "| publishes/s × 1,000 subscribers | loopback floor p50 / p99 / p999 | floor writer CPU-µs per record, reader share of its core |"
-    );
-    for name in &names {
+    for name in names {
         let _ = write!(out, " {name} p50 / p99 / p999 |");
     }
-    let _ = write!(out, "\n|---:|---|---|");
-    for _ in &names {
-        let _ = write!(out, "---|");
+    out.push_str("\n|---:|---|---|");
+    for _ in names {
+        out.push_str("---|");
     }
-    let _ = writeln!(out);
-    let floor_cpu = |entry: Option<&Entry>| {
-        entry
-            .and_then(|e| e.report.as_ref()?.floor.as_ref())
-            .map_or("—".to_owned(), |f| {
-                let mut cell = format!(
-                    "{:.1} µs, {:.0} %",
-                    f.writer_cpu_us_per_record,
-                    f.reader_cpu_share * 100.0
-                );
-                if f.writer_core.is_none() || f.reader_core.is_none() {
-                    cell.push_str(" (threads not pinned)");
-                }
-                cell
-            })
-    };
-    let rate_of = |entry: Option<&Entry>, fallback: f64| {
-        entry
-            .and_then(|e| e.report.as_ref()?.steps.first())
-            .map_or(fallback, |s| s.offered_publishes_per_s)
-    };
-    // The low rate: every server's latency-1k run.
+    out.push('\n');
     if low.is_some() || has_latency {
-        let _ = write!(
-            out,
-            "| {:.0} | {} | {} |",
-            rate_of(low, FLOOR_LOW_RATE),
-            fixed_rate_cell(low),
-            floor_cpu(low)
-        );
-        for name in &names {
-            let _ = write!(out, " {} |", fixed_rate_cell(find(r, "latency-1k", name)));
-        }
-        let _ = writeln!(out);
+        out.push_str(&floor_low_row(r, low, names));
     }
-    // The half-load rate: the reference server's half-load step, when it ran at that rate.
-    if let Some(half_entry) = half {
-        let rate = rate_of(half, FALLBACK_HALF_LOAD_RATE);
-        let reference = find(r, "fanout-1k", REFERENCE)
-            .and_then(|e| Some((e.report.as_ref()?, e.report.as_ref()?.half_load.as_ref()?)))
-            .filter(|(_, step)| (step.offered_publishes_per_s - rate).abs() < 1.0);
-        let _ = write!(
-            out,
-            "| {rate:.0} ({REFERENCE} half load) | {} | {} |",
-            fixed_rate_cell(half),
-            floor_cpu(half)
-        );
-        for name in &names {
-            let cell = match reference {
-                Some((report, step)) if name == REFERENCE => latency_cell(report, step),
-                _ => "—".to_owned(),
-            };
-            let _ = write!(out, " {cell} |");
-        }
-        let _ = writeln!(out);
-        if let Some(note) = &half_entry.note {
-            let _ = writeln!(out, "\nHalf-load rate: {note}.");
-        }
+    if let Some(half) = half {
+        out.push_str(&floor_half_row(r, half, names));
     }
-    let _ = writeln!(out);
+    out.push('\n');
     out
+}
+
+/// The floor table's low-rate row: the floor and every server's `latency-1k` run.
+fn floor_low_row(r: &SuiteResults, low: Option<&Entry>, names: &[String]) -> String {
+    let mut row = format!(
+        "| {:.0} | {} | {} |",
+        floor_rate(low, FLOOR_LOW_RATE),
+        fixed_rate_cell(low),
+        floor_cpu_cell(low)
+    );
+    for name in names {
+        let _ = write!(row, " {} |", fixed_rate_cell(find(r, "latency-1k", name)));
+    }
+    row.push('\n');
+    row
+}
+
+/// The floor table's half-load row: the floor at the reference server's fanout-1k half-load
+/// rate, beside that half-load step (when it ran at that rate), and where the rate came from.
+fn floor_half_row(r: &SuiteResults, half: &Entry, names: &[String]) -> String {
+    let rate = floor_rate(Some(half), FALLBACK_HALF_LOAD_RATE);
+    let reference = find(r, "fanout-1k", REFERENCE)
+        .and_then(|e| Some((e.report.as_ref()?, e.report.as_ref()?.half_load.as_ref()?)))
+        .filter(|(_, step)| (step.offered_publishes_per_s - rate).abs() < 1.0);
+    let mut row = format!(
+        "| {rate:.0} ({REFERENCE} half load) | {} | {} |",
+        fixed_rate_cell(Some(half)),
+        floor_cpu_cell(Some(half))
+    );
+    for name in names {
+        let cell = match reference {
+            Some((report, step)) if name == REFERENCE => latency_cell(report, step),
+            _ => "—".to_owned(),
+        };
+        let _ = write!(row, " {cell} |");
+    }
+    row.push('\n');
+    if let Some(note) = &half.note {
+        let _ = writeln!(row, "\nHalf-load rate: {note}.");
+    }
+    row
+}
+
+/// The publish rate a floor run offered, or `fallback` when it has no step.
+fn floor_rate(entry: Option<&Entry>, fallback: f64) -> f64 {
+    entry
+        .and_then(|e| e.report.as_ref()?.steps.first())
+        .map_or(fallback, |s| s.offered_publishes_per_s)
+}
+
+/// The floor's own costs: the writer's CPU per record and the reader's share of its core.
+fn floor_cpu_cell(entry: Option<&Entry>) -> String {
+    entry
+        .and_then(|e| e.report.as_ref()?.floor.as_ref())
+        .map_or("—".to_owned(), |f| {
+            let mut cell = format!(
+                "{:.1} µs, {:.0} %",
+                f.writer_cpu_us_per_record,
+                f.reader_cpu_share * 100.0
+            );
+            if f.writer_core.is_none() || f.reader_core.is_none() {
+                cell.push_str(" (threads not pinned)");
+            }
+            cell
+        })
 }
 
 /// A bar chart of saturation throughput per scenario and server, and idle memory per
@@ -418,8 +484,8 @@ pub fn chart(r: &SuiteResults) -> String {
     let names = servers(r);
     let mut groups: Vec<(String, Vec<f64>, String)> = Vec::new();
     for id in scenario_ids(r) {
-        let idle = id.starts_with("idle");
-        if id.starts_with("slow") || fixed_rate(&id) {
+        let kind = Kind::of(&id);
+        if !matches!(kind, Kind::Throughput | Kind::Idle) {
             continue;
         }
         let values = names
@@ -433,7 +499,7 @@ pub fn chart(r: &SuiteResults) -> String {
                     })
             })
             .collect();
-        let unit = if idle {
+        let unit = if kind == Kind::Idle {
             "KiB per idle connection (less is better)"
         } else {
             "delivered events/s (more is better)"
