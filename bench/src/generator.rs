@@ -1,7 +1,6 @@
 //! The load generator: subscriber and publisher connections, the open-loop rate ladder, and the
 //! accounting that turns a missing `seq` into a failure.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,8 +11,9 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use rtbus_protocol::{
-    AuthData, ClientMessage, PublishData, RequestId, SUBPROTOCOL, ServerMessage, Start,
-    SubscribeData, SubscribedTopic, SubscriptionRequest, Timestamp, Topic, decode_server_frame,
+    AuthData, ClientMessage, PublishData, RequestId, SUBPROTOCOL, ServerFrameView, ServerMessage,
+    Start, SubscribeData, SubscribedTopic, SubscriptionRequest, Timestamp, Topic,
+    decode_server_frame,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -269,33 +269,11 @@ struct SubResult {
     last_t_ns: Option<u64>,
 }
 
-/// The fields of a server frame the generator times. Every frame is also fully decoded and
-/// validated with [`decode_server_frame`] at a sampling rate; this view is the cheap path that
-/// keeps the generator from being the bottleneck.
-#[derive(Deserialize)]
-struct FrameView<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default, borrow)]
-    data: Option<DataView<'a>>,
-}
-
-#[derive(Deserialize)]
-struct DataView<'a> {
-    #[serde(default, borrow)]
-    topic: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    epoch: Option<Cow<'a, str>>,
-    #[serde(default)]
-    seq: Option<u64>,
-    #[serde(default, rename = "isReplay")]
-    is_replay: Option<bool>,
-    #[serde(default)]
-    payload: Option<StampView>,
-}
-
 /// The send stamp the publishers put in each payload (top level for `custom.*`, under `data`
-/// for activity entries).
+/// for activity entries): what the generator reads of an event's payload through the protocol
+/// crate's [`ServerFrameView`]. Every frame is also fully decoded and validated with
+/// [`decode_server_frame`] at a sampling rate; the view is the cheap path that keeps the
+/// generator from being the bottleneck.
 #[derive(Deserialize, Default)]
 struct StampView {
     #[serde(default)]
@@ -797,7 +775,7 @@ impl SubscriberConn {
                     }
                     Ok(Some(Ok(Message::Text(text)))) => {
                         result.received += 1;
-                        if let Ok(view) = serde_json::from_str::<FrameView<'_>>(text.as_str()) {
+                        if let Ok(view) = ServerFrameView::<StampView>::parse(text.as_str()) {
                             if let Some(stamp) = view.data.and_then(|d| d.payload?.stamp()) {
                                 result.last_t_ns = Some(stamp.t);
                             }
@@ -883,7 +861,7 @@ impl SubscriberConn {
                 return;
             }
         }
-        let view: FrameView<'_> = match serde_json::from_str(text) {
+        let view: ServerFrameView<'_, StampView> = match ServerFrameView::parse(text) {
             Ok(view) => view,
             Err(e) => {
                 shared.error(format!("unreadable frame: {e}: {text}"));
