@@ -53,24 +53,34 @@ pub async fn fanout_cases(url: Option<&str>) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let results = runner::run_suite(cases, target, options, |_, _, _| {}).await;
-    let failed = report::totals(&results).failed;
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Failed(_)))
+        .map(|r| r.id.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
     let broken = results
         .iter()
         .filter(|r| matches!(&r.verdict, Verdict::Failed(f) if f.infrastructure))
         .count();
-    if failed > 0 {
-        let summary = report::summary(
-            &results,
-            &description,
-            started.elapsed().as_millis(),
-            Style { color: false },
-        );
-        let what = if broken > 0 {
-            format!("{failed} failed, the run itself broke in {broken}")
-        } else {
-            format!("{failed} failed")
-        };
-        bail!("failed the fan-out conformance cases ({what}):\n{summary}");
-    }
-    Ok(())
+    let broken = if broken > 0 {
+        format!("; the run itself broke in {broken}")
+    } else {
+        String::new()
+    };
+    let summary = report::summary(
+        &results,
+        &description,
+        started.elapsed().as_millis(),
+        Style { color: false },
+    );
+    // The first line says which cases failed (a results table shows only that line).
+    bail!(
+        "failed {} of {} fan-out conformance cases ({}){broken}\n{summary}",
+        failed.len(),
+        results.len(),
+        failed.join(", ")
+    )
 }

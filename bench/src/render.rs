@@ -159,8 +159,8 @@ fn throughput_table(r: &SuiteResults, names: &[String]) -> String {
 fn throughput_row(id: &str, name: &str, entry: &Entry, reference: Option<f64>) -> String {
     let Some(rep) = &entry.report else {
         return format!(
-            "| {id} | {name} | — | — | — | — | — | failed: {} |\n",
-            entry.failure.as_deref().unwrap_or("?")
+            "| {id} | {name} | — | — | — | — | — | {} |\n",
+            failure_cell(entry, "?")
         );
     };
     let ratio = match reference {
@@ -231,8 +231,8 @@ fn idle_table(r: &SuiteResults, id: &str, names: &[String]) -> String {
             None => {
                 let _ = writeln!(
                     out,
-                    "| {id} | {name} | — | — | — | failed: {} |",
-                    entry.failure.as_deref().unwrap_or("no memory figure")
+                    "| {id} | {name} | — | — | — | {} |",
+                    failure_cell(entry, "no memory figure")
                 );
             }
         }
@@ -263,8 +263,8 @@ fn slow_consumer_table(r: &SuiteResults, id: &str, names: &[String]) -> String {
 fn slow_consumer_row(id: &str, name: &str, entry: &Entry) -> String {
     let (Some(base), Some(rep)) = (&entry.baseline, &entry.report) else {
         return format!(
-            "| {id} | {name} | — | — | — | — | — | failed: {} |\n",
-            entry.failure.as_deref().unwrap_or("?")
+            "| {id} | {name} | — | — | — | — | — | {} |\n",
+            failure_cell(entry, "?")
         );
     };
     let p99 = |rep: &Report| rep.steps.first().map_or(0.0, |s| s.latency.p99_us);
@@ -336,6 +336,17 @@ fn micro_table(r: &SuiteResults) -> String {
     out
 }
 
+/// Why an entry has no figures, as a table cell: the first line of its failure (the rest, e.g.
+/// the harness's summary of a failed conformance gate, is in `results.json`), or `missing`.
+fn failure_cell(entry: &Entry, missing: &str) -> String {
+    let first = entry
+        .failure
+        .as_deref()
+        .and_then(|f| f.lines().next())
+        .unwrap_or(missing);
+    format!("failed: {first}")
+}
+
 /// One latency cell: p50 / p99 / p999 of a fixed-rate step, flagged when the step saturated or
 /// the run was not clean.
 fn latency_cell(report: &Report, step: &Step) -> String {
@@ -364,14 +375,7 @@ fn fixed_rate_cell(entry: Option<&Entry>) -> String {
         .and_then(|r| Some((r, r.steps.first()?)))
     {
         Some((report, step)) => latency_cell(report, step),
-        None => format!(
-            "failed: {}",
-            entry
-                .failure
-                .as_deref()
-                .and_then(|f| f.lines().next())
-                .unwrap_or("no step")
-        ),
+        None => failure_cell(entry, "no step"),
     }
 }
 
@@ -754,10 +758,11 @@ pub(crate) mod tests {
             ..Report::default()
         });
         let mut r = results(vec![
+            // The gate's failure is the harness's whole summary: one line of it goes in a cell.
             failed(
                 "conformance-gate",
                 "python-websockets",
-                "failed the fan-out cases",
+                "failed 1 of 4 fan-out conformance cases (delivery.fanout)\n\n✗ delivery.fanout — …\n",
             ),
             entry("fanout-1k", REFERENCE, fanout(800_000.0)),
             entry("fanout-1k", "node-ws", fanout(200_000.0)),
@@ -774,12 +779,16 @@ pub(crate) mod tests {
             ),
             entry("idle-2k", REFERENCE, idle(10_000_000, 30_000_000)),
             entry("idle-2k", "node-ws", idle(40_000_000, 100_000_000)),
-            failed("idle-2k", "go-ws", "no memory figure"),
+            failed(
+                "idle-2k",
+                "go-ws",
+                "the generator exited with 2\nand wrote no report",
+            ),
             slow_ref,
             failed(
                 "slow-consumer-1k",
                 "node-ws",
-                "starting node-ws: no such file",
+                "starting node-ws: no such file\ncaused by: ENOENT",
             ),
         ]);
         r.pinned = false;
