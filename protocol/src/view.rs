@@ -29,8 +29,8 @@ pub struct ServerFrameView<'a, P = IgnoredAny> {
     pub kind: Cow<'a, str>,
     /// The request `id` the frame answers, when it has one.
     pub id: Option<Cow<'a, str>>,
-    /// The fields of `data`: `None` when the frame has no `data` object, and always for `pong`,
-    /// whose `data` is the ping's, not the server's.
+    /// The fields of `data`: `None` when the frame has no `data`, and always for `pong`, whose
+    /// `data` is the ping's (any JSON value), not the server's.
     pub data: Option<DataView<'a, P>>,
 }
 
@@ -118,6 +118,10 @@ impl<'de: 'a, 'a, P: Deserialize<'de>> Visitor<'de> for FrameVisitor<'a, P> {
                 Key::Data if kind.as_deref() == Some("pong") => {
                     map.next_value::<IgnoredAny>()?;
                 }
+                // Servers send `type` first; then `data` is an object (or the frame is invalid).
+                Key::Data if kind.is_some() => {
+                    data = map.next_value::<Option<DataView<'a, P>>>()?
+                }
                 Key::Data => data = map.next_value::<LenientData<'a, P>>()?.0,
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
@@ -133,8 +137,8 @@ impl<'de: 'a, 'a, P: Deserialize<'de>> Visitor<'de> for FrameVisitor<'a, P> {
     }
 }
 
-/// `data` read as a [`DataView`] when it is an object, and as nothing otherwise (a `pong`'s data
-/// that came before its `type` may be any JSON value).
+/// `data` that came before `type`: read as a [`DataView`] when it is an object, and as nothing
+/// otherwise, since it may turn out to be a `pong`'s (any JSON value).
 struct LenientData<'a, P>(Option<DataView<'a, P>>);
 
 impl<'de: 'a, 'a, P: Deserialize<'de>> Deserialize<'de> for LenientData<'a, P> {
@@ -448,6 +452,7 @@ mod tests {
         for text in [
             r#"{"type": "event", "data": {"seq": "1"}}"#,
             r#"{"type": "event", "data": {"isReplay": "no"}}"#,
+            r#"{"type": "event", "data": 5}"#,
             r#"{"type": 1}"#,
             r#"{"data": {}}"#,
             r#"["event"]"#,
