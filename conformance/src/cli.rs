@@ -1,4 +1,4 @@
-//! The command line: `run`, `record`, `bench`, `coverage`.
+//! The command line: `run`, `record`, `coverage`, `contract`, `serve`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -38,8 +38,6 @@ pub enum Command {
     Run(RunArgs),
     /// Proxy a live session to a server and write it as a replayable transcript.
     Record(crate::record::RecordArgs),
-    /// Drive a server with load and measure throughput and latency.
-    Bench(crate::load::BenchArgs),
     /// Print the rule → cases coverage table (Markdown).
     Coverage,
     /// Print the testee contract (what a server under test must provide) as TOML.
@@ -134,7 +132,6 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => Ok(run(args).await),
         Command::Record(args) => crate::record::run(args).await,
-        Command::Bench(args) => crate::load::run(args).await,
         Command::Serve(args) => serve(args).await,
         Command::Contract(args) => {
             let contract = Contract::default();

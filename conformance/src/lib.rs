@@ -6,7 +6,7 @@
 //! - [`matcher`], [`template`], [`expr`]: what expected frames may say about varying values.
 //! - [`runner`]: connections, steps, verdicts; [`embedded`]: the reference server as a target.
 //! - [`report`]: console, JSON and JUnit output; [`coverage`]: the rule → cases table.
-//! - [`record`]: the recording proxy; [`load`]: the load generator behind `bench`.
+//! - [`record`]: the recording proxy.
 #![deny(missing_docs)]
 
 pub mod cli;
@@ -15,7 +15,6 @@ pub mod coverage;
 pub mod embedded;
 pub mod expr;
 mod hex;
-pub mod load;
 pub mod matcher;
 mod position;
 pub mod record;

@@ -14,6 +14,7 @@ mod json;
 pub mod rules;
 mod scalar;
 mod topic;
+mod view;
 
 pub use codes::{CloseCode, ErrorCode};
 pub use decode::{FrameError, decode_client_frame, decode_server_frame};
@@ -28,6 +29,7 @@ pub use scalar::{
     RequestId, Seq, TIMESTAMP_PATTERN, Timestamp, TimestampError,
 };
 pub use topic::{MAX_TOPIC_LEN, TOPIC_PATTERN, Topic, TopicError};
+pub use view::{DataView, ServerFrameView};
 
 /// The protocol version this crate describes.
 pub const PROTOCOL_VERSION: u32 = 1;

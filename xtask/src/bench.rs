@@ -37,7 +37,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         &root,
     )?;
     let mut build = cargo();
-    build.args(["build", "--release", "-p", "rtbus-conformance"]);
+    build.args(["build", "--release", "-p", "rtbus-bench"]);
     step(
         "build the generator and reference server (release)",
         build,
@@ -61,13 +61,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             step(&format!("criterion: {package} {name}"), run, &root)?;
         }
     }
-    let mut suite = Command::new(target.join("release/rtbus-conformance"));
+    let mut suite = Command::new(target.join("release/rtbus-bench"));
     suite
-        .args([
-            "bench",
-            "--suite",
-            if args.quick { "quick" } else { "full" },
-        ])
+        .args(["--suite", if args.quick { "quick" } else { "full" }])
         .arg("--out")
         .arg(bench.join("results"))
         .arg("--peer")

@@ -1,17 +1,5 @@
-//! `rtbus-conformance bench`: a load generator for any rtbus v1 server.
-//!
-//! N subscriber connections spread over M topics, P publishers at an open-loop rate stepped up
-//! until the server saturates. Every event carries its intended send time, so latency is
-//! publish → receive; every subscriber checks that `seq` has no gap, so a lost event is a
-//! failure, not a statistic. The generator watches its own CPU and says when it, rather than
-//! the server, was the bottleneck. `--floor` measures the same fan-out over plain TCP sockets
-//! instead of a server: what the machine allows.
-
-mod floor;
-mod generator;
-pub mod report;
-pub mod suite;
-mod sys;
+//! The `rtbus-bench` command line: one load against a server, the loopback floor (`--floor`), the
+//! reference server in its bench configuration (`--serve`), or the whole suite (`--suite`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,11 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-pub use generator::TopicKind;
-pub use report::Report;
+use crate::generator::{self, TopicKind};
+use crate::report::Report;
+use crate::{embedded, floor, suite};
 
-/// Arguments of `rtbus-conformance bench`.
-#[derive(Debug, Clone, clap::Args)]
+/// Exit code: an error (bad arguments, the server could not be reached, a run broke).
+pub const EXIT_ERROR: u8 = 2;
+
+/// Load generator, loopback floor and benchmark suite for rtbus v1 servers.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "rtbus-bench", version, about, long_about = None)]
 pub struct BenchArgs {
     /// The server to drive, e.g. ws://127.0.0.1:8080/api/realtime. Without it, the reference
     /// server is started in-process on a free loopback port.
@@ -133,8 +126,8 @@ pub struct BenchArgs {
     pub floor: bool,
 }
 
-/// Runs `rtbus-conformance bench`. Exit code 0: no lost, reordered or erroneous event; 1: some;
-/// errors (server unreachable, bad arguments) are returned.
+/// Runs `rtbus-bench`. Exit code 0: no lost, reordered or erroneous event; 1: some; errors
+/// (server unreachable, bad arguments) are returned, and `main` exits with [`EXIT_ERROR`].
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.serve {
         return embedded::serve(addr).await.map(|()| ExitCode::SUCCESS);
@@ -235,5 +228,3 @@ fn finish(report: &Report, json: Option<&std::path::Path>) -> anyhow::Result<Exi
         ExitCode::from(1)
     })
 }
-
-mod embedded;

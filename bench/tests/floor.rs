@@ -1,13 +1,12 @@
-//! `rtbus-conformance bench --floor`: the loopback floor counts every record it writes and
+//! `rtbus-bench --floor`: the loopback floor counts every record it writes and
 //! times it, and refuses plans it cannot measure.
 
 use std::process::{Command, Output};
 
-use rtbus_conformance::load::Report;
+use rtbus_bench::Report;
 
 fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rtbus-conformance"))
-        .arg("bench")
+    Command::new(env!("CARGO_BIN_EXE_rtbus-bench"))
         .args(args)
         .env_remove("RTBUS_URL")
         .env_remove("RTBUS_PUBLISHER_TOKEN")

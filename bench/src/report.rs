@@ -116,7 +116,7 @@ pub struct IdleReport {
     pub bytes_per_connection: f64,
 }
 
-/// What the loopback floor (`bench --floor`) measured beyond a step: the costs of the plain
+/// What the loopback floor (`rtbus-bench --floor`) measured beyond a step: the costs of the plain
 /// `write` and `read` that every server and client pays per delivery on this machine.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FloorReport {
@@ -142,7 +142,7 @@ pub struct FloorReport {
     pub burst_write: Percentiles,
 }
 
-/// The whole result of one `rtbus-conformance bench` run.
+/// The whole result of one `rtbus-bench` run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// A name for the server under test.

@@ -1,6 +1,6 @@
-//! The loopback floor (`bench --floor`): one record per `write` to each of N plain TCP sockets per
-//! burst, read on another core, timed like a fixed-rate run: what the machine allows before any
-//! server or WebSocket code runs.
+//! The loopback floor (`rtbus-bench --floor`): one record per `write` to each of N plain TCP
+//! sockets per burst, read on another core, timed like a fixed-rate run: what the machine allows
+//! before any server or WebSocket code runs.
 //!
 //! No async runtime, no WebSocket framing, no JSON: a writer thread (the server's role) does a
 //! blocking `write` of one fixed-size record to every connection per burst, at an open-loop rate;
@@ -20,8 +20,8 @@ use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
 
-use super::report::{self, FloorReport, Percentiles, Report, Step};
-use super::sys;
+use crate::report::{self, FloorReport, Percentiles, Report, Step};
+use crate::sys;
 
 /// The floor's name in reports and tables.
 pub const LABEL: &str = "loopback floor";

@@ -1,7 +1,6 @@
 //! The load generator: subscriber and publisher connections, the open-loop rate ladder, and the
 //! accounting that turns a missing `seq` into a failure.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,21 +11,23 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use rtbus_protocol::{
-    AuthData, ClientMessage, PublishData, RequestId, SUBPROTOCOL, ServerMessage, Start,
-    SubscribeData, SubscribedTopic, SubscriptionRequest, Timestamp, Topic, decode_server_frame,
+    AuthData, ClientMessage, PublishData, RequestId, SUBPROTOCOL, ServerFrameView, ServerMessage,
+    Start, SubscribeData, SubscribedTopic, SubscriptionRequest, Timestamp, Topic,
+    decode_server_frame,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::report::{self, IdleReport, Percentiles, Report, StalledReport, Step};
-use super::sys::{self, Pid};
+use crate::report::{self, IdleReport, Percentiles, Report, StalledReport, Step};
+use crate::sys::{self, Pid};
 
 /// Steps the ladder may take, plus the half-load step.
 const MAX_STEPS: usize = 32;
@@ -269,33 +270,11 @@ struct SubResult {
     last_t_ns: Option<u64>,
 }
 
-/// The fields of a server frame the generator times. Every frame is also fully decoded and
-/// validated with [`decode_server_frame`] at a sampling rate; this view is the cheap path that
-/// keeps the generator from being the bottleneck.
-#[derive(Deserialize)]
-struct FrameView<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default, borrow)]
-    data: Option<DataView<'a>>,
-}
-
-#[derive(Deserialize)]
-struct DataView<'a> {
-    #[serde(default, borrow)]
-    topic: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    epoch: Option<Cow<'a, str>>,
-    #[serde(default)]
-    seq: Option<u64>,
-    #[serde(default, rename = "isReplay")]
-    is_replay: Option<bool>,
-    #[serde(default)]
-    payload: Option<StampView>,
-}
-
 /// The send stamp the publishers put in each payload (top level for `custom.*`, under `data`
-/// for activity entries).
+/// for activity entries): what the generator reads of an event's payload through the protocol
+/// crate's [`ServerFrameView`]. Every frame is also fully decoded and validated with
+/// [`decode_server_frame`] at a sampling rate; the view is the cheap path that keeps the
+/// generator from being the bottleneck.
 #[derive(Deserialize, Default)]
 struct StampView {
     #[serde(default)]
@@ -322,84 +301,197 @@ impl StampView {
     }
 }
 
-/// Runs the plan and reports what happened.
+/// Runs the plan and reports what happened: subscribers connect and subscribe, publishers
+/// authenticate, then either the rate ladder (and the half-load step) or the idle wait runs,
+/// and at the end what every subscriber saw is compared with what the server acknowledged.
 pub async fn run(plan: Plan) -> anyhow::Result<Report> {
-    anyhow::ensure!(plan.subscribers > 0, "--subscribers must be at least 1");
-    anyhow::ensure!(plan.topics > 0, "--topics must be at least 1");
-    anyhow::ensure!(plan.publishers > 0, "--publishers must be at least 1");
-    anyhow::ensure!(
-        plan.stalled < plan.subscribers,
-        "--stalled must leave at least one healthy subscriber"
-    );
+    plan.check()?;
     let addr = resolve(&plan.url).await?;
-    let topics: Vec<Topic> = (0..plan.topics)
-        .map(|i| {
-            let name = match plan.topic_kind {
-                TopicKind::Custom => format!("custom.bench.{i}"),
-                TopicKind::Activity => format!("sessions.activity:bench-{i}"),
-            };
-            Topic::new(&name).map_err(|e| anyhow::anyhow!("topic {name}: {e}"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let hist = || Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3);
-    let shared = Arc::new(Shared {
-        epoch: Instant::now(),
-        topic_index: topics
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.as_str().to_owned(), i))
-            .collect(),
-        subs_on_topic: (0..topics.len()).map(|_| AtomicU64::new(0)).collect(),
-        acks: Mutex::new(vec![Vec::new(); topics.len()]),
-        topics,
-        hists: (0..MAX_STEPS)
-            .map(|_| hist().map(Mutex::new))
-            .collect::<Result<_, _>>()?,
-        delivered: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
-        last_delivery_ns: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
-        expected: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
-        sent: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
-        acked: (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect(),
-        lost: AtomicU64::new(0),
-        epoch_changes: AtomicU64::new(0),
-        out_of_order: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        error_samples: Mutex::new(Vec::new()),
-        validate_every: plan.validate_every,
-        publish_start_ns: AtomicU64::new(0),
-    });
+    let shared = Arc::new(Shared::new(plan.topic_names()?, plan.validate_every)?);
     let server = plan.server_pid.map(Pid::Other);
     let rss_before = server.and_then(sys::rss_bytes);
 
-    // Subscribers: connect with bounded concurrency, each reports its connect time.
+    let signals = Signals::new();
+    let subscribers = connect_subscribers(&plan, &shared, addr, &signals).await?;
+    let (command_tx, command_rx) = watch::channel(Command::Wait);
+    let publishers = if plan.idle.is_none() {
+        start_publishers(&plan, &shared, addr, &command_rx).await?
+    } else {
+        Vec::new()
+    };
+
+    let mut report = Report {
+        label: plan.label.clone(),
+        url: plan.url.clone(),
+        subscribers: plan.subscribers,
+        topics: plan.topics,
+        publishers: plan.publishers,
+        payload_bytes: plan.payload_bytes,
+        generator_cores: sys::usable_cores(),
+        connect: Percentiles::of(&subscribers.connect_hist),
+        setup_s: subscribers.setup_s,
+        ..Report::default()
+    };
+    match plan.idle {
+        Some(settle) => {
+            tokio::time::sleep(settle).await;
+            let after = server.and_then(sys::rss_bytes);
+            report.idle = idle_report(rss_before, after, subscribers.connected);
+            if report.idle.is_none() {
+                shared.error("idle mode needs --server-pid of a local server to read its memory");
+            }
+        }
+        None => run_ladder(&plan, &shared, &command_tx, server, &mut report).await,
+    }
+
+    let results = stop(
+        &plan,
+        &shared,
+        signals,
+        &command_tx,
+        publishers,
+        subscribers.tasks,
+    )
+    .await?;
+    account(&shared, &results, plan.stalled, &mut report);
+    Ok(report)
+}
+
+impl Plan {
+    /// Refuses a plan that cannot measure anything.
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.subscribers > 0, "--subscribers must be at least 1");
+        anyhow::ensure!(self.topics > 0, "--topics must be at least 1");
+        anyhow::ensure!(self.publishers > 0, "--publishers must be at least 1");
+        anyhow::ensure!(
+            self.stalled < self.subscribers,
+            "--stalled must leave at least one healthy subscriber"
+        );
+        Ok(())
+    }
+
+    /// The generated topics, `custom.bench.<n>` or `sessions.activity:bench-<n>`.
+    fn topic_names(&self) -> anyhow::Result<Vec<Topic>> {
+        (0..self.topics)
+            .map(|i| {
+                let name = match self.topic_kind {
+                    TopicKind::Custom => format!("custom.bench.{i}"),
+                    TopicKind::Activity => format!("sessions.activity:bench-{i}"),
+                };
+                Topic::new(&name).map_err(|e| anyhow::anyhow!("topic {name}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Whether subscriber `i` is one of the stalled ones, spread evenly so each lands among
+    /// healthy ones.
+    fn is_stalled(&self, i: usize) -> bool {
+        self.stalled > 0 && {
+            let stride = self.subscribers / self.stalled;
+            i % stride == 0 && i / stride < self.stalled
+        }
+    }
+}
+
+/// A latency histogram: 1 ns to 120 s, 3 significant digits.
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3)?)
+}
+
+impl Shared {
+    fn new(topics: Vec<Topic>, validate_every: u64) -> anyhow::Result<Shared> {
+        let counters = || (0..MAX_STEPS).map(|_| AtomicU64::new(0)).collect();
+        Ok(Shared {
+            epoch: Instant::now(),
+            topic_index: topics
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.as_str().to_owned(), i))
+                .collect(),
+            subs_on_topic: (0..topics.len()).map(|_| AtomicU64::new(0)).collect(),
+            acks: Mutex::new(vec![Vec::new(); topics.len()]),
+            topics,
+            hists: (0..MAX_STEPS)
+                .map(|_| histogram().map(Mutex::new))
+                .collect::<anyhow::Result<_>>()?,
+            delivered: counters(),
+            last_delivery_ns: counters(),
+            expected: counters(),
+            sent: counters(),
+            acked: counters(),
+            lost: AtomicU64::new(0),
+            epoch_changes: AtomicU64::new(0),
+            out_of_order: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            error_samples: Mutex::new(Vec::new()),
+            validate_every,
+            publish_start_ns: AtomicU64::new(0),
+        })
+    }
+}
+
+/// What the coordinator tells the subscribers: stop (healthy ones), and read again (stalled
+/// ones).
+struct Signals {
+    shutdown_tx: watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+    unstall_tx: watch::Sender<bool>,
+    unstall_rx: watch::Receiver<bool>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (unstall_tx, unstall_rx) = watch::channel(false);
+        Signals {
+            shutdown_tx,
+            shutdown_rx,
+            unstall_tx,
+            unstall_rx,
+        }
+    }
+}
+
+/// The subscriber tasks once every one has subscribed (or failed to).
+struct Subscribers {
+    tasks: Vec<JoinHandle<SubResult>>,
+    /// Connect-and-subscribe time of each that made it.
+    connect_hist: Histogram<u64>,
+    connected: usize,
+    /// Seconds until the last one was ready.
+    setup_s: f64,
+}
+
+/// Starts every subscriber, [`Plan::connect_concurrency`] connecting at a time, and waits until
+/// each has subscribed or failed.
+async fn connect_subscribers(
+    plan: &Plan,
+    shared: &Arc<Shared>,
+    addr: SocketAddr,
+    signals: &Signals,
+) -> anyhow::Result<Subscribers> {
     let setup_start = Instant::now();
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (unstall_tx, unstall_rx) = watch::channel(false);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Option<Duration>>();
     let permits = Arc::new(Semaphore::new(plan.connect_concurrency.max(1)));
-    let mut subscribers = Vec::with_capacity(plan.subscribers);
+    let mut tasks = Vec::with_capacity(plan.subscribers);
     for i in 0..plan.subscribers {
         let conn = SubscriberConn {
-            shared: Arc::clone(&shared),
+            shared: Arc::clone(shared),
             addr,
             url: plan.url.clone(),
             topic: i % plan.topics,
-            // Spread stalled subscribers evenly so each lands among healthy ones.
-            stalled: plan.stalled > 0 && {
-                let stride = plan.subscribers / plan.stalled;
-                i % stride == 0 && i / stride < plan.stalled
-            },
+            stalled: plan.is_stalled(i),
             connect_timeout: plan.connect_timeout,
         };
-        subscribers.push(tokio::spawn(conn.run(
+        tasks.push(tokio::spawn(conn.run(
             Arc::clone(&permits),
             ready_tx.clone(),
-            shutdown_rx.clone(),
-            unstall_rx.clone(),
+            signals.shutdown_rx.clone(),
+            signals.unstall_rx.clone(),
         )));
     }
     drop(ready_tx);
-    let mut connect_hist = hist()?;
+    let mut connect_hist = histogram()?;
     let mut connected = 0usize;
     while let Some(outcome) = ready_rx.recv().await {
         if let Some(took) = outcome {
@@ -410,117 +502,139 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
             break;
         }
     }
-    let setup_s = setup_start.elapsed().as_secs_f64();
+    Ok(Subscribers {
+        tasks,
+        connect_hist,
+        connected,
+        setup_s: setup_start.elapsed().as_secs_f64(),
+    })
+}
 
-    // Publishers.
-    let (command_tx, command_rx) = watch::channel(Command::Wait);
-    let mut publishers = Vec::new();
+/// Opens and authenticates every publisher that has topics (publisher p takes the topics t with
+/// t mod publishers = p) and starts its publish loop and its acknowledgement reader.
+async fn start_publishers(
+    plan: &Plan,
+    shared: &Arc<Shared>,
+    addr: SocketAddr,
+    commands: &watch::Receiver<Command>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let payload = PayloadMaker::new(plan.topic_kind, plan.payload_bytes);
-    if plan.idle.is_none() {
-        for p in 0..plan.publishers {
-            let mine: Vec<usize> = (0..plan.topics)
-                .filter(|t| t % plan.publishers == p)
-                .collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let ws = open(&plan.url, addr, false)
-                .await
-                .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))?;
-            let ws = authenticate(ws, plan.token.as_deref())
-                .await
-                .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))?;
-            let (sink, stream) = ws.split();
-            tokio::spawn(read_acks(Arc::clone(&shared), stream));
-            publishers.push(tokio::spawn(publish_loop(
-                Arc::clone(&shared),
-                sink,
-                mine,
-                payload.clone(),
-                command_rx.clone(),
-            )));
+    let mut publishers = Vec::new();
+    for p in 0..plan.publishers {
+        let mine: Vec<usize> = (0..plan.topics)
+            .filter(|t| t % plan.publishers == p)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let ws = open(&plan.url, addr, false)
+            .await
+            .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))?;
+        let ws = authenticate(ws, plan.token.as_deref())
+            .await
+            .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))?;
+        let (sink, stream) = ws.split();
+        tokio::spawn(read_acks(Arc::clone(shared), stream));
+        publishers.push(tokio::spawn(publish_loop(
+            Arc::clone(shared),
+            sink,
+            mine,
+            payload.clone(),
+            commands.clone(),
+        )));
+    }
+    Ok(publishers)
+}
+
+/// The server's memory per idle connection, when both readings exist.
+fn idle_report(before: Option<u64>, after: Option<u64>, connected: usize) -> Option<IdleReport> {
+    let (before, after) = (before?, after?);
+    Some(IdleReport {
+        rss_before: before,
+        rss_after: after,
+        bytes_per_connection: (after as f64 - before as f64) / connected.max(1) as f64,
+    })
+}
+
+/// The publish rate of each step: the fixed rate, or a ladder from
+/// [`Plan::start_deliveries`] up by [`Plan::step_factor`], in publishes per second given
+/// `fanout` healthy subscribers per topic.
+fn step_rates(plan: &Plan, fanout: f64) -> Vec<f64> {
+    match plan.fixed_publish_rate {
+        Some(rate) => vec![rate],
+        None => (0..plan.max_steps.min(MAX_STEPS - 1))
+            .map(|i| plan.start_deliveries * plan.step_factor.powi(i as i32) / fanout)
+            .collect(),
+    }
+}
+
+/// Runs the steps until one saturates or loses an event, then the half-load step if asked for,
+/// and records the saturation throughput and whether the generator was the bottleneck.
+async fn run_ladder(
+    plan: &Plan,
+    shared: &Shared,
+    command_tx: &watch::Sender<Command>,
+    server: Option<Pid>,
+    report: &mut Report,
+) {
+    let healthy: u64 = shared
+        .subs_on_topic
+        .iter()
+        .map(|n| n.load(Ordering::Relaxed))
+        .sum();
+    let fanout = (healthy as f64 / shared.topics.len() as f64).max(1.0);
+    for (index, rate) in step_rates(plan, fanout).into_iter().enumerate() {
+        let step = run_step(plan, shared, command_tx, index, rate, fanout, server).await;
+        let saturated = step.saturated.is_some();
+        report.steps.push(step);
+        if saturated || shared.lost.load(Ordering::Relaxed) > 0 {
+            break;
         }
     }
-
-    let mut report = Report {
-        label: plan.label.clone(),
-        url: plan.url.clone(),
-        subscribers: plan.subscribers,
-        topics: plan.topics,
-        publishers: plan.publishers,
-        payload_bytes: plan.payload_bytes,
-        generator_cores: sys::usable_cores(),
-        connect: Percentiles::of(&connect_hist),
-        setup_s,
-        ..Report::default()
-    };
-
-    if let Some(settle) = plan.idle {
-        tokio::time::sleep(settle).await;
-        if let (Some(before), Some(after)) = (rss_before, server.and_then(sys::rss_bytes)) {
-            report.idle = Some(IdleReport {
-                rss_before: before,
-                rss_after: after,
-                bytes_per_connection: (after as f64 - before as f64) / connected.max(1) as f64,
-            });
-        } else {
-            shared.error("idle mode needs --server-pid of a local server to read its memory");
-        }
-    } else {
-        let healthy_per_topic = |shared: &Shared| -> f64 {
-            let total: u64 = shared
-                .subs_on_topic
-                .iter()
-                .map(|n| n.load(Ordering::Relaxed))
-                .sum();
-            total as f64 / shared.topics.len() as f64
-        };
-        let fanout = healthy_per_topic(&shared).max(1.0);
-        let rates: Vec<f64> = match plan.fixed_publish_rate {
-            Some(rate) => vec![rate],
-            None => (0..plan.max_steps.min(MAX_STEPS - 1))
-                .map(|i| plan.start_deliveries * plan.step_factor.powi(i as i32) / fanout)
-                .collect(),
-        };
-        for (index, rate) in rates.iter().enumerate() {
-            let step = run_step(&plan, &shared, &command_tx, index, *rate, fanout, server).await;
-            let saturated = step.saturated.is_some();
-            report.steps.push(step);
-            if saturated || shared.lost.load(Ordering::Relaxed) > 0 {
-                break;
-            }
-        }
-        report.saturation_deliveries_per_s = report
-            .steps
-            .iter()
-            .map(|s| s.delivered_per_s)
-            .fold(0.0, f64::max);
-        if plan.half_load && plan.fixed_publish_rate.is_none() && report.steps.len() < MAX_STEPS {
-            let rate = report.saturation_deliveries_per_s / 2.0 / fanout;
-            let index = report.steps.len();
-            report.half_load =
-                Some(run_step(&plan, &shared, &command_tx, index, rate, fanout, server).await);
-        }
-        // The generator's numbers are suspect if it was saturated where the result was taken.
-        let best = report
-            .steps
-            .iter()
-            .max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s));
-        report.generator_saturated = best.is_some_and(|s| s.generator_cpu > GENERATOR_SATURATED)
-            || report
-                .steps
-                .last()
-                .is_some_and(|s| s.saturated.is_some() && s.generator_cpu > GENERATOR_SATURATED);
+    report.saturation_deliveries_per_s = report
+        .steps
+        .iter()
+        .map(|s| s.delivered_per_s)
+        .fold(0.0, f64::max);
+    if plan.half_load && plan.fixed_publish_rate.is_none() && report.steps.len() < MAX_STEPS {
+        let rate = report.saturation_deliveries_per_s / 2.0 / fanout;
+        let index = report.steps.len();
+        report.half_load =
+            Some(run_step(plan, shared, command_tx, index, rate, fanout, server).await);
     }
+    report.generator_saturated = generator_saturated(&report.steps);
+}
 
-    // Stalled subscribers read what is left, then everyone stops.
+/// Whether the generator's own CPU was saturated where the result was taken (the busiest step,
+/// or the saturated last one): its numbers are then suspect.
+fn generator_saturated(steps: &[Step]) -> bool {
+    let best = steps
+        .iter()
+        .max_by(|a, b| a.delivered_per_s.total_cmp(&b.delivered_per_s));
+    best.is_some_and(|s| s.generator_cpu > GENERATOR_SATURATED)
+        || steps
+            .last()
+            .is_some_and(|s| s.saturated.is_some() && s.generator_cpu > GENERATOR_SATURATED)
+}
+
+/// Ends the run: publishers stop, stalled subscribers read what is left, healthy ones stop;
+/// returns what each subscriber saw (a stalled one that does not finish draining within the
+/// drain timeout is counted as an error).
+async fn stop(
+    plan: &Plan,
+    shared: &Shared,
+    signals: Signals,
+    command_tx: &watch::Sender<Command>,
+    publishers: Vec<JoinHandle<()>>,
+    subscribers: Vec<JoinHandle<SubResult>>,
+) -> anyhow::Result<Vec<SubResult>> {
     let _ = command_tx.send(Command::Stop);
-    let _ = unstall_tx.send(true);
+    let _ = signals.unstall_tx.send(true);
     for publisher in publishers {
         let _ = publisher.await;
     }
     // Healthy subscribers end on shutdown; stalled ones end when drained (or at the deadline).
-    let _ = shutdown_tx.send(true);
+    let _ = signals.shutdown_tx.send(true);
     let stalled_done = Instant::now() + plan.drain_timeout;
     let mut results = Vec::with_capacity(subscribers.len());
     for handle in subscribers {
@@ -529,8 +643,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
             Err(_) => shared.error("a subscriber did not stop within the drain timeout"),
         }
     }
-    account(&shared, &results, plan.stalled, &mut report);
-    Ok(report)
+    Ok(results)
 }
 
 /// Runs one step of the ladder and waits for its events to drain.
@@ -797,7 +910,7 @@ impl SubscriberConn {
                     }
                     Ok(Some(Ok(Message::Text(text)))) => {
                         result.received += 1;
-                        if let Ok(view) = serde_json::from_str::<FrameView<'_>>(text.as_str()) {
+                        if let Ok(view) = ServerFrameView::<StampView>::parse(text.as_str()) {
                             if let Some(stamp) = view.data.and_then(|d| d.payload?.stamp()) {
                                 result.last_t_ns = Some(stamp.t);
                             }
@@ -883,7 +996,7 @@ impl SubscriberConn {
                 return;
             }
         }
-        let view: FrameView<'_> = match serde_json::from_str(text) {
+        let view: ServerFrameView<'_, StampView> = match ServerFrameView::parse(text) {
             Ok(view) => view,
             Err(e) => {
                 shared.error(format!("unreadable frame: {e}: {text}"));
@@ -1269,6 +1382,24 @@ mod tests {
     }
 
     #[test]
+    fn the_ladder_offers_deliveries_and_stalled_subscribers_are_spread_out() {
+        let mut p = plan("ws://127.0.0.1:1/api/realtime".to_owned(), "t");
+        p.fixed_publish_rate = None;
+        p.start_deliveries = 1000.0;
+        p.max_steps = 3;
+        // 10 healthy subscribers per topic: 1000, 2000, 4000 deliveries/s are 100, 200, 400
+        // publishes/s.
+        assert_eq!(step_rates(&p, 10.0), [100.0, 200.0, 400.0]);
+        p.fixed_publish_rate = Some(25.0);
+        assert_eq!(step_rates(&p, 10.0), [25.0]);
+        p.stalled = 3;
+        let stalled: Vec<usize> = (0..p.subscribers).filter(|i| p.is_stalled(*i)).collect();
+        assert_eq!(stalled, [0, 6, 12]);
+        p.stalled = 0;
+        assert!(!(0..p.subscribers).any(|i| p.is_stalled(i)));
+    }
+
+    #[test]
     fn a_seq_gap_is_a_loss_and_a_step_back_a_reordering() {
         let mut stream = Stream::subscribed("e1", 4);
         assert_eq!(stream.advance(5), Advance::Next);
@@ -1376,10 +1507,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_published_event_reaches_every_subscriber_of_its_topic() {
-        let server = super::super::embedded::start("127.0.0.1:0".parse().expect("addr"))
+        let server = crate::embedded::start("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("reference server starts");
-        let mut p = plan(server.url(), super::super::embedded::PUBLISHER_TOKEN);
+        let mut p = plan(server.url(), crate::embedded::PUBLISHER_TOKEN);
         let report = run(p.clone()).await.expect("run completes");
         server.shutdown().await;
         assert!(report.is_clean(), "{}", report.render());
@@ -1391,7 +1522,7 @@ mod tests {
         assert_eq!(step.latency.count, step.delivered);
 
         // The same plan with a wrong token fails loudly instead of measuring nothing.
-        let server = super::super::embedded::start("127.0.0.1:0".parse().expect("addr"))
+        let server = crate::embedded::start("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("reference server starts");
         p.url = server.url();
