@@ -24,7 +24,7 @@ use rtbus_protocol::{
 use serde_json::{Value, json};
 
 use crate::json::to_pretty;
-use crate::{Error, GeneratedFile, HEADER, Result};
+use crate::{Body, Error, GeneratedFile, Result};
 
 /// The timestamp every hand-written example uses.
 pub const EXAMPLE_TIME: &str = "2026-11-21T09:30:00.125Z";
@@ -1292,11 +1292,14 @@ pub fn negative_cases() -> Vec<NegativeCase> {
 
 const TS_CORPUS_DIR: &str = "codegen/typescript-check/corpus";
 
-fn ts_header(what: &str) -> String {
-    format!(
-        "// {HEADER}\n//\n// {what}\n\nimport type {{ ClientMessage, ServerMessage, SnapshotData, EventData }} from \"../../../generated/typescript\";\n\n"
-    )
-}
+/// The imports both corpus files start with.
+const TS_IMPORTS: &str = "import type { ClientMessage, ServerMessage, SnapshotData, EventData } from \"../../../generated/typescript\";\n\n";
+
+const VALID_NOTE: &str = "Every message of the valid corpus, as serialized by Rust, must type-check. Snapshots and \
+    events are also checked against the payload type their topic selects.";
+
+const NEGATIVE_NOTE: &str = "Every negative case TypeScript can express must fail to type-check: each assignment \
+    carries `@ts-expect-error`, so tsc reports an error if the generated types stop rejecting it.";
 
 fn ts_literal(value: &Value) -> Result<String> {
     Ok(to_pretty(value)?.trim_end().to_owned())
@@ -1321,10 +1324,7 @@ fn message_value<T: serde::Serialize>(message: &T, name: &str) -> Result<Value> 
 /// TypeScript can express must fail to (`// @ts-expect-error`, so `tsc` fails when an expected
 /// error disappears).
 pub fn typescript_corpus() -> Result<Vec<GeneratedFile>> {
-    let mut valid = ts_header(
-        "Every message of the valid corpus, as serialized by Rust, must type-check. Snapshots and \
-         events are also checked against the payload type their topic selects.",
-    );
+    let mut valid = String::from(TS_IMPORTS);
     let mut exports = Vec::new();
     for (direction, examples) in [
         ("client", message_values(client_corpus()?)?),
@@ -1367,10 +1367,7 @@ pub fn typescript_corpus() -> Result<Vec<GeneratedFile>> {
         exports.join(",\n  ")
     );
 
-    let mut negative = ts_header(
-        "Every negative case TypeScript can express must fail to type-check: each assignment \
-         carries `@ts-expect-error`, so tsc reports an error if the generated types stop rejecting it.",
-    );
+    let mut negative = String::from(TS_IMPORTS);
     let mut names = Vec::new();
     for case in negative_cases() {
         let ty = match case.direction {
@@ -1412,8 +1409,14 @@ pub fn typescript_corpus() -> Result<Vec<GeneratedFile>> {
     );
 
     Ok(vec![
-        GeneratedFile::new(format!("{TS_CORPUS_DIR}/valid.ts"), valid),
-        GeneratedFile::new(format!("{TS_CORPUS_DIR}/negative.ts"), negative),
+        GeneratedFile::new(
+            format!("{TS_CORPUS_DIR}/valid.ts"),
+            Body::text(valid).note(VALID_NOTE),
+        )?,
+        GeneratedFile::new(
+            format!("{TS_CORPUS_DIR}/negative.ts"),
+            Body::text(negative).note(NEGATIVE_NOTE),
+        )?,
     ])
 }
 
@@ -1434,18 +1437,19 @@ pub fn typify_input() -> Result<Vec<GeneratedFile>> {
     let mut files = Vec::new();
     for file in crate::schema::generate()? {
         let Some(name) = file
-            .path
+            .path()
             .strip_prefix("generated/schema/")
             .filter(|n| !n.contains('/'))
         else {
             continue;
         };
         let mut value: Value =
-            serde_json::from_str(&file.contents).map_err(|source| Error::Json {
-                what: file.path.clone(),
+            serde_json::from_str(file.contents()).map_err(|source| Error::Json {
+                what: file.path().to_owned(),
                 source,
             })?;
         if let Some(map) = value.as_object_mut() {
+            map.remove("$comment");
             map.remove("allOf");
             if let Some(mut defs) = map.remove("$defs") {
                 // typify 0.6 reads the bounded-number branch as `f64` and would turn `1` into
@@ -1455,22 +1459,33 @@ pub fn typify_input() -> Result<Vec<GeneratedFile>> {
                 }
                 map.insert("definitions".into(), defs);
             }
-            map.insert(
-                "$comment".into(),
-                json!(format!(
-                    "{HEADER} A copy of generated/schema/{name} for typify 0.6: $defs renamed to \
-                     definitions, the allOf of topic payload rules removed, format date-time removed beside a pattern, SafeJsonValue any value."
-                )),
-            );
         }
         drop_date_time_format(&mut value);
-        let text = to_pretty(&value)?.replace("\"#/$defs/", "\"#/definitions/");
+        rename_defs_refs(&mut value);
+        let note = format!(
+            "A copy of generated/schema/{name} for typify 0.6: $defs renamed to \
+             definitions, the allOf of topic payload rules removed, format date-time removed beside a pattern, SafeJsonValue any value."
+        );
         files.push(GeneratedFile::new(
             format!("codegen/tests/typify/{name}"),
-            text,
-        ));
+            Body::json(value).note(note),
+        )?);
     }
     Ok(files)
+}
+
+/// Every `$ref` into `$defs` pointed at `definitions` instead.
+fn rename_defs_refs(value: &mut Value) {
+    match value {
+        Value::String(text) => {
+            if let Some(rest) = text.strip_prefix("#/$defs/") {
+                *text = format!("#/definitions/{rest}");
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(rename_defs_refs),
+        Value::Array(items) => items.iter_mut().for_each(rename_defs_refs),
+        _ => {}
+    }
 }
 
 fn drop_date_time_format(value: &mut Value) {
