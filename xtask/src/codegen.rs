@@ -21,10 +21,12 @@ pub struct Args {
 /// cannot be listed in `rtbus_codegen::GENERATORS`): push one `GeneratedFile` per file below,
 /// built by `GeneratedFile::new` like every other (it adds the header and the trailing newline).
 ///
-/// Every generated file: the protocol crate's (`rtbus_codegen::generate`) plus the conformance
-/// harness's transcript schema and coverage table, sorted by path.
+/// Every generated file: the protocol crate's (`rtbus_codegen::generate`), the TypeScript
+/// corpus (behind rtbus-codegen's `strategies` feature, which this crate enables), and the
+/// conformance harness's transcript schema and coverage table, sorted by path.
 pub fn all_files() -> anyhow::Result<Vec<GeneratedFile>> {
     let mut files = rtbus_codegen::generate().context("generating files")?;
+    files.extend(rtbus_codegen::corpus::typescript_corpus().context("the TypeScript corpus")?);
     files.push(
         GeneratedFile::new(
             "generated/schema/transcript.schema.json",
