@@ -16,7 +16,7 @@ use rtbus_protocol::MAX_NESTING_DEPTH;
 use rtbus_protocol::catalog::Family;
 use serde_json::{Map, Value};
 
-use crate::{Error, GeneratedFile, HEADER, Result};
+use crate::{Body, Error, GeneratedFile, Result};
 
 /// The direction schemas and the TypeScript type each one describes (its checker is `$<type>`).
 const DIRECTIONS: &[Direction] = &[
@@ -1059,26 +1059,26 @@ pub fn generate() -> Result<Vec<GeneratedFile>> {
     for direction in DIRECTIONS {
         let file = schemas
             .iter()
-            .find(|f| f.path == direction.file)
+            .find(|f| f.path() == direction.file)
             .ok_or_else(|| shape(direction.file, "the schema generator no longer writes it"))?;
-        let value: Value = serde_json::from_str(&file.contents).map_err(|source| Error::Json {
-            what: file.path.clone(),
+        let value: Value = serde_json::from_str(file.contents()).map_err(|source| Error::Json {
+            what: file.path().to_owned(),
             source,
         })?;
         roots.push((direction, value));
     }
     let defs = merged_defs(&roots)?;
     let compiled = compile_all(&roots, &defs)?;
-    let mut out = format!(
-        "// {HEADER}\n\n/**\n * Decoders and type guards for every frame, compiled from the JSON Schemas in\n * generated/schema (the same rules, without a schema library): field types, required and\n * unknown fields, ranges, string lengths and patterns, payloads by topic family, JSON-safe\n * numbers and the nesting limit. Errors carry a JSON pointer and what was expected.\n */\n\n"
+    let mut out = String::from(
+        "/**\n * Decoders and type guards for every frame, compiled from the JSON Schemas in\n * generated/schema (the same rules, without a schema library): field types, required and\n * unknown fields, ranges, string lengths and patterns, payloads by topic family, JSON-safe\n * numbers and the nesting limit. Errors carry a JSON pointer and what was expected.\n */\n\n",
     );
     out.push_str(&RUNTIME.replace("@@MAX_DEPTH@@", &MAX_NESTING_DEPTH.to_string()));
     out.push_str("\n// Compiled from the schemas' $defs and roots.\n");
     out.push_str(&compiled);
     Ok(vec![GeneratedFile::new(
         "generated/typescript/decode.ts",
-        out,
-    )])
+        Body::text(out),
+    )?])
 }
 
 #[cfg(test)]

@@ -77,15 +77,15 @@ pub fn ensure_file_contents(
     file: &GeneratedFile,
     mode: Mode,
 ) -> Result<Option<Drift>, IoError> {
-    let path = root.join(&file.path);
+    let path = root.join(file.path());
     let drift = match fs::read_to_string(&path) {
-        Ok(old) if old == file.contents => None,
+        Ok(old) if old == file.contents() => None,
         Ok(old) => Some(Drift::Changed {
-            path: file.path.clone(),
-            diff: unified_diff(&file.path, &old, &file.contents),
+            path: file.path().to_owned(),
+            diff: unified_diff(file.path(), &old, file.contents()),
         }),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Some(Drift::Missing {
-            path: file.path.clone(),
+            path: file.path().to_owned(),
         }),
         Err(err) => return Err(io_err("reading", &path)(err)),
     };
@@ -93,7 +93,7 @@ pub fn ensure_file_contents(
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
         }
-        fs::write(&path, &file.contents).map_err(io_err("writing", &path))?;
+        fs::write(&path, file.contents()).map_err(io_err("writing", &path))?;
     }
     Ok(drift)
 }
@@ -127,7 +127,7 @@ pub fn stray_files(
             .unwrap_or(&path)
             .to_string_lossy()
             .replace('\\', "/");
-        if files.iter().any(|f| f.path == relative) {
+        if files.iter().any(|f| f.path() == relative) {
             continue;
         }
         if mode == Mode::Write {

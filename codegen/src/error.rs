@@ -27,6 +27,14 @@ pub enum Error {
     /// A hand-written example of the corpus no longer fits the protocol types.
     #[error("{0}")]
     Example(String),
+    /// A generator's output cannot become a generated file as given.
+    #[error("{path}: {problem}")]
+    File {
+        /// The path of the file.
+        path: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
     /// Two generators produced the same path.
     #[error("two generators produce {0}")]
     DuplicatePath(String),

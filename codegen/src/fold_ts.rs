@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use rtbus_protocol::catalog::{Family, FieldIs, Fold, Order};
 
-use crate::{GeneratedFile, HEADER, Result};
+use crate::{Body, GeneratedFile, Result};
 
 /// A JavaScript string literal.
 fn js_string(text: &str) -> String {
@@ -227,8 +227,7 @@ export function foldEvent<F extends FamilyName>(
 "#;
 
 fn fold_ts() -> String {
-    let mut out = format!("// {HEADER}\n\n");
-    out.push_str(
+    let mut out = String::from(
         "/**\n * How events fold into snapshots, per topic family: the rules as data (`FOLDS`, the same\n \
          * values the server folds by) and `emptySnapshot` / `foldEvent`, which interpret them.\n \
          */\n\n",
@@ -254,6 +253,6 @@ fn fold_ts() -> String {
 pub fn generate() -> Result<Vec<GeneratedFile>> {
     Ok(vec![GeneratedFile::new(
         "generated/typescript/fold.ts",
-        fold_ts(),
-    )])
+        Body::text(fold_ts()),
+    )?])
 }

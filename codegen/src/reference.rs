@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::corpus::{self, Example};
 use crate::typescript::one_line;
-use crate::{Error, GeneratedFile, HEADER, Result};
+use crate::{Body, Error, GeneratedFile, Result};
 
 /// A direction schema, parsed, with helpers to read it.
 struct Schema {
@@ -27,9 +27,9 @@ impl Schema {
         let path = format!("generated/schema/{file}");
         let file = files
             .iter()
-            .find(|f| f.path == path)
+            .find(|f| f.path() == path)
             .ok_or_else(|| Error::SchemaShape(format!("{path} is not generated")))?;
-        let root = serde_json::from_str(&file.contents)
+        let root = serde_json::from_str(file.contents())
             .map_err(|source| Error::Json { what: path, source })?;
         Ok(Schema { root })
     }
@@ -495,7 +495,7 @@ fn streams_section(out: &mut String) {
 pub fn generate() -> Result<Vec<GeneratedFile>> {
     let client = Schema::load("client-to-server.schema.json")?;
     let server = Schema::load("server-to-client.schema.json")?;
-    let mut out = format!("<!-- {HEADER} -->\n\n");
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "# rtbus protocol v{PROTOCOL_VERSION}\n\n\
@@ -568,5 +568,8 @@ pub fn generate() -> Result<Vec<GeneratedFile>> {
     streams_section(&mut out);
     catalog_section(&server, &mut out)?;
     rules_section(&mut out);
-    Ok(vec![GeneratedFile::new("generated/PROTOCOL.md", out)])
+    Ok(vec![GeneratedFile::new(
+        "generated/PROTOCOL.md",
+        Body::text(out),
+    )?])
 }

@@ -6,8 +6,7 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
-use crate::json::to_pretty;
-use crate::{Error, GeneratedFile, HEADER, Result};
+use crate::{Body, Error, GeneratedFile, Result};
 
 /// The base of every schema `$id`.
 pub const SCHEMA_BASE: &str = "https://rtbus.dev/schema/v1/";
@@ -198,15 +197,11 @@ fn finish(mut root: Map<String, Value>, file: &str) -> Result<GeneratedFile> {
         json!("https://json-schema.org/draft/2020-12/schema"),
     );
     root.insert("$id".into(), json!(schema_id(file)));
-    root.insert("$comment".into(), json!(HEADER));
     let mut root = Value::Object(root);
     forbid_null_for_optional(&mut root);
     bound_integers(&mut root);
     check_integers(&root, file, "")?;
-    Ok(GeneratedFile::new(
-        format!("generated/schema/{file}"),
-        to_pretty(&root)?,
-    ))
+    GeneratedFile::new(format!("generated/schema/{file}"), Body::json(root))
 }
 
 /// schemars states bounds for 8- and 16-bit integers only; state them for 32-bit ones too, so

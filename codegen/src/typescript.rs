@@ -16,7 +16,7 @@ use rtbus_protocol::{
 };
 use ts_rs::{Config, TS, TypeVisitor};
 
-use crate::{Error, GeneratedFile, HEADER, Result};
+use crate::{Body, Error, GeneratedFile, Result};
 
 const DIR: &str = "generated/typescript";
 
@@ -35,10 +35,6 @@ pub(crate) const EXTRA_MODULES: &[&str] = &["decode", "fold"];
 /// The ts-rs module that declares the wire union of error codes; `codes.ts` re-exports it
 /// together with the runtime values under the same name.
 const ERROR_CODE_MODULE: &str = "ErrorCode";
-
-fn header() -> String {
-    format!("// {HEADER}\n\n")
-}
 
 /// A `/** ... */` block for `text`, indented by `indent`.
 fn jsdoc(text: &str, indent: &str) -> String {
@@ -101,10 +97,7 @@ impl TypeVisitor for Collect {
                     .split_once('\n')
                     .map_or(text.as_str(), |(_, rest)| rest)
                     .trim_start_matches('\n');
-                let mut contents = header();
-                contents.push_str(body.trim_end());
-                contents.push('\n');
-                self.modules.insert(module, contents);
+                self.modules.insert(module, body.trim_end().to_owned());
             }
             Err(source) => {
                 self.error = Some(Error::TypeScript {
@@ -144,7 +137,7 @@ impl FamilyVisitor for Families<'_> {
 }
 
 fn codes_ts() -> String {
-    let mut out = header();
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "import type {{ ErrorCode as ErrorCodeValue }} from \"./{ERROR_CODE_MODULE}.{IMPORT_EXTENSION}\";\n"
@@ -257,7 +250,7 @@ fn doc_of<T: TS>() -> String {
 }
 
 fn constants_ts() -> String {
-    let mut out = header();
+    let mut out = String::new();
     let items: [(&str, &str, String); 7] = [
         (
             "PROTOCOL_VERSION",
@@ -358,7 +351,7 @@ fn topic_grammar_ts() -> String {
 }
 
 fn topics_ts(families: &[FamilyTypes]) -> String {
-    let mut out = header();
+    let mut out = String::new();
     let mut imports: BTreeMap<String, String> = BTreeMap::new();
     imports.insert("Delivery".into(), format!("./Delivery.{IMPORT_EXTENSION}"));
     for f in families {
@@ -537,13 +530,13 @@ fn topics_ts(families: &[FamilyTypes]) -> String {
 /// The `index.ts` barrel over `files` (the output of every generator of one run): `export *`
 /// for the runtime modules ([`VALUE_MODULES`] and those of [`EXTRA_MODULES`] that exist),
 /// `export type *` for every other module in `generated/typescript`.
-pub(crate) fn barrel(files: &[GeneratedFile]) -> GeneratedFile {
+pub(crate) fn barrel(files: &[GeneratedFile]) -> Result<GeneratedFile> {
     let prefix = format!("{DIR}/");
     let modules: Vec<&str> = files
         .iter()
-        .filter_map(|f| f.path.strip_prefix(&prefix)?.strip_suffix(".ts"))
+        .filter_map(|f| f.path().strip_prefix(&prefix)?.strip_suffix(".ts"))
         .collect();
-    let mut out = header();
+    let mut out = String::new();
     let values = VALUE_MODULES
         .iter()
         .chain(EXTRA_MODULES.iter().filter(|m| modules.contains(m)));
@@ -561,7 +554,7 @@ pub(crate) fn barrel(files: &[GeneratedFile]) -> GeneratedFile {
     for module in types {
         let _ = writeln!(out, "export type * from \"./{module}.{IMPORT_EXTENSION}\";");
     }
-    GeneratedFile::new(format!("{DIR}/index.ts"), out)
+    GeneratedFile::new(format!("{DIR}/index.ts"), Body::text(out))
 }
 
 /// Generates `generated/typescript/**` except the barrel, which [`barrel`] writes once every
@@ -585,20 +578,21 @@ pub fn generate() -> Result<Vec<GeneratedFile>> {
     if let Some(error) = collect.error {
         return Err(error);
     }
-    let mut files: Vec<GeneratedFile> = collect
+    let mut files = collect
         .modules
-        .iter()
-        .map(|(module, contents)| GeneratedFile::new(format!("{DIR}/{module}.ts"), contents))
-        .collect();
-    files.push(GeneratedFile::new(format!("{DIR}/codes.ts"), codes_ts()));
-    files.push(GeneratedFile::new(
-        format!("{DIR}/constants.ts"),
-        constants_ts(),
-    ));
-    files.push(GeneratedFile::new(
-        format!("{DIR}/topics.ts"),
-        topics_ts(&families),
-    ));
+        .into_iter()
+        .map(|(module, body)| GeneratedFile::new(format!("{DIR}/{module}.ts"), Body::text(body)))
+        .collect::<Result<Vec<_>>>()?;
+    for (module, body) in [
+        ("codes", codes_ts()),
+        ("constants", constants_ts()),
+        ("topics", topics_ts(&families)),
+    ] {
+        files.push(GeneratedFile::new(
+            format!("{DIR}/{module}.ts"),
+            Body::text(body),
+        )?);
+    }
     Ok(files)
 }
 
@@ -607,7 +601,12 @@ mod tests {
     use super::*;
 
     fn file(path: &str) -> GeneratedFile {
-        GeneratedFile::new(path, "")
+        let body = if path.ends_with(".json") {
+            Body::json(serde_json::json!({}))
+        } else {
+            Body::text("")
+        };
+        GeneratedFile::new(path, body).expect("a file with a known extension")
     }
 
     #[test]
@@ -619,7 +618,7 @@ mod tests {
             file("generated/typescript/serde_json/JsonValue.ts"),
             file("generated/schema/Seq.schema.json"),
         ];
-        let without = barrel(&files).contents;
+        let without = barrel(&files).unwrap().contents().to_owned();
         for extra in EXTRA_MODULES {
             assert!(
                 !without.contains(&format!("./{extra}.js")),
@@ -627,7 +626,7 @@ mod tests {
             );
         }
         files.push(file("generated/typescript/decode.ts"));
-        let with = barrel(&files).contents;
+        let with = barrel(&files).unwrap().contents().to_owned();
         assert!(
             with.contains("export * from \"./decode.js\";\n"),
             "barrel does not export the generated decode.ts as values:\n{with}"
@@ -646,7 +645,7 @@ mod tests {
             file("generated/typescript/Seq.ts"),
             file("generated/typescript/serde_json/JsonValue.ts"),
         ];
-        let out = barrel(&files).contents;
+        let out = barrel(&files).unwrap().contents().to_owned();
         for line in [
             "export * from \"./codes.js\";",
             "export * from \"./topics.js\";",
@@ -664,12 +663,12 @@ mod tests {
     fn every_generated_relative_import_ends_in_js() {
         let files = generate().expect("the TypeScript generator succeeds");
         for f in &files {
-            for line in f.contents.lines().filter(|l| l.contains(" from \"")) {
+            for line in f.contents().lines().filter(|l| l.contains(" from \"")) {
                 let target = line.split(" from \"").nth(1).unwrap_or_default();
                 assert!(
                     !target.starts_with('.') || target.ends_with(".js\";"),
                     "{}: relative import without a .js extension: {line}",
-                    f.path
+                    f.path()
                 );
             }
         }

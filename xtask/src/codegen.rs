@@ -6,8 +6,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use rtbus_codegen::GeneratedFile;
 pub use rtbus_codegen::drift::{Drift, Mode, ensure_file_contents, report, stray_files, sync};
+use rtbus_codegen::{Body, GeneratedFile};
 
 /// Arguments of `cargo xtask codegen`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -18,27 +18,28 @@ pub struct Args {
 }
 
 /// The registration point for generated files of crates downstream of `rtbus-codegen` (which
-/// cannot be listed in `rtbus_codegen::GENERATORS`): push one `GeneratedFile` per file below.
+/// cannot be listed in `rtbus_codegen::GENERATORS`): push one `GeneratedFile` per file below,
+/// built by `GeneratedFile::new` like every other (it adds the header and the trailing newline).
 ///
-/// Every generated file: the protocol crate's (`rtbus_codegen::generate`) plus the conformance
-/// harness's transcript schema and coverage table, sorted by path.
+/// Every generated file: the protocol crate's (`rtbus_codegen::generate`), the TypeScript
+/// corpus (behind rtbus-codegen's `strategies` feature, which this crate enables), and the
+/// conformance harness's transcript schema and coverage table, sorted by path.
 pub fn all_files() -> anyhow::Result<Vec<GeneratedFile>> {
     let mut files = rtbus_codegen::generate().context("generating files")?;
-    let mut schema = rtbus_conformance::transcript_schema();
-    if let Some(obj) = schema.as_object_mut() {
-        obj.insert("$comment".into(), rtbus_codegen::HEADER.into());
-    }
-    files.push(GeneratedFile {
-        path: "generated/schema/transcript.schema.json".into(),
-        contents: rtbus_codegen::json_to_pretty(&schema)
-            .context("formatting the transcript schema")?,
-    });
-    files.push(GeneratedFile {
-        path: "generated/CONFORMANCE.md".into(),
-        contents: rtbus_conformance::bundled_coverage_markdown()
-            .map_err(|e| anyhow::anyhow!("conformance cases do not load:\n{e}"))?,
-    });
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.extend(rtbus_codegen::corpus::typescript_corpus().context("the TypeScript corpus")?);
+    files.push(
+        GeneratedFile::new(
+            "generated/schema/transcript.schema.json",
+            Body::json(rtbus_conformance::transcript_schema()),
+        )
+        .context("the transcript schema")?,
+    );
+    let cases = rtbus_conformance::suite::bundled().map_err(|errors| {
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("conformance cases do not load:\n{}", errors.join("\n"))
+    })?;
+    files.push(rtbus_conformance::coverage::coverage_file(&cases).context("the coverage table")?);
+    files.sort_by(|a, b| a.path().cmp(b.path()));
     Ok(files)
 }
 

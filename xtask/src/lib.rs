@@ -1,12 +1,15 @@
 //! The library behind `cargo xtask`: one module per subcommand.
 //!
 //! To add a subcommand, add a module here with an `Args` (clap) and a
-//! `run(&Args) -> anyhow::Result<ExitCode>`, and one variant in `main.rs`.
+//! `run(&Args) -> anyhow::Result<ExitCode>`, and one variant in `main.rs`. `tidy` is no
+//! subcommand but the tidy test, house rules that plain `cargo test -p xtask` checks.
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod codegen;
 pub mod test;
+#[cfg(test)]
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

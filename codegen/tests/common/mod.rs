@@ -59,7 +59,7 @@ pub fn run_generated_typescript(what: &str, module: &str, body: &str, input: &Va
     let files: Vec<String> = rtbus_codegen::generate()
         .expect("the generators run")
         .into_iter()
-        .filter_map(|f| f.path.strip_prefix(prefix).map(str::to_owned))
+        .filter_map(|f| f.path().strip_prefix(prefix).map(str::to_owned))
         .filter(|path| path.ends_with(".ts"))
         .collect();
     let source = module.replace(".js", ".ts");
