@@ -84,7 +84,7 @@ pub fn render_failure(r: &CaseResult, f: &Failure, style: Style) -> String {
         "before the first step".to_owned()
     } else {
         format!(
-            "step {} ({}{})",
+            "at step {} ({}{})",
             f.step,
             f.step_kind,
             f.conn
@@ -97,7 +97,7 @@ pub fn render_failure(r: &CaseResult, f: &Failure, style: Style) -> String {
     } else {
         ""
     };
-    let _ = writeln!(out, "  at {step}: {broke}{}", f.message);
+    let _ = writeln!(out, "  {step}: {broke}{}", f.message);
     match (&f.expected, &f.actual) {
         (Some(e), Some(a)) => {
             let _ = writeln!(

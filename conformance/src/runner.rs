@@ -112,7 +112,8 @@ impl Default for RunOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Failure {
-    /// 1-based index of the step in the file (0: after the last step).
+    /// 1-based index of the step in the file (0: before the first step, e.g. preparing the
+    /// server; one past the last step: at the end of the case).
     pub step: usize,
     /// The step's kind (`expect`, ...).
     pub step_kind: String,
