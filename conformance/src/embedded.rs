@@ -446,3 +446,123 @@ pub async fn probe(url: &str) -> Result<(), InfraError> {
             cause,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    }
+
+    #[test]
+    fn commands_fail_with_their_status_stderr_or_timeout() {
+        let rt = runtime();
+        let url = "ws://127.0.0.1:1/api/realtime";
+        let wait = Duration::from_secs(5);
+        let failed = rt.block_on(run_command(
+            ServerCommand::Restart,
+            "echo 'no such server' >&2; exit 3",
+            url,
+            wait,
+        ));
+        let Err(e) = failed else {
+            panic!("a failing command succeeded");
+        };
+        assert!(
+            matches!(&e, InfraError::CommandFailed { which: ServerCommand::Restart, status, stderr, .. }
+                if status.code() == Some(3) && stderr == "no such server"),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "the restart command `echo 'no such server' >&2; exit 3` failed (exit status: 3); \
+             stderr: no such server"
+        );
+        let silent = rt.block_on(run_command(ServerCommand::Shutdown, "exit 1", url, wait));
+        assert!(
+            silent
+                .as_ref()
+                .is_err_and(|e| e.to_string().ends_with("; it wrote nothing to stderr")),
+            "{silent:?}"
+        );
+        let slow = rt.block_on(run_command(
+            ServerCommand::Shutdown,
+            "sleep 5",
+            url,
+            Duration::from_millis(100),
+        ));
+        assert!(
+            matches!(&slow, Err(InfraError::CommandTimeout { which: ServerCommand::Shutdown, timeout, .. })
+                if timeout.as_millis() == 100),
+            "{slow:?}"
+        );
+        // The command learns which server is meant.
+        let told = rt.block_on(run_command(
+            ServerCommand::Restart,
+            "test \"$RTBUS_CONFORMANCE_URL\" = ws://127.0.0.1:1/api/realtime",
+            url,
+            wait,
+        ));
+        assert!(told.is_ok(), "{told:?}");
+    }
+
+    #[test]
+    fn a_target_without_a_command_says_how_to_name_one() {
+        let mut handle = ScriptedHandle {
+            url: "ws://127.0.0.1:1/api/realtime".into(),
+            commands: ServerCommands::from_contract(&Contract::default()),
+            down: false,
+        };
+        let rt = runtime();
+        let e = rt.block_on(handle.restart()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                InfraError::NoCommand {
+                    which: ServerCommand::Restart
+                }
+            ),
+            "{e}"
+        );
+        let e = rt.block_on(handle.shutdown()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no shutdown command: name one with --shutdown-command or shutdownCommand in the contract"
+        );
+    }
+
+    #[test]
+    fn probes_name_the_url_or_the_address_that_failed() {
+        let rt = runtime();
+        let e = rt
+            .block_on(probe("wss://example.com/api/realtime"))
+            .unwrap_err();
+        assert!(
+            matches!(&e, InfraError::UnsupportedUrl { url } if url == "wss://example.com/api/realtime"),
+            "{e}"
+        );
+        // A port nothing listens on: bound, then released.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let e = rt
+            .block_on(probe(&format!("ws://{addr}/api/realtime")))
+            .unwrap_err();
+        assert!(
+            matches!(&e, InfraError::Unreachable { authority, cause: ConnectFailure::Io(_) }
+                if *authority == addr.to_string()),
+            "{e}"
+        );
+        let e = rt
+            .block_on(wait_until_listening(
+                &format!("ws://{addr}/api/realtime"),
+                Duration::from_millis(120),
+            ))
+            .unwrap_err();
+        assert!(matches!(e, InfraError::NotListening { .. }), "{e}");
+    }
+}
