@@ -10,9 +10,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::contract::Contract;
 use crate::embedded::{self, Embedded, Scripted, ServerCommands};
+use crate::error::{Error, LoadErrors, Result, UsageError};
 use crate::report::{self, Style};
-use crate::runner::{self, RunOptions, Target};
-use crate::transcript::Capability;
+use crate::runner::{self, CaseResult, RunOptions, Target};
+use crate::transcript::{Capability, LoadedCase};
 
 /// Exit code: every case passed (or was unsupported).
 pub const EXIT_PASSED: u8 = 0;
@@ -192,64 +193,36 @@ enum ReportKind {
 
 /// `rtbus-conformance run`.
 pub async fn run(args: RunArgs) -> ExitCode {
+    match execute(args).await {
+        Ok(code) => code,
+        Err(Error::Load(errors)) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "{} transcript(s) could not be loaded; nothing was run",
+                errors.0.len()
+            );
+            ExitCode::from(EXIT_ERROR)
+        }
+        Err(e) => usage_error(e),
+    }
+}
+
+/// `run` up to its exit code; an `Err` is reported with exit code 2.
+async fn execute(args: RunArgs) -> Result<ExitCode> {
     let style = Style {
         color: !args.no_color
             && std::env::var_os("NO_COLOR").is_none()
             && std::io::stdout().is_terminal(),
     };
-    let mut reports = Vec::new();
-    for r in &args.report {
-        let parsed = match r.split_once('=') {
-            Some(("json", path)) if !path.is_empty() => (ReportKind::Json, PathBuf::from(path)),
-            Some(("junit", path)) if !path.is_empty() => (ReportKind::Junit, PathBuf::from(path)),
-            _ => {
-                return usage_error(format!("--report {r:?}: expected json=PATH or junit=PATH"));
-            }
-        };
-        reports.push(parsed);
-    }
-    let mut contract = match &args.contract {
-        Some(path) => match Contract::from_file(path) {
-            Ok(c) => c,
-            Err(e) => return usage_error(e),
-        },
-        None => Contract::default(),
-    };
-    contract.apply_env();
-    for t in &args.tokens {
-        if let Err(e) = contract.set_token(t) {
-            return usage_error(e);
-        }
-    }
-    for w in &args.without {
-        match Capability::parse(w) {
-            Some(c) => contract.absent.push(c),
-            None => {
-                let names: Vec<&str> = Capability::ALL.iter().map(|c| c.name()).collect();
-                return usage_error(format!(
-                    "--without {w:?}: unknown capability; expected one of {}",
-                    names.join(", ")
-                ));
-            }
-        }
-    }
+    let reports = parse_reports(&args.report)?;
+    let mut contract = contract_of(&args)?;
     let loaded = match &args.cases {
         Some(dir) => crate::suite::from_dir(dir),
         None => crate::suite::bundled(),
     };
-    let cases = match loaded {
-        Ok(cases) => cases,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("error: {e}");
-            }
-            eprintln!(
-                "{} transcript(s) could not be loaded; nothing was run",
-                errors.len()
-            );
-            return ExitCode::from(EXIT_ERROR);
-        }
-    };
+    let cases = loaded.map_err(LoadErrors)?;
     let (cases, unmatched) = crate::suite::select(cases, &args.filter, &args.exclude);
     for p in unmatched {
         eprintln!("warning: --filter/--exclude {p:?} matches no case id, rule or tag");
@@ -263,48 +236,15 @@ pub async fn run(args: RunArgs) -> ExitCode {
                 c.case.title
             );
         }
-        return ExitCode::SUCCESS;
+        return Ok(ExitCode::SUCCESS);
     }
     if cases.is_empty() {
-        return usage_error("no case selected");
+        return Err(UsageError::NoCaseSelected.into());
     }
-    if let Some(command) = args.restart_command {
-        contract.restart_command = Some(command);
-    }
-    if let Some(command) = args.shutdown_command {
-        contract.shutdown_command = Some(command);
-    }
-    if let Some(ms) = args.command_timeout {
-        contract.command_timeout_ms = ms;
-    }
-    let target: Arc<dyn Target> = match &args.url {
-        Some(url) => {
-            if let Err(e) = embedded::probe(url).await {
-                return usage_error(e);
-            }
-            Arc::new(Scripted {
-                url: url.clone(),
-                commands: ServerCommands::from_contract(&contract),
-            })
-        }
-        None => {
-            if contract.restart_command.is_some() || contract.shutdown_command.is_some() {
-                eprintln!(
-                    "warning: restart and shutdown commands apply only with --url; the embedded \
-                     server is restarted and shut down by the harness itself"
-                );
-            }
-            Arc::new(Embedded::new(&contract))
-        }
-    };
+    apply_command_flags(&args, &mut contract);
+    let target = target_of(&args, &contract).await?;
     let description = target.describe();
-    let mut rules: Vec<&str> = cases
-        .iter()
-        .flat_map(|c| c.case.rules.iter().map(String::as_str))
-        .collect();
-    rules.sort_unstable();
-    rules.dedup();
-    let rules_checked = rules.len();
+    let rules_checked = rules_checked(&cases);
     println!(
         "rtbus conformance: {} case(s) against {description}, {} at a time",
         cases.len(),
@@ -325,12 +265,109 @@ pub async fn run(args: RunArgs) -> ExitCode {
         "{}",
         report::summary(&results, &description, started.elapsed().as_millis(), style)
     );
-    let totals = report::totals(&results);
     println!(
         "rules: {rules_checked} of {} protocol rules checked by the selected cases (table: generated/CONFORMANCE.md)",
         rtbus_protocol::rules::RULES.len()
     );
-    if totals.failed > 0 {
+    print_next_step(&results, args.url.is_none());
+    for (kind, path) in reports {
+        let text = match kind {
+            ReportKind::Json => report::json_report(&results, &description),
+            ReportKind::Junit => report::junit_report(&results),
+        };
+        std::fs::write(&path, text).map_err(|source| UsageError::WriteReport {
+            path: path.clone(),
+            source,
+        })?;
+        println!("report written to {}", path.display());
+    }
+    Ok(exit_code(&results))
+}
+
+/// The `--report KIND=PATH` flags.
+fn parse_reports(flags: &[String]) -> Result<Vec<(ReportKind, PathBuf)>, UsageError> {
+    flags
+        .iter()
+        .map(|r| match r.split_once('=') {
+            Some(("json", path)) if !path.is_empty() => Ok((ReportKind::Json, PathBuf::from(path))),
+            Some(("junit", path)) if !path.is_empty() => {
+                Ok((ReportKind::Junit, PathBuf::from(path)))
+            }
+            _ => Err(UsageError::BadReport(r.clone())),
+        })
+        .collect()
+}
+
+/// The contract the flags describe: `--contract`, then the token environment variables,
+/// `--token` and `--without`.
+fn contract_of(args: &RunArgs) -> Result<Contract> {
+    let mut contract = match &args.contract {
+        Some(path) => Contract::from_file(path)?,
+        None => Contract::default(),
+    };
+    contract.apply_env();
+    for t in &args.tokens {
+        contract.set_token(t)?;
+    }
+    for w in &args.without {
+        let capability =
+            Capability::parse(w).ok_or_else(|| UsageError::UnknownCapability(w.clone()))?;
+        contract.absent.push(capability);
+    }
+    Ok(contract)
+}
+
+/// `--restart-command`, `--shutdown-command` and `--command-timeout` over the contract's.
+fn apply_command_flags(args: &RunArgs, contract: &mut Contract) {
+    if let Some(command) = &args.restart_command {
+        contract.restart_command = Some(command.clone());
+    }
+    if let Some(command) = &args.shutdown_command {
+        contract.shutdown_command = Some(command.clone());
+    }
+    if let Some(ms) = args.command_timeout {
+        contract.command_timeout_ms = ms;
+    }
+}
+
+/// The server under test: the `--url` one, once something accepts TCP there, or the embedded
+/// reference server.
+async fn target_of(args: &RunArgs, contract: &Contract) -> Result<Arc<dyn Target>> {
+    Ok(match &args.url {
+        Some(url) => {
+            embedded::probe(url).await?;
+            Arc::new(Scripted {
+                url: url.clone(),
+                commands: ServerCommands::from_contract(contract),
+            })
+        }
+        None => {
+            if contract.restart_command.is_some() || contract.shutdown_command.is_some() {
+                eprintln!(
+                    "warning: restart and shutdown commands apply only with --url; the embedded \
+                     server is restarted and shut down by the harness itself"
+                );
+            }
+            Arc::new(Embedded::new(contract))
+        }
+    })
+}
+
+/// How many distinct protocol rules the cases cite.
+fn rules_checked(cases: &[LoadedCase]) -> usize {
+    let mut rules: Vec<&str> = cases
+        .iter()
+        .flat_map(|c| c.case.rules.iter().map(String::as_str))
+        .collect();
+    rules.sort_unstable();
+    rules.dedup();
+    rules.len()
+}
+
+/// After the summary: how to re-run the first failed case, or, after a green run against the
+/// embedded server, how to test one's own.
+fn print_next_step(results: &[CaseResult], embedded: bool) {
+    if report::totals(results).failed > 0 {
         let first = results
             .iter()
             .find(|r| !r.passed() && matches!(r.verdict, runner::Verdict::Failed(_)));
@@ -340,26 +377,20 @@ pub async fn run(args: RunArgs) -> ExitCode {
                 first.id
             );
         }
-    } else if args.url.is_none() {
+    } else if embedded {
         println!(
             "next: test your own server with `rtbus-conformance run --url ws://HOST:PORT/api/realtime --token publisher=... --token reader=... --token narrow=...`;\n      `rtbus-conformance contract` prints what it must provide (conformance/README.md explains it)"
         );
     }
-    for (kind, path) in reports {
-        let text = match kind {
-            ReportKind::Json => report::json_report(&results, &description),
-            ReportKind::Junit => report::junit_report(&results),
-        };
-        if let Err(e) = std::fs::write(&path, text) {
-            return usage_error(format!("cannot write report {}: {e}", path.display()));
-        }
-        println!("report written to {}", path.display());
-    }
-    let broken = results.iter().filter(|r| match &r.verdict {
-        runner::Verdict::Failed(f) => f.infrastructure,
-        _ => false,
-    });
-    let broken: Vec<&str> = broken.map(|r| r.id.as_str()).collect();
+}
+
+/// 2 when the run itself broke in a case (reported on stderr), 1 when a case failed, else 0.
+fn exit_code(results: &[CaseResult]) -> ExitCode {
+    let broken: Vec<&str> = results
+        .iter()
+        .filter(|r| matches!(&r.verdict, runner::Verdict::Failed(f) if f.infrastructure))
+        .map(|r| r.id.as_str())
+        .collect();
     if !broken.is_empty() {
         eprintln!(
             "error: the run itself broke in {} case(s) ({}): see the messages above",
@@ -367,7 +398,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
             broken.join(", ")
         );
         ExitCode::from(EXIT_ERROR)
-    } else if totals.failed > 0 {
+    } else if report::totals(results).failed > 0 {
         ExitCode::from(EXIT_FAILED)
     } else {
         ExitCode::from(EXIT_PASSED)

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::error::ContractError;
 use crate::expr::Vars;
 use crate::template::TOKEN_PREFIX;
 use crate::transcript::Capability;
@@ -176,30 +177,6 @@ impl Default for Contract {
     }
 }
 
-/// A contract file that could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ContractError {
-    /// The file could not be read.
-    #[error("cannot read contract {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not a valid contract.
-    #[error("invalid contract {path}: {message}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// What was wrong, with line and column.
-        message: String,
-    },
-    /// A `--token` flag without `NAME=TOKEN`.
-    #[error("--token {0:?}: expected NAME=TOKEN, e.g. publisher=s3cret")]
-    BadToken(String),
-}
-
 impl Contract {
     /// Reads a contract from a TOML file; fields left out keep their defaults.
     pub fn from_file(path: &Path) -> Result<Contract, ContractError> {
@@ -344,7 +321,7 @@ mod tests {
         assert_eq!(vars["maxTopicsPerConnection"], 3);
         assert_eq!(vars["principal.reader"], "ann");
         assert_eq!(vars["token:reader"], "zz");
-        assert!(c.set_token("nope").is_err());
+        assert!(matches!(c.set_token("nope"), Err(ContractError::BadToken(t)) if t == "nope"));
         let err = toml::from_str::<Contract>("[limits]\nmaxTopics = 1").unwrap_err();
         assert!(err.to_string().contains("maxTopics"), "{err}");
         assert!(!format!("{:?}", c).contains("zz"));

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::contract::{Contract, PUBLIC_TOPICS};
-use crate::runner::{BoxFuture, InfraError, Prepared, ServerHandle, Target};
+use crate::error::{ConnectFailure, InfraError, ServerCommand};
+use crate::runner::{BoxFuture, Prepared, ServerHandle, Target};
 use crate::transcript::Capability;
 
 /// The reference server as a target: each case gets its own server, so cases never share
@@ -73,9 +74,7 @@ fn url_of(addr: SocketAddr) -> String {
 }
 
 async fn start(config: rtbus_server::Config) -> Result<rtbus_server::RunningServer, InfraError> {
-    rtbus_server::start(config)
-        .await
-        .map_err(|e| InfraError(format!("cannot start the embedded server: {e}")))
+    rtbus_server::start(config).await.map_err(InfraError::Start)
 }
 
 /// Stops `server` (if it runs) and starts a fresh reference server with `config`, all state
@@ -267,27 +266,35 @@ struct ScriptedHandle {
 }
 
 impl ScriptedHandle {
-    fn command(&self, which: &str, command: Option<&String>) -> Result<String, InfraError> {
-        command.cloned().ok_or_else(|| {
-            InfraError(format!(
-                "no {which} command: name one with --{which}-command or {which}Command in the contract"
-            ))
-        })
+    fn command(&self, which: ServerCommand) -> Result<String, InfraError> {
+        let command = match which {
+            ServerCommand::Restart => &self.commands.restart,
+            ServerCommand::Shutdown => &self.commands.shutdown,
+        };
+        command.clone().ok_or(InfraError::NoCommand { which })
     }
 }
 
 impl ServerHandle for ScriptedHandle {
     fn shutdown(&mut self) -> BoxFuture<'static, Result<(), InfraError>> {
-        let command = self.command("shutdown", self.commands.shutdown.as_ref());
+        let command = self.command(ServerCommand::Shutdown);
         let (url, timeout) = (self.url.clone(), self.commands.timeout);
         self.down = command.is_ok();
-        Box::pin(async move { run_command("shutdown", &command?, &url, timeout).await })
+        Box::pin(
+            async move { run_command(ServerCommand::Shutdown, &command?, &url, timeout).await },
+        )
     }
 
     fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>> {
         Box::pin(async move {
-            let command = self.command("restart", self.commands.restart.as_ref())?;
-            run_command("restart", &command, &self.url, self.commands.timeout).await?;
+            let command = self.command(ServerCommand::Restart)?;
+            run_command(
+                ServerCommand::Restart,
+                &command,
+                &self.url,
+                self.commands.timeout,
+            )
+            .await?;
             wait_until_listening(&self.url, self.commands.timeout).await?;
             self.down = false;
             Ok(self.url.clone())
@@ -312,7 +319,7 @@ const STDERR_QUOTE_BYTES: usize = 2000;
 /// Runs `command` with `sh -c`, bounded by `timeout`; a non-zero exit is an error quoting the
 /// status and stderr. `RTBUS_CONFORMANCE_URL` tells the command which server is meant.
 pub async fn run_command(
-    which: &str,
+    which: ServerCommand,
     command: &str,
     url: &str,
     timeout: Duration,
@@ -327,7 +334,11 @@ pub async fn run_command(
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| InfraError(format!("cannot run the {which} command `{command}`: {e}")))?;
+        .map_err(|source| InfraError::Spawn {
+            which,
+            command: command.to_owned(),
+            source,
+        })?;
     // Read stderr beside the wait: a server the command starts in the background may keep the
     // pipe open for good, so the exit status, not the end of stderr, ends the command.
     let mut stderr = child.stderr.take();
@@ -350,13 +361,18 @@ pub async fn run_command(
         Err(_) => {
             let _ = child.kill().await;
             reader.abort();
-            return Err(InfraError(format!(
-                "the {which} command `{command}` did not finish within {} ms",
-                timeout.as_millis()
-            )));
+            return Err(InfraError::CommandTimeout {
+                which,
+                command: command.to_owned(),
+                timeout,
+            });
         }
     }
-    .map_err(|e| InfraError(format!("waiting for the {which} command `{command}`: {e}")))?;
+    .map_err(|source| InfraError::Wait {
+        which,
+        command: command.to_owned(),
+        source,
+    })?;
     // Drain what the command wrote; the reader ends at EOF, or a background process keeps
     // the pipe open and the grace period ends it.
     let mut err = Vec::new();
@@ -369,15 +385,12 @@ pub async fn run_command(
         return Ok(());
     }
     let text = String::from_utf8_lossy(&err);
-    let text = crate::prefix(text.trim(), STDERR_QUOTE_BYTES);
-    Err(InfraError(format!(
-        "the {which} command `{command}` failed ({status}){}",
-        if text.is_empty() {
-            "; it wrote nothing to stderr".to_owned()
-        } else {
-            format!("; stderr: {text}")
-        }
-    )))
+    Err(InfraError::CommandFailed {
+        which,
+        command: command.to_owned(),
+        status,
+        stderr: crate::prefix(text.trim(), STDERR_QUOTE_BYTES).to_owned(),
+    })
 }
 
 /// Waits, at most `timeout`, until something accepts TCP connections at `url`.
@@ -386,18 +399,16 @@ pub async fn wait_until_listening(url: &str, timeout: Duration) -> Result<(), In
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let why = match tokio::time::timeout(left, tokio::net::TcpStream::connect(authority)).await
-        {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "timed out".to_owned(),
+        let last = match connect(authority, left).await {
+            Ok(()) => return Ok(()),
+            Err(last) => last,
         };
         if tokio::time::Instant::now() + RETRY_EVERY >= deadline {
-            return Err(InfraError(format!(
-                "the server at {authority} did not accept connections within {} ms after the \
-                 restart command: {why}",
-                timeout.as_millis()
-            )));
+            return Err(InfraError::NotListening {
+                authority: authority.to_owned(),
+                timeout,
+                last,
+            });
         }
         tokio::time::sleep(RETRY_EVERY).await;
     }
@@ -407,30 +418,151 @@ pub async fn wait_until_listening(url: &str, timeout: Duration) -> Result<(), In
 const RETRY_EVERY: Duration = Duration::from_millis(50);
 
 fn authority(url: &str) -> Result<&str, InfraError> {
-    let rest = url.strip_prefix("ws://").ok_or_else(|| {
-        InfraError(format!(
-            "unsupported URL {url}: expected ws://host:port/path (terminate TLS in front of the server)"
-        ))
-    })?;
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| InfraError::UnsupportedUrl {
+            url: url.to_owned(),
+        })?;
     Ok(rest.split('/').next().unwrap_or(rest))
+}
+
+/// One TCP connection attempt to `authority`, bounded by `wait`.
+async fn connect(authority: &str, wait: Duration) -> Result<(), ConnectFailure> {
+    match tokio::time::timeout(wait, tokio::net::TcpStream::connect(authority)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(ConnectFailure::Io(e)),
+        Err(_) => Err(ConnectFailure::TimedOut),
+    }
 }
 
 /// Checks that something accepts TCP connections at `url`, so an unreachable server is an
 /// infrastructure error (exit 2) rather than every case failing.
 pub async fn probe(url: &str) -> Result<(), InfraError> {
     let authority = authority(url)?;
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(authority),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(InfraError(format!(
-            "server unreachable at {authority}: {e}"
-        ))),
-        Err(_) => Err(InfraError(format!(
-            "server unreachable at {authority}: timed out"
-        ))),
+    connect(authority, Duration::from_secs(5))
+        .await
+        .map_err(|cause| InfraError::Unreachable {
+            authority: authority.to_owned(),
+            cause,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    }
+
+    #[test]
+    fn commands_fail_with_their_status_stderr_or_timeout() {
+        let rt = runtime();
+        let url = "ws://127.0.0.1:1/api/realtime";
+        let wait = Duration::from_secs(5);
+        let failed = rt.block_on(run_command(
+            ServerCommand::Restart,
+            "echo 'no such server' >&2; exit 3",
+            url,
+            wait,
+        ));
+        let Err(e) = failed else {
+            panic!("a failing command succeeded");
+        };
+        assert!(
+            matches!(&e, InfraError::CommandFailed { which: ServerCommand::Restart, status, stderr, .. }
+                if status.code() == Some(3) && stderr == "no such server"),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "the restart command `echo 'no such server' >&2; exit 3` failed (exit status: 3); \
+             stderr: no such server"
+        );
+        let silent = rt.block_on(run_command(ServerCommand::Shutdown, "exit 1", url, wait));
+        assert!(
+            silent
+                .as_ref()
+                .is_err_and(|e| e.to_string().ends_with("; it wrote nothing to stderr")),
+            "{silent:?}"
+        );
+        let slow = rt.block_on(run_command(
+            ServerCommand::Shutdown,
+            "sleep 5",
+            url,
+            Duration::from_millis(100),
+        ));
+        assert!(
+            matches!(&slow, Err(InfraError::CommandTimeout { which: ServerCommand::Shutdown, timeout, .. })
+                if timeout.as_millis() == 100),
+            "{slow:?}"
+        );
+        // The command learns which server is meant.
+        let told = rt.block_on(run_command(
+            ServerCommand::Restart,
+            "test \"$RTBUS_CONFORMANCE_URL\" = ws://127.0.0.1:1/api/realtime",
+            url,
+            wait,
+        ));
+        assert!(told.is_ok(), "{told:?}");
+    }
+
+    #[test]
+    fn a_target_without_a_command_says_how_to_name_one() {
+        let mut handle = ScriptedHandle {
+            url: "ws://127.0.0.1:1/api/realtime".into(),
+            commands: ServerCommands::from_contract(&Contract::default()),
+            down: false,
+        };
+        let rt = runtime();
+        let e = rt.block_on(handle.restart()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                InfraError::NoCommand {
+                    which: ServerCommand::Restart
+                }
+            ),
+            "{e}"
+        );
+        let e = rt.block_on(handle.shutdown()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no shutdown command: name one with --shutdown-command or shutdownCommand in the contract"
+        );
+    }
+
+    #[test]
+    fn probes_name_the_url_or_the_address_that_failed() {
+        let rt = runtime();
+        let e = rt
+            .block_on(probe("wss://example.com/api/realtime"))
+            .unwrap_err();
+        assert!(
+            matches!(&e, InfraError::UnsupportedUrl { url } if url == "wss://example.com/api/realtime"),
+            "{e}"
+        );
+        // A port nothing listens on: bound, then released.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let e = rt
+            .block_on(probe(&format!("ws://{addr}/api/realtime")))
+            .unwrap_err();
+        assert!(
+            matches!(&e, InfraError::Unreachable { authority, cause: ConnectFailure::Io(_) }
+                if *authority == addr.to_string()),
+            "{e}"
+        );
+        let e = rt
+            .block_on(wait_until_listening(
+                &format!("ws://{addr}/api/realtime"),
+                Duration::from_millis(120),
+            ))
+            .unwrap_err();
+        assert!(matches!(e, InfraError::NotListening { .. }), "{e}");
     }
 }

@@ -31,10 +31,8 @@ enum Term {
     Var(String),
 }
 
-/// An expression that does not parse or cannot be evaluated.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ExprError(pub String);
+use crate::error::ExpectedToken;
+pub use crate::error::ExprError;
 
 impl Expr {
     /// Parses `name`, `name + 1`, `maxTopicsPerConnection + 1 - 2`, `42`.
@@ -54,8 +52,9 @@ impl Expr {
                 }
                 (t, true) if t != "+" && t != "-" => {
                     let term = if t.chars().all(|c| c.is_ascii_digit()) {
-                        Term::Literal(t.parse().map_err(|_| {
-                            ExprError(format!("number {t:?} in {text:?} is too large"))
+                        Term::Literal(t.parse().map_err(|_| ExprError::TooLarge {
+                            number: t.to_owned(),
+                            expr: text.to_owned(),
                         })?)
                     } else if t
                         .chars()
@@ -64,29 +63,32 @@ impl Expr {
                     {
                         Term::Var(t.to_owned())
                     } else {
-                        return Err(ExprError(format!(
-                            "unexpected {t:?} in expression {text:?}; expected a number or a variable name"
-                        )));
+                        return Err(ExprError::Unexpected {
+                            token: t.to_owned(),
+                            expr: text.to_owned(),
+                            expected: ExpectedToken::Term,
+                        });
                     };
                     terms.push((sign, term));
                     expect_term = false;
                 }
                 (t, _) => {
-                    return Err(ExprError(format!(
-                        "unexpected {t:?} in expression {text:?}; expected {}",
-                        if expect_term {
-                            "a number or a variable name"
+                    return Err(ExprError::Unexpected {
+                        token: t.to_owned(),
+                        expr: text.to_owned(),
+                        expected: if expect_term {
+                            ExpectedToken::Term
                         } else {
-                            "'+' or '-'"
-                        }
-                    )));
+                            ExpectedToken::Operator
+                        },
+                    });
                 }
             }
         }
         if expect_term {
-            return Err(ExprError(format!(
-                "expression {text:?} is incomplete; expected a number or a variable name"
-            )));
+            return Err(ExprError::Incomplete {
+                expr: text.to_owned(),
+            });
         }
         Ok(Expr { terms })
     }
@@ -98,14 +100,11 @@ impl Expr {
             let value = match term {
                 Term::Literal(n) => *n,
                 Term::Var(name) => match vars.get(name) {
-                    Some(v) => v.as_i64().ok_or_else(|| {
-                        ExprError(format!("variable {name:?} is {v}, not an integer"))
+                    Some(v) => v.as_i64().ok_or_else(|| ExprError::NotAnInteger {
+                        name: name.clone(),
+                        value: v.clone(),
                     })?,
-                    None => {
-                        return Err(ExprError(format!(
-                            "variable {name:?} is not set (not captured yet, and not a contract value)"
-                        )));
-                    }
+                    None => return Err(ExprError::Unset { name: name.clone() }),
                 },
             };
             total = total.saturating_add(sign * value);
@@ -150,8 +149,10 @@ impl Count {
             Count::Number(n) => Ok(*n),
             Count::Expr(text) => {
                 let value = Expr::parse(text)?.eval(vars)?;
-                u64::try_from(value)
-                    .map_err(|_| ExprError(format!("{text:?} is {value}, expected at least 0")))
+                u64::try_from(value).map_err(|_| ExprError::Negative {
+                    expr: text.clone(),
+                    value,
+                })
             }
         }
     }
@@ -165,23 +166,66 @@ mod tests {
     #[test]
     fn evaluates_sums_and_explains_errors() {
         let vars: Vars = [("snap".to_owned(), json!(4)), ("s".to_owned(), json!("x"))].into();
-        let cases: &[(&str, Result<i64, &str>)] = &[
+        let unexpected = |token: &str, expr: &str, expected| ExprError::Unexpected {
+            token: token.into(),
+            expr: expr.into(),
+            expected,
+        };
+        let cases: Vec<(&str, Result<i64, ExprError>)> = vec![
             ("snap + 1", Ok(5)),
             ("snap-1+10", Ok(13)),
             ("7", Ok(7)),
-            ("snap +", Err("incomplete")),
-            ("+ snap", Err("unexpected \"+\"")),
-            ("nope", Err("not set")),
-            ("s", Err("not an integer")),
-            ("a * 2", Err("unexpected \"*\"")),
+            (
+                "snap +",
+                Err(ExprError::Incomplete {
+                    expr: "snap +".into(),
+                }),
+            ),
+            (
+                "+ snap",
+                Err(unexpected("+", "+ snap", ExpectedToken::Term)),
+            ),
+            (
+                "nope",
+                Err(ExprError::Unset {
+                    name: "nope".into(),
+                }),
+            ),
+            (
+                "s",
+                Err(ExprError::NotAnInteger {
+                    name: "s".into(),
+                    value: json!("x"),
+                }),
+            ),
+            (
+                "a * 2",
+                Err(unexpected("*", "a * 2", ExpectedToken::Operator)),
+            ),
+            (
+                "99999999999999999999",
+                Err(ExprError::TooLarge {
+                    number: "99999999999999999999".into(),
+                    expr: "99999999999999999999".into(),
+                }),
+            ),
         ];
         for (text, expected) in cases {
             let got = Expr::parse(text).and_then(|e| e.eval(&vars));
-            match (got, expected) {
-                (Ok(v), Ok(e)) => assert_eq!(v, *e, "{text}"),
-                (Err(err), Err(needle)) => assert!(err.0.contains(needle), "{text}: {err}"),
-                (got, _) => panic!("{text}: got {got:?}, expected {expected:?}"),
-            }
+            assert_eq!(got, expected, "{text}");
         }
+        assert_eq!(
+            Count::Expr("snap - 5".into()).eval(&vars),
+            Err(ExprError::Negative {
+                expr: "snap - 5".into(),
+                value: -1
+            })
+        );
+        // What users read.
+        let e = Expr::parse("snap +").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "expression \"snap +\" is incomplete; expected a number or a variable name"
+        );
     }
 }

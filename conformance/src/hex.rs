@@ -1,20 +1,21 @@
 //! Hex encoding of binary frames in transcripts.
 
+pub use crate::error::HexError;
+
 /// Decodes a hex string (whitespace allowed between bytes).
-pub fn decode(text: &str) -> Result<Vec<u8>, String> {
+pub fn decode(text: &str) -> Result<Vec<u8>, HexError> {
     let digits: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
     if digits.len() % 2 != 0 {
-        return Err(format!(
-            "binary frame {text:?} has an odd number of hex digits; expected pairs like \"00ff\""
-        ));
+        return Err(HexError::OddLength {
+            text: text.to_owned(),
+        });
     }
     digits
         .chunks(2)
         .enumerate()
-        .map(|(i, pair)| {
-            let s: String = pair.iter().collect();
-            u8::from_str_radix(&s, 16)
-                .map_err(|_| format!("binary frame has {s:?} at byte {i}; expected two hex digits"))
+        .map(|(byte, pair)| {
+            let pair: String = pair.iter().collect();
+            u8::from_str_radix(&pair, 16).map_err(|_| HexError::BadDigit { pair, byte })
         })
         .collect()
 }
@@ -26,11 +27,24 @@ pub fn encode(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn round_trips_and_rejects_bad_digits() {
-        assert_eq!(super::decode("00 ff").unwrap(), vec![0, 255]);
-        assert_eq!(super::encode(&[1, 171]), "01ab");
-        assert!(super::decode("0").unwrap_err().contains("odd"));
-        assert!(super::decode("zz").unwrap_err().contains("\"zz\""));
+        assert_eq!(decode("00 ff").unwrap(), vec![0, 255]);
+        assert_eq!(encode(&[1, 171]), "01ab");
+        assert_eq!(decode("0"), Err(HexError::OddLength { text: "0".into() }));
+        let err = decode("00zz").unwrap_err();
+        assert_eq!(
+            err,
+            HexError::BadDigit {
+                pair: "zz".into(),
+                byte: 1
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "binary frame has \"zz\" at byte 1; expected two hex digits"
+        );
     }
 }

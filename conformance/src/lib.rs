@@ -6,6 +6,7 @@
 //! - [`matcher`], [`template`], [`expr`]: what expected frames may say about varying values.
 //! - [`runner`]: connections, steps, verdicts; [`embedded`]: the reference server as a target.
 //! - [`report`]: console, JSON and JUnit output; [`coverage`]: the rule → cases table.
+//! - [`error`]: the typed errors, one enum per concern, and [`Result`].
 //! - [`record`]: the recording proxy.
 #![deny(missing_docs)]
 
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod contract;
 pub mod coverage;
 pub mod embedded;
+pub mod error;
 pub mod expr;
 mod hex;
 pub mod matcher;
@@ -26,6 +28,7 @@ pub mod template;
 pub mod transcript;
 
 pub use coverage::coverage_markdown;
+pub use error::{Error, Result};
 pub use transcript::{Case, Step, parse as parse_transcript};
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -65,14 +68,8 @@ pub fn transcript_schema() -> serde_json::Value {
 
 /// The coverage table of the bundled suite (`generated/CONFORMANCE.md`); `Err` lists the
 /// transcripts that do not load.
-pub fn bundled_coverage_markdown() -> Result<String, String> {
+pub fn bundled_coverage_markdown() -> Result<String, error::LoadErrors> {
     suite::bundled()
         .map(|cases| coverage_markdown(&cases))
-        .map_err(|errors| {
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
+        .map_err(error::LoadErrors)
 }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_json::Value;
 
+use crate::error::AtPointer;
+pub use crate::error::MatcherError;
 use crate::expr::{Expr, Vars};
 use crate::template;
 
@@ -53,9 +55,9 @@ fn is_matcher(map: &serde_json::Map<String, Value>) -> bool {
 }
 
 /// Checks a matcher's syntax before the run; the error names the JSON pointer.
-pub fn check(expected: &Value, pointer: &str) -> Result<(), (String, String)> {
+pub fn check(expected: &Value, pointer: &str) -> Result<(), AtPointer<MatcherError>> {
     match expected {
-        Value::String(s) => template::check_str(s).map_err(|e| (pointer.to_owned(), e.0)),
+        Value::String(s) => template::check_str(s).map_err(|e| AtPointer::new(pointer, e)),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 check(item, &format!("{pointer}/{i}"))?;
@@ -65,8 +67,14 @@ pub fn check(expected: &Value, pointer: &str) -> Result<(), (String, String)> {
         Value::Object(map) if is_matcher(map) => {
             for (key, arg) in map {
                 let here = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
-                let bad =
-                    |what: &str| Err((here.clone(), format!("{key} takes {what}, found {arg}")));
+                let at = |error: MatcherError| AtPointer::new(&here, error);
+                let bad = |what: &str| {
+                    Err(at(MatcherError::BadArgument {
+                        key: key.clone(),
+                        expected: what.to_owned(),
+                        found: arg.clone(),
+                    }))
+                };
                 match key.as_str() {
                     "$type" => match arg.as_str() {
                         Some(t) if TYPES.contains(&t) => {}
@@ -76,8 +84,7 @@ pub fn check(expected: &Value, pointer: &str) -> Result<(), (String, String)> {
                         let Some(re) = arg.as_str() else {
                             return bad("a regular expression string");
                         };
-                        Regex::new(re)
-                            .map_err(|e| (here.clone(), format!("invalid regex: {e}")))?;
+                        Regex::new(re).map_err(|e| at(e.into()))?;
                     }
                     "$timestamp" => {
                         if arg != &Value::Bool(true) {
@@ -95,9 +102,11 @@ pub fn check(expected: &Value, pointer: &str) -> Result<(), (String, String)> {
                         let Some(text) = arg.as_str() else {
                             return bad("an expression string such as \"snap + 1\"");
                         };
-                        Expr::parse(text).map_err(|e| (here.clone(), e.0))?;
+                        Expr::parse(text).map_err(|e| at(e.into()))?;
                     }
-                    "$eq" => template::check_value(arg, &here)?,
+                    "$eq" => {
+                        template::check_value(arg, &here).map_err(|e| e.map(Into::into))?;
+                    }
                     "$unordered" => {
                         let Some(items) = arg.as_array() else {
                             return bad("an array of matchers");
@@ -107,12 +116,7 @@ pub fn check(expected: &Value, pointer: &str) -> Result<(), (String, String)> {
                         }
                     }
                     "$literal" => {}
-                    _ => {
-                        return Err((
-                            here,
-                            format!("unknown matcher {key}; expected one of {}", KEYS.join(", ")),
-                        ));
-                    }
+                    _ => return Err(at(MatcherError::Unknown { key: key.clone() })),
                 }
             }
             Ok(())
@@ -120,9 +124,11 @@ pub fn check(expected: &Value, pointer: &str) -> Result<(), (String, String)> {
         Value::Object(map) => {
             if let Some(extra) = map.get(EXTRA_KEY) {
                 if extra != "ignore" {
-                    return Err((
+                    return Err(AtPointer::new(
                         format!("{pointer}/$extra"),
-                        format!("$extra takes \"ignore\", found {extra}"),
+                        MatcherError::BadExtra {
+                            found: extra.clone(),
+                        },
                     ));
                 }
             }
@@ -283,7 +289,7 @@ fn match_one(
                 template::render_str(arg.as_str().unwrap_or(""), &st.vars).map_err(|e| {
                     Mismatch {
                         pointer: ptr.to_owned(),
-                        message: e.0,
+                        message: e.to_string(),
                     }
                 })?;
             let re = Regex::new(&pattern).map_err(|e| Mismatch {
@@ -321,7 +327,7 @@ fn match_one(
         "$eq" => {
             let want = template::render_value(arg, &st.vars).map_err(|e| Mismatch {
                 pointer: ptr.to_owned(),
-                message: e.0,
+                message: e.to_string(),
             })?;
             match_at(&Value::Object(literal(want)), actual, st, ptr)?;
         }
@@ -331,7 +337,7 @@ fn match_one(
                 .and_then(|e| e.eval(&st.vars))
                 .map_err(|e| Mismatch {
                     pointer: ptr.to_owned(),
-                    message: e.0,
+                    message: e.to_string(),
                 })?;
             if actual.as_i64() != Some(want) {
                 return miss(
@@ -473,10 +479,11 @@ pub fn match_set(expected: &[Value], actual: &[Value], state: &mut State) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::TemplateError;
     use serde_json::json;
 
     fn run(expected: Value, actual: Value, st: &mut State) -> Result<(), String> {
-        check(&expected, "").map_err(|e| format!("check: {e:?}"))?;
+        check(&expected, "").map_err(|e| format!("check: {e}"))?;
         matches(&expected, &actual, st).map_err(|m| format!("{}: {}", m.pointer, m.message))
     }
 
@@ -611,14 +618,31 @@ mod tests {
 
     #[test]
     fn bad_matchers_are_reported_with_their_pointer() {
-        let (ptr, msg) = check(&json!({"a": {"$tyep": "x"}}), "/frame").unwrap_err();
-        assert_eq!(ptr, "/frame/a/$tyep");
-        assert!(msg.contains("unknown matcher"), "{msg}");
+        let err = check(&json!({"a": {"$tyep": "x"}}), "/frame").unwrap_err();
+        assert_eq!(err.pointer, "/frame/a/$tyep");
+        assert!(matches!(&err.error, MatcherError::Unknown { key } if key == "$tyep"));
+        assert!(err.error.to_string().contains("unknown matcher"), "{err}");
+        let err = check(&json!({"$type": "int"}), "").unwrap_err();
         assert!(
-            check(&json!({"$type": "int"}), "")
-                .unwrap_err()
-                .1
-                .contains("one of any")
+            matches!(&err.error, MatcherError::BadArgument { key, found, .. }
+                if key == "$type" && found == "int"),
+            "{err}"
         );
+        assert!(err.error.to_string().contains("one of any"), "{err}");
+        let err = check(&json!({"t": {"$regex": "("}}), "").unwrap_err();
+        assert_eq!(err.pointer, "/t/$regex");
+        assert!(matches!(err.error, MatcherError::Regex(_)), "{err}");
+        let err = check(&json!({"$eq": {"a": ["{{x"]}}), "/f").unwrap_err();
+        assert_eq!(err.pointer, "/f/$eq/a/0");
+        assert!(
+            matches!(
+                err.error,
+                MatcherError::Template(TemplateError::Unclosed { .. })
+            ),
+            "{err}"
+        );
+        let err = check(&json!({"a": 1, "$extra": "all"}), "").unwrap_err();
+        assert_eq!(err.pointer, "/$extra");
+        assert!(matches!(err.error, MatcherError::BadExtra { .. }), "{err}");
     }
 }

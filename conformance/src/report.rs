@@ -84,7 +84,7 @@ pub fn render_failure(r: &CaseResult, f: &Failure, style: Style) -> String {
         "before the first step".to_owned()
     } else {
         format!(
-            "step {} ({}{})",
+            "at step {} ({}{})",
             f.step,
             f.step_kind,
             f.conn
@@ -97,7 +97,7 @@ pub fn render_failure(r: &CaseResult, f: &Failure, style: Style) -> String {
     } else {
         ""
     };
-    let _ = writeln!(out, "  at {step}: {broke}{}", f.message);
+    let _ = writeln!(out, "  {step}: {broke}{}", f.message);
     match (&f.expected, &f.actual) {
         (Some(e), Some(a)) => {
             let _ = writeln!(
@@ -380,62 +380,232 @@ pub fn junit_report(results: &[CaseResult]) -> String {
 
 #[cfg(test)]
 mod tests {
+    //! Golden files of every report over fixed, hand-built results: one of each verdict and
+    //! close grade. `INSTA_UPDATE=always cargo test -p rtbus-conformance` accepts a change.
+
     use super::*;
+    use crate::runner::CloseRecord;
+    use crate::transcript::Capability;
     use serde_json::json;
 
-    fn result(verdict: Verdict) -> CaseResult {
+    const PLAIN: Style = Style { color: false };
+
+    fn result(id: &str, verdict: Verdict) -> CaseResult {
         CaseResult {
-            id: "a.b".into(),
-            title: "t <x>".into(),
+            id: id.into(),
+            title: format!("what {id} checks"),
             rules: vec!["ping.pong".into()],
             tags: vec![],
-            file: "cases/a.json".into(),
+            file: format!("cases/{id}.json"),
             verdict,
             close_verdict: CloseVerdict::Ok,
-            closes: vec![],
+            closes: vec![close("alice", "client", true, Some(1000), true)],
             frames_checked: 2,
             duration_ms: 5,
         }
     }
 
-    #[test]
-    fn failures_show_step_and_diff_and_reports_are_well_formed() {
-        let f = Failure {
+    fn close(
+        conn: &str,
+        initiator: &str,
+        clean: bool,
+        code: Option<u16>,
+        expected: bool,
+    ) -> CloseRecord {
+        CloseRecord {
+            conn: conn.into(),
+            initiator: initiator.into(),
+            clean,
+            code,
+            expected,
+        }
+    }
+
+    fn mismatch() -> Failure {
+        Failure {
             step: 3,
             step_kind: "expect".into(),
             conn: Some("alice".into()),
-            message: "frame does not match at /id: expected \"p\"".into(),
+            message: "frame does not match at /id: expected \"p\", found \"q\"".into(),
             pointer: Some("/id".into()),
             expected: Some(json!({"type": "pong", "id": "p"})),
-            actual: Some(json!({"type": "pong"})),
+            actual: Some(json!({"type": "pong", "id": "q"})),
+            infrastructure: false,
+        }
+    }
+
+    /// A run with every verdict and close grade, in suite order.
+    fn results() -> Vec<CaseResult> {
+        let restart_failed = Failure {
+            step: 2,
+            step_kind: "restartServer".into(),
+            conn: None,
+            message: "could not restart the server: the restart command `./restart.sh` failed \
+                      (exit status: 3); stderr: cannot find my-server"
+                .into(),
+            pointer: None,
+            expected: None,
+            actual: None,
+            infrastructure: true,
+        };
+        let no_frame = Failure {
+            step: 4,
+            step_kind: "expect".into(),
+            conn: Some("bob".into()),
+            message: "no frame arrived within 2000 ms".into(),
+            pointer: None,
+            expected: Some(json!({"type": "event", "data": {"seq": {"$expr": "snap + 1"}}})),
+            actual: None,
             infrastructure: false,
         };
-        let r = result(Verdict::Failed(Box::new(f.clone())));
-        let text = render_failure(&r, &f, Style { color: false });
-        assert!(text.contains("at step 3 (expect on alice)"), "{text}");
-        assert!(text.contains("-   \"id\": \"p\""), "{text}");
-        let colored = render_failure(&r, &f, Style { color: true });
-        assert!(colored.contains("\x1b[31m"));
-        let xml = junit_report(&[r.clone(), result(Verdict::Passed)]);
-        assert!(xml.contains("failures=\"1\""), "{xml}");
-        assert!(xml.contains("&quot;p&quot;"), "{xml}");
-        let json: Value = serde_json::from_str(&json_report(&[r], "x")).unwrap();
-        assert_eq!(json["totals"]["failed"], 1);
-        assert_eq!(json["cases"][0]["verdict"], "failed");
-        assert_eq!(json["cases"][0]["step"], 3);
-        let broken = Failure {
-            infrastructure: true,
-            message: "the restart command `x` failed (exit status: 3)".into(),
-            ..f
+        let schema = Failure {
+            step: 2,
+            step_kind: "expect".into(),
+            conn: Some("alice".into()),
+            message: "received frame violates the server-to-client schema at /type: \"pang\" \
+                      is not a server message type"
+                .into(),
+            pointer: Some("/type".into()),
+            expected: None,
+            actual: Some(json!({"type": "pang", "id": "p"})),
+            infrastructure: false,
         };
-        let r = result(Verdict::Failed(Box::new(broken.clone())));
-        assert!(
-            render_failure(&r, &broken, Style { color: false }).contains("infrastructure error")
+        let unprepared = Failure {
+            step: 0,
+            step_kind: "prepare".into(),
+            conn: None,
+            message: "could not prepare the server: cannot start the embedded server: cannot \
+                      listen on 127.0.0.1:4000: Address already in use (os error 98)"
+                .into(),
+            pointer: None,
+            expected: None,
+            actual: None,
+            infrastructure: true,
+        };
+        vec![
+            result("ping.pong", Verdict::Passed),
+            CaseResult {
+                title: "a title with <markup> & \"quotes\"".into(),
+                ..result("ping.wrong-id", Verdict::Failed(Box::new(mismatch())))
+            },
+            result("resume.restart", Verdict::Failed(Box::new(restart_failed))),
+            CaseResult {
+                close_verdict: CloseVerdict::None,
+                closes: vec![],
+                frames_checked: 0,
+                duration_ms: 0,
+                ..result(
+                    "resume.replay",
+                    Verdict::Unsupported {
+                        missing: vec![Capability::Resume, Capability::Publish],
+                    },
+                )
+            },
+            CaseResult {
+                close_verdict: CloseVerdict::Unclean,
+                closes: vec![close("alice", "server", false, None, true)],
+                ..result("heartbeat.timeout", Verdict::Passed)
+            },
+            CaseResult {
+                close_verdict: CloseVerdict::Unexpected,
+                closes: vec![
+                    close("alice", "server", true, Some(4009), false),
+                    close("bob", "client", true, Some(1000), true),
+                ],
+                duration_ms: 2003,
+                ..result("publish.fanout", Verdict::Failed(Box::new(no_frame)))
+            },
+            result("frame.schema", Verdict::Failed(Box::new(schema))),
+            CaseResult {
+                close_verdict: CloseVerdict::None,
+                closes: vec![],
+                frames_checked: 0,
+                ..result("handshake.endpoint", Verdict::Failed(Box::new(unprepared)))
+            },
+        ]
+    }
+
+    /// ANSI escapes made visible, so a coloured snapshot reads as text.
+    fn visible(text: &str) -> String {
+        text.replace('\x1b', "␛")
+    }
+
+    #[test]
+    fn console_progress_lines() {
+        let results = results();
+        let lines: Vec<String> = results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| progress_line(r, i + 1, results.len(), PLAIN))
+            .collect();
+        insta::assert_snapshot!(lines.join("\n"));
+    }
+
+    #[test]
+    fn console_summary() {
+        insta::assert_snapshot!(summary(
+            &results(),
+            "embedded rtbus-server (reference)",
+            2345,
+            PLAIN
+        ));
+    }
+
+    #[test]
+    fn console_summary_in_colour() {
+        let text = summary(
+            &results(),
+            "ws://127.0.0.1:8080/api/realtime",
+            2345,
+            Style { color: true },
         );
-        let xml = junit_report(&[r]);
-        assert!(
-            xml.contains("<error message=\"the restart command"),
-            "{xml}"
+        insta::assert_snapshot!(visible(&text));
+    }
+
+    #[test]
+    fn console_summary_of_a_green_run() {
+        let results = vec![
+            result("ping.pong", Verdict::Passed),
+            result("handshake.endpoint", Verdict::Passed),
+        ];
+        insta::assert_snapshot!(summary(
+            &results,
+            "embedded rtbus-server (reference)",
+            80,
+            PLAIN
+        ));
+    }
+
+    #[test]
+    fn json_report_golden() {
+        let text = json_report(&results(), "embedded rtbus-server (reference)");
+        insta::assert_snapshot!(text);
+        // The report is JSON whose totals agree with the cases it lists.
+        let report: Value = serde_json::from_str(&text).expect("the JSON report parses");
+        assert_eq!(
+            report["cases"].as_array().map(Vec::len),
+            Some(results().len())
+        );
+        assert_eq!(report["totals"]["total"], results().len());
+    }
+
+    #[test]
+    fn junit_report_golden() {
+        insta::assert_snapshot!(junit_report(&results()));
+    }
+
+    #[test]
+    fn totals_count_each_verdict_and_close_issue() {
+        assert_eq!(
+            totals(&results()),
+            Totals {
+                total: 8,
+                passed: 2,
+                failed: 5,
+                unsupported: 1,
+                close_issues: 2,
+                frames_checked: 12,
+            }
         );
     }
 }

@@ -82,10 +82,7 @@ impl std::fmt::Debug for Prepared {
     }
 }
 
-/// A problem with the run itself rather than with the server's behaviour.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InfraError(pub String);
+pub use crate::error::InfraError;
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -115,7 +112,8 @@ impl Default for RunOptions {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Failure {
-    /// 1-based index of the step in the file (0: after the last step).
+    /// 1-based index of the step in the file (0: before the first step, e.g. preparing the
+    /// server; one past the last step: at the end of the case).
     pub step: usize,
     /// The step's kind (`expect`, ...).
     pub step_kind: String,
@@ -249,7 +247,8 @@ pub async fn run_suite(
 }
 
 /// Runs `cases` (with their suite index), `jobs` at a time, handing each result to
-/// `finished` as it completes.
+/// `finished` as it completes. Cases start in suite order, so with one job they also finish
+/// in it.
 async fn run_batch(
     cases: Vec<(usize, LoadedCase)>,
     jobs: usize,
@@ -257,22 +256,24 @@ async fn run_batch(
     options: &Arc<RunOptions>,
     finished: &mut dyn FnMut(usize, CaseResult),
 ) {
-    let semaphore = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let mut waiting = cases.into_iter();
     let mut set = tokio::task::JoinSet::new();
     let mut by_task = std::collections::HashMap::new();
-    for (index, case) in cases {
-        let placeholder = blank_result(&case);
-        let target = Arc::clone(target);
-        let options = Arc::clone(options);
-        let semaphore = Arc::clone(&semaphore);
-        let handle = set.spawn(async move {
-            // The semaphore is never closed, so acquiring cannot fail.
-            let _permit = semaphore.acquire_owned().await.ok();
-            (index, run_case(&case, target.as_ref(), &options).await)
-        });
-        by_task.insert(handle.id(), (index, placeholder));
-    }
-    while let Some(joined) = set.join_next_with_id().await {
+    loop {
+        while set.len() < jobs {
+            let Some((index, case)) = waiting.next() else {
+                break;
+            };
+            let placeholder = blank_result(&case);
+            let target = Arc::clone(target);
+            let options = Arc::clone(options);
+            let handle =
+                set.spawn(async move { (index, run_case(&case, target.as_ref(), &options).await) });
+            by_task.insert(handle.id(), (index, placeholder));
+        }
+        let Some(joined) = set.join_next_with_id().await else {
+            return;
+        };
         match joined {
             Ok((_, (index, result))) => finished(index, result),
             Err(e) => {
@@ -501,6 +502,8 @@ struct CaseRun<'a> {
     frames_checked: usize,
 }
 
+/// Where a failure happened: the step's 1-based index in the file (an inner step of a
+/// `repeat` reports its `repeat`'s index), its kind and its connection.
 struct StepCtx {
     index: usize,
     kind: &'static str,
@@ -508,12 +511,21 @@ struct StepCtx {
 }
 
 impl StepCtx {
-    fn fail(&self, message: impl Into<String>) -> Failure {
+    /// The context of `step`, reported as step `index`.
+    fn of(index: usize, step: &Step) -> StepCtx {
+        StepCtx {
+            index,
+            kind: step.kind(),
+            conn: step.conn().map(str::to_owned),
+        }
+    }
+
+    fn fail(&self, message: impl std::fmt::Display) -> Failure {
         Failure {
             step: self.index,
             step_kind: self.kind.into(),
             conn: self.conn.clone(),
-            message: message.into(),
+            message: message.to_string(),
             pointer: None,
             expected: None,
             actual: None,
@@ -521,7 +533,7 @@ impl StepCtx {
         }
     }
 
-    fn infra(&self, message: impl Into<String>) -> Failure {
+    fn infra(&self, message: impl std::fmt::Display) -> Failure {
         Failure {
             infrastructure: true,
             ..self.fail(message)
@@ -529,12 +541,50 @@ impl StepCtx {
     }
 }
 
-impl CaseRun<'_> {
-    /// How many times a step with an optional `repeat` runs (once without one).
-    fn repeat_count(&self, repeat: Option<&Count>, ctx: &StepCtx) -> Result<u64, Failure> {
-        repeat.map_or(Ok(1), |count| self.count(count, ctx))
-    }
+/// What one round of a repeated step does: the inner steps of a `repeat` step, or the one
+/// frame of a send or expect step with a `repeat` count.
+enum Round<'s> {
+    /// The inner steps of a `repeat` step, in order.
+    Steps(&'s [Step]),
+    /// Sends one frame.
+    Send { conn: &'s str, body: Body<'s> },
+    /// Waits up to `wait` for one frame and matches it against `frame`.
+    Expect {
+        conn: &'s str,
+        frame: &'s Value,
+        wait: Duration,
+    },
+}
 
+/// What a send step sends: exactly one of `frame`, `text` and `binary` (checked when the case
+/// loads).
+enum Body<'s> {
+    /// A client message, a template.
+    Frame(&'s Value),
+    /// A raw text frame, a template.
+    Text(&'s str),
+    /// A raw binary frame, as hex.
+    Binary(&'s str),
+}
+
+impl<'s> Body<'s> {
+    fn of(frame: Option<&'s Value>, text: Option<&'s str>, binary: Option<&'s str>) -> Body<'s> {
+        match (frame, text) {
+            (Some(frame), _) => Body::Frame(frame),
+            (None, Some(text)) => Body::Text(text),
+            (None, None) => Body::Binary(binary.unwrap_or("")),
+        }
+    }
+}
+
+/// Which round of a repeated step is running: `{{i}}` = `i`, counting from 1 to `n`.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    i: u64,
+    n: u64,
+}
+
+impl CaseRun<'_> {
     fn count(&self, count: &Count, ctx: &StepCtx) -> Result<u64, Failure> {
         count
             .eval(&self.state.vars)
@@ -550,35 +600,7 @@ impl CaseRun<'_> {
 
     async fn play(&mut self) -> Result<(), Failure> {
         for (i, step) in self.case.steps.iter().enumerate() {
-            let ctx = StepCtx {
-                index: i + 1,
-                kind: step.kind(),
-                conn: step.conn().map(str::to_owned),
-            };
-            let Step::Repeat { times, steps } = step else {
-                self.step(step, &ctx).await?;
-                continue;
-            };
-            let n = self.count(times, &ctx)?;
-            for round in 1..=n {
-                for (j, inner) in steps.iter().enumerate() {
-                    self.state.vars.insert("i".into(), Value::from(round));
-                    let inner_ctx = StepCtx {
-                        index: i + 1,
-                        kind: inner.kind(),
-                        conn: inner.conn().map(str::to_owned),
-                    };
-                    self.step(inner, &inner_ctx).await.map_err(|mut f| {
-                        f.message = format!(
-                            "in round {round} of {n}, inner step {} ({}): {}",
-                            j + 1,
-                            inner.kind(),
-                            f.message
-                        );
-                        f
-                    })?;
-                }
-            }
+            self.step(step, &StepCtx::of(i + 1, step)).await?;
         }
         Ok(())
     }
@@ -597,37 +619,9 @@ impl CaseRun<'_> {
                 binary,
                 repeat,
             } => {
-                let n = self.repeat_count(repeat.as_ref(), ctx)?;
-                for i in 1..=n {
-                    if repeat.is_some() {
-                        self.state.vars.insert("i".into(), Value::from(i));
-                    }
-                    let message = if let Some(frame) = frame {
-                        let value = template::render_value(frame, &self.state.vars)
-                            .map_err(|e| ctx.fail(format!("cannot fill in the frame: {e}")))?;
-                        let text = value.to_string();
-                        if let Err(e) = rtbus_protocol::decode_client_frame(&text) {
-                            return Err(ctx.fail(format!(
-                                "transcript error: the filled-in frame is not a client message ({e}): {text}"
-                            )));
-                        }
-                        Message::text(text)
-                    } else if let Some(text) = text {
-                        Message::text(
-                            template::render_str(text, &self.state.vars)
-                                .map_err(|e| ctx.fail(format!("cannot fill in the text: {e}")))?,
-                        )
-                    } else {
-                        let bytes = crate::hex::decode(binary.as_deref().unwrap_or(""))
-                            .map_err(|e| ctx.fail(e))?;
-                        Message::binary(bytes)
-                    };
-                    let c = self.conn(conn, ctx)?;
-                    if let Err(e) = c.sink.send(message).await {
-                        return Err(ctx.fail(format!("could not send: {e}")));
-                    }
-                }
-                Ok(())
+                let body = Body::of(frame.as_ref(), text.as_deref(), binary.as_deref());
+                self.repeat(repeat.as_ref(), Round::Send { conn, body }, ctx)
+                    .await
             }
             Step::Expect {
                 conn,
@@ -635,32 +629,9 @@ impl CaseRun<'_> {
                 repeat,
                 timeout_ms,
             } => {
-                let n = self.repeat_count(repeat.as_ref(), ctx)?;
                 let wait = self.timeout(timeout_ms.as_ref(), ctx)?;
-                for i in 1..=n {
-                    if repeat.is_some() {
-                        self.state.vars.insert("i".into(), Value::from(i));
-                    }
-                    let actual = self.next_frame(conn, wait, ctx, frame).await?;
-                    if let Err(m) = matcher::matches(frame, &actual, &mut self.state) {
-                        let which = if n > 1 {
-                            format!(" (frame {i} of {n})")
-                        } else {
-                            String::new()
-                        };
-                        return Err(Failure {
-                            pointer: Some(m.pointer.clone()),
-                            expected: Some(frame.clone()),
-                            actual: Some(actual),
-                            ..ctx.fail(format!(
-                                "frame does not match{which} at {}: {}",
-                                display_pointer(&m.pointer),
-                                m.message
-                            ))
-                        });
-                    }
-                }
-                Ok(())
+                self.repeat(repeat.as_ref(), Round::Expect { conn, frame, wait }, ctx)
+                    .await
             }
             Step::ExpectSet {
                 conn,
@@ -668,38 +639,11 @@ impl CaseRun<'_> {
                 timeout_ms,
             } => {
                 let wait = self.timeout(timeout_ms.as_ref(), ctx)?;
-                let deadline = Instant::now() + wait;
-                let mut got = Vec::new();
-                let placeholder = Value::Array(frames.clone());
-                for _ in frames {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    got.push(self.next_frame(conn, left, ctx, &placeholder).await?);
-                }
-                matcher::match_set(frames, &got, &mut self.state).map_err(|m| Failure {
-                    pointer: Some(m.pointer.clone()),
-                    expected: Some(placeholder.clone()),
-                    actual: Some(Value::Array(got.clone())),
-                    ..ctx.fail(format!("frames do not match in any order: {}", m.message))
-                })
+                self.expect_set(conn, frames, wait, ctx).await
             }
             Step::ExpectNothing { conn, for_ms } => {
                 let wait = Duration::from_millis(self.count(for_ms, ctx)?);
-                let c = self.conn(conn, ctx)?;
-                let _ = c.gate.send(true);
-                match tokio::time::timeout(wait, c.rx.recv()).await {
-                    Err(_) => Ok(()),
-                    Ok(incoming) => {
-                        let incoming = incoming.unwrap_or(Incoming::End(None));
-                        let (message, actual) = self.describe_incoming(conn, incoming);
-                        Err(Failure {
-                            actual,
-                            ..ctx.fail(format!(
-                                "expected nothing for {} ms, but {message}",
-                                wait.as_millis()
-                            ))
-                        })
-                    }
-                }
+                self.expect_nothing(conn, wait, ctx).await
             }
             Step::ExpectClose {
                 conn,
@@ -713,19 +657,7 @@ impl CaseRun<'_> {
             }
             Step::ExpectPing { conn, timeout_ms } => {
                 let wait = self.timeout(timeout_ms.as_ref(), ctx)?;
-                let c = self.conn(conn, ctx)?;
-                let _ = c.gate.send(true);
-                c.pings.mark_unchanged();
-                match tokio::time::timeout(wait, c.pings.changed()).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(_)) => {
-                        Err(ctx.fail("expected a WebSocket ping, but the connection ended"))
-                    }
-                    Err(_) => Err(ctx.fail(format!(
-                        "expected a WebSocket ping from the server within {} ms; none arrived",
-                        wait.as_millis()
-                    ))),
-                }
+                self.expect_ping(conn, wait, ctx).await
             }
             Step::StopReading { conn } => {
                 let c = self.conn(conn, ctx)?;
@@ -742,7 +674,210 @@ impl CaseRun<'_> {
             }
             Step::ShutdownServer {} => self.shutdown_server(ctx),
             Step::RestartServer {} => self.restart_server(ctx).await,
-            Step::Repeat { .. } => Err(ctx.fail("repeat steps do not nest")),
+            Step::Repeat { times, steps } => {
+                self.repeat(Some(times), Round::Steps(steps), ctx).await
+            }
+        }
+    }
+
+    /// Runs `round` `times` times (once without a count), with `{{i}}` counting from 1 when
+    /// there is a count: the one loop behind `repeat` steps and the `repeat` of send and
+    /// expect steps.
+    async fn repeat(
+        &mut self,
+        times: Option<&Count>,
+        round: Round<'_>,
+        ctx: &StepCtx,
+    ) -> Result<(), Failure> {
+        let n = match times {
+            Some(count) => self.count(count, ctx)?,
+            None => 1,
+        };
+        for i in 1..=n {
+            if times.is_some() {
+                self.state.vars.insert("i".into(), Value::from(i));
+            }
+            let pass = Pass { i, n };
+            match &round {
+                Round::Steps(steps) => self.play_round(steps, pass, ctx).await?,
+                Round::Send { conn, body } => self.send_one(conn, body, ctx).await?,
+                Round::Expect { conn, frame, wait } => {
+                    self.expect_one(conn, frame, *wait, pass, ctx).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One round of a `repeat` step: its inner steps in order, each starting with `{{i}}` =
+    /// the round (an inner step's own `repeat` counts `{{i}}` itself). A failure names the
+    /// round and the inner step.
+    ///
+    /// Boxed, because a round runs steps and a step may repeat rounds.
+    fn play_round<'r>(
+        &'r mut self,
+        steps: &'r [Step],
+        pass: Pass,
+        ctx: &'r StepCtx,
+    ) -> BoxFuture<'r, Result<(), Failure>> {
+        Box::pin(async move {
+            for (j, inner) in steps.iter().enumerate() {
+                self.state.vars.insert("i".into(), Value::from(pass.i));
+                let inner_ctx = StepCtx::of(ctx.index, inner);
+                let outcome = if let Step::Repeat { .. } = inner {
+                    Err(inner_ctx.fail("repeat steps do not nest"))
+                } else {
+                    self.step(inner, &inner_ctx).await
+                };
+                outcome.map_err(|mut f| {
+                    f.message = format!(
+                        "in round {} of {}, inner step {} ({}): {}",
+                        pass.i,
+                        pass.n,
+                        j + 1,
+                        inner.kind(),
+                        f.message
+                    );
+                    f
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Sends one frame of a send step.
+    async fn send_one(
+        &mut self,
+        conn: &str,
+        body: &Body<'_>,
+        ctx: &StepCtx,
+    ) -> Result<(), Failure> {
+        let message = self.message(body, ctx)?;
+        let c = self.conn(conn, ctx)?;
+        c.sink
+            .send(message)
+            .await
+            .map_err(|e| ctx.fail(format!("could not send: {e}")))
+    }
+
+    /// The WebSocket message a send step's body stands for, with its templates filled in.
+    fn message(&self, body: &Body<'_>, ctx: &StepCtx) -> Result<Message, Failure> {
+        let vars = &self.state.vars;
+        match body {
+            Body::Frame(frame) => {
+                let value = template::render_value(frame, vars)
+                    .map_err(|e| ctx.fail(format!("cannot fill in the frame: {e}")))?;
+                let text = value.to_string();
+                if let Err(e) = rtbus_protocol::decode_client_frame(&text) {
+                    return Err(ctx.fail(format!(
+                        "transcript error: the filled-in frame is not a client message ({e}): {text}"
+                    )));
+                }
+                Ok(Message::text(text))
+            }
+            Body::Text(text) => template::render_str(text, vars)
+                .map(Message::text)
+                .map_err(|e| ctx.fail(format!("cannot fill in the text: {e}"))),
+            Body::Binary(hex) => crate::hex::decode(hex)
+                .map(Message::binary)
+                .map_err(|e| ctx.fail(e)),
+        }
+    }
+
+    /// Waits for one frame of an expect step and matches it; the failure says which frame of
+    /// a repeated expect it was.
+    async fn expect_one(
+        &mut self,
+        conn: &str,
+        frame: &Value,
+        wait: Duration,
+        pass: Pass,
+        ctx: &StepCtx,
+    ) -> Result<(), Failure> {
+        let actual = self.next_frame(conn, wait, ctx, frame).await?;
+        matcher::matches(frame, &actual, &mut self.state).map_err(|m| {
+            let which = if pass.n > 1 {
+                format!(" (frame {} of {})", pass.i, pass.n)
+            } else {
+                String::new()
+            };
+            Failure {
+                pointer: Some(m.pointer.clone()),
+                expected: Some(frame.clone()),
+                actual: Some(actual),
+                ..ctx.fail(format!(
+                    "frame does not match{which} at {}: {}",
+                    display_pointer(&m.pointer),
+                    m.message
+                ))
+            }
+        })
+    }
+
+    /// An `expectSet` step: as many frames as matchers, within `wait` together, matching in
+    /// any order.
+    async fn expect_set(
+        &mut self,
+        conn: &str,
+        frames: &[Value],
+        wait: Duration,
+        ctx: &StepCtx,
+    ) -> Result<(), Failure> {
+        let deadline = Instant::now() + wait;
+        let mut got = Vec::new();
+        let placeholder = Value::Array(frames.to_vec());
+        for _ in frames {
+            let left = deadline.saturating_duration_since(Instant::now());
+            got.push(self.next_frame(conn, left, ctx, &placeholder).await?);
+        }
+        matcher::match_set(frames, &got, &mut self.state).map_err(|m| Failure {
+            pointer: Some(m.pointer.clone()),
+            expected: Some(placeholder.clone()),
+            actual: Some(Value::Array(got.clone())),
+            ..ctx.fail(format!("frames do not match in any order: {}", m.message))
+        })
+    }
+
+    /// An `expectNothing` step: neither a frame nor a close for `wait`.
+    async fn expect_nothing(
+        &mut self,
+        conn: &str,
+        wait: Duration,
+        ctx: &StepCtx,
+    ) -> Result<(), Failure> {
+        let c = self.conn(conn, ctx)?;
+        let _ = c.gate.send(true);
+        let Ok(incoming) = tokio::time::timeout(wait, c.rx.recv()).await else {
+            return Ok(());
+        };
+        let incoming = incoming.unwrap_or(Incoming::End(None));
+        let (message, actual) = self.describe_incoming(conn, incoming);
+        Err(Failure {
+            actual,
+            ..ctx.fail(format!(
+                "expected nothing for {} ms, but {message}",
+                wait.as_millis()
+            ))
+        })
+    }
+
+    /// An `expectPing` step: a WebSocket ping from the server within `wait`.
+    async fn expect_ping(
+        &mut self,
+        conn: &str,
+        wait: Duration,
+        ctx: &StepCtx,
+    ) -> Result<(), Failure> {
+        let c = self.conn(conn, ctx)?;
+        let _ = c.gate.send(true);
+        c.pings.mark_unchanged();
+        match tokio::time::timeout(wait, c.pings.changed()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ctx.fail("expected a WebSocket ping, but the connection ended")),
+            Err(_) => Err(ctx.fail(format!(
+                "expected a WebSocket ping from the server within {} ms; none arrived",
+                wait.as_millis()
+            ))),
         }
     }
 
@@ -1346,10 +1481,8 @@ mod tests {
             Box::pin(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
-                    .map_err(|e| InfraError(e.to_string()))?;
-                let addr = listener
-                    .local_addr()
-                    .map_err(|e| InfraError(e.to_string()))?;
+                    .map_err(InfraError::Listen)?;
+                let addr = listener.local_addr().map_err(InfraError::Listen)?;
                 tokio::spawn(async move {
                     while let Ok((stream, _)) = listener.accept().await {
                         tokio::spawn(async move {
@@ -1416,6 +1549,39 @@ mod tests {
         let result = runtime.block_on(run_case(&echoed, &Closer(0), &options));
         assert!(result.passed(), "{:?}", result.verdict);
         assert_eq!(result.closes[0].code, Some(4321));
+    }
+
+    #[test]
+    fn with_one_job_cases_finish_in_suite_order() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let cases: Vec<LoadedCase> = crate::suite::bundled()
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.case.requires.contains(&Capability::Resume))
+            .collect();
+        let ids: Vec<String> = cases.iter().map(|c| c.case.id.clone()).collect();
+        assert!(ids.len() >= 4, "{ids:?}");
+        let mut options = RunOptions {
+            jobs: 1,
+            ..RunOptions::default()
+        };
+        // Unsupported: the cases finish at once, without a server, so only the scheduling
+        // decides their order.
+        options.contract.absent.push(Capability::Resume);
+        for _ in 0..20 {
+            let mut order = Vec::new();
+            runtime.block_on(run_suite(
+                cases.clone(),
+                Arc::new(Closer(1000)),
+                options.clone(),
+                |r, _, _| order.push(r.id.clone()),
+            ));
+            assert_eq!(order, ids);
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::sync::{OnceLock, RwLock};
 
 use serde_json::Value;
 
+pub use crate::error::SchemaError;
+
 /// The published server-to-client schema (`generated/schema/server-to-client.schema.json`).
 pub const SERVER_SCHEMA: &str = include_str!("../../generated/schema/server-to-client.schema.json");
 
@@ -73,8 +75,10 @@ const TOPIC_CACHE_ENTRIES: usize = 4096;
 const TOPIC_CACHE_MAX_LEN: usize = 256;
 
 impl Compiled {
-    fn new(root: &Value) -> Result<Compiled, String> {
-        let build = |schema: &Value| jsonschema::validator_for(schema).map_err(|e| e.to_string());
+    fn new(root: &Value) -> Result<Compiled, SchemaError> {
+        let build = |schema: &Value| {
+            jsonschema::validator_for(schema).map_err(|e| SchemaError::Compile(e.to_string()))
+        };
         let plan = specialize::Plan::new(root);
         let branches = root
             .get("oneOf")
@@ -92,7 +96,9 @@ impl Compiled {
                 continue;
             };
             if kinds.iter().any(|k| k.name == name) {
-                return Err(format!("two oneOf branches have the `type` {name:?}"));
+                return Err(SchemaError::DuplicateType {
+                    name: name.to_owned(),
+                });
             }
             let base = build(&plan.schema_for(branch, name, None))?;
             let by_topic = if plan.reads_topic(name) {
@@ -114,11 +120,10 @@ impl Compiled {
             });
         }
         if kinds.len() != branches.len() {
-            return Err(format!(
-                "{} of {} oneOf branches name no `type` const",
-                branches.len() - kinds.len(),
-                branches.len()
-            ));
+            return Err(SchemaError::UntypedBranches {
+                untyped: branches.len() - kinds.len(),
+                total: branches.len(),
+            });
         }
         let draft = root.get("$schema").cloned();
         let patterns = plan
@@ -225,12 +230,11 @@ impl Compiled {
     }
 }
 
-fn compiled() -> Result<&'static Compiled, &'static str> {
-    static COMPILED: OnceLock<Result<Compiled, String>> = OnceLock::new();
+fn compiled() -> Result<&'static Compiled, &'static SchemaError> {
+    static COMPILED: OnceLock<Result<Compiled, SchemaError>> = OnceLock::new();
     COMPILED
         .get_or_init(|| Compiled::new(&server_schema()))
         .as_ref()
-        .map_err(String::as_str)
 }
 
 /// Parses a text frame and checks it against the server-to-client schema.

@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::transcript::{self, LoadedCase, TranscriptError};
+use crate::error::{TranscriptError, TranscriptErrorKind};
+use crate::transcript::{self, LoadedCase};
 
 /// The bundled cases, as (file name, text), sorted by file name.
 pub const BUNDLED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/bundled_cases.rs"));
@@ -24,7 +25,7 @@ pub fn from_dir(dir: &Path) -> Result<Vec<LoadedCase>, Vec<TranscriptError>> {
             file: dir.to_owned(),
             line: 0,
             column: 0,
-            message: format!("cannot read the case directory: {e}"),
+            kind: TranscriptErrorKind::ReadDir(e),
         }]
     })?;
     let mut files: Vec<PathBuf> = entries
@@ -42,7 +43,7 @@ pub fn from_dir(dir: &Path) -> Result<Vec<LoadedCase>, Vec<TranscriptError>> {
                 file,
                 line: 0,
                 column: 0,
-                message: format!("cannot read: {e}"),
+                kind: TranscriptErrorKind::Read(e),
             }),
         }
     }
@@ -72,11 +73,10 @@ pub fn load_all(
                         file,
                         line,
                         column,
-                        message: format!(
-                            "duplicate case id {:?} (also in {}); ids must be unique",
-                            case.case.id,
-                            other.file.display()
-                        ),
+                        kind: TranscriptErrorKind::DuplicateId {
+                            id: case.case.id,
+                            other: other.file.clone(),
+                        },
                     });
                 } else {
                     cases.push(case);
@@ -193,9 +193,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            errors[0].to_string().starts_with("b.json:1:"),
+            matches!(&errors[0].kind, TranscriptErrorKind::DuplicateId { id, other }
+                if id == "x" && other == std::path::Path::new("a.json")),
             "{}",
             errors[0]
+        );
+        assert_eq!(
+            errors[0].to_string(),
+            "b.json:1:7: duplicate case id \"x\" (also in a.json); ids must be unique"
         );
     }
 }

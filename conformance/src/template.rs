@@ -3,18 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::expr::{Count, Expr, ExprError, Vars};
-
-/// A template that does not parse or cannot be filled in.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct TemplateError(pub String);
-
-impl From<ExprError> for TemplateError {
-    fn from(e: ExprError) -> Self {
-        TemplateError(e.0)
-    }
-}
+pub use crate::error::TemplateError;
+use crate::error::{AtPointer, ExprError};
+use crate::expr::{Count, Expr, Vars};
 
 /// The variable prefix under which credentials are kept in [`Vars`].
 pub const TOKEN_PREFIX: &str = "token:";
@@ -32,8 +23,8 @@ fn pieces(text: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
             out.push(Piece::Text(&rest[..open]));
         }
         let after = &rest[open + 2..];
-        let close = after.find("}}").ok_or_else(|| {
-            TemplateError(format!("unclosed \"{{{{\" in {text:?}; expected \"}}}}\""))
+        let close = after.find("}}").ok_or_else(|| TemplateError::Unclosed {
+            text: text.to_owned(),
         })?;
         out.push(Piece::Hole(after[..close].trim()));
         rest = &after[close + 2..];
@@ -49,9 +40,7 @@ fn check_hole(hole: &str) -> Result<(), TemplateError> {
         Expr::parse(n)?;
     } else if let Some(name) = hole.strip_prefix(TOKEN_PREFIX) {
         if name.is_empty() {
-            return Err(TemplateError(
-                "\"{{token:}}\" needs a credential name, e.g. {{token:publisher}}".into(),
-            ));
+            return Err(TemplateError::EmptyCredentialName);
         }
     } else {
         Expr::parse(hole)?;
@@ -70,16 +59,16 @@ pub fn check_str(text: &str) -> Result<(), TemplateError> {
 }
 
 /// Checks every template in a JSON value; the error carries the JSON pointer.
-pub fn check_value(value: &Value, pointer: &str) -> Result<(), (String, String)> {
+pub fn check_value(value: &Value, pointer: &str) -> Result<(), AtPointer<TemplateError>> {
     match value {
-        Value::String(s) => check_str(s).map_err(|e| (pointer.to_owned(), e.0)),
+        Value::String(s) => check_str(s).map_err(|e| AtPointer::new(pointer, e)),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let here = format!("{pointer}/{i}");
                 if let Some((count, inner)) = as_repeat(item) {
-                    let count = count.map_err(|e| (here.clone(), e.0))?;
+                    let count = count.map_err(|e| AtPointer::new(&here, e))?;
                     if let Count::Expr(e) = &count {
-                        Expr::parse(e).map_err(|e| (here.clone(), e.0))?;
+                        Expr::parse(e).map_err(|e| AtPointer::new(&here, e))?;
                     }
                     check_value(inner, &format!("{here}/item"))?;
                 } else {
@@ -105,15 +94,12 @@ fn as_repeat(item: &Value) -> Option<(Result<Count, TemplateError>, &Value)> {
     let map = item.as_object()?;
     let count = map.get("$repeat")?;
     let inner = map.get("item").unwrap_or(&Value::Null);
-    let parsed = serde_json::from_value::<Count>(count.clone()).map_err(|_| {
-        TemplateError(format!(
-            "\"$repeat\" is {count}; expected a count or an expression"
-        ))
-    });
+    let parsed =
+        serde_json::from_value::<Count>(count.clone()).map_err(|_| TemplateError::BadRepeatCount {
+            count: count.clone(),
+        });
     let parsed = if map.len() != 2 || !map.contains_key("item") {
-        Err(TemplateError(
-            "\"$repeat\" takes exactly {\"$repeat\": COUNT, \"item\": TEMPLATE}".into(),
-        ))
+        Err(TemplateError::BadRepeatShape)
     } else {
         parsed
     };
@@ -139,19 +125,19 @@ fn fill_hole(hole: &str, vars: &Vars) -> Result<Value, TemplateError> {
         return Ok(Value::String("x".repeat(usize::try_from(n).unwrap_or(0))));
     }
     if hole.starts_with(TOKEN_PREFIX) {
-        return vars.get(hole).cloned().ok_or_else(|| {
-            TemplateError(format!(
-                "no credential {:?} in the testee contract",
-                &hole[TOKEN_PREFIX.len()..]
-            ))
-        });
+        return vars
+            .get(hole)
+            .cloned()
+            .ok_or_else(|| TemplateError::UnknownCredential {
+                name: hole[TOKEN_PREFIX.len()..].to_owned(),
+            });
     }
     let expr = Expr::parse(hole)?;
     if let Some(name) = expr.as_var() {
         return vars.get(name).cloned().ok_or_else(|| {
-            TemplateError(format!(
-                "variable {name:?} is not set (not captured yet, and not a contract value)"
-            ))
+            TemplateError::Expr(ExprError::Unset {
+                name: name.to_owned(),
+            })
         });
     }
     Ok(Value::from(expr.eval(vars)?))
@@ -238,11 +224,40 @@ mod tests {
 
     #[test]
     fn explains_bad_templates() {
-        assert!(check_str("{{a").unwrap_err().0.contains("unclosed"));
-        assert!(check_str("{{a * 2}}").unwrap_err().0.contains("\"*\""));
+        assert_eq!(
+            check_str("{{a"),
+            Err(TemplateError::Unclosed { text: "{{a".into() })
+        );
+        assert!(matches!(
+            check_str("{{a * 2}}"),
+            Err(TemplateError::Expr(ExprError::Unexpected { token, .. })) if token == "*"
+        ));
+        assert_eq!(
+            check_str("{{token:}}"),
+            Err(TemplateError::EmptyCredentialName)
+        );
         let err = check_value(&json!({"x": [1, {"$repeat": true, "item": 1}]}), "").unwrap_err();
-        assert_eq!(err.0, "/x/1");
+        assert_eq!(err.pointer, "/x/1");
+        assert_eq!(
+            err.error,
+            TemplateError::BadRepeatCount { count: json!(true) }
+        );
+        let err = check_value(&json!([{"$repeat": 1}]), "/f").unwrap_err();
+        assert_eq!(
+            (err.pointer.as_str(), err.error),
+            ("/f/0", TemplateError::BadRepeatShape)
+        );
         let err = render_value(&json!("{{missing}}"), &Vars::new()).unwrap_err();
-        assert!(err.0.contains("not set"), "{err}");
+        assert_eq!(
+            err,
+            TemplateError::Expr(ExprError::Unset {
+                name: "missing".into()
+            })
+        );
+        let err = render_str("Bearer {{token:nobody}}", &Vars::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no credential \"nobody\" in the testee contract"
+        );
     }
 }

@@ -10,6 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::AtPointer;
+pub use crate::error::{CaseError, TranscriptError, TranscriptErrorKind};
 use crate::expr::{Count, Expr};
 use crate::matcher;
 use crate::template;
@@ -310,20 +312,6 @@ impl Step {
     }
 }
 
-/// A transcript that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}", file.display())]
-pub struct TranscriptError {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What was wrong and what was expected.
-    pub message: String,
-}
-
 /// A case together with where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedCase {
@@ -336,35 +324,31 @@ pub struct LoadedCase {
 /// Parses and checks one transcript: JSON syntax, the format, rule ids, connection names,
 /// matcher and template syntax, and that typed frames are client messages.
 pub fn parse(file: &Path, text: &str) -> Result<LoadedCase, TranscriptError> {
-    let at = |line: usize, column: usize, message: String| TranscriptError {
+    let case: Case = serde_json::from_str(text).map_err(|e| TranscriptError {
         file: file.to_owned(),
-        line,
-        column,
-        message,
-    };
-    let case: Case = serde_json::from_str(text).map_err(|e| {
-        at(
-            e.line(),
-            e.column(),
-            format!("{e}")
-                .split(" at line ")
-                .next()
-                .unwrap_or("")
-                .into(),
-        )
+        line: e.line(),
+        column: e.column(),
+        kind: TranscriptErrorKind::Format {
+            // serde's message ends with " at line L column C", which the error says first.
+            message: e.to_string().split(" at line ").next().unwrap_or("").into(),
+        },
     })?;
-    let fail = |pointer: &str, message: String| {
-        let (line, column) = crate::position::locate(text, pointer);
-        at(line, column, format!("at {pointer}: {message}"))
-    };
-    check(&case).map_err(|(pointer, message)| fail(&pointer, message))?;
+    check(&case).map_err(|problem| {
+        let (line, column) = crate::position::locate(text, &problem.pointer);
+        TranscriptError {
+            file: file.to_owned(),
+            line,
+            column,
+            kind: TranscriptErrorKind::Invalid(Box::new(problem)),
+        }
+    })?;
     Ok(LoadedCase {
         case,
         file: file.to_owned(),
     })
 }
 
-type Problem = (String, String);
+type Problem = AtPointer<CaseError>;
 
 fn check(case: &Case) -> Result<(), Problem> {
     let id_ok = !case.id.is_empty()
@@ -373,39 +357,31 @@ fn check(case: &Case) -> Result<(), Problem> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
     if !id_ok {
-        return Err((
-            "/id".into(),
-            format!(
-                "invalid case id {:?}: expected lowercase letters, digits, '.', '_' or '-'",
-                case.id
-            ),
+        return Err(AtPointer::new(
+            "/id",
+            CaseError::InvalidId {
+                id: case.id.clone(),
+            },
         ));
     }
     if case.rules.is_empty() {
-        return Err((
-            "/rules".into(),
-            "a case must cite at least one rule id".into(),
-        ));
+        return Err(AtPointer::new("/rules", CaseError::NoRules));
     }
     for (i, rule) in case.rules.iter().enumerate() {
         if Rule::find(rule).is_none() {
-            return Err((
+            return Err(AtPointer::new(
                 format!("/rules/{i}"),
-                format!(
-                    "unknown rule id {rule:?}; expected one of the ids in PROTOCOL.md, e.g. {}",
-                    closest_rules(rule)
-                ),
+                CaseError::UnknownRule {
+                    rule: rule.clone(),
+                    near: closest_rules(rule),
+                },
             ));
         }
     }
     for (name, spec) in &case.connections {
         for (header, value) in &spec.headers {
-            template::check_str(value).map_err(|e| {
-                (
-                    format!("/connections/{name}/headers/{header}"),
-                    e.to_string(),
-                )
-            })?;
+            template::check_str(value)
+                .map_err(|e| AtPointer::new(format!("/connections/{name}/headers/{header}"), e))?;
         }
     }
     check_steps(case, &case.steps, "/steps", true)
@@ -416,10 +392,7 @@ fn check_steps(case: &Case, steps: &[Step], base: &str, top: bool) -> Result<(),
         let here = format!("{base}/{i}");
         if let Step::Repeat { times, steps } = step {
             if !top {
-                return Err((
-                    here,
-                    "repeat steps do not nest; flatten the inner repeat".into(),
-                ));
+                return Err(AtPointer::new(here, CaseError::NestedRepeat));
             }
             check_count(times, format!("{here}/times"))?;
             check_steps(case, steps, &format!("{here}/steps"), false)?;
@@ -427,25 +400,23 @@ fn check_steps(case: &Case, steps: &[Step], base: &str, top: bool) -> Result<(),
         }
         if let Some(conn) = step.conn() {
             if !case.connections.contains_key(conn) {
-                let known: Vec<&str> = case.connections.keys().map(String::as_str).collect();
-                return Err((
+                return Err(AtPointer::new(
                     format!("{here}/conn"),
-                    format!(
-                        "unknown connection {conn:?}; expected one of the keys of \"connections\": {}",
-                        known.join(", ")
-                    ),
+                    CaseError::UnknownConnection {
+                        conn: conn.to_owned(),
+                        known: case.connections.keys().cloned().collect(),
+                    },
                 ));
             }
         }
         if let Some(needed) = needed_capability(step) {
             if !case.requires.contains(&needed) {
-                return Err((
+                return Err(AtPointer::new(
                     format!("{here}/do"),
-                    format!(
-                        "a {} step needs the {needed:?} capability: add it to the case's \"requires\"",
-                        step.kind(),
-                        needed = needed.name()
-                    ),
+                    CaseError::MissingCapability {
+                        step: step.kind(),
+                        capability: needed,
+                    },
                 ));
             }
         }
@@ -459,7 +430,7 @@ fn check_count(count: &Count, pointer: String) -> Result<(), Problem> {
         Count::Number(_) => Ok(()),
         Count::Expr(text) => Expr::parse(text)
             .map(|_| ())
-            .map_err(|e| (pointer, e.to_string())),
+            .map_err(|e| AtPointer::new(pointer, e)),
     }
 }
 
@@ -474,31 +445,26 @@ fn check_step(step: &Step, here: &str) -> Result<(), Problem> {
         } => {
             let given = [frame.is_some(), text.is_some(), binary.is_some()];
             if given.iter().filter(|g| **g).count() != 1 {
-                return Err((
-                    here.to_owned(),
-                    "a send step needs exactly one of \"frame\", \"text\" or \"binary\"".into(),
-                ));
+                return Err(AtPointer::new(here, CaseError::SendBody));
             }
             if let Some(frame) = frame {
-                template::check_value(frame, &format!("{here}/frame"))?;
+                template::check_value(frame, &format!("{here}/frame"))
+                    .map_err(|e| e.map(Into::into))?;
                 if !template::has_placeholders(frame) {
                     let text = frame.to_string();
                     if let Err(e) = rtbus_protocol::decode_client_frame(&text) {
-                        return Err((
+                        return Err(AtPointer::new(
                             format!("{here}/frame{}", e.pointer),
-                            format!(
-                                "not a client message: {}; use \"text\" to send malformed input on purpose",
-                                e.message
-                            ),
+                            CaseError::NotClientMessage { message: e.message },
                         ));
                     }
                 }
             }
             if let Some(text) = text {
-                template::check_str(text).map_err(|e| (format!("{here}/text"), e.to_string()))?;
+                template::check_str(text).map_err(|e| AtPointer::new(format!("{here}/text"), e))?;
             }
             if let Some(hex) = binary {
-                crate::hex::decode(hex).map_err(|e| (format!("{here}/binary"), e))?;
+                crate::hex::decode(hex).map_err(|e| AtPointer::new(format!("{here}/binary"), e))?;
             }
             if let Some(repeat) = repeat {
                 check_count(repeat, format!("{here}/repeat"))?;
@@ -510,7 +476,7 @@ fn check_step(step: &Step, here: &str) -> Result<(), Problem> {
             timeout_ms,
             ..
         } => {
-            matcher::check(frame, &format!("{here}/frame"))?;
+            matcher::check(frame, &format!("{here}/frame")).map_err(|e| e.map(Into::into))?;
             if let Some(repeat) = repeat {
                 check_count(repeat, format!("{here}/repeat"))?;
             }
@@ -522,7 +488,8 @@ fn check_step(step: &Step, here: &str) -> Result<(), Problem> {
             frames, timeout_ms, ..
         } => {
             for (j, frame) in frames.iter().enumerate() {
-                matcher::check(frame, &format!("{here}/frames/{j}"))?;
+                matcher::check(frame, &format!("{here}/frames/{j}"))
+                    .map_err(|e| e.map(Into::into))?;
             }
             if let Some(t) = timeout_ms {
                 check_count(t, format!("{here}/timeoutMs"))?;
@@ -607,26 +574,39 @@ mod tests {
 
     #[test]
     fn bad_transcripts_name_the_line_and_the_expectation() {
-        let cases: &[(&str, usize, &str)] = &[
+        /// Whether an error is of the kind a case expects.
+        type IsKind<'a> = &'a dyn Fn(&TranscriptErrorKind) -> bool;
+        let format = |k: &TranscriptErrorKind| matches!(k, TranscriptErrorKind::Format { .. });
+        let invalid = |pointer: &'static str, is: fn(&CaseError) -> bool| {
+            move |k: &TranscriptErrorKind| matches!(k, TranscriptErrorKind::Invalid(p) if p.pointer == pointer && is(&p.error))
+        };
+        let cases: &[(&str, usize, &str, IsKind)] = &[
             (
                 "{\n\"id\": 1}",
                 2,
                 "invalid type: integer `1`, expected a string",
+                &format,
             ),
             (
                 &format!("{HEAD}\n\"steps\":[\n{{\"do\":\"jump\",\"conn\":\"a\"}}]}}"),
                 3,
                 "unknown variant `jump`",
+                &format,
             ),
             (
                 &format!("{HEAD}\n\"steps\":[\n{{\"do\":\"connect\",\n\"conn\":\"b\"}}]}}"),
                 4,
                 "unknown connection \"b\"",
+                &invalid(
+                    "/steps/0/conn",
+                    |e| matches!(e, CaseError::UnknownConnection { conn, known } if conn == "b" && known == &["a"]),
+                ),
             ),
             (
                 "{\"id\":\"x\",\"title\":\"t\",\n\"rules\":[\"ping.pang\"],\"connections\":{},\"steps\":[]}",
                 2,
                 "unknown rule id \"ping.pang\"",
+                &invalid("/rules/0", |e| matches!(e, CaseError::UnknownRule { .. })),
             ),
             (
                 &format!(
@@ -634,6 +614,9 @@ mod tests {
                 ),
                 4,
                 "invalid regex",
+                &invalid("/steps/0/frame/type/$regex", |e| {
+                    matches!(e, CaseError::Matcher(crate::error::MatcherError::Regex(_)))
+                }),
             ),
             (
                 &format!(
@@ -641,11 +624,17 @@ mod tests {
                 ),
                 4,
                 "not a client message",
+                &|k| {
+                    matches!(k, TranscriptErrorKind::Invalid(p)
+                        if p.pointer.starts_with("/steps/0/frame")
+                            && matches!(p.error, CaseError::NotClientMessage { .. }))
+                },
             ),
         ];
-        for (text, line, needle) in cases {
+        for (text, line, needle, kind) in cases {
             let e = err(text);
             assert_eq!(e.line, *line, "{e}");
+            assert!(kind(&e.kind), "{e}: {:?}", e.kind);
             assert!(e.to_string().contains(needle), "{e}");
             assert!(e.to_string().starts_with("case.json:"), "{e}");
         }
@@ -662,7 +651,10 @@ mod tests {
                     continue;
                 }
                 let e = parse(file, &text[..cut]).unwrap_err();
-                assert!(e.line >= 1 && !e.message.is_empty(), "{name}@{cut}: {e}");
+                assert!(
+                    e.line >= 1 && !e.kind.to_string().is_empty(),
+                    "{name}@{cut}: {e}"
+                );
             }
             for (at, _) in text.char_indices().step_by(37) {
                 for replacement in ["\"", "}", "9", "$"] {
@@ -672,7 +664,10 @@ mod tests {
                         replacement,
                     );
                     if let Err(e) = parse(file, &damaged) {
-                        assert!(e.line >= 1 && !e.message.is_empty(), "{name}@{at}: {e}");
+                        assert!(
+                            e.line >= 1 && !e.kind.to_string().is_empty(),
+                            "{name}@{at}: {e}"
+                        );
                     }
                 }
             }

@@ -199,7 +199,7 @@ impl Target for MutatedTarget {
             let server_only = self.mutation.configure(&mut config);
             let server = rtbus_server::start(config.clone())
                 .await
-                .map_err(|e| InfraError(e.to_string()))?;
+                .map_err(InfraError::Start)?;
             let upstream = Arc::new(Mutex::new(server.local_addr()));
             let mut handle = Handle {
                 config,
@@ -215,16 +215,14 @@ impl Target for MutatedTarget {
                     server: Some(Box::new(handle)),
                 });
             }
-            let socket = TcpSocket::new_v4().map_err(|e| InfraError(e.to_string()))?;
+            let socket = TcpSocket::new_v4().map_err(InfraError::Listen)?;
             // Accepted sockets inherit this: a small send buffer keeps back-pressure visible.
             let _ = socket.set_send_buffer_size(16 * 1024);
             socket
                 .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                .map_err(|e| InfraError(e.to_string()))?;
-            let listener = socket.listen(64).map_err(|e| InfraError(e.to_string()))?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| InfraError(e.to_string()))?;
+                .map_err(InfraError::Listen)?;
+            let listener = socket.listen(64).map_err(InfraError::Listen)?;
+            let addr = listener.local_addr().map_err(InfraError::Listen)?;
             let url = format!("ws://{addr}/api/realtime");
             let proxy = tokio::spawn(accept_loop(
                 listener,

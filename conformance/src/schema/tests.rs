@@ -46,6 +46,36 @@ fn accepts_good_frames_and_points_at_bad_fields() {
 }
 
 #[test]
+fn a_schema_the_harness_cannot_pick_branches_of_is_refused() {
+    let branch = |t: &str| json!({"properties": {"type": {"const": t}}});
+    let twice = json!({"oneOf": [branch("pong"), branch("pong")]});
+    assert!(matches!(
+        Compiled::new(&twice),
+        Err(SchemaError::DuplicateType { name }) if name == "pong"
+    ));
+    let untyped = json!({"oneOf": [branch("pong"), {"type": "object"}]});
+    let Err(e) = Compiled::new(&untyped) else {
+        panic!("a branch without a `type` const compiled");
+    };
+    assert!(
+        matches!(
+            e,
+            SchemaError::UntypedBranches {
+                untyped: 1,
+                total: 2
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.to_string(), "1 of 2 oneOf branches name no `type` const");
+    let broken = json!({"oneOf": [{"properties": {"type": {"const": "pong"}}, "minLength": -1}]});
+    assert!(matches!(
+        Compiled::new(&broken),
+        Err(SchemaError::Compile(_))
+    ));
+}
+
+#[test]
 fn agrees_with_the_full_schema_on_valid_invalid_and_mutated_frames() {
     let root = server_schema();
     let reference = jsonschema::validator_for(&root).unwrap();
