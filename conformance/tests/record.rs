@@ -2,6 +2,10 @@
 //! green against a fresh server; the client sees upstream's own handshake answer, and every
 //! frame the server sends (binary ones too) is recorded. The recorder's output is a golden file.
 
+// Test support code: a listener or a runtime that cannot start is a bug in the test, and the
+// handshake callback's error type is tungstenite's.
+#![allow(clippy::unwrap_used, clippy::result_large_err)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
