@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderName, HeaderValue, S
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::error::{Error, Result, Stage};
-use crate::url::Url;
+use crate::url::{Url, UrlError};
 
 /// A client WebSocket over plain TCP, as [`Dial`] opens it.
 pub type WsStream = WebSocketStream<TcpStream>;
@@ -182,11 +182,13 @@ impl Dial {
 
     /// Checks the headers once and keeps the request for `url`, for dialling it many times.
     pub fn prepare(&self, url: &Url) -> Result<Dialer> {
-        let uri: Uri = url.to_string().parse().map_err(
-            |e: tokio_tungstenite::tungstenite::http::uri::InvalidUri| {
-                Error::Handshake(Box::new(e.into()))
-            },
-        )?;
+        // `Url::parse` refused whitespace and control characters; anything else `Uri` refuses
+        // is a bad path too.
+        let uri: Uri = url.to_string().parse().map_err(|_| UrlError::BadPath {
+            url: url.to_string(),
+            path: url.path().to_owned(),
+            reason: "not a valid request target",
+        })?;
         Ok(Dialer {
             url: url.clone(),
             uri,
@@ -556,6 +558,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
     #[tokio::test]
     async fn the_receive_buffer_is_set_before_connect() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -568,12 +571,14 @@ mod tests {
         assert!(stream.nodelay().unwrap());
     }
 
+    #[cfg(unix)]
     fn socket_recv_buffer(stream: &TcpStream) -> usize {
         // tokio exposes SO_RCVBUF only on a TcpSocket; borrow the stream's descriptor as one.
         let std = stream_as_socket(stream);
         std.recv_buffer_size().unwrap() as usize
     }
 
+    #[cfg(unix)]
     fn stream_as_socket(stream: &TcpStream) -> TcpSocket {
         use std::os::fd::{AsFd, BorrowedFd};
         let fd: BorrowedFd<'_> = stream.as_fd();

@@ -154,9 +154,10 @@ mod tests {
 
     #[test]
     fn errors_stay_small_and_say_what_happened() {
-        // A `Result<_, Error>` is returned on every dial; keep it cheap to move.
+        // A `Result<_, Error>` is returned on every dial: keep it under clippy's
+        // `result_large_err` threshold, boxing what is large.
         assert!(
-            std::mem::size_of::<Error>() <= 64,
+            std::mem::size_of::<Error>() <= 128,
             "{}",
             std::mem::size_of::<Error>()
         );

@@ -41,6 +41,16 @@ pub enum UrlError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A path or query that is not valid in an HTTP request target.
+    #[error("{url}: invalid path {path:?} ({reason})")]
+    BadPath {
+        /// The URL as given.
+        url: String,
+        /// The path and query as written.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A port that is not a number from 1 to 65535.
     #[error("{url}: invalid port {port:?} (expected 1 to 65535)")]
     BadPort {
@@ -99,10 +109,10 @@ impl Url {
             .bytes()
             .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
         {
-            return Err(UrlError::BadHost {
+            return Err(UrlError::BadPath {
                 url: url(),
-                host: authority.to_owned(),
-                reason: "the path holds whitespace",
+                path,
+                reason: "whitespace or control characters",
             });
         }
         let (host, port) = split_authority(text, authority)?;
@@ -344,7 +354,7 @@ mod tests {
                 matches!(e, UrlError::BadHost { .. })
             }),
             ("ws://h st/x", |e| matches!(e, UrlError::BadHost { .. })),
-            ("ws://h/a b", |e| matches!(e, UrlError::BadHost { .. })),
+            ("ws://h/a b", |e| matches!(e, UrlError::BadPath { .. })),
             ("ws://h/x#top", |e| matches!(e, UrlError::Fragment { .. })),
         ];
         for (text, check) in cases {
