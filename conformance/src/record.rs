@@ -9,13 +9,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
+use rtbus_socket::{Action, Answer, Direction, Message, Offer, Proxy, Tap, Upstream, Url};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio::net::TcpListener;
 
 use crate::contract::Contract;
 use crate::transcript::{Case, ConnectionSpec, Step};
@@ -69,6 +65,8 @@ pub enum Event {
     ClientBinary(String, Vec<u8>),
     /// The server sent a text frame.
     ServerText(String, String),
+    /// The server sent a binary frame (which an rtbus v1 server never does).
+    ServerBinary(String, Vec<u8>),
     /// The server closed the connection.
     ServerClose(String, Option<u16>),
     /// The client closed the connection.
@@ -89,15 +87,15 @@ fn push(log: &Log, event: Event) {
 #[derive(Debug)]
 pub struct Recorder {
     listener: TcpListener,
-    upstream: String,
+    proxy: Proxy,
 }
 
 impl Recorder {
-    /// Binds the listening socket.
-    pub async fn bind(listen: SocketAddr, upstream: &str) -> std::io::Result<Recorder> {
+    /// Binds the listening socket; clients are proxied to `upstream`.
+    pub async fn bind(listen: SocketAddr, upstream: Url) -> std::io::Result<Recorder> {
         Ok(Recorder {
             listener: TcpListener::bind(listen).await?,
-            upstream: upstream.to_owned(),
+            proxy: Proxy::new(Upstream::new(upstream)),
         })
     }
 
@@ -123,8 +121,12 @@ impl Recorder {
                 accepted = self.listener.accept() => {
                     if let Ok((stream, _)) = accepted {
                         count += 1;
-                        let name = format!("c{count}");
-                        tasks.spawn(proxy(stream, self.upstream.clone(), name, Arc::clone(&log)));
+                        let tap = Recording {
+                            conn: format!("c{count}"),
+                            log: Arc::clone(&log),
+                        };
+                        let proxy = self.proxy.clone();
+                        tasks.spawn(async move { proxy.serve(stream, tap).await });
                     }
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {
@@ -142,135 +144,50 @@ impl Recorder {
     }
 }
 
-/// What a client offered at the handshake: subprotocols, `Authorization`, path.
-type Offered = (Vec<String>, Option<String>, String);
-
-// The callback's error type is tungstenite's HTTP response; its size is not ours to choose.
-/// The subprotocols a WebSocket handshake offers, in order, from every
-/// `Sec-WebSocket-Protocol` header (each may list several, comma-separated).
-pub fn offered_subprotocols(req: &Request) -> Vec<String> {
-    req.headers()
-        .get_all("sec-websocket-protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_owned()))
-        .filter(|s| !s.is_empty())
-        .collect()
+/// The tap of one recorded connection: notes the handshake upstream answered and every frame,
+/// and passes everything on unchanged.
+struct Recording {
+    conn: String,
+    log: Log,
 }
 
-#[allow(clippy::result_large_err)]
-async fn proxy(stream: TcpStream, upstream: String, name: String, log: Log) {
-    let offered: Arc<Mutex<Offered>> = Arc::default();
-    let seen = Arc::clone(&offered);
-    let callback = move |req: &Request, mut resp: Response| {
-        let protocols = offered_subprotocols(req);
-        let auth = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if protocols.iter().any(|p| p == rtbus_protocol::SUBPROTOCOL) {
-            resp.headers_mut().insert(
-                "sec-websocket-protocol",
-                HeaderValue::from_static(rtbus_protocol::SUBPROTOCOL),
-            );
-        }
-        if let Ok(mut s) = seen.lock() {
-            *s = (protocols, auth, req.uri().path().to_owned());
-        }
-        Ok(resp)
-    };
-    let Ok(client) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
-        return;
-    };
-    let (protocols, auth, _path) = offered.lock().map(|s| s.clone()).unwrap_or_default();
-    let Ok(mut request) = upstream.as_str().into_client_request() else {
-        return;
-    };
-    if !protocols.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&protocols.join(", ")) {
-            request.headers_mut().insert("sec-websocket-protocol", v);
-        }
+impl Tap for Recording {
+    async fn handshake(&self, offer: Offer, upstream: &Upstream) -> Answer {
+        // Upstream answers inside the client's handshake: the client sees the status recorded.
+        let answer = upstream.dial(&offer).await;
+        push(
+            &self.log,
+            Event::Connect {
+                conn: self.conn.clone(),
+                subprotocols: offer.subprotocols,
+                authorization: offer.authorization,
+                status: answer.status().as_u16(),
+            },
+        );
+        answer
     }
-    if let Some(a) = &auth {
-        if let Ok(v) = HeaderValue::from_str(a) {
-            request.headers_mut().insert("authorization", v);
+
+    async fn message(&self, direction: Direction, message: Message) -> Vec<Action> {
+        let conn = self.conn.clone();
+        let code = |f: &Option<rtbus_socket::CloseFrame>| f.as_ref().map(|f| u16::from(f.code));
+        let event = match (direction, &message) {
+            (Direction::ToServer, Message::Text(t)) => Some(Event::ClientText(conn, t.to_string())),
+            (Direction::ToServer, Message::Binary(b)) => {
+                Some(Event::ClientBinary(conn, b.to_vec()))
+            }
+            (Direction::ToServer, Message::Close(f)) => Some(Event::ClientClose(conn, code(f))),
+            (Direction::ToClient, Message::Text(t)) => Some(Event::ServerText(conn, t.to_string())),
+            (Direction::ToClient, Message::Binary(b)) => {
+                Some(Event::ServerBinary(conn, b.to_vec()))
+            }
+            (Direction::ToClient, Message::Close(f)) => Some(Event::ServerClose(conn, code(f))),
+            _ => None,
+        };
+        if let Some(event) = event {
+            push(&self.log, event);
         }
+        vec![Action::send(direction, message)]
     }
-    let server = match tokio_tungstenite::connect_async(request).await {
-        Ok((server, _)) => server,
-        Err(e) => {
-            let status = match &e {
-                tokio_tungstenite::tungstenite::Error::Http(r) => r.status().as_u16(),
-                _ => 502,
-            };
-            push(
-                &log,
-                Event::Connect {
-                    conn: name,
-                    subprotocols: protocols,
-                    authorization: auth,
-                    status,
-                },
-            );
-            let mut client = client;
-            let _ = client.close(None).await;
-            return;
-        }
-    };
-    push(
-        &log,
-        Event::Connect {
-            conn: name.clone(),
-            subprotocols: protocols,
-            authorization: auth,
-            status: 101,
-        },
-    );
-    let (mut client_tx, mut client_rx) = client.split();
-    let (mut server_tx, mut server_rx) = server.split();
-    let up_log = Arc::clone(&log);
-    let up_name = name.clone();
-    let upward = async move {
-        while let Some(Ok(msg)) = client_rx.next().await {
-            match &msg {
-                Message::Text(t) => {
-                    push(&up_log, Event::ClientText(up_name.clone(), t.to_string()))
-                }
-                Message::Binary(b) => {
-                    push(&up_log, Event::ClientBinary(up_name.clone(), b.to_vec()));
-                }
-                Message::Close(f) => push(
-                    &up_log,
-                    Event::ClientClose(up_name.clone(), f.as_ref().map(|f| u16::from(f.code))),
-                ),
-                _ => continue,
-            }
-            let closing = matches!(msg, Message::Close(_));
-            if server_tx.send(msg).await.is_err() || closing {
-                break;
-            }
-        }
-    };
-    let down_log = Arc::clone(&log);
-    let downward = async move {
-        while let Some(Ok(msg)) = server_rx.next().await {
-            match &msg {
-                Message::Text(t) => push(&down_log, Event::ServerText(name.clone(), t.to_string())),
-                Message::Close(f) => push(
-                    &down_log,
-                    Event::ServerClose(name.clone(), f.as_ref().map(|f| u16::from(f.code))),
-                ),
-                Message::Binary(_) => {}
-                _ => continue,
-            }
-            let closing = matches!(msg, Message::Close(_));
-            if client_tx.send(msg).await.is_err() || closing {
-                break;
-            }
-        }
-    };
-    tokio::join!(upward, downward);
 }
 
 /// Names for recorded bearer tokens: contract credentials whose token matches.
@@ -379,6 +296,16 @@ pub fn to_case(
                 steps.push(Step::Expect {
                     conn: conn.clone(),
                     frame,
+                    repeat: None,
+                    timeout_ms: None,
+                });
+            }
+            Event::ServerBinary(conn, bytes) => {
+                // No step accepts a binary frame from the server (rtbus v1 servers send text
+                // only), so a replay fails here, naming the frame.
+                steps.push(Step::Expect {
+                    conn: conn.clone(),
+                    frame: json!({"$literal": {"binary": crate::hex::encode(bytes)}}),
                     repeat: None,
                     timeout_ms: None,
                 });
@@ -569,7 +496,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     for t in &args.tokens {
         contract.set_token(t)?;
     }
-    let recorder = Recorder::bind(args.listen, &args.upstream)
+    let upstream = Url::parse(&args.upstream).context("--upstream")?;
+    let recorder = Recorder::bind(args.listen, upstream)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = recorder.local_addr()?;
@@ -619,6 +547,17 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
                 p.display().to_string()
             })
     );
+    let binary = events
+        .iter()
+        .filter(|e| matches!(e, Event::ServerBinary(..)))
+        .count();
+    if binary > 0 {
+        eprintln!(
+            "note: the server sent {binary} binary frame(s), which an rtbus v1 server never sends; \
+             the transcript expects each as {{\"$literal\": {{\"binary\": ...}}}}, so its replay \
+             fails there"
+        );
+    }
     if unknown {
         eprintln!(
             "note: a token not given with --token was recorded as credential \"{UNKNOWN_CREDENTIAL}\"; replay with --token {UNKNOWN_CREDENTIAL}=..."

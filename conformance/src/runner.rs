@@ -14,16 +14,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use rtbus_socket::{Control, Dial, Error as SocketError, Inbound, Url};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::contract::Contract;
 use crate::expr::{Count, Vars};
@@ -938,23 +937,14 @@ impl CaseRun<'_> {
         let default = ConnectionSpec::default();
         let spec = self.case.connections.get(name).unwrap_or(&default);
         let want_status = status.unwrap_or(101);
+        let base = Url::parse(&self.url).map_err(|e| ctx.fail(format!("invalid URL: {e}")))?;
         let url = match &spec.path {
-            Some(path) => replace_path(&self.url, path),
-            None => self.url.clone(),
+            Some(path) => base.with_path(path),
+            None => base,
         };
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| ctx.fail(format!("invalid URL {url}: {e}")))?;
-        let headers = request.headers_mut();
-        let offered = spec
-            .subprotocols
-            .clone()
-            .unwrap_or_else(|| vec![rtbus_protocol::SUBPROTOCOL.to_owned()]);
-        if !offered.is_empty() {
-            let value = HeaderValue::from_str(&offered.join(", "))
-                .map_err(|e| ctx.fail(format!("invalid subprotocol list: {e}")))?;
-            headers.insert("sec-websocket-protocol", value);
+        let mut dial = Dial::new().timeout(self.options.step_timeout);
+        if let Some(offered) = &spec.subprotocols {
+            dial = dial.subprotocols(offered.clone());
         }
         if let Some(cred) = &spec.bearer {
             let token = self
@@ -966,29 +956,17 @@ impl CaseRun<'_> {
                 .ok_or_else(|| {
                     ctx.fail(format!("the testee contract has no credential {cred:?}"))
                 })?;
-            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                ctx.fail(format!("credential {cred:?} is not a valid header value"))
-            })?;
-            headers.insert("authorization", value);
+            dial = dial.bearer(token);
         }
         for (k, v) in &spec.headers {
             let v = template::render_str(v, &self.state.vars)
                 .map_err(|e| ctx.fail(format!("header {k}: {e}")))?;
-            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
-                .map_err(|e| ctx.fail(format!("invalid header name {k:?}: {e}")))?;
-            let value = HeaderValue::from_str(&v)
-                .map_err(|e| ctx.fail(format!("invalid header value for {k}: {e}")))?;
-            headers.insert(name, value);
+            dial = dial.header(k.clone(), v);
         }
-        let stream = open_tcp(&url, spec.recv_buffer_bytes, self.options.step_timeout)
-            .await
-            .map_err(|e| ctx.fail(e))?;
-        let handshake = tokio::time::timeout(
-            self.options.step_timeout,
-            tokio_tungstenite::client_async(request, stream),
-        )
-        .await
-        .map_err(|_| ctx.fail("the WebSocket handshake timed out"))?;
+        if let Some(bytes) = spec.recv_buffer_bytes {
+            dial = dial.recv_buffer(bytes);
+        }
+        let handshake = dial.connect(&url).await;
         match handshake {
             Ok((ws, response)) => {
                 if want_status != 101 {
@@ -1003,11 +981,7 @@ impl CaseRun<'_> {
                         "expected the handshake to be refused with HTTP {want_status}, but the server upgraded the connection"
                     )));
                 }
-                let selected = response
-                    .headers()
-                    .get("sec-websocket-protocol")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
+                let selected = response.subprotocol().map(str::to_owned);
                 let (sink, stream) = ws.split();
                 let (tx, rx) = mpsc::unbounded_channel();
                 let (gate, gate_rx) = watch::channel(true);
@@ -1036,8 +1010,8 @@ impl CaseRun<'_> {
                 }
                 Ok(())
             }
-            Err(WsError::Http(response)) => {
-                let got = response.status().as_u16();
+            Err(SocketError::Refused { status, .. }) => {
+                let got = status.as_u16();
                 self.closes.push(CloseRecord {
                     conn: name.to_owned(),
                     initiator: "none".into(),
@@ -1053,7 +1027,13 @@ impl CaseRun<'_> {
                     )))
                 }
             }
-            Err(e) => Err(ctx.fail(format!("the WebSocket handshake failed: {e}"))),
+            Err(SocketError::HeaderValue { name }) if name == "Authorization" => {
+                Err(ctx.fail(format!(
+                    "credential {:?} is not a valid header value",
+                    spec.bearer.as_deref().unwrap_or_default()
+                )))
+            }
+            Err(e) => Err(ctx.fail(e.to_string())),
         }
     }
 
@@ -1343,50 +1323,6 @@ fn display_pointer(p: &str) -> &str {
     if p.is_empty() { "the whole frame" } else { p }
 }
 
-fn replace_path(url: &str, path: &str) -> String {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let end = url[after_scheme..]
-        .find('/')
-        .map_or(url.len(), |i| after_scheme + i);
-    format!("{}{}", &url[..end], path)
-}
-
-/// Opens the TCP connection for `url` (ws:// only), with a small receive buffer if asked.
-async fn open_tcp(
-    url: &str,
-    recv_buffer: Option<u32>,
-    wait: Duration,
-) -> Result<TcpStream, String> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| format!("unsupported URL {url}: expected ws://host:port/path (wss:// is not supported; terminate TLS in front)"))?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(authority)
-        .await
-        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
-        .collect();
-    let addr = addrs
-        .first()
-        .ok_or_else(|| format!("{authority} resolves to no address"))?;
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(|e| format!("cannot open a socket: {e}"))?;
-    if let Some(size) = recv_buffer {
-        socket
-            .set_recv_buffer_size(size)
-            .map_err(|e| format!("cannot set the receive buffer: {e}"))?;
-    }
-    let stream = tokio::time::timeout(wait, socket.connect(*addr))
-        .await
-        .map_err(|_| format!("connecting to {addr} timed out"))?
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
-}
-
 async fn read_loop(
     mut stream: SplitStream<Ws>,
     tx: mpsc::UnboundedSender<Incoming>,
@@ -1399,37 +1335,32 @@ async fn read_loop(
                 return;
             }
         }
+        let count_pings = |control: Control| {
+            if matches!(control, Control::Ping(_)) {
+                pings.send_modify(|n| *n += 1);
+            }
+        };
         let next = tokio::select! {
             biased;
             changed = gate.changed() => {
                 if changed.is_err() { return; }
                 continue;
             }
-            next = stream.next() => next,
+            next = rtbus_socket::next_with(&mut stream, count_pings) => next,
         };
         let item = match next {
-            Some(Ok(Message::Text(text))) => {
+            Inbound::Text(text) => {
                 let text = text.to_string();
                 let checked = schema::check_text(&text);
                 Incoming::Frame { text, checked }
             }
-            Some(Ok(Message::Binary(b))) => Incoming::Binary(b.len()),
-            Some(Ok(Message::Close(frame))) => {
-                let (code, reason) = frame.map_or((None, String::new()), |f| {
-                    (Some(u16::from(f.code)), f.reason.to_string())
-                });
-                Incoming::Close(code, reason)
-            }
-            Some(Ok(Message::Ping(_))) => {
-                pings.send_modify(|n| *n += 1);
-                continue;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) | None => {
+            Inbound::Binary(b) => Incoming::Binary(b.len()),
+            Inbound::Close { code, reason } => Incoming::Close(code, reason.to_string()),
+            Inbound::Ended => {
                 let _ = tx.send(Incoming::End(None));
                 return;
             }
-            Some(Err(e)) => {
+            Inbound::Failed(e) => {
                 let _ = tx.send(Incoming::End(Some(e.to_string())));
                 return;
             }
@@ -1452,9 +1383,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_are_replaced_and_nonces_fit_topics() {
-        assert_eq!(replace_path("ws://h:1/api/realtime", "/x"), "ws://h:1/x");
-        assert_eq!(replace_path("ws://h:1", "/x"), "ws://h:1/x");
+    fn nonces_fit_topics() {
         let n = nonce();
         assert!(
             rtbus_protocol::Topic::new(&format!("custom.t{n}")).is_ok(),

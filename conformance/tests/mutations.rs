@@ -2,9 +2,8 @@
 //! server breaks one rule at a time, and the bundled suite must fail for each mutation, in a
 //! case that cites the broken rule. The unmutated proxy passes everything.
 
-// Test support code: a poisoned lock or a runtime that cannot start is a bug in the test, and the
-// handshake callback's error type is tungstenite's.
-#![allow(clippy::unwrap_used, clippy::result_large_err)]
+// Test support code: a poisoned lock or a runtime that cannot start is a bug in the test.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -14,7 +13,6 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use rtbus_conformance::contract::Contract;
 use rtbus_conformance::embedded::server_config;
-use rtbus_conformance::record::offered_subprotocols;
 use rtbus_conformance::report::{Style, render_failure};
 use rtbus_conformance::runner::{
     BoxFuture, CaseResult, InfraError, Prepared, RunOptions, ServerHandle, Target, Verdict,
@@ -22,15 +20,12 @@ use rtbus_conformance::runner::{
 };
 use rtbus_conformance::suite;
 use rtbus_conformance::transcript::Capability;
+use rtbus_socket::{
+    Action, Answer, CloseFrame, Dial, Direction, Message, Offer, Proxy, StatusCode, Tap, Upstream,
+    Url, WsStream,
+};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio::net::{TcpListener, TcpSocket};
 
 /// One way to break the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,46 +258,24 @@ async fn accept_loop(
             s.next_conn += 1;
             s.next_conn
         };
-        tokio::spawn(proxy_conn(
-            stream,
-            upstream,
+        let tap = Mutant {
             m,
-            publisher.clone(),
-            Arc::clone(&shared),
+            publisher_auth: format!("Bearer {publisher}"),
+            shared: Arc::clone(&shared),
             id,
-        ));
+            state: tokio::sync::Mutex::default(),
+        };
+        let url = Url::parse(&format!("ws://{upstream}/api/realtime")).unwrap();
+        // A small receive buffer toward the server keeps its back-pressure visible.
+        let upstream = Upstream::new(url).dial_with(Dial::new().recv_buffer(8 * 1024));
+        let queue = if m == Mutation::NeverDisconnectSlowConsumer {
+            1 << 20
+        } else {
+            1
+        };
+        let proxy = Proxy::new(upstream).client_queue(queue);
+        tokio::spawn(async move { proxy.serve(stream, tap).await });
     }
-}
-
-type Ws = WebSocketStream<TcpStream>;
-
-async fn connect_upstream(
-    upstream: SocketAddr,
-    protocols: &[String],
-    auth: Option<&str>,
-) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let mut request = format!("ws://{upstream}/api/realtime").into_client_request()?;
-    if !protocols.is_empty() {
-        if let Ok(v) = HeaderValue::from_str(&protocols.join(", ")) {
-            request.headers_mut().insert("sec-websocket-protocol", v);
-        }
-    }
-    if let Some(a) = auth {
-        if let Ok(v) = HeaderValue::from_str(a) {
-            request.headers_mut().insert("authorization", v);
-        }
-    }
-    let socket = TcpSocket::new_v4()?;
-    let _ = socket.set_recv_buffer_size(8 * 1024);
-    let stream = socket.connect(upstream).await?;
-    let _ = stream.set_nodelay(true);
-    Ok(tokio_tungstenite::client_async(request, stream).await?.0)
-}
-
-fn refuse(status: StatusCode) -> ErrorResponse {
-    let mut response = ErrorResponse::new(None);
-    *response.status_mut() = status;
-    response
 }
 
 /// Per-connection state of the mutations.
@@ -312,7 +285,7 @@ struct ConnState {
     held_subscribed: Option<Value>,
     subscribes: HashMap<String, Vec<Value>>,
     resumed: BTreeSet<String>,
-    side: Option<Ws>,
+    side: Option<WsStream>,
     /// The connection acts as a principal (a bearer header, or an `authenticated` seen).
     authenticated: bool,
 }
@@ -327,184 +300,106 @@ fn text(v: &Value) -> Message {
     Message::text(v.to_string())
 }
 
-async fn proxy_conn(
-    stream: TcpStream,
-    upstream: SocketAddr,
+/// The mutating tap of one proxied connection.
+struct Mutant {
     m: Mutation,
-    publisher: String,
+    /// `Authorization` for the publisher's credential.
+    publisher_auth: String,
     shared: Arc<Mutex<Shared>>,
     id: u64,
-) {
-    let slot: Arc<Mutex<Option<(Ws, bool)>>> = Arc::default();
-    let filled = Arc::clone(&slot);
-    let publisher_auth = format!("Bearer {publisher}");
-    let callback = move |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
-        if m == Mutation::WrongEndpoint {
-            return Err(refuse(StatusCode::NOT_FOUND));
-        }
-        let protocols = offered_subprotocols(req);
-        let mut auth = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        match m {
-            Mutation::IgnoreBearerHeader => auth = None,
-            Mutation::EscalateReaders if auth.is_some() => auth = Some(publisher_auth.clone()),
-            _ => {}
-        }
-        let connect = |protocols: Vec<String>| {
-            let auth = auth.clone();
-            tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(connect_upstream(
-                    upstream,
-                    &protocols,
-                    auth.as_deref(),
-                ))
-            })
-        };
-        let result = match connect(protocols.clone()) {
-            Err(tokio_tungstenite::tungstenite::Error::Http(r))
-                if m == Mutation::AcceptAnySubprotocol && r.status() == 400 =>
-            {
-                connect(Vec::new())
-            }
-            other => other,
-        };
-        match result {
-            Ok(ws) => {
-                if let Some(p) = protocols.first() {
-                    let selected = if m == Mutation::AcceptAnySubprotocol {
-                        p.clone()
-                    } else {
-                        rtbus_protocol::SUBPROTOCOL.to_owned()
-                    };
-                    if let Ok(v) = HeaderValue::from_str(&selected) {
-                        resp.headers_mut().insert("sec-websocket-protocol", v);
-                    }
-                }
-                *filled.lock().unwrap() = Some((ws, auth.is_some()));
-                Ok(resp)
-            }
-            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(refuse(r.status())),
-            Err(_) => Err(refuse(StatusCode::BAD_GATEWAY)),
-        }
-    };
-    let Ok(client) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
-        return;
-    };
-    let Some((server, bearer)) = slot.lock().unwrap().take() else {
-        return;
-    };
-    let mut state = ConnState {
-        authenticated: bearer,
-        ..ConnState::default()
-    };
-    if m == Mutation::AcceptUnauthorizedPublish {
-        state.side = connect_upstream(upstream, &[], Some(&format!("Bearer {publisher}")))
-            .await
-            .ok();
-    }
-    let state = Arc::new(tokio::sync::Mutex::new(state));
-    let (mut client_sink, mut client_stream) = client.split();
-    let (mut server_sink, mut server_stream) = server.split();
-    let capacity = if m == Mutation::NeverDisconnectSlowConsumer {
-        1 << 20
-    } else {
-        1
-    };
-    let (to_client, mut to_client_rx) = mpsc::channel::<Message>(capacity);
-    let (to_server, mut to_server_rx) = mpsc::channel::<Message>(16);
-    tokio::spawn(async move {
-        while let Some(msg) = to_client_rx.recv().await {
-            let closing = matches!(msg, Message::Close(_));
-            if client_sink.send(msg).await.is_err() || closing {
-                break;
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(msg) = to_server_rx.recv().await {
-            let closing = matches!(msg, Message::Close(_));
-            if server_sink.send(msg).await.is_err() || closing {
-                break;
-            }
-        }
-    });
-    let up_state = Arc::clone(&state);
-    let up_shared = Arc::clone(&shared);
-    let (tc, ts) = (to_client.clone(), to_server.clone());
-    let upward = tokio::spawn(async move {
-        while let Some(Ok(msg)) = client_stream.next().await {
-            let outs = match msg {
-                Message::Text(t) => client_text(m, &t, &up_state, &up_shared).await,
-                Message::Binary(_) if m == Mutation::IgnoreBinaryFrame => continue,
-                Message::Close(f) => {
-                    let _ = ts.send(Message::Close(f)).await;
-                    break;
-                }
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-                other => vec![Out::Up(other)],
-            };
-            if deliver(outs, &tc, &ts).await {
-                break;
-            }
-        }
-    });
-    let down_state = Arc::clone(&state);
-    let downward = tokio::spawn(async move {
-        while let Some(Ok(msg)) = server_stream.next().await {
-            let outs = match msg {
-                Message::Text(t) => server_text(m, &t, &down_state, &shared, id).await,
-                Message::Close(f) => {
-                    let f = f.map(|mut f| {
-                        if m == Mutation::WrongCloseCodes {
-                            f.code = 1000.into();
-                        }
-                        if m == Mutation::UndeclaredCloseCode {
-                            f.code = 4999.into();
-                        }
-                        f
-                    });
-                    let _ = to_client.send(Message::Close(f)).await;
-                    break;
-                }
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-                other => vec![Out::Down(other)],
-            };
-            if deliver(outs, &to_client, &to_server).await {
-                break;
-            }
-        }
-    });
-    let _ = tokio::join!(upward, downward);
+    state: tokio::sync::Mutex<ConnState>,
 }
 
-/// Sends the outputs; true when the connection is to end.
-async fn deliver(
-    outs: Vec<Out>,
-    to_client: &mpsc::Sender<Message>,
-    to_server: &mpsc::Sender<Message>,
-) -> bool {
+impl Tap for Mutant {
+    async fn handshake(&self, mut offer: Offer, upstream: &Upstream) -> Answer {
+        let m = self.m;
+        if m == Mutation::WrongEndpoint {
+            return Answer::refuse(StatusCode::NOT_FOUND);
+        }
+        match m {
+            Mutation::IgnoreBearerHeader => offer.authorization = None,
+            Mutation::EscalateReaders if offer.authorization.is_some() => {
+                offer.authorization = Some(self.publisher_auth.clone());
+            }
+            _ => {}
+        }
+        let mut answer = upstream.dial(&offer).await;
+        if m == Mutation::AcceptAnySubprotocol && answer.status() == StatusCode::BAD_REQUEST {
+            let anything = Offer {
+                subprotocols: Vec::new(),
+                ..offer.clone()
+            };
+            answer = upstream.dial(&anything).await;
+        }
+        if let Answer::Accept { subprotocol, .. } = &mut answer {
+            if m == Mutation::AcceptAnySubprotocol {
+                if let Some(first) = offer.subprotocols.first() {
+                    *subprotocol = Some(first.clone());
+                }
+            }
+            let mut st = self.state.lock().await;
+            st.authenticated = offer.authorization.is_some();
+            if m == Mutation::AcceptUnauthorizedPublish {
+                let side = Offer {
+                    path: "/api/realtime".into(),
+                    subprotocols: Vec::new(),
+                    authorization: Some(self.publisher_auth.clone()),
+                };
+                st.side = upstream.connect(&side).await.ok().map(|(ws, _)| ws);
+            }
+        }
+        answer
+    }
+
+    async fn message(&self, direction: Direction, message: Message) -> Vec<Action> {
+        let m = self.m;
+        let outs = match (direction, message) {
+            (Direction::ToServer, Message::Text(t)) => {
+                client_text(m, &t, &self.state, &self.shared).await
+            }
+            (Direction::ToServer, Message::Binary(_)) if m == Mutation::IgnoreBinaryFrame => {
+                vec![]
+            }
+            (Direction::ToClient, Message::Text(t)) => {
+                server_text(m, &t, &self.state, &self.shared, self.id).await
+            }
+            (Direction::ToClient, Message::Close(f)) => {
+                let f = f.map(|mut f| {
+                    if m == Mutation::WrongCloseCodes {
+                        f.code = 1000.into();
+                    }
+                    if m == Mutation::UndeclaredCloseCode {
+                        f.code = 4999.into();
+                    }
+                    f
+                });
+                vec![Out::Down(Message::Close(f))]
+            }
+            (direction, message) => return vec![Action::send(direction, message)],
+        };
+        actions(outs)
+    }
+}
+
+/// The proxy's actions for the outputs; a `CloseDown` closes both sides and ends the list.
+fn actions(outs: Vec<Out>) -> Vec<Action> {
+    let mut actions = Vec::with_capacity(outs.len());
     for out in outs {
-        let ok = match out {
-            Out::Up(msg) => to_server.send(msg).await.is_ok(),
-            Out::Down(msg) => to_client.send(msg).await.is_ok(),
+        match out {
+            Out::Up(msg) => actions.push(Action::ToServer(msg)),
+            Out::Down(msg) => actions.push(Action::ToClient(msg)),
             Out::CloseDown(code) => {
                 let frame = CloseFrame {
                     code: code.into(),
                     reason: "".into(),
                 };
-                let _ = to_client.send(Message::Close(Some(frame))).await;
-                let _ = to_server.send(Message::Close(None)).await;
-                return true;
+                actions.push(Action::ToClient(Message::Close(Some(frame))));
+                actions.push(Action::ToServer(Message::Close(None)));
+                break;
             }
-        };
-        if !ok {
-            return true;
         }
     }
-    false
+    actions
 }
 
 async fn client_text(

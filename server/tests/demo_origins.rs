@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{Client, Dial, ServerProcess};
-use tokio_tungstenite::tungstenite::Error as WsError;
+use common::{Client, Dial, DialError, ServerProcess};
 
 /// The HTTP status of a handshake from `origin` (101 when accepted), with the refusal's body.
 async fn handshake_status(server: &ServerProcess, origin: &str) -> (u16, String) {
@@ -15,14 +14,7 @@ async fn handshake_status(server: &ServerProcess, origin: &str) -> (u16, String)
     };
     match Client::dial_with_response(server.addr(), dial).await {
         Ok((_, response)) => (response.status().as_u16(), String::new()),
-        Err(WsError::Http(response)) => {
-            let body = response
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            (response.status().as_u16(), body)
-        }
+        Err(DialError::Refused { status, body, .. }) => (status.as_u16(), body.unwrap_or_default()),
         Err(other) => panic!("handshake from {origin}: expected an HTTP answer, got {other}"),
     }
 }

@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use rtbus_server::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::Error as WsError;
 
 /// Sends a plain HTTP GET and returns (status, body).
 async fn http_get(
@@ -83,10 +82,11 @@ async fn handshakes_are_refused_with_a_status_and_a_reason() {
     for (dial, status, reason) in cases {
         let (status, reason) = (&status, &reason);
         match Client::dial(&server, dial).await {
-            Err(WsError::Http(response)) => {
-                assert_eq!(response.status().as_u16(), *status);
-                let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
-                    .into_owned();
+            Err(DialError::Refused {
+                status: got, body, ..
+            }) => {
+                assert_eq!(got.as_u16(), *status);
+                let body = body.unwrap_or_default();
                 assert!(body.contains(reason), "{status}: {body}");
             }
             Err(other) => panic!("expected HTTP {status}, got {other}"),

@@ -13,12 +13,7 @@ use rtbus_protocol::{
 };
 use rtbus_server::{Config, RunningServer, TokenConfig};
 use serde_json::Value;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::Message;
 
 /// How long any single expected frame may take.
 pub const STEP: Duration = Duration::from_secs(5);
@@ -135,8 +130,11 @@ pub fn pressure(drive: &str, level: f64) -> Value {
     serde_json::json!({"drive": drive, "pressure": level, "threshold": 0.9})
 }
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-pub type Response = tokio_tungstenite::tungstenite::handshake::client::Response;
+pub type Ws = rtbus_socket::WsStream;
+/// The server's answer to an accepted handshake.
+pub type Response = rtbus_socket::Handshake;
+/// Why a dial failed; a refusal is `Error::Refused` with the status, headers and body.
+pub type DialError = rtbus_socket::Error;
 
 pub struct Client {
     pub ws: Ws,
@@ -170,12 +168,12 @@ impl Client {
             .expect("handshake accepted")
     }
 
-    pub async fn dial(server: &RunningServer, dial: Dial<'_>) -> Result<Client, WsError> {
+    pub async fn dial(server: &RunningServer, dial: Dial<'_>) -> Result<Client, DialError> {
         Client::dial_addr(server.local_addr(), dial).await
     }
 
     /// Dials a server by address (e.g. one running as a separate process).
-    pub async fn dial_addr(addr: SocketAddr, dial: Dial<'_>) -> Result<Client, WsError> {
+    pub async fn dial_addr(addr: SocketAddr, dial: Dial<'_>) -> Result<Client, DialError> {
         Client::dial_with_response(addr, dial)
             .await
             .map(|(ws, _)| Client { ws })
@@ -185,41 +183,29 @@ impl Client {
     pub async fn dial_with_response(
         addr: SocketAddr,
         dial: Dial<'_>,
-    ) -> Result<(Ws, Response), WsError> {
-        let url = format!("ws://{}{}", addr, dial.path.unwrap_or("/api/realtime"));
-        let mut request = url.into_client_request()?;
-        let headers = request.headers_mut();
-        let protocols = dial.protocols.unwrap_or("rtbus.v1");
-        if !protocols.is_empty() {
-            headers.insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_str(protocols).expect("header"),
+    ) -> Result<(Ws, Response), DialError> {
+        let url = rtbus_socket::Url::parse(&format!("ws://{addr}"))?
+            .with_path(dial.path.unwrap_or("/api/realtime"));
+        // The tests send frames as large as the server's own limit allows, and larger.
+        let mut options = rtbus_socket::Dial::new().max_message_size(None);
+        if let Some(protocols) = dial.protocols {
+            options = options.subprotocols(
+                protocols
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty()),
             );
         }
         if let Some(token) = dial.token {
-            let value = HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
-            headers.insert("Authorization", value);
+            options = options.bearer(token);
         }
         if let Some(origin) = dial.origin {
-            headers.insert("Origin", HeaderValue::from_str(origin).expect("header"));
+            options = options.header("Origin", origin);
         }
-        let config = WebSocketConfig::default()
-            .max_message_size(None)
-            .max_frame_size(None);
-        match dial.recv_buffer {
-            None => tokio_tungstenite::connect_async_with_config(request, Some(config), true).await,
-            Some(size) => {
-                let socket = tokio::net::TcpSocket::new_v4()?;
-                socket.set_recv_buffer_size(size)?;
-                let stream = socket.connect(addr).await?;
-                tokio_tungstenite::client_async_with_config(
-                    request,
-                    MaybeTlsStream::Plain(stream),
-                    Some(config),
-                )
-                .await
-            }
+        if let Some(size) = dial.recv_buffer {
+            options = options.recv_buffer(size);
         }
+        options.connect_to(&url, addr).await
     }
 
     pub async fn send(&mut self, message: &ClientMessage) {
