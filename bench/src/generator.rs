@@ -17,14 +17,13 @@ use rtbus_protocol::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::Message;
+
+use rtbus_socket::{Dial, Inbound, Url};
 
 use crate::report::{self, IdleReport, Percentiles, Report, StalledReport, Step};
 use crate::sys::{self, Pid};
@@ -897,18 +896,20 @@ impl SubscriberConn {
             // when the server cut the connection off.
             let _ = unstall.wait_for(|u| *u).await.map(|_| ());
             loop {
-                match tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+                match tokio::time::timeout(Duration::from_millis(500), rtbus_socket::next(&mut ws))
+                    .await
+                {
                     Err(_) => break, // quiet: the server kept the connection open
-                    Ok(None) | Ok(Some(Err(_))) => {
+                    Ok(Inbound::Ended | Inbound::Failed(_)) => {
                         result.closed_by_server = true;
                         break;
                     }
-                    Ok(Some(Ok(Message::Close(frame)))) => {
+                    Ok(Inbound::Close { code, .. }) => {
                         result.closed_by_server = true;
-                        result.close_code = frame.map(|f| u16::from(f.code));
+                        result.close_code = code;
                         break;
                     }
-                    Ok(Some(Ok(Message::Text(text)))) => {
+                    Ok(Inbound::Text(text)) => {
                         result.received += 1;
                         if let Ok(view) = ServerFrameView::<StampView>::parse(text.as_str()) {
                             if let Some(stamp) = view.data.and_then(|d| d.payload?.stamp()) {
@@ -916,7 +917,7 @@ impl SubscriberConn {
                             }
                         }
                     }
-                    Ok(Some(Ok(_))) => {}
+                    Ok(Inbound::Binary(_)) => {}
                 }
             }
             return result;
@@ -929,25 +930,26 @@ impl SubscriberConn {
         loop {
             tokio::select! {
                 biased;
-                message = ws.next() => match message {
-                    Some(Ok(Message::Text(text))) => {
+                message = rtbus_socket::next(&mut ws) => match message {
+                    Inbound::Text(text) => {
                         frames += 1;
                         self.on_text(text.as_str(), frames, &mut result);
                     }
-                    Some(Ok(Message::Binary(_))) => {
+                    Inbound::Binary(_) => {
                         self.shared.error("subscriber: unexpected binary frame");
                     }
-                    Some(Ok(Message::Close(frame))) => {
-                        result.close_code = frame.as_ref().map(|f| u16::from(f.code));
-                        self.shared.error(format!("subscriber: server closed the connection: {frame:?}"));
+                    Inbound::Close { code, reason } => {
+                        result.close_code = code;
+                        self.shared.error(format!(
+                            "subscriber: server closed the connection: code {code:?}, reason {reason:?}"
+                        ));
                         break;
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
+                    Inbound::Failed(e) => {
                         self.shared.error(format!("subscriber: {e}"));
                         break;
                     }
-                    None => {
+                    Inbound::Ended => {
                         self.shared.error("subscriber: connection ended");
                         break;
                     }
@@ -1190,11 +1192,11 @@ async fn publish_loop(
 
 /// Reads a publisher's acknowledgements: the `seq` each publish got, per step and topic.
 async fn read_acks(shared: Arc<Shared>, mut stream: SplitStream<Ws>) {
-    while let Some(message) = stream.next().await {
-        let text = match message {
-            Ok(Message::Text(text)) => text,
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => continue,
+    loop {
+        let text = match rtbus_socket::next(&mut stream).await {
+            Inbound::Text(text) => text,
+            Inbound::Binary(_) => continue,
+            Inbound::Close { .. } | Inbound::Ended | Inbound::Failed(_) => break,
         };
         match decode_server_frame(text.as_str()) {
             Ok(ServerMessage::Published { id, data }) => {
@@ -1267,84 +1269,48 @@ async fn send(ws: &mut Ws, message: &ClientMessage) -> Result<(), String> {
 /// The next text frame, fully decoded and validated.
 async fn next_message(ws: &mut Ws) -> Result<ServerMessage, String> {
     loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => {
+        match rtbus_socket::next(ws).await {
+            Inbound::Text(text) => {
                 return decode_server_frame(text.as_str())
                     .map_err(|e| format!("invalid frame {text}: {e}"));
             }
-            Some(Ok(Message::Close(frame))) => return Err(format!("closed: {frame:?}")),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err("connection ended".to_owned()),
+            Inbound::Binary(_) => {}
+            Inbound::Close { code, reason } => {
+                return Err(format!("closed: code {code:?}, reason {reason:?}"));
+            }
+            Inbound::Failed(e) => return Err(e.to_string()),
+            Inbound::Ended => return Err("connection ended".to_owned()),
         }
     }
 }
 
-/// Opens a WebSocket offering the rtbus subprotocol. A `stalled` connection gets a tiny receive
-/// buffer so that the server notices it stopped reading after little data.
+/// Opens a WebSocket offering the rtbus subprotocol and requiring the server to select it. A
+/// `stalled` connection gets a tiny receive buffer so that the server notices it stopped reading
+/// after little data; every subscriber holds small buffers so 10,000 of them fit comfortably.
 async fn open(url: &str, addr: SocketAddr, stalled: bool) -> Result<Ws, String> {
-    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(|e| format!("socket: {e}"))?;
-    if stalled {
-        socket
-            .set_recv_buffer_size(4096)
-            .map_err(|e| format!("socket: {e}"))?;
-    }
-    let stream = socket
-        .connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    // Subscribers hold small buffers so 10,000 of them fit comfortably.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(if stalled { 4096 } else { 16 * 1024 })
+    let url = Url::parse(url).map_err(|e| e.to_string())?;
+    let dial = Dial::new()
+        .require_subprotocol(SUBPROTOCOL)
         .write_buffer_size(0);
-    let (ws, response) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+    let dial = if stalled {
+        dial.recv_buffer(4096).read_buffer_size(4096)
+    } else {
+        dial.read_buffer_size(16 * 1024)
+    };
+    let (ws, _) = dial
+        .connect_to(&url, addr)
         .await
-        .map_err(|e| match e {
-            tungstenite::Error::Http(response) => {
-                format!("handshake refused: HTTP {}", response.status())
-            }
-            other => format!("handshake: {other}"),
-        })?;
-    let chosen = response
-        .headers()
-        .get("sec-websocket-protocol")
-        .and_then(|v| v.to_str().ok());
-    if chosen != Some(SUBPROTOCOL) {
-        return Err(format!(
-            "server selected subprotocol {chosen:?}, expected {SUBPROTOCOL:?}"
-        ));
-    }
+        .map_err(|e| e.to_string())?;
     Ok(ws)
 }
 
+/// The one address every connection of a run dials (`--url` is resolved once).
 async fn resolve(url: &str) -> anyhow::Result<SocketAddr> {
-    let request = url
-        .into_client_request()
-        .map_err(|e| anyhow::anyhow!("--url {url}: {e}"))?;
-    let uri = request.uri();
-    anyhow::ensure!(
-        uri.scheme_str() == Some("ws"),
-        "--url {url}: expected a ws:// URL (the load generator does not speak TLS)"
-    );
-    let host = uri
-        .host()
-        .ok_or_else(|| anyhow::anyhow!("--url {url}: no host"))?;
-    let port = uri.port_u16().unwrap_or(80);
-    tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
-        .await?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("--url {url}: {host} does not resolve"))
+    let parsed = Url::parse(url).map_err(|e| anyhow::anyhow!("--url {url}: {e}"))?;
+    parsed
+        .resolve()
+        .await
+        .map_err(|e| anyhow::anyhow!("--url {url}: {e}"))
 }
 
 fn duration_ns(d: Duration) -> u64 {
