@@ -399,7 +399,7 @@ pub async fn wait_until_listening(url: &str, timeout: Duration) -> Result<(), In
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let last = match connect(authority, left).await {
+        let last = match connect(&authority, left).await {
             Ok(()) => return Ok(()),
             Err(last) => last,
         };
@@ -417,13 +417,13 @@ pub async fn wait_until_listening(url: &str, timeout: Duration) -> Result<(), In
 /// How often [`wait_until_listening`] tries to connect.
 const RETRY_EVERY: Duration = Duration::from_millis(50);
 
-fn authority(url: &str) -> Result<&str, InfraError> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| InfraError::UnsupportedUrl {
+/// `host:port` of a `ws://` URL, through the one URL parser (the port defaults to 80).
+fn authority(url: &str) -> Result<String, InfraError> {
+    rtbus_socket::Url::parse(url)
+        .map(|parsed| parsed.authority())
+        .map_err(|_| InfraError::UnsupportedUrl {
             url: url.to_owned(),
-        })?;
-    Ok(rest.split('/').next().unwrap_or(rest))
+        })
 }
 
 /// One TCP connection attempt to `authority`, bounded by `wait`.
@@ -439,7 +439,7 @@ async fn connect(authority: &str, wait: Duration) -> Result<(), ConnectFailure> 
 /// infrastructure error (exit 2) rather than every case failing.
 pub async fn probe(url: &str) -> Result<(), InfraError> {
     let authority = authority(url)?;
-    connect(authority, Duration::from_secs(5))
+    connect(&authority, Duration::from_secs(5))
         .await
         .map_err(|cause| InfraError::Unreachable {
             authority: authority.to_owned(),
