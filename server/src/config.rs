@@ -120,6 +120,19 @@ pub struct Limits {
     pub history_per_topic: usize,
     /// Most simultaneous connections; further handshakes get HTTP 503. Default 100 000.
     pub max_connections: usize,
+    /// Most simultaneous anonymous connections: upgrades without an `Authorization: Bearer`
+    /// header, until they authenticate with an `auth` frame (then they count as
+    /// authenticated; a connection whose token is later rejected counts as anonymous again).
+    /// Further anonymous handshakes get HTTP 503, so anonymous readers of public topics (who
+    /// need not authenticate) cannot take the room authenticated clients need. Unset (the
+    /// default): half of `max_connections`. At most `max_connections`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_anonymous_connections: Option<usize>,
+    /// Most simultaneous connections from one address (an IPv4 address, or an IPv6 /64);
+    /// further handshakes from it get HTTP 429. Unset (the default): a quarter of
+    /// `max_connections`. Behind a proxy every client has the proxy's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_address: Option<usize>,
     /// An unauthenticated connection with no subscription is closed with 4001 after this long.
     /// Default 10 s.
     #[serde(with = "millis")]
@@ -157,6 +170,8 @@ impl Default for Limits {
             max_pending_bytes: 4 * 1024 * 1024,
             history_per_topic: 1024,
             max_connections: 100_000,
+            max_anonymous_connections: None,
+            max_connections_per_address: None,
             auth_deadline: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(20),
             heartbeat_timeout: Duration::from_secs(20),
@@ -166,6 +181,22 @@ impl Default for Limits {
             socket_send_buffer_bytes: 0,
             write_buffer_bytes: 16 * 1024,
         }
+    }
+}
+
+impl Limits {
+    /// The effective `max_anonymous_connections`: as configured, or half of `max_connections`
+    /// (at least 1).
+    pub fn anonymous_connection_cap(&self) -> usize {
+        self.max_anonymous_connections
+            .unwrap_or((self.max_connections / 2).max(1))
+    }
+
+    /// The effective `max_connections_per_address`: as configured, or a quarter of
+    /// `max_connections` (at least 1).
+    pub fn per_address_connection_cap(&self) -> usize {
+        self.max_connections_per_address
+            .unwrap_or((self.max_connections / 4).max(1))
     }
 }
 
@@ -235,6 +266,43 @@ mod tests {
         assert_eq!(config.limits, Limits::default());
         assert_eq!(config.listen, Config::default().listen);
         assert_eq!(config.tokens.len(), 1);
+    }
+
+    #[test]
+    fn the_example_file_names_every_limit_and_its_commented_defaults_are_the_effective_ones() {
+        let text = include_str!("../rtbus-server.example.toml");
+        let limits = Limits::default();
+        let every = Limits {
+            max_anonymous_connections: Some(limits.anonymous_connection_cap()),
+            max_connections_per_address: Some(limits.per_address_connection_cap()),
+            ..limits
+        };
+        let table = toml::Table::try_from(&every).unwrap();
+        // The optional limits are commented out; uncommented they give the same effective
+        // values as leaving them out.
+        let uncommented: String = text
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| table.contains_key(k)) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = Config::from_toml(&uncommented).unwrap();
+        assert_eq!(config.limits, every);
+        for key in table.keys() {
+            assert!(
+                text.lines()
+                    .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} ="))),
+                "the example file should show limits.{key}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -28,6 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsClos
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
+use crate::admission::Ticket;
 use crate::auth::{Decision, Principal};
 use crate::config::Limits;
 use crate::http;
@@ -43,10 +45,11 @@ type Ws = WebSocketStream<Io>;
 /// Most requests handled before the events they published are written out.
 const MAX_BATCH: usize = 64;
 
-/// Serves one accepted TCP connection: the HTTP request head, then the WebSocket session.
-/// `_done` is dropped when the connection is finished, which is how shutdown knows.
+/// Serves one accepted TCP connection from `peer`: the HTTP request head, then the WebSocket
+/// session. `_done` is dropped when the connection is finished, which is how shutdown knows.
 pub(crate) async fn serve(
     mut stream: TcpStream,
+    peer: IpAddr,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     _done: mpsc::Sender<()>,
@@ -59,7 +62,10 @@ pub(crate) async fn serve(
             socket2::SockRef::from(&stream).set_send_buffer_size(limits.socket_send_buffer_bytes);
     }
     let mut shutdown = shutdown;
-    let handshake = timeout(limits.handshake_timeout, http::handle(&mut stream, &shared));
+    let handshake = timeout(
+        limits.handshake_timeout,
+        http::handle(&mut stream, &shared, peer),
+    );
     let upgrade = tokio::select! {
         result = handshake => match result {
             Ok(Some(upgrade)) => upgrade,
@@ -93,6 +99,7 @@ pub(crate) async fn serve(
         shared: Arc::clone(&shared),
         outbox,
         principal: upgrade.principal,
+        ticket: upgrade.ticket,
         topics: Vec::new(),
         dirty: Dirty::default(),
     };
@@ -168,6 +175,8 @@ struct Connection {
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     principal: Option<Arc<Principal>>,
+    /// The connection's place in the connection caps: anonymous while it has no principal.
+    ticket: Ticket,
     topics: Vec<Arc<TopicCell>>,
     /// Subscribers' outboxes this connection's publishes queued into, to write out before it
     /// waits for more input.
@@ -473,6 +482,7 @@ impl Connection {
                     },
                 });
                 self.principal = Some(principal);
+                self.ticket.set_anonymous(false);
                 ErrorCode::Forbidden
             }
             None => {
@@ -482,6 +492,7 @@ impl Connection {
                     "the token is not accepted; the connection now has no principal".into(),
                     None,
                 );
+                self.ticket.set_anonymous(true);
                 if self.principal.take().is_none() {
                     // Nothing it holds needed a principal.
                     return;

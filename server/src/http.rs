@@ -5,14 +5,15 @@
 //! hand, so every refusal carries a status and a reason, non-upgrade routes share the port, and
 //! no per-socket buffer is larger than needed.
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use rtbus_protocol::{ENDPOINT_PATH, SUBPROTOCOL};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::admission::{AddrKey, Full, Ticket};
 use crate::auth::{ADMIN_ROLE, Principal};
 use crate::state::Shared;
 use crate::stats::Counters;
@@ -32,6 +33,8 @@ pub(crate) struct Upgrade {
     pub leftover: Vec<u8>,
     /// The principal of a valid `Authorization: Bearer` header.
     pub principal: Option<Arc<Principal>>,
+    /// The connection's place in the connection caps.
+    pub ticket: Ticket,
 }
 
 /// The HTTP statuses the server answers with.
@@ -44,6 +47,7 @@ pub(crate) enum Status {
     NotFound,
     MethodNotAllowed,
     UpgradeRequired,
+    TooManyRequests,
     HeaderFieldsTooLarge,
     ServiceUnavailable,
 }
@@ -58,6 +62,7 @@ impl Status {
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::UpgradeRequired => 426,
+            Status::TooManyRequests => 429,
             Status::HeaderFieldsTooLarge => 431,
             Status::ServiceUnavailable => 503,
         }
@@ -73,6 +78,7 @@ impl Status {
             Status::NotFound => "Not Found",
             Status::MethodNotAllowed => "Method Not Allowed",
             Status::UpgradeRequired => "Upgrade Required",
+            Status::TooManyRequests => "Too Many Requests",
             Status::HeaderFieldsTooLarge => "Request Header Fields Too Large",
             Status::ServiceUnavailable => "Service Unavailable",
         }
@@ -106,8 +112,18 @@ pub(crate) enum Refusal {
     AuthorizationScheme,
     #[error("the bearer token is not accepted")]
     TokenRejected,
-    #[error("the server is at its connection limit; retry later")]
-    AtConnectionLimit,
+    #[error("the server is at its connection limit (max_connections = {limit}); retry later")]
+    AtConnectionLimit { limit: usize },
+    #[error(
+        "the server is at its limit for anonymous connections (max_anonymous_connections = \
+         {limit}); retry later, or authenticate with an Authorization: Bearer header"
+    )]
+    AtAnonymousLimit { limit: usize },
+    #[error(
+        "{key} holds {limit} connections already, the most one address may \
+         (max_connections_per_address = {limit}); close one or retry later"
+    )]
+    AtAddressLimit { key: AddrKey, limit: usize },
     #[error("the stats endpoint needs an admin bearer token")]
     StatsNeedsToken,
     #[error("the stats endpoint needs the admin role")]
@@ -128,7 +144,10 @@ impl Refusal {
             Refusal::AuthorizationScheme | Refusal::TokenRejected | Refusal::StatsNeedsToken => {
                 Status::Unauthorized
             }
-            Refusal::AtConnectionLimit => Status::ServiceUnavailable,
+            Refusal::AtConnectionLimit { .. } | Refusal::AtAnonymousLimit { .. } => {
+                Status::ServiceUnavailable
+            }
+            Refusal::AtAddressLimit { .. } => Status::TooManyRequests,
         }
     }
 
@@ -152,6 +171,18 @@ struct Accepted {
     protocol: Option<&'static str>,
     /// The principal of a valid `Authorization: Bearer` header.
     principal: Option<Arc<Principal>>,
+    /// The connection's place in the connection caps, taken when the upgrade is accepted.
+    ticket: Ticket,
+}
+
+impl From<Full> for Refusal {
+    fn from(full: Full) -> Refusal {
+        match full {
+            Full::Address { key, limit } => Refusal::AtAddressLimit { key, limit },
+            Full::Total { limit } => Refusal::AtConnectionLimit { limit },
+            Full::Anonymous { limit } => Refusal::AtAnonymousLimit { limit },
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -211,8 +242,12 @@ impl Request {
     }
 }
 
-/// Reads a request head and answers it, unless it is an accepted WebSocket upgrade.
-pub(crate) async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Upgrade> {
+/// Reads a request head from `peer` and answers it, unless it is an accepted WebSocket upgrade.
+pub(crate) async fn handle(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    peer: IpAddr,
+) -> Option<Upgrade> {
     let mut buf = Vec::with_capacity(1024);
     let (request, head_len) = match read_head(stream, &mut buf).await {
         Ok(Some(head)) => head,
@@ -238,7 +273,7 @@ pub(crate) async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Up
             return None;
         }
     }
-    match check_upgrade(&request, shared) {
+    match check_upgrade(&request, shared, AddrKey::of(peer)) {
         Ok(accepted) => {
             if stream
                 .write_all(switching_protocols(&accepted).as_bytes())
@@ -251,6 +286,7 @@ pub(crate) async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Up
             Some(Upgrade {
                 leftover: buf,
                 principal: accepted.principal,
+                ticket: accepted.ticket,
             })
         }
         Err(refusal) => {
@@ -300,7 +336,7 @@ fn switching_protocols(accepted: &Accepted) -> String {
     response
 }
 
-fn check_upgrade(request: &Request, shared: &Shared) -> Result<Accepted, Refusal> {
+fn check_upgrade(request: &Request, shared: &Shared, peer: AddrKey) -> Result<Accepted, Refusal> {
     if request.method != "GET" {
         return Err(Refusal::NotGet);
     }
@@ -347,15 +383,12 @@ fn check_upgrade(request: &Request, shared: &Shared) -> Result<Accepted, Refusal
                 .ok_or(Refusal::TokenRejected)?,
         ),
     };
-    if shared.open_connections.load(Ordering::Relaxed)
-        >= shared.config.limits.max_connections as u64
-    {
-        return Err(Refusal::AtConnectionLimit);
-    }
+    let ticket = shared.admission.admit(peer, principal.is_none())?;
     Ok(Accepted {
         key: key.to_owned(),
         protocol,
         principal,
+        ticket,
     })
 }
 
@@ -480,7 +513,9 @@ mod tests {
             (Refusal::Subprotocol("rtbus.v2, chat".into()), 400, "Bad Request", &[], "unsupported subprotocol rtbus.v2, chat; this server speaks rtbus.v1"),
             (Refusal::AuthorizationScheme, 401, "Unauthorized", &[], "the Authorization header must be \"Bearer <token>\""),
             (Refusal::TokenRejected, 401, "Unauthorized", &[("WWW-Authenticate", "Bearer")], "the bearer token is not accepted"),
-            (Refusal::AtConnectionLimit, 503, "Service Unavailable", &[], "the server is at its connection limit; retry later"),
+            (Refusal::AtConnectionLimit { limit: 9 }, 503, "Service Unavailable", &[], "the server is at its connection limit (max_connections = 9); retry later"),
+            (Refusal::AtAnonymousLimit { limit: 4 }, 503, "Service Unavailable", &[], "the server is at its limit for anonymous connections (max_anonymous_connections = 4); retry later, or authenticate with an Authorization: Bearer header"),
+            (Refusal::AtAddressLimit { key: AddrKey::of([10, 0, 0, 1].into()), limit: 2 }, 429, "Too Many Requests", &[], "10.0.0.1 holds 2 connections already, the most one address may (max_connections_per_address = 2); close one or retry later"),
             (Refusal::StatsNeedsToken, 401, "Unauthorized", &[("WWW-Authenticate", "Bearer")], "the stats endpoint needs an admin bearer token"),
             (Refusal::StatsNeedsAdmin, 403, "Forbidden", &[], "the stats endpoint needs the admin role"),
         ];
@@ -562,7 +597,7 @@ mod tests {
         ];
         for (what, request, expected) in refused {
             assert_eq!(
-                check_upgrade(&request, &shared).err(),
+                check_upgrade(&request, &shared, peer()).err(),
                 Some(expected),
                 "{what}"
             );
@@ -574,26 +609,64 @@ mod tests {
                 ("Authorization", "bearer good"),
             ]),
             &shared,
+            peer(),
         )
         .unwrap();
         assert_eq!(accepted.key, "dGhlIHNhbXBsZSBub25jZQ==");
         assert_eq!(accepted.protocol, Some(SUBPROTOCOL));
         assert_eq!(
-            accepted.principal.map(|p| p.name.clone()),
+            accepted.principal.as_ref().map(|p| p.name.clone()),
             Some("alice".into())
         );
-        let response = switching_protocols(&check_upgrade(&upgrade(&[]), &shared).unwrap());
+        let response = switching_protocols(&check_upgrade(&upgrade(&[]), &shared, peer()).unwrap());
         assert!(
             response.ends_with("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
             "no subprotocol offered, none confirmed: {response}"
         );
-        shared.open_connections.store(
-            shared.config.limits.max_connections as u64,
-            Ordering::Relaxed,
-        );
+        // Refused upgrades hold no place; accepted ones do until dropped.
+        assert_eq!(shared.admission.open(), (1, 0), "alice's, with a principal");
+        let held = check_upgrade(&upgrade(&[]), &shared, peer()).unwrap();
+        assert_eq!(shared.admission.open(), (2, 1));
+        drop((accepted, held));
+        assert_eq!(shared.admission.open(), (0, 0));
+    }
+
+    fn peer() -> AddrKey {
+        AddrKey::of([127, 0, 0, 1].into())
+    }
+
+    #[test]
+    fn a_full_cap_refuses_the_upgrade_with_its_reason() {
+        let mut admin = TokenConfig::new("good", "alice");
+        admin.roles = vec![ADMIN_ROLE.into()];
+        let mut config = Config {
+            tokens: vec![admin],
+            ..Config::default()
+        };
+        config.limits.max_connections = 3;
+        config.limits.max_anonymous_connections = Some(1);
+        config.limits.max_connections_per_address = Some(2);
+        let authority = Authority::new(&config).unwrap();
+        let shared = Shared::new(config, authority);
+        let bearer = upgrade(&[("Authorization", "Bearer good")]);
+        let _anonymous = check_upgrade(&upgrade(&[]), &shared, peer()).unwrap();
         assert_eq!(
-            check_upgrade(&upgrade(&[]), &shared).err(),
-            Some(Refusal::AtConnectionLimit)
+            check_upgrade(&upgrade(&[]), &shared, AddrKey::of([10, 0, 0, 9].into())).err(),
+            Some(Refusal::AtAnonymousLimit { limit: 1 })
+        );
+        let _authenticated = check_upgrade(&bearer, &shared, peer()).unwrap();
+        assert_eq!(
+            check_upgrade(&bearer, &shared, peer()).err(),
+            Some(Refusal::AtAddressLimit {
+                key: peer(),
+                limit: 2
+            })
+        );
+        let other = AddrKey::of([10, 0, 0, 9].into());
+        let _third = check_upgrade(&bearer, &shared, other).unwrap();
+        assert_eq!(
+            check_upgrade(&bearer, &shared, other).err(),
+            Some(Refusal::AtConnectionLimit { limit: 3 })
         );
     }
 

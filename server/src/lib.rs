@@ -52,7 +52,8 @@
 //!
 //! 1. `error`, `config`, `stats`, `wire`: the error type, the configuration, the counters, and
 //!    wire framing (`encode` a message once into a WebSocket frame; `frame` and the opcodes).
-//! 2. `auth`: tokens, principals and topic patterns.
+//! 2. `auth`, `admission`: tokens, principals and topic patterns; the connection caps (all,
+//!    anonymous, per address).
 //! 3. `log`: the pure topic log (epoch, `seq`, snapshot, history, the snapshot-or-replay
 //!    plan); the boundary a storage engine plugs into.
 //! 4. `outbox`: a connection's byte-accounted outbound queue, the only writer of its socket.
@@ -64,6 +65,7 @@
 //! 10. `lib`: this crate root, re-exporting the public surface.
 #![deny(missing_docs)]
 
+mod admission;
 mod auth;
 mod config;
 mod conn;
@@ -96,7 +98,7 @@ mod layers {
     /// (`crate::start`) counts as the top.
     const LAYERS: &[&[&str]] = &[
         &["error", "config", "stats", "wire"],
-        &["auth"],
+        &["auth", "admission"],
         &["log"],
         &["outbox"],
         &["hub"],

@@ -51,9 +51,17 @@ struct Cli {
     /// Events kept per topic for resume.
     #[arg(long, env = "RTBUS_HISTORY_PER_TOPIC")]
     history_per_topic: Option<usize>,
-    /// Most simultaneous connections.
+    /// Most simultaneous connections (beyond: HTTP 503).
     #[arg(long, env = "RTBUS_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Most simultaneous connections without a principal (beyond: HTTP 503); default half of
+    /// max-connections.
+    #[arg(long, env = "RTBUS_MAX_ANONYMOUS_CONNECTIONS")]
+    max_anonymous_connections: Option<usize>,
+    /// Most simultaneous connections from one address, IPv6 by /64 (beyond: HTTP 429); default
+    /// a quarter of max-connections.
+    #[arg(long, env = "RTBUS_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
     /// Auth deadline in milliseconds (4001 after it).
     #[arg(long, env = "RTBUS_AUTH_DEADLINE_MS")]
     auth_deadline_ms: Option<u64>,
@@ -118,6 +126,12 @@ impl Cli {
         }
         if let Some(v) = self.max_connections {
             limits.max_connections = v;
+        }
+        if let Some(v) = self.max_anonymous_connections {
+            limits.max_anonymous_connections = Some(v);
+        }
+        if let Some(v) = self.max_connections_per_address {
+            limits.max_connections_per_address = Some(v);
         }
         if let Some(v) = self.auth_deadline_ms {
             limits.auth_deadline = ms(v);

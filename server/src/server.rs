@@ -41,6 +41,30 @@ fn check(config: &Config) -> Result<()> {
             return Err(Error::Config(format!("limits.{name} must be at least 1")));
         }
     }
+    let caps = [
+        (
+            "max_anonymous_connections",
+            limits.max_anonymous_connections,
+        ),
+        (
+            "max_connections_per_address",
+            limits.max_connections_per_address,
+        ),
+    ];
+    for (name, value) in caps {
+        match value {
+            Some(n) if n > limits.max_connections => {
+                return Err(Error::Config(format!(
+                    "limits.{name} ({n}) must be at most limits.max_connections ({})",
+                    limits.max_connections
+                )));
+            }
+            Some(0) if name == "max_connections_per_address" => {
+                return Err(Error::Config(format!("limits.{name} must be at least 1")));
+            }
+            _ => {}
+        }
+    }
     let durations = [
         ("auth_deadline", limits.auth_deadline),
         ("heartbeat_interval", limits.heartbeat_interval),
@@ -103,9 +127,10 @@ async fn accept(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 tokio::spawn(conn::serve(
                     stream,
+                    peer.ip(),
                     Arc::clone(&shared),
                     shutdown.clone(),
                     done.clone(),

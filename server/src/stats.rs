@@ -33,8 +33,10 @@ impl Counters {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Open WebSocket connections.
+    /// Open WebSocket connections (including those still closing).
     pub connections: u64,
+    /// Open connections without a principal (counted against `max_anonymous_connections`).
+    pub anonymous_connections: u64,
     /// WebSocket connections accepted since start.
     pub connections_total: u64,
     /// Topics the server holds state for (subscribed now, or published to at least once).
@@ -76,13 +78,14 @@ pub struct QueueStats {
 impl Counters {
     pub(crate) fn snapshot(
         &self,
-        connections: u64,
+        (connections, anonymous_connections): (u64, u64),
         topics: u64,
         subscriptions: BTreeMap<String, u64>,
         queues: QueueStats,
     ) -> Stats {
         Stats {
             connections,
+            anonymous_connections,
             connections_total: Counters::get(&self.connections_total),
             topics,
             subscriptions,
