@@ -150,6 +150,15 @@ pub struct Limits {
     /// the socket. Default 5 s.
     #[serde(with = "millis")]
     pub close_timeout: Duration,
+    /// How long a connection cut off as a slow consumer keeps its socket so that its close
+    /// frame (4009) reaches a reader that resumes reading: the frames already on their way
+    /// (in the kernel's buffers, at most one frame partly written) come first, then the close
+    /// frame. Its queue is dropped at the cutoff and it leaves every topic, so all it holds
+    /// meanwhile is its socket buffers and its place in the connection caps. A reader that
+    /// resumes later finds the connection reset (no close frame); it should reconnect and
+    /// resume as after a 4009. At least `close_timeout`. Default 30 s.
+    #[serde(with = "millis")]
+    pub slow_consumer_linger: Duration,
     /// Read buffer per connection in bytes: small keeps idle connections cheap; larger frames
     /// are still read whole. Default 2 KiB.
     pub read_buffer_bytes: usize,
@@ -177,6 +186,7 @@ impl Default for Limits {
             heartbeat_timeout: Duration::from_secs(20),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            slow_consumer_linger: Duration::from_secs(30),
             read_buffer_bytes: 2 * 1024,
             socket_send_buffer_bytes: 0,
             write_buffer_bytes: 16 * 1024,

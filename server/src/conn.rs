@@ -349,7 +349,7 @@ impl Connection {
                 break end;
             }
         };
-        self.leave(ws, end, &limits).await;
+        self.leave(ws, end, &limits, shutdown).await;
     }
 
     /// Ends the connection when its outbox overflowed or its peer is gone.
@@ -393,8 +393,17 @@ impl Connection {
     }
 
     /// Delivers what was published, stops every publisher from queueing more, and says goodbye:
-    /// the close handshake (bounded by `close_timeout`) when the server ends the connection.
-    async fn leave(&mut self, mut ws: Ws, end: End, limits: &Limits) {
+    /// the close handshake when the server ends the connection, bounded by `close_timeout`, or
+    /// for a slow consumer by `slow_consumer_linger` (its reader may resume late; a shutdown
+    /// meanwhile leaves it `close_timeout` more). A handshake that does not finish in time
+    /// resets the socket, so nothing stays queued in the kernel for a peer nobody waits for.
+    async fn leave(
+        &mut self,
+        mut ws: Ws,
+        end: End,
+        limits: &Limits,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         self.dirty.flush();
         for cell in self.topics.drain(..) {
             self.shared.hub.unsubscribe(&cell, self.id);
@@ -413,14 +422,44 @@ impl Connection {
                     code: WsCloseCode::from(code.value()),
                     reason: Utf8Bytes::from_static(reason),
                 };
-                let _ = timeout(limits.close_timeout, async {
+                let lingers = code == CloseCode::SlowConsumer;
+                let window = if lingers {
+                    limits.slow_consumer_linger.max(limits.close_timeout)
+                } else {
+                    limits.close_timeout
+                };
+                let handshake = timeout(window, async {
                     if ws.close(Some(frame)).await.is_ok()
                         && poll_fn(|cx| outbox.poll_drain(cx)).await.is_ok()
                     {
                         while let Some(Ok(_)) = ws.next().await {}
                     }
-                })
-                .await;
+                });
+                let stopping = async {
+                    // Shutdown waits `close_timeout` for every connection; only a lingering
+                    // one could outlast it.
+                    if !lingers {
+                        return std::future::pending().await;
+                    }
+                    while !*shutdown.borrow_and_update() {
+                        if shutdown.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(limits.close_timeout).await;
+                };
+                let finished = tokio::select! {
+                    result = handshake => result.is_ok(),
+                    () = stopping => false,
+                };
+                if !finished {
+                    tracing::debug!(
+                        conn = self.id,
+                        code = code.value(),
+                        "close unanswered; reset"
+                    );
+                    outbox.reset_on_close();
+                }
             }
             End::Gone => {
                 // Whatever control frame is still queued (a close reply) goes out if the socket

@@ -71,6 +71,10 @@ struct Cli {
     /// Time to answer a ping in milliseconds (4008 after it).
     #[arg(long, env = "RTBUS_HEARTBEAT_TIMEOUT_MS")]
     heartbeat_timeout_ms: Option<u64>,
+    /// How long a connection closed with 4009 waits for its reader, in milliseconds (then its
+    /// socket is reset).
+    #[arg(long, env = "RTBUS_SLOW_CONSUMER_LINGER_MS")]
+    slow_consumer_linger_ms: Option<u64>,
     /// Runtime worker threads (default: the CPUs this process may use; 1 runs single-threaded).
     #[arg(long, env = "RTBUS_WORKERS")]
     workers: Option<usize>,
@@ -141,6 +145,9 @@ impl Cli {
         }
         if let Some(v) = self.heartbeat_timeout_ms {
             limits.heartbeat_timeout = ms(v);
+        }
+        if let Some(v) = self.slow_consumer_linger_ms {
+            limits.slow_consumer_linger = ms(v);
         }
         Ok(config)
     }

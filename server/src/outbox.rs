@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -310,6 +311,20 @@ impl Outbox {
         let mut state = self.lock();
         state.closed = true;
         Self::clear(&mut state, |f| f.topic == CONTROL);
+    }
+
+    /// Makes the socket's close a reset (`SO_LINGER` 0): whatever the kernel still holds for
+    /// the peer is discarded at once instead of being sent, or retried, after the server has
+    /// let go of the connection.
+    pub fn reset_on_close(&self) {
+        match &self.sink {
+            Sink::Socket(socket) => {
+                // Best effort: without it the kernel sends the rest and closes normally.
+                let _ = socket2::SockRef::from(&**socket).set_linger(Some(Duration::ZERO));
+            }
+            #[cfg(test)]
+            Sink::Detached => {}
+        }
     }
 
     /// Bytes pending for the connection, for the stats endpoint.
