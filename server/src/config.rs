@@ -16,12 +16,18 @@ pub struct Config {
     /// Where to listen. Use `127.0.0.1:0` for an ephemeral port.
     pub listen: SocketAddr,
     /// Origins (e.g. `https://app.example.com`) whose browsers may connect. A handshake without
-    /// an `Origin` header (a non-browser client) is always allowed; one whose origin matches its
-    /// own `Host` (same origin) too. `"*"` allows every origin; an entry ending in `:*`
-    /// (`http://localhost:*`) allows that scheme and host on any port. Others are refused with
-    /// 403. `rtbus-server --demo` with none configured allows the loopback origins
+    /// an `Origin` header (a non-browser client) is always allowed. `"*"` allows every `http`
+    /// or `https` origin; an entry ending in `:*` (`http://localhost:*`) allows that scheme and
+    /// host on any port. Every other origin is refused with 403, as is any origin whose scheme is
+    /// not `http` or `https` (`null`, `file://`, `foo://`); two `Origin` headers are refused with
+    /// 400. `rtbus-server --demo` with none configured allows the loopback origins
     /// [`DEMO_ORIGINS`](crate::DEMO_ORIGINS).
     pub allowed_origins: Vec<String>,
+    /// Also allow an origin whose host and port are the request's own `Host` header (same
+    /// origin). Off by default: the client chooses `Host`, so a page on a DNS name rebound to
+    /// this server sends its own name in both headers. Enable it only behind a proxy that
+    /// accepts nothing but this server's names in `Host`.
+    pub allow_same_origin: bool,
     /// The bearer tokens the server accepts.
     pub tokens: Vec<TokenConfig>,
     /// Topic patterns any connection may subscribe to without authenticating.
@@ -37,6 +43,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allowed_origins: Vec::new(),
+            allow_same_origin: false,
             tokens: Vec::new(),
             public_topics: Vec::new(),
             limits: Limits::default(),

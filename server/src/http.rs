@@ -103,8 +103,12 @@ pub(crate) enum Refusal {
     WebSocketVersion,
     #[error("missing Sec-WebSocket-Key header")]
     MissingKey,
-    #[error("origin {0:?} is not allowed")]
+    #[error(
+        "origin {0:?} is not allowed (only http or https origins listed in allowed_origins are)"
+    )]
     Origin(String),
+    #[error("more than one Origin header; a browser sends exactly one")]
+    DuplicateOrigin,
     /// The offered subprotocols, as the client listed them.
     #[error("unsupported subprotocol {0}; this server speaks {SUBPROTOCOL}")]
     Subprotocol(String),
@@ -134,9 +138,10 @@ impl Refusal {
     pub fn status(&self) -> Status {
         match self {
             Refusal::HeadTooLarge => Status::HeaderFieldsTooLarge,
-            Refusal::BadHead(_) | Refusal::MissingKey | Refusal::Subprotocol(_) => {
-                Status::BadRequest
-            }
+            Refusal::BadHead(_)
+            | Refusal::MissingKey
+            | Refusal::Subprotocol(_)
+            | Refusal::DuplicateOrigin => Status::BadRequest,
             Refusal::NoSuchPath(_) => Status::NotFound,
             Refusal::NotGet => Status::MethodNotAllowed,
             Refusal::NotAnUpgrade | Refusal::WebSocketVersion => Status::UpgradeRequired,
@@ -357,13 +362,18 @@ fn check_upgrade(request: &Request, shared: &Shared, peer: AddrKey) -> Result<Ac
     let Some(key) = request.header("sec-websocket-key").map(str::trim) else {
         return Err(Refusal::MissingKey);
     };
-    if let Some(origin) = request.header("origin") {
-        if !origin_allowed(
-            origin,
-            request.header("host"),
-            &shared.config.allowed_origins,
-        ) {
-            return Err(Refusal::Origin(origin.to_owned()));
+    let mut origins = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("origin"));
+    if let Some((_, origin)) = origins.next() {
+        if origins.next().is_some() {
+            return Err(Refusal::DuplicateOrigin);
+        }
+        let config = &shared.config;
+        let same_origin = config.allow_same_origin.then(|| request.header("host"));
+        if !origin_allowed(origin, &config.allowed_origins, same_origin.flatten()) {
+            return Err(Refusal::Origin(origin.clone()));
         }
     }
     let offered = request.tokens("sec-websocket-protocol");
@@ -392,12 +402,22 @@ fn check_upgrade(request: &Request, shared: &Shared, peer: AddrKey) -> Result<Ac
     })
 }
 
-fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+/// Whether a browser page of `origin` may connect: an `http` or `https` origin that an
+/// `allowed` entry matches, or, when same-origin is enabled, whose host and port are the request's
+/// `Host` (`same_origin_host`). The `Host` header is chosen by whoever sends the request (a page
+/// on a rebound DNS name sends its own name in both), so it is trusted only on request.
+fn origin_allowed(origin: &str, allowed: &[String], same_origin_host: Option<&str>) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    if !web || rest.is_empty() {
+        return false;
+    }
     if allowed.iter().any(|a| origin_matches(a, origin)) {
         return true;
     }
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h.trim()))
+    same_origin_host.is_some_and(|host| rest.eq_ignore_ascii_case(host.trim()))
 }
 
 /// One `allowed_origins` entry against a request's `Origin`: `*` matches every origin, an entry
@@ -509,7 +529,8 @@ mod tests {
             (Refusal::NotAnUpgrade, 426, "Upgrade Required", &[("Upgrade", "websocket")], "/api/realtime speaks WebSocket only (Upgrade: websocket expected)"),
             (Refusal::WebSocketVersion, 426, "Upgrade Required", &[("Sec-WebSocket-Version", "13")], "unsupported Sec-WebSocket-Version (expected 13)"),
             (Refusal::MissingKey, 400, "Bad Request", &[], "missing Sec-WebSocket-Key header"),
-            (Refusal::Origin("https://evil.example".into()), 403, "Forbidden", &[], "origin \"https://evil.example\" is not allowed"),
+            (Refusal::Origin("https://evil.example".into()), 403, "Forbidden", &[], "origin \"https://evil.example\" is not allowed (only http or https origins listed in allowed_origins are)"),
+            (Refusal::DuplicateOrigin, 400, "Bad Request", &[], "more than one Origin header; a browser sends exactly one"),
             (Refusal::Subprotocol("rtbus.v2, chat".into()), 400, "Bad Request", &[], "unsupported subprotocol rtbus.v2, chat; this server speaks rtbus.v1"),
             (Refusal::AuthorizationScheme, 401, "Unauthorized", &[], "the Authorization header must be \"Bearer <token>\""),
             (Refusal::TokenRejected, 401, "Unauthorized", &[("WWW-Authenticate", "Bearer")], "the bearer token is not accepted"),
@@ -673,16 +694,51 @@ mod tests {
     #[test]
     fn origins() {
         let list = vec!["https://app.example".to_owned()];
+        // (origin, the Host when same-origin is enabled, allowed)
         let cases = [
             ("https://app.example", None, true),
             ("https://evil.example", None, false),
+            ("http://localhost:8080", None, false),
             ("http://localhost:8080", Some("localhost:8080"), true),
+            ("https://LOCALHOST:8080", Some("localhost:8080 "), true),
             ("http://localhost:8081", Some("localhost:8080"), false),
+            ("foo://localhost:8080", Some("localhost:8080"), false),
+            ("localhost:8080", Some("localhost:8080"), false),
+            ("http://", Some(""), false),
+            ("null", Some("null"), false),
         ];
         for (origin, host, expected) in cases {
-            assert_eq!(origin_allowed(origin, host, &list), expected, "{origin}");
+            assert_eq!(origin_allowed(origin, &list, host), expected, "{origin}");
         }
-        assert!(origin_allowed("https://any", None, &["*".to_owned()]));
+        let all = ["*".to_owned()];
+        assert!(origin_allowed("https://any", &all, None));
+        assert!(!origin_allowed("file://any", &all, None));
+        assert!(!origin_allowed("null", &all, None));
+    }
+
+    #[test]
+    fn a_second_origin_header_is_refused_and_same_origin_needs_enabling() {
+        let shared = shared();
+        let mut twice = upgrade(&[("Origin", "https://app.example")]);
+        twice
+            .headers
+            .push(("origin".into(), "https://evil.example".into()));
+        assert_eq!(
+            check_upgrade(&twice, &shared, peer()).err(),
+            Some(Refusal::DuplicateOrigin)
+        );
+        let same = upgrade(&[("Origin", "http://localhost:8080")]);
+        assert_eq!(
+            check_upgrade(&same, &shared, peer()).err(),
+            Some(Refusal::Origin("http://localhost:8080".into()))
+        );
+        let config = Config {
+            allow_same_origin: true,
+            ..shared.config.clone()
+        };
+        let authority = Authority::new(&config).unwrap();
+        let enabled = Shared::new(config, authority);
+        assert!(check_upgrade(&same, &enabled, peer()).is_ok());
     }
 
     #[test]
@@ -703,7 +759,7 @@ mod tests {
             ("http://localhos\u{e9}", false),
         ];
         for (origin, expected) in cases {
-            assert_eq!(origin_allowed(origin, None, &list), expected, "{origin}");
+            assert_eq!(origin_allowed(origin, &list, None), expected, "{origin}");
         }
     }
 }

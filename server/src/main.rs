@@ -26,6 +26,10 @@ struct Cli {
         value_delimiter = ','
     )]
     allowed_origins: Vec<String>,
+    /// Also allow a browser origin equal to the request's own Host (same origin). Off by
+    /// default: Host is the client's to choose (DNS rebinding).
+    #[arg(long, env = "RTBUS_ALLOW_SAME_ORIGIN")]
+    allow_same_origin: bool,
     /// Topic pattern readable without authentication (repeatable).
     #[arg(
         long = "public-topic",
@@ -107,6 +111,7 @@ impl Cli {
         if !self.public_topics.is_empty() {
             config.public_topics = self.public_topics.clone();
         }
+        config.allow_same_origin |= self.allow_same_origin;
         config.demo |= self.demo;
         if config.demo && config.public_topics.is_empty() {
             config.public_topics = DEMO_TOPICS.iter().map(|t| (*t).to_owned()).collect();
