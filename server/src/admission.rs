@@ -1,14 +1,21 @@
-//! Admission: which connections the server takes on. Three caps count open connections (all of
-//! them, the anonymous ones, and those of one address), so anonymous clients can never take the
-//! room authenticated clients need and one address cannot take everybody's.
+//! Admission: which connections the server takes on, and whose tokens it still checks.
 //!
-//! A connection holds a [`Ticket`] from its accepted upgrade until its task ends; the counts are
-//! the tickets alive, so a connection still closing (its close frame on the way) counts too.
+//! Three caps count open connections (all of them, the anonymous ones, and those of one
+//! address), so anonymous clients can never take the room authenticated clients need and one
+//! address cannot take everybody's. A connection holds a [`Ticket`] from its accepted upgrade
+//! until its task ends; the counts are the tickets alive, so a connection still closing (its
+//! close frame on the way) counts too.
+//!
+//! Rejected tokens are remembered per address in a table of at most [`FAILURE_ADDRESSES`]
+//! entries: an address that reaches `max_auth_failures_per_address` within
+//! `auth_failure_window` has no token checked until that window ends, which bounds token
+//! guessing to that many tries per window and address.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::config::Limits;
 
@@ -64,13 +71,67 @@ struct Counts {
     by_address: HashMap<AddrKey, usize>,
 }
 
-/// The connection caps and what they count.
+/// Most addresses whose rejected tokens are remembered (about 40 bytes each). When the table is
+/// full, a new address takes the place of the one with the fewest failures (the oldest among
+/// equals), so addresses that are locked out stay locked while the table churns.
+pub(crate) const FAILURE_ADDRESSES: usize = 4096;
+
+/// One address's rejected tokens in its current window.
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    count: usize,
+    /// When the window began: at the first failure after the previous window ended.
+    since: Instant,
+}
+
+/// An address whose tokens are not checked for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LockedOut {
+    pub key: AddrKey,
+    /// `max_auth_failures_per_address`.
+    pub limit: usize,
+    /// `auth_failure_window`.
+    pub window: Duration,
+    /// Until the window ends.
+    pub wait: Duration,
+}
+
+impl LockedOut {
+    /// The wait in whole seconds, rounded up (for `Retry-After`).
+    pub fn wait_secs(&self) -> u64 {
+        self.wait.as_secs() + u64::from(self.wait.subsec_nanos() > 0)
+    }
+}
+
+impl fmt::Display for LockedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} sent too many rejected tokens (max_auth_failures_per_address = {} within \
+             auth_failure_window = {} ms); no token from it is checked for another {} s",
+            self.key,
+            self.limit,
+            self.window.as_millis(),
+            self.wait_secs()
+        )
+    }
+}
+
+/// The connection caps and what they count; the rejected tokens per address.
 #[derive(Debug)]
 pub(crate) struct Admission {
     total: usize,
     anonymous: usize,
     per_address: usize,
     counts: Mutex<Counts>,
+    failure_limit: usize,
+    failure_window: Duration,
+    failures: Mutex<HashMap<AddrKey, Strikes>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its table consistent.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Admission {
@@ -80,12 +141,71 @@ impl Admission {
             anonymous: limits.anonymous_connection_cap(),
             per_address: limits.per_address_connection_cap(),
             counts: Mutex::new(Counts::default()),
+            failure_limit: limits.max_auth_failures_per_address,
+            failure_window: limits.auth_failure_window,
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Counts> {
-        // Every critical section leaves the counts consistent.
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.counts)
+    }
+
+    /// Whether tokens from `key` go unchecked for now, and for how long.
+    pub fn locked_out(&self, key: AddrKey) -> Option<LockedOut> {
+        self.locked_out_at(key, Instant::now())
+    }
+
+    fn locked_out_at(&self, key: AddrKey, now: Instant) -> Option<LockedOut> {
+        let failures = lock(&self.failures);
+        let strikes = failures.get(&key)?;
+        let ends = strikes.since + self.failure_window;
+        (strikes.count >= self.failure_limit && now < ends).then(|| LockedOut {
+            key,
+            limit: self.failure_limit,
+            window: self.failure_window,
+            wait: ends - now,
+        })
+    }
+
+    /// Remembers a rejected token from `key`.
+    pub fn auth_failed(&self, key: AddrKey) {
+        self.auth_failed_at(key, Instant::now());
+    }
+
+    fn auth_failed_at(&self, key: AddrKey, now: Instant) {
+        let mut failures = lock(&self.failures);
+        let window = self.failure_window;
+        if let Some(strikes) = failures.get_mut(&key) {
+            if now < strikes.since + window {
+                strikes.count += 1;
+            } else {
+                *strikes = Strikes {
+                    count: 1,
+                    since: now,
+                };
+            }
+            return;
+        }
+        if failures.len() >= FAILURE_ADDRESSES {
+            failures.retain(|_, strikes| now < strikes.since + window);
+        }
+        if failures.len() >= FAILURE_ADDRESSES {
+            let weakest = failures
+                .iter()
+                .min_by_key(|(_, strikes)| (strikes.count, strikes.since))
+                .map(|(key, _)| *key);
+            if let Some(weakest) = weakest {
+                failures.remove(&weakest);
+            }
+        }
+        failures.insert(
+            key,
+            Strikes {
+                count: 1,
+                since: now,
+            },
+        );
     }
 
     /// Takes a connection from `key` on, anonymous (no principal yet) or not, unless a cap is
@@ -134,6 +254,11 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
+    /// The address the connection counts under.
+    pub fn key(&self) -> AddrKey {
+        self.key
+    }
+
     /// Moves the connection between the anonymous and the authenticated pool: it authenticated,
     /// or its principal was taken away by a rejected token. Moving back into the anonymous pool
     /// is never refused (the connection is open already), so that pool may stand above its cap
@@ -171,6 +296,58 @@ impl Drop for Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn guarded(limit: usize, window: Duration) -> Admission {
+        Admission::new(&Limits {
+            max_auth_failures_per_address: limit,
+            auth_failure_window: window,
+            ..Limits::default()
+        })
+    }
+
+    #[test]
+    fn an_address_is_locked_out_at_the_limit_until_its_window_ends() {
+        let admission = guarded(3, Duration::from_secs(10));
+        let a = key("10.0.0.1");
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        admission.auth_failed_at(a, at(0));
+        admission.auth_failed_at(a, at(4));
+        assert_eq!(admission.locked_out_at(a, at(5)), None);
+        admission.auth_failed_at(a, at(5));
+        let locked = admission.locked_out_at(a, at(5)).unwrap();
+        assert_eq!(locked.wait, Duration::from_secs(5), "the window began at 0");
+        assert_eq!(
+            locked.to_string(),
+            "10.0.0.1 sent too many rejected tokens (max_auth_failures_per_address = 3 within \
+             auth_failure_window = 10000 ms); no token from it is checked for another 5 s"
+        );
+        assert_eq!(admission.locked_out_at(key("10.0.0.2"), at(5)), None);
+        assert_eq!(admission.locked_out_at(a, at(10)), None);
+        // A failure after the window starts a new one.
+        admission.auth_failed_at(a, at(11));
+        assert_eq!(admission.locked_out_at(a, at(11)), None);
+        assert_eq!(lock(&admission.failures)[&a].count, 1);
+    }
+
+    #[test]
+    fn the_failure_table_stays_bounded_and_keeps_the_locked_out() {
+        let admission = guarded(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let locked = key("192.168.0.1");
+        admission.auth_failed_at(locked, t0);
+        admission.auth_failed_at(locked, t0);
+        for n in 0..(FAILURE_ADDRESSES as u32 + 500) {
+            let ip = IpAddr::V4((0x0a00_0000 + n).into());
+            admission.auth_failed_at(AddrKey::of(ip), t0 + Duration::from_millis(1));
+        }
+        assert_eq!(lock(&admission.failures).len(), FAILURE_ADDRESSES);
+        assert!(admission.locked_out_at(locked, t0).is_some());
+        // Expired entries go first.
+        let later = t0 + Duration::from_secs(61);
+        admission.auth_failed_at(key("172.16.0.1"), later);
+        assert_eq!(lock(&admission.failures).len(), 1);
+    }
 
     fn admission(total: usize, anonymous: usize, per_address: usize) -> Arc<Admission> {
         Arc::new(Admission::new(&Limits {

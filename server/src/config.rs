@@ -140,6 +140,19 @@ pub struct Limits {
     /// `max_connections`. Behind a proxy every client has the proxy's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections_per_address: Option<usize>,
+    /// Most rejected tokens (`auth` frames) one connection may send: the one that reaches it
+    /// is answered, then the connection is closed with 4029 (`tooManyAuthFailures`). Default 5.
+    pub max_auth_failures_per_connection: usize,
+    /// Most rejected tokens from one address (IPv6 by /64) within `auth_failure_window`,
+    /// counting `auth` frames, `Authorization` headers at the upgrade and at the stats
+    /// endpoint. Once an address reaches it, no token from it is checked until the window that
+    /// began with its first failure ends: `auth` frames get `limit_exceeded` (the connection
+    /// keeps its principal, if it had one), bearer upgrades and the stats endpoint HTTP 429
+    /// with `Retry-After`. Default 20.
+    pub max_auth_failures_per_address: usize,
+    /// The window of `max_auth_failures_per_address`. Default 60 s.
+    #[serde(with = "millis")]
+    pub auth_failure_window: Duration,
     /// An unauthenticated connection with no subscription is closed with 4001 after this long.
     /// Default 10 s.
     #[serde(with = "millis")]
@@ -188,6 +201,9 @@ impl Default for Limits {
             max_connections: 100_000,
             max_anonymous_connections: None,
             max_connections_per_address: None,
+            max_auth_failures_per_connection: 5,
+            max_auth_failures_per_address: 20,
+            auth_failure_window: Duration::from_secs(60),
             auth_deadline: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(20),
             heartbeat_timeout: Duration::from_secs(20),

@@ -100,6 +100,7 @@ pub(crate) async fn serve(
         outbox,
         principal: upgrade.principal,
         ticket: upgrade.ticket,
+        auth_failures: 0,
         topics: Vec::new(),
         dirty: Dirty::default(),
     };
@@ -177,6 +178,8 @@ struct Connection {
     principal: Option<Arc<Principal>>,
     /// The connection's place in the connection caps: anonymous while it has no principal.
     ticket: Ticket,
+    /// `auth` frames that failed on this connection.
+    auth_failures: usize,
     topics: Vec<Arc<TopicCell>>,
     /// Subscribers' outboxes this connection's publishes queued into, to write out before it
     /// waits for more input.
@@ -373,10 +376,7 @@ impl Connection {
             Wake::WriteFailed | Wake::Read(None) => Some(End::Gone),
             Wake::Read(Some(Err(err))) => Some(end_for(&err)),
             Wake::Read(Some(Ok(message))) => match message {
-                Message::Text(text) => {
-                    self.on_text(&text);
-                    None
-                }
+                Message::Text(text) => self.on_text(&text),
                 Message::Binary(_) => Some(End::Close(
                     CloseCode::UnsupportedData,
                     "binary frames are not part of rtbus v1; send JSON text frames",
@@ -409,7 +409,11 @@ impl Connection {
             self.shared.hub.unsubscribe(&cell, self.id);
         }
         let outbox = &self.outbox;
-        outbox.close();
+        match end {
+            // The client is told why: the reply to its last `auth` goes out before the close.
+            End::Close(CloseCode::TooManyAuthFailures, _) => outbox.close_keeping(REPLY),
+            _ => outbox.close(),
+        }
         match end {
             End::Close(code, reason) => {
                 tracing::debug!(
@@ -488,16 +492,18 @@ impl Connection {
         });
     }
 
-    fn on_text(&mut self, text: &str) {
+    /// Handles one request; returns how the connection ends when the request ends it.
+    fn on_text(&mut self, text: &str) -> Option<End> {
         Counters::add(&self.shared.counters.messages_in, 1);
         match decode_client_frame(text) {
             Err(err) => self.frame_error(err),
-            Ok(ClientMessage::Auth { id, data }) => self.on_auth(id, &data.token),
+            Ok(ClientMessage::Auth { id, data }) => return self.on_auth(id, &data.token),
             Ok(ClientMessage::Subscribe { id, data }) => self.on_subscribe(id, data),
             Ok(ClientMessage::Unsubscribe { id, data }) => self.on_unsubscribe(id, data),
             Ok(ClientMessage::Publish { id, data }) => self.on_publish(id, data),
             Ok(ClientMessage::Ping { id, data }) => self.reply(&ServerMessage::Pong { id, data }),
         }
+        None
     }
 
     fn frame_error(&self, err: FrameError) {
@@ -509,7 +515,18 @@ impl Connection {
     /// then acts as the new principal (or as none, when the token is rejected) and keeps only
     /// the topics it may still read; the others end with one `unsubscribed` frame without `id`
     /// whose `reason` says why. The auth deadline is not re-armed.
-    fn on_auth(&mut self, id: Option<RequestId>, token: &str) {
+    ///
+    /// A token from an address locked out for its rejected tokens is not looked at: the answer
+    /// is `limit_exceeded` and the connection keeps what it had. Both count against the
+    /// connection's `max_auth_failures_per_connection`, and the one that reaches it closes the
+    /// connection with 4029.
+    fn on_auth(&mut self, id: Option<RequestId>, token: &str) -> Option<End> {
+        let admission = &self.shared.admission;
+        let key = self.ticket.key();
+        if let Some(locked) = admission.locked_out(key) {
+            self.error(id, ErrorCode::LimitExceeded, locked.to_string(), None);
+            return self.auth_failed();
+        }
         let reason = match self.shared.authority.authenticate(token) {
             Some(principal) => {
                 tracing::debug!(conn = self.id, principal = %principal.name, "authenticated");
@@ -525,6 +542,7 @@ impl Connection {
                 ErrorCode::Forbidden
             }
             None => {
+                admission.auth_failed(key);
                 self.error(
                     id,
                     ErrorCode::Unauthorized,
@@ -532,14 +550,25 @@ impl Connection {
                     None,
                 );
                 self.ticket.set_anonymous(true);
-                if self.principal.take().is_none() {
-                    // Nothing it holds needed a principal.
-                    return;
+                if self.principal.take().is_some() {
+                    self.end_unreadable(ErrorCode::Unauthorized);
                 }
-                ErrorCode::Unauthorized
+                // Otherwise nothing it holds needed a principal.
+                return self.auth_failed();
             }
         };
         self.end_unreadable(reason);
+        None
+    }
+
+    /// Counts a failed `auth` on this connection; the one that reaches the limit ends it.
+    fn auth_failed(&mut self) -> Option<End> {
+        self.auth_failures += 1;
+        let limit = self.shared.config.limits.max_auth_failures_per_connection;
+        (self.auth_failures >= limit).then_some(End::Close(
+            CloseCode::TooManyAuthFailures,
+            "too many rejected tokens on this connection",
+        ))
     }
 
     /// Ends every held subscription the current principal (or, without one, anonymity) may not

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::admission::{AddrKey, Full, Ticket};
+use crate::admission::{AddrKey, Full, LockedOut, Ticket};
 use crate::auth::{ADMIN_ROLE, Principal};
 use crate::state::Shared;
 use crate::stats::Counters;
@@ -128,6 +128,9 @@ pub(crate) enum Refusal {
          (max_connections_per_address = {limit}); close one or retry later"
     )]
     AtAddressLimit { key: AddrKey, limit: usize },
+    /// Too many rejected tokens from this address: its tokens go unchecked for now.
+    #[error("{0}")]
+    AuthLockedOut(LockedOut),
     #[error("the stats endpoint needs an admin bearer token")]
     StatsNeedsToken,
     #[error("the stats endpoint needs the admin role")]
@@ -152,17 +155,23 @@ impl Refusal {
             Refusal::AtConnectionLimit { .. } | Refusal::AtAnonymousLimit { .. } => {
                 Status::ServiceUnavailable
             }
-            Refusal::AtAddressLimit { .. } => Status::TooManyRequests,
+            Refusal::AtAddressLimit { .. } | Refusal::AuthLockedOut(_) => Status::TooManyRequests,
         }
     }
 
-    /// Headers that tell the client what would be accepted.
-    pub fn headers(&self) -> &'static [(&'static str, &'static str)] {
+    /// Headers that tell the client what would be accepted, or when.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let header = |name, value: &str| vec![(name, value.to_owned())];
         match self {
-            Refusal::NotAnUpgrade => &[("Upgrade", "websocket")],
-            Refusal::WebSocketVersion => &[("Sec-WebSocket-Version", "13")],
-            Refusal::TokenRejected | Refusal::StatsNeedsToken => &[("WWW-Authenticate", "Bearer")],
-            _ => &[],
+            Refusal::NotAnUpgrade => header("Upgrade", "websocket"),
+            Refusal::WebSocketVersion => header("Sec-WebSocket-Version", "13"),
+            Refusal::TokenRejected | Refusal::StatsNeedsToken => {
+                header("WWW-Authenticate", "Bearer")
+            }
+            Refusal::AuthLockedOut(locked) => {
+                header("Retry-After", &locked.wait_secs().to_string())
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -270,7 +279,7 @@ pub(crate) async fn handle(
             return None;
         }
         STATS_PATH => {
-            stats(stream, shared, &request).await;
+            stats(stream, shared, &request, AddrKey::of(peer)).await;
             return None;
         }
         _ => {
@@ -386,12 +395,7 @@ fn check_upgrade(request: &Request, shared: &Shared, peer: AddrKey) -> Result<Ac
     };
     let principal = match request.bearer()? {
         None => None,
-        Some(token) => Some(
-            shared
-                .authority
-                .authenticate(token)
-                .ok_or(Refusal::TokenRejected)?,
-        ),
+        Some(token) => Some(authenticate(shared, peer, token)?),
     };
     let ticket = shared.admission.admit(peer, principal.is_none())?;
     Ok(Accepted {
@@ -441,15 +445,31 @@ fn origin_matches(allowed: &str, origin: &str) -> bool {
     }
 }
 
-async fn stats(stream: &mut TcpStream, shared: &Shared, request: &Request) {
+/// The principal of a bearer `token` from `peer`, unless the token is rejected (which counts
+/// against the address) or the address's tokens go unchecked for now.
+fn authenticate(shared: &Shared, peer: AddrKey, token: &str) -> Result<Arc<Principal>, Refusal> {
+    let admission = &shared.admission;
+    if let Some(locked) = admission.locked_out(peer) {
+        return Err(Refusal::AuthLockedOut(locked));
+    }
+    shared.authority.authenticate(token).ok_or_else(|| {
+        admission.auth_failed(peer);
+        Refusal::TokenRejected
+    })
+}
+
+async fn stats(stream: &mut TcpStream, shared: &Shared, request: &Request, peer: AddrKey) {
     let principal = match request.bearer() {
-        Ok(Some(token)) => shared.authority.authenticate(token),
-        _ => None,
+        Ok(Some(token)) => authenticate(shared, peer, token),
+        _ => Err(Refusal::StatsNeedsToken),
     };
     match principal {
-        None => refuse(stream, &Refusal::StatsNeedsToken).await,
-        Some(p) if !p.has_role(ADMIN_ROLE) => refuse(stream, &Refusal::StatsNeedsAdmin).await,
-        Some(_) => {
+        Err(Refusal::AuthLockedOut(locked)) => {
+            refuse(stream, &Refusal::AuthLockedOut(locked)).await;
+        }
+        Err(_) => refuse(stream, &Refusal::StatsNeedsToken).await,
+        Ok(p) if !p.has_role(ADMIN_ROLE) => refuse(stream, &Refusal::StatsNeedsAdmin).await,
+        Ok(_) => {
             let body = serde_json::to_string_pretty(&shared.stats()).unwrap_or_default();
             let headers = [("Content-Type", "application/json")];
             respond(stream, Status::Ok, &body, &headers).await;
@@ -462,7 +482,11 @@ async fn refuse(stream: &mut TcpStream, refusal: &Refusal) {
         stream,
         refusal.status(),
         &refusal.to_string(),
-        refusal.headers(),
+        &refusal
+            .headers()
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .collect::<Vec<_>>(),
     )
     .await;
 }
@@ -539,11 +563,14 @@ mod tests {
             (Refusal::AtAddressLimit { key: AddrKey::of([10, 0, 0, 1].into()), limit: 2 }, 429, "Too Many Requests", &[], "10.0.0.1 holds 2 connections already, the most one address may (max_connections_per_address = 2); close one or retry later"),
             (Refusal::StatsNeedsToken, 401, "Unauthorized", &[("WWW-Authenticate", "Bearer")], "the stats endpoint needs an admin bearer token"),
             (Refusal::StatsNeedsAdmin, 403, "Forbidden", &[], "the stats endpoint needs the admin role"),
+            (Refusal::AuthLockedOut(LockedOut { key: AddrKey::of([10, 0, 0, 1].into()), limit: 20, window: std::time::Duration::from_secs(60), wait: std::time::Duration::from_millis(1500) }), 429, "Too Many Requests", &[("Retry-After", "2")], "10.0.0.1 sent too many rejected tokens (max_auth_failures_per_address = 20 within auth_failure_window = 60000 ms); no token from it is checked for another 2 s"),
         ];
         for (refusal, code, reason, headers, body) in cases {
             assert_eq!(refusal.status().code(), code, "{refusal:?}");
             assert_eq!(refusal.status().reason(), reason, "{refusal:?}");
-            assert_eq!(refusal.headers(), headers, "{refusal:?}");
+            let owned = refusal.headers();
+            let got: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            assert_eq!(got, headers, "{refusal:?}");
             assert_eq!(refusal.to_string(), body, "{refusal:?}");
         }
     }

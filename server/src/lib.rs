@@ -43,7 +43,7 @@
 //!   permissions are looked at; a publish payload is validated only once the publish is allowed.
 //! - **Close codes**: binary frame 1003, message over `max_message_bytes` 1009, invalid UTF-8
 //!   1007, WebSocket protocol violation 1002, auth deadline 4001, heartbeat timeout 4008, slow
-//!   consumer 4009, shutdown 1001.
+//!   consumer 4009, too many rejected tokens on one connection 4029, shutdown 1001.
 //!
 //! # Layers
 //!

@@ -66,6 +66,15 @@ struct Cli {
     /// a quarter of max-connections.
     #[arg(long, env = "RTBUS_MAX_CONNECTIONS_PER_ADDRESS")]
     max_connections_per_address: Option<usize>,
+    /// Most rejected tokens per connection (the last one closes with 4029).
+    #[arg(long, env = "RTBUS_MAX_AUTH_FAILURES_PER_CONNECTION")]
+    max_auth_failures_per_connection: Option<usize>,
+    /// Most rejected tokens per address within the auth failure window (then none is checked).
+    #[arg(long, env = "RTBUS_MAX_AUTH_FAILURES_PER_ADDRESS")]
+    max_auth_failures_per_address: Option<usize>,
+    /// The window of max-auth-failures-per-address, in milliseconds.
+    #[arg(long, env = "RTBUS_AUTH_FAILURE_WINDOW_MS")]
+    auth_failure_window_ms: Option<u64>,
     /// Auth deadline in milliseconds (4001 after it).
     #[arg(long, env = "RTBUS_AUTH_DEADLINE_MS")]
     auth_deadline_ms: Option<u64>,
@@ -141,6 +150,15 @@ impl Cli {
         }
         if let Some(v) = self.max_connections_per_address {
             limits.max_connections_per_address = Some(v);
+        }
+        if let Some(v) = self.max_auth_failures_per_connection {
+            limits.max_auth_failures_per_connection = v;
+        }
+        if let Some(v) = self.max_auth_failures_per_address {
+            limits.max_auth_failures_per_address = v;
+        }
+        if let Some(v) = self.auth_failure_window_ms {
+            limits.auth_failure_window = ms(v);
         }
         if let Some(v) = self.auth_deadline_ms {
             limits.auth_deadline = ms(v);

@@ -308,9 +308,15 @@ impl Outbox {
 
     /// Stops accepting messages and drops the queued ones (control frames still go out).
     pub fn close(&self) {
+        self.close_keeping(CONTROL);
+    }
+
+    /// Like [`Outbox::close`], but queued frames of `topic` go out too (before the close frame),
+    /// e.g. the replies to requests the connection was closed for.
+    pub fn close_keeping(&self, topic: usize) {
         let mut state = self.lock();
         state.closed = true;
-        Self::clear(&mut state, |f| f.topic == CONTROL);
+        Self::clear(&mut state, |f| f.topic == CONTROL || f.topic == topic);
     }
 
     /// Makes the socket's close a reset (`SO_LINGER` 0): whatever the kernel still holds for

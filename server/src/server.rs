@@ -35,6 +35,14 @@ fn check(config: &Config) -> Result<()> {
         ("max_pending_bytes", limits.max_pending_bytes),
         ("max_connections", limits.max_connections),
         ("read_buffer_bytes", limits.read_buffer_bytes),
+        (
+            "max_auth_failures_per_connection",
+            limits.max_auth_failures_per_connection,
+        ),
+        (
+            "max_auth_failures_per_address",
+            limits.max_auth_failures_per_address,
+        ),
     ];
     for (name, value) in positive {
         if value == 0 {
@@ -70,6 +78,7 @@ fn check(config: &Config) -> Result<()> {
         ("heartbeat_interval", limits.heartbeat_interval),
         ("heartbeat_timeout", limits.heartbeat_timeout),
         ("handshake_timeout", limits.handshake_timeout),
+        ("auth_failure_window", limits.auth_failure_window),
     ];
     for (name, value) in durations {
         if value.is_zero() {

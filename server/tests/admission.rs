@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use rtbus_protocol::ErrorCode;
 use rtbus_server::RunningServer;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
@@ -135,4 +136,98 @@ async fn the_caps_must_fit_within_max_connections() {
     config.limits.max_anonymous_connections = Some(11);
     let err = rtbus_server::start(config).await.unwrap_err().to_string();
     assert!(err.contains("max_anonymous_connections"), "{err}");
+}
+
+/// The code and message of an `error` frame answering `id`.
+fn error_of(message: &rtbus_protocol::ServerMessage, id: &str) -> (ErrorCode, String) {
+    let code = error_code(message, id);
+    match message {
+        rtbus_protocol::ServerMessage::Error { data, .. } => (code, data.message.clone()),
+        _ => unreachable!("error_code checked the kind"),
+    }
+}
+
+/// Sends `n` rejected tokens on a new connection; each gets `unauthorized`.
+async fn wrong_tokens(server: &RunningServer, n: usize) -> Client {
+    let mut client = Client::connect(server).await;
+    for i in 0..n {
+        let id = format!("w{i}");
+        let reply = client.request(&auth(&id, &format!("guess-{i}"))).await;
+        assert_eq!(error_code(&reply, &id), ErrorCode::Unauthorized);
+    }
+    client
+}
+
+#[tokio::test]
+async fn the_fifth_rejected_token_on_a_connection_closes_it_with_a_declared_code() {
+    let server = start(config()).await;
+    let mut guesser = wrong_tokens(&server, 5).await;
+    assert_eq!(guesser.expect_close().await, 4029);
+    // Four are allowed: a token refresh that goes wrong is not punished.
+    let mut unlucky = wrong_tokens(&server, 4).await;
+    assert_reply(
+        &unlucky.request(&auth("a", ALICE)).await,
+        "authenticated",
+        "a",
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_address_with_too_many_rejected_tokens_has_none_checked_until_its_window_ends() {
+    let mut config = config();
+    config.limits.max_auth_failures_per_address = 6;
+    config.limits.auth_failure_window = Duration::from_millis(800);
+    let server = start(config).await;
+    // Failures count per address across connections, header tokens included.
+    let _first = wrong_tokens(&server, 4).await;
+    let _second = wrong_tokens(&server, 1).await;
+    let (status, body, _) = handshake(&server, bearer("guess-header")).await;
+    assert_eq!(status, 401, "{body}");
+    // Locked out now: even the right token is not looked at, in a frame or a header.
+    let mut late = Client::connect(&server).await;
+    let (code, message) = error_of(&late.request(&auth("a", ALICE)).await, "a");
+    assert_eq!(code, ErrorCode::LimitExceeded, "{message}");
+    assert!(
+        message.contains("127.0.0.1") && message.contains("max_auth_failures_per_address"),
+        "{message}"
+    );
+    let (status, body, _) = handshake(&server, bearer(ALICE)).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("max_auth_failures_per_address = 6"), "{body}");
+    // The window started with the first failure; after it the right token works again.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_reply(&late.request(&auth("b", ALICE)).await, "authenticated", "b");
+    let (status, body, _) = handshake(&server, bearer(ALICE)).await;
+    assert_eq!(status, 101, "{body}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_stats_endpoint_counts_rejected_tokens_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = config();
+    config.limits.max_auth_failures_per_address = 2;
+    let server = start(config).await;
+    let mut statuses = Vec::new();
+    for token in ["guess-1", "guess-2", ADMIN] {
+        let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .expect("connect");
+        let request = format!(
+            "GET /api/realtime/stats HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        tokio::time::timeout(STEP, stream.read_to_string(&mut response))
+            .await
+            .expect("answered")
+            .expect("read");
+        statuses.push(response.split(' ').nth(1).unwrap_or("").to_owned());
+        if token == ADMIN {
+            assert!(response.contains("Retry-After: "), "{response}");
+        }
+    }
+    assert_eq!(statuses, ["401", "401", "429"]);
+    server.shutdown().await;
 }
