@@ -125,6 +125,11 @@ pub struct Limits {
     /// resume older than that replays nothing: it is `reset`, with a fresh snapshot unless the
     /// subscription opted out. Default 1024.
     pub history_per_topic: usize,
+    /// The listen backlog: how many connections the kernel completes and holds for the
+    /// server's accept loop. A burst beyond it has its connects retried or, worse, believed
+    /// established and never accepted. The OS caps it (Linux: `net.core.somaxconn`). Default
+    /// 1024.
+    pub listen_backlog: u32,
     /// Most simultaneous connections; further handshakes get HTTP 503. Default 100 000.
     pub max_connections: usize,
     /// Most simultaneous anonymous connections: upgrades without an `Authorization: Bearer`
@@ -198,6 +203,7 @@ impl Default for Limits {
             max_topics_per_connection: 256,
             max_pending_bytes: 4 * 1024 * 1024,
             history_per_topic: 1024,
+            listen_backlog: 1024,
             max_connections: 100_000,
             max_anonymous_connections: None,
             max_connections_per_address: None,

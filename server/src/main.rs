@@ -55,6 +55,9 @@ struct Cli {
     /// Events kept per topic for resume.
     #[arg(long, env = "RTBUS_HISTORY_PER_TOPIC")]
     history_per_topic: Option<usize>,
+    /// The listen backlog (connects the kernel holds for the accept loop; capped by the OS).
+    #[arg(long, env = "RTBUS_LISTEN_BACKLOG")]
+    listen_backlog: Option<u32>,
     /// Most simultaneous connections (beyond: HTTP 503).
     #[arg(long, env = "RTBUS_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -141,6 +144,9 @@ impl Cli {
         }
         if let Some(v) = self.history_per_topic {
             limits.history_per_topic = v;
+        }
+        if let Some(v) = self.listen_backlog {
+            limits.listen_backlog = v;
         }
         if let Some(v) = self.max_connections {
             limits.max_connections = v;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 
 use crate::auth::Authority;
@@ -34,6 +34,7 @@ fn check(config: &Config) -> Result<()> {
         ),
         ("max_pending_bytes", limits.max_pending_bytes),
         ("max_connections", limits.max_connections),
+        ("listen_backlog", limits.listen_backlog as usize),
         ("read_buffer_bytes", limits.read_buffer_bytes),
         (
             "max_auth_failures_per_connection",
@@ -94,9 +95,8 @@ fn check(config: &Config) -> Result<()> {
 pub async fn start(config: Config) -> Result<RunningServer> {
     check(&config)?;
     let authority = Authority::new(&config)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| Error::Bind {
+    let listener =
+        bind(config.listen, config.limits.listen_backlog).map_err(|source| Error::Bind {
             addr: config.listen,
             source,
         })?;
@@ -122,6 +122,20 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         shutdown,
         done,
     })
+}
+
+/// A listener on `addr` with the given backlog (the standard library's and tokio's `bind` use
+/// 128). Like theirs, it sets `SO_REUSEADDR` on Unix so a restarted server can bind at once.
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 async fn accept(
