@@ -130,6 +130,17 @@ pub struct Limits {
     /// established and never accepted. The OS caps it (Linux: `net.core.somaxconn`). Default
     /// 1024.
     pub listen_backlog: u32,
+    /// What the histories of all topics may weigh together, in bytes (an estimate of their
+    /// memory: each held event's JSON value, node by node, and its slot). A publish that takes
+    /// them past it shortens the histories of the least recently used topics, oldest events
+    /// first, to nine tenths of the bound; a resume the shortened history cannot cover is a
+    /// `reset`. Snapshots are not counted. At least 64 KiB. Default 64 MiB.
+    pub max_history_bytes: usize,
+    /// A topic with no subscriber and no publish for this long is forgotten (its snapshot and
+    /// history with it); used again, it starts afresh with a new epoch, so a resume from before
+    /// is a `reset`. Default 10 minutes.
+    #[serde(with = "millis")]
+    pub topic_idle_timeout: Duration,
     /// Most simultaneous connections; further handshakes get HTTP 503. Default 100 000.
     pub max_connections: usize,
     /// Most simultaneous anonymous connections: upgrades without an `Authorization: Bearer`
@@ -203,6 +214,8 @@ impl Default for Limits {
             max_topics_per_connection: 256,
             max_pending_bytes: 4 * 1024 * 1024,
             history_per_topic: 1024,
+            max_history_bytes: 64 * 1024 * 1024,
+            topic_idle_timeout: Duration::from_secs(600),
             listen_backlog: 1024,
             max_connections: 100_000,
             max_anonymous_connections: None,

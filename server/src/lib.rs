@@ -20,14 +20,19 @@
 //!
 //! - **Epochs**: each topic's `seq` stream is named by an epoch chosen when the server first
 //!   holds the topic: `<process nonce>-<counter>` (hex), so a restarted process, or a topic
-//!   forgotten (nothing published, nobody subscribed) and created again, never reuses one. The
-//!   server keeps topics in memory only: after a restart every topic has a new epoch and starts
-//!   again at `seq` 0, and every resume from before is answered with `start: reset`.
+//!   forgotten (nothing published, or idle for `topic_idle_timeout`) and created again, never
+//!   reuses one. The server keeps topics in memory only: after a restart every topic has a new
+//!   epoch and starts again at `seq` 0, and every resume from before is answered with
+//!   `start: reset`.
 //! - **History bound**: each topic keeps its latest [`Limits::history_per_topic`] events (1024
 //!   by default). A resume (`resumeAfter: n` with the topic's current `epoch`) whose every event
 //!   after `n` is still held is `resumed` and gets them replayed; an older `n`, one ahead of the
 //!   topic or another epoch is `reset`: nothing is replayed, and a fresh snapshot follows unless
-//!   the subscription said `snapshot: false`.
+//!   the subscription said `snapshot: false`. All histories together weigh at most
+//!   [`Limits::max_history_bytes`]; past it the least recently used topics' histories shrink,
+//!   oldest events first, and a resume they no longer cover is `reset`.
+//! - **Idle topics**: a topic without subscriber and publish for
+//!   [`Limits::topic_idle_timeout`] is forgotten; used again it has a new epoch.
 //! - **Repeat subscribe**: subscribing again to a topic the connection holds is acknowledged
 //!   again and never duplicates delivery (the connection stays registered once). Without a
 //!   resume it is `snapshot` (a fresh snapshot follows) or `live` (nothing is sent); a resume

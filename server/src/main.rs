@@ -58,6 +58,12 @@ struct Cli {
     /// The listen backlog (connects the kernel holds for the accept loop; capped by the OS).
     #[arg(long, env = "RTBUS_LISTEN_BACKLOG")]
     listen_backlog: Option<u32>,
+    /// What all topics' histories may weigh together, in bytes.
+    #[arg(long, env = "RTBUS_MAX_HISTORY_BYTES")]
+    max_history_bytes: Option<usize>,
+    /// Milliseconds without a subscriber and a publish after which a topic is forgotten.
+    #[arg(long, env = "RTBUS_TOPIC_IDLE_TIMEOUT_MS")]
+    topic_idle_timeout_ms: Option<u64>,
     /// Most simultaneous connections (beyond: HTTP 503).
     #[arg(long, env = "RTBUS_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -144,6 +150,12 @@ impl Cli {
         }
         if let Some(v) = self.history_per_topic {
             limits.history_per_topic = v;
+        }
+        if let Some(v) = self.max_history_bytes {
+            limits.max_history_bytes = v;
+        }
+        if let Some(v) = self.topic_idle_timeout_ms {
+            limits.topic_idle_timeout = ms(v);
         }
         if let Some(v) = self.listen_backlog {
             limits.listen_backlog = v;

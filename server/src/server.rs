@@ -24,6 +24,9 @@ pub struct RunningServer {
     done: mpsc::Receiver<()>,
 }
 
+/// The smallest `max_history_bytes`: below it nearly every publish would shorten histories.
+const MIN_HISTORY_BYTES: usize = 64 * 1024;
+
 fn check(config: &Config) -> Result<()> {
     let limits = &config.limits;
     let positive = [
@@ -74,12 +77,19 @@ fn check(config: &Config) -> Result<()> {
             _ => {}
         }
     }
+    if limits.max_history_bytes < MIN_HISTORY_BYTES {
+        return Err(Error::Config(format!(
+            "limits.max_history_bytes must be at least {MIN_HISTORY_BYTES} (64 KiB); to keep no \
+             history set limits.history_per_topic = 0"
+        )));
+    }
     let durations = [
         ("auth_deadline", limits.auth_deadline),
         ("heartbeat_interval", limits.heartbeat_interval),
         ("heartbeat_timeout", limits.heartbeat_timeout),
         ("handshake_timeout", limits.handshake_timeout),
         ("auth_failure_window", limits.auth_failure_window),
+        ("topic_idle_timeout", limits.topic_idle_timeout),
     ];
     for (name, value) in durations {
         if value.is_zero() {
@@ -114,6 +124,7 @@ pub async fn start(config: Config) -> Result<RunningServer> {
             done_tx.clone(),
         ));
     }
+    tokio::spawn(sweep(Arc::clone(&shared), shutdown_rx.clone()));
     tokio::spawn(accept(listener, Arc::clone(&shared), shutdown_rx, done_tx));
     tracing::info!(%local_addr, "rtbus server listening");
     Ok(RunningServer {
@@ -122,6 +133,26 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         shutdown,
         done,
     })
+}
+
+/// Forgets idle topics every quarter of `topic_idle_timeout` (between 10 ms and 30 s), so a
+/// topic goes at most that much later than its timeout, until shutdown.
+async fn sweep(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let every = (shared.config.limits.topic_idle_timeout / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(30));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = ticks.tick() => {
+                let evicted = shared.hub.sweep();
+                if evicted > 0 {
+                    tracing::debug!(evicted, "idle topics forgotten");
+                }
+            }
+        }
+    }
 }
 
 /// A listener on `addr` with the given backlog (the standard library's and tokio's `bind` use

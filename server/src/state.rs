@@ -29,7 +29,7 @@ impl Shared {
     pub fn new(config: Config, authority: Authority) -> Shared {
         let counters = Arc::new(Counters::default());
         Shared {
-            hub: Hub::new(config.limits.history_per_topic, Arc::clone(&counters)),
+            hub: Hub::new(&config.limits, Arc::clone(&counters)),
             authority,
             counters,
             admission: Arc::new(Admission::new(&config.limits)),
@@ -82,7 +82,10 @@ impl Shared {
         let (open, anonymous) = self.admission.open();
         self.counters.snapshot(
             (open as u64, anonymous as u64),
-            self.hub.topic_count() as u64,
+            (
+                self.hub.topic_count() as u64,
+                self.hub.history_bytes() as u64,
+            ),
             self.hub.subscriptions(),
             queues,
         )

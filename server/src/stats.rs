@@ -17,6 +17,8 @@ pub(crate) struct Counters {
     pub heartbeat_timeouts: AtomicU64,
     pub auth_timeouts: AtomicU64,
     pub handshakes_refused: AtomicU64,
+    pub topics_evicted: AtomicU64,
+    pub history_bytes_evicted: AtomicU64,
 }
 
 impl Counters {
@@ -41,6 +43,12 @@ pub struct Stats {
     pub connections_total: u64,
     /// Topics the server holds state for (subscribed now, or published to at least once).
     pub topics: u64,
+    /// Topics forgotten after `topic_idle_timeout` without a subscriber or a publish.
+    pub topics_evicted: u64,
+    /// What the histories of all topics weigh together (bounded by `max_history_bytes`).
+    pub history_bytes: u64,
+    /// History weight dropped to keep `history_bytes` under `max_history_bytes`.
+    pub history_bytes_evicted: u64,
     /// Subscribed connections per topic (topics with none are left out).
     pub subscriptions: BTreeMap<String, u64>,
     /// Outbound queue depths.
@@ -79,7 +87,7 @@ impl Counters {
     pub(crate) fn snapshot(
         &self,
         (connections, anonymous_connections): (u64, u64),
-        topics: u64,
+        (topics, history_bytes): (u64, u64),
         subscriptions: BTreeMap<String, u64>,
         queues: QueueStats,
     ) -> Stats {
@@ -88,6 +96,9 @@ impl Counters {
             anonymous_connections,
             connections_total: Counters::get(&self.connections_total),
             topics,
+            topics_evicted: Counters::get(&self.topics_evicted),
+            history_bytes,
+            history_bytes_evicted: Counters::get(&self.history_bytes_evicted),
             subscriptions,
             queues,
             messages_in: Counters::get(&self.messages_in),
