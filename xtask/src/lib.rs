@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod codegen;
+pub mod fuzz;
 pub mod test;
 
 use std::path::{Path, PathBuf};
