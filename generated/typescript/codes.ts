@@ -83,7 +83,7 @@ export function errorCodeInfo(value: string): CodeInfo<ErrorCode> | undefined {
 /**
  * Why a WebSocket connection was closed: the status code of the close frame. Codes below 4000 are the standard RFC 6455 ones; 4000–4999 are rtbus's own.
  */
-export type CloseCode = 1000 | 1001 | 1002 | 1003 | 1007 | 1009 | 1011 | 4001 | 4008 | 4009;
+export type CloseCode = 1000 | 1001 | 1002 | 1003 | 1007 | 1009 | 1011 | 4001 | 4008 | 4009 | 4029;
 
 /**
  * Why a WebSocket connection was closed: the status code of the close frame. Codes below 4000 are the standard RFC 6455 ones; 4000–4999 are rtbus's own.
@@ -135,6 +135,12 @@ export const CloseCode = {
    * dropped. Reconnect and resume with the `epoch` and last `seq` seen per topic.
    */
   SlowConsumer: { value: 4009, reconnect: true, description: "The client read too slowly: its outbound queue exceeded the server's limit and was dropped. Reconnect and resume with the `epoch` and last `seq` seen per topic." },
+  /**
+   * The connection sent more rejected tokens in `auth` frames than the server allows on
+   * one connection. Reconnecting with the same token fails the same way: get a valid
+   * token first.
+   */
+  TooManyAuthFailures: { value: 4029, reconnect: false, description: "The connection sent more rejected tokens in `auth` frames than the server allows on one connection. Reconnecting with the same token fails the same way: get a valid token first." },
 } as const satisfies Record<string, CodeInfo<CloseCode>>;
 
 /** Every close code, in declaration order. */

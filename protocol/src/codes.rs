@@ -112,6 +112,10 @@ code_enum! {
         /// The client read too slowly: its outbound queue exceeded the server's limit and was
         /// dropped. Reconnect and resume with the `epoch` and last `seq` seen per topic.
         SlowConsumer = 4009, reconnect: true;
+        /// The connection sent more rejected tokens in `auth` frames than the server allows on
+        /// one connection. Reconnecting with the same token fails the same way: get a valid
+        /// token first.
+        TooManyAuthFailures = 4029, reconnect: false;
     }
 }
 

@@ -16,12 +16,18 @@ pub struct Config {
     /// Where to listen. Use `127.0.0.1:0` for an ephemeral port.
     pub listen: SocketAddr,
     /// Origins (e.g. `https://app.example.com`) whose browsers may connect. A handshake without
-    /// an `Origin` header (a non-browser client) is always allowed; one whose origin matches its
-    /// own `Host` (same origin) too. `"*"` allows every origin; an entry ending in `:*`
-    /// (`http://localhost:*`) allows that scheme and host on any port. Others are refused with
-    /// 403. `rtbus-server --demo` with none configured allows the loopback origins
+    /// an `Origin` header (a non-browser client) is always allowed. `"*"` allows every `http`
+    /// or `https` origin; an entry ending in `:*` (`http://localhost:*`) allows that scheme and
+    /// host on any port. Every other origin is refused with 403, as is any origin whose scheme is
+    /// not `http` or `https` (`null`, `file://`, `foo://`); two `Origin` headers are refused with
+    /// 400. `rtbus-server --demo` with none configured allows the loopback origins
     /// [`DEMO_ORIGINS`](crate::DEMO_ORIGINS).
     pub allowed_origins: Vec<String>,
+    /// Also allow an origin whose host and port are the request's own `Host` header (same
+    /// origin). Off by default: the client chooses `Host`, so a page on a DNS name rebound to
+    /// this server sends its own name in both headers. Enable it only behind a proxy that
+    /// accepts nothing but this server's names in `Host`.
+    pub allow_same_origin: bool,
     /// The bearer tokens the server accepts.
     pub tokens: Vec<TokenConfig>,
     /// Topic patterns any connection may subscribe to without authenticating.
@@ -37,6 +43,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allowed_origins: Vec::new(),
+            allow_same_origin: false,
             tokens: Vec::new(),
             public_topics: Vec::new(),
             limits: Limits::default(),
@@ -118,8 +125,50 @@ pub struct Limits {
     /// resume older than that replays nothing: it is `reset`, with a fresh snapshot unless the
     /// subscription opted out. Default 1024.
     pub history_per_topic: usize,
+    /// The listen backlog: how many connections the kernel completes and holds for the
+    /// server's accept loop. A burst beyond it has its connects retried or, worse, believed
+    /// established and never accepted. The OS caps it (Linux: `net.core.somaxconn`). Default
+    /// 1024.
+    pub listen_backlog: u32,
+    /// What the histories of all topics may weigh together, in bytes (an estimate of their
+    /// memory: each held event's JSON value, node by node, and its slot). A publish that takes
+    /// them past it shortens the histories of the least recently used topics, oldest events
+    /// first, to nine tenths of the bound; a resume the shortened history cannot cover is a
+    /// `reset`. Snapshots are not counted. At least 64 KiB. Default 64 MiB.
+    pub max_history_bytes: usize,
+    /// A topic with no subscriber and no publish for this long is forgotten (its snapshot and
+    /// history with it); used again, it starts afresh with a new epoch, so a resume from before
+    /// is a `reset`. Default 10 minutes.
+    #[serde(with = "millis")]
+    pub topic_idle_timeout: Duration,
     /// Most simultaneous connections; further handshakes get HTTP 503. Default 100 000.
     pub max_connections: usize,
+    /// Most simultaneous anonymous connections: upgrades without an `Authorization: Bearer`
+    /// header, until they authenticate with an `auth` frame (then they count as
+    /// authenticated; a connection whose token is later rejected counts as anonymous again).
+    /// Further anonymous handshakes get HTTP 503, so anonymous readers of public topics (who
+    /// need not authenticate) cannot take the room authenticated clients need. Unset (the
+    /// default): half of `max_connections`. At most `max_connections`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_anonymous_connections: Option<usize>,
+    /// Most simultaneous connections from one address (an IPv4 address, or an IPv6 /64);
+    /// further handshakes from it get HTTP 429. Unset (the default): a quarter of
+    /// `max_connections`. Behind a proxy every client has the proxy's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_address: Option<usize>,
+    /// Most rejected tokens (`auth` frames) one connection may send: the one that reaches it
+    /// is answered, then the connection is closed with 4029 (`tooManyAuthFailures`). Default 5.
+    pub max_auth_failures_per_connection: usize,
+    /// Most rejected tokens from one address (IPv6 by /64) within `auth_failure_window`,
+    /// counting `auth` frames, `Authorization` headers at the upgrade and at the stats
+    /// endpoint. Once an address reaches it, no token from it is checked until the window that
+    /// began with its first failure ends: `auth` frames get `limit_exceeded` (the connection
+    /// keeps its principal, if it had one), bearer upgrades and the stats endpoint HTTP 429
+    /// with `Retry-After`. Default 20.
+    pub max_auth_failures_per_address: usize,
+    /// The window of `max_auth_failures_per_address`. Default 60 s.
+    #[serde(with = "millis")]
+    pub auth_failure_window: Duration,
     /// An unauthenticated connection with no subscription is closed with 4001 after this long.
     /// Default 10 s.
     #[serde(with = "millis")]
@@ -137,6 +186,15 @@ pub struct Limits {
     /// the socket. Default 5 s.
     #[serde(with = "millis")]
     pub close_timeout: Duration,
+    /// How long a connection cut off as a slow consumer keeps its socket so that its close
+    /// frame (4009) reaches a reader that resumes reading: the frames already on their way
+    /// (in the kernel's buffers, at most one frame partly written) come first, then the close
+    /// frame. Its queue is dropped at the cutoff and it leaves every topic, so all it holds
+    /// meanwhile is its socket buffers and its place in the connection caps. A reader that
+    /// resumes later finds the connection reset (no close frame); it should reconnect and
+    /// resume as after a 4009. At least `close_timeout`. Default 30 s.
+    #[serde(with = "millis")]
+    pub slow_consumer_linger: Duration,
     /// Read buffer per connection in bytes: small keeps idle connections cheap; larger frames
     /// are still read whole. Default 2 KiB.
     pub read_buffer_bytes: usize,
@@ -156,16 +214,41 @@ impl Default for Limits {
             max_topics_per_connection: 256,
             max_pending_bytes: 4 * 1024 * 1024,
             history_per_topic: 1024,
+            max_history_bytes: 64 * 1024 * 1024,
+            topic_idle_timeout: Duration::from_secs(600),
+            listen_backlog: 1024,
             max_connections: 100_000,
+            max_anonymous_connections: None,
+            max_connections_per_address: None,
+            max_auth_failures_per_connection: 5,
+            max_auth_failures_per_address: 20,
+            auth_failure_window: Duration::from_secs(60),
             auth_deadline: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(20),
             heartbeat_timeout: Duration::from_secs(20),
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            slow_consumer_linger: Duration::from_secs(30),
             read_buffer_bytes: 2 * 1024,
             socket_send_buffer_bytes: 0,
             write_buffer_bytes: 16 * 1024,
         }
+    }
+}
+
+impl Limits {
+    /// The effective `max_anonymous_connections`: as configured, or half of `max_connections`
+    /// (at least 1).
+    pub fn anonymous_connection_cap(&self) -> usize {
+        self.max_anonymous_connections
+            .unwrap_or((self.max_connections / 2).max(1))
+    }
+
+    /// The effective `max_connections_per_address`: as configured, or a quarter of
+    /// `max_connections` (at least 1).
+    pub fn per_address_connection_cap(&self) -> usize {
+        self.max_connections_per_address
+            .unwrap_or((self.max_connections / 4).max(1))
     }
 }
 
@@ -235,6 +318,43 @@ mod tests {
         assert_eq!(config.limits, Limits::default());
         assert_eq!(config.listen, Config::default().listen);
         assert_eq!(config.tokens.len(), 1);
+    }
+
+    #[test]
+    fn the_example_file_names_every_limit_and_its_commented_defaults_are_the_effective_ones() {
+        let text = include_str!("../rtbus-server.example.toml");
+        let limits = Limits::default();
+        let every = Limits {
+            max_anonymous_connections: Some(limits.anonymous_connection_cap()),
+            max_connections_per_address: Some(limits.per_address_connection_cap()),
+            ..limits
+        };
+        let table = toml::Table::try_from(&every).unwrap();
+        // The optional limits are commented out; uncommented they give the same effective
+        // values as leaving them out.
+        let uncommented: String = text
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| table.contains_key(k)) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = Config::from_toml(&uncommented).unwrap();
+        assert_eq!(config.limits, every);
+        for key in table.keys() {
+            assert!(
+                text.lines()
+                    .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} ="))),
+                "the example file should show limits.{key}"
+            );
+        }
     }
 
     #[test]

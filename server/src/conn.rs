@@ -7,6 +7,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -28,6 +29,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsClos
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
+use crate::admission::Ticket;
 use crate::auth::{Decision, Principal};
 use crate::config::Limits;
 use crate::http;
@@ -43,10 +45,11 @@ type Ws = WebSocketStream<Io>;
 /// Most requests handled before the events they published are written out.
 const MAX_BATCH: usize = 64;
 
-/// Serves one accepted TCP connection: the HTTP request head, then the WebSocket session.
-/// `_done` is dropped when the connection is finished, which is how shutdown knows.
+/// Serves one accepted TCP connection from `peer`: the HTTP request head, then the WebSocket
+/// session. `_done` is dropped when the connection is finished, which is how shutdown knows.
 pub(crate) async fn serve(
     mut stream: TcpStream,
+    peer: IpAddr,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     _done: mpsc::Sender<()>,
@@ -59,7 +62,10 @@ pub(crate) async fn serve(
             socket2::SockRef::from(&stream).set_send_buffer_size(limits.socket_send_buffer_bytes);
     }
     let mut shutdown = shutdown;
-    let handshake = timeout(limits.handshake_timeout, http::handle(&mut stream, &shared));
+    let handshake = timeout(
+        limits.handshake_timeout,
+        http::handle(&mut stream, &shared, peer),
+    );
     let upgrade = tokio::select! {
         result = handshake => match result {
             Ok(Some(upgrade)) => upgrade,
@@ -93,6 +99,8 @@ pub(crate) async fn serve(
         shared: Arc::clone(&shared),
         outbox,
         principal: upgrade.principal,
+        ticket: upgrade.ticket,
+        auth_failures: 0,
         topics: Vec::new(),
         dirty: Dirty::default(),
     };
@@ -168,6 +176,10 @@ struct Connection {
     shared: Arc<Shared>,
     outbox: Arc<Outbox>,
     principal: Option<Arc<Principal>>,
+    /// The connection's place in the connection caps: anonymous while it has no principal.
+    ticket: Ticket,
+    /// `auth` frames that failed on this connection.
+    auth_failures: usize,
     topics: Vec<Arc<TopicCell>>,
     /// Subscribers' outboxes this connection's publishes queued into, to write out before it
     /// waits for more input.
@@ -340,7 +352,7 @@ impl Connection {
                 break end;
             }
         };
-        self.leave(ws, end, &limits).await;
+        self.leave(ws, end, &limits, shutdown).await;
     }
 
     /// Ends the connection when its outbox overflowed or its peer is gone.
@@ -364,10 +376,7 @@ impl Connection {
             Wake::WriteFailed | Wake::Read(None) => Some(End::Gone),
             Wake::Read(Some(Err(err))) => Some(end_for(&err)),
             Wake::Read(Some(Ok(message))) => match message {
-                Message::Text(text) => {
-                    self.on_text(&text);
-                    None
-                }
+                Message::Text(text) => self.on_text(&text),
                 Message::Binary(_) => Some(End::Close(
                     CloseCode::UnsupportedData,
                     "binary frames are not part of rtbus v1; send JSON text frames",
@@ -384,14 +393,27 @@ impl Connection {
     }
 
     /// Delivers what was published, stops every publisher from queueing more, and says goodbye:
-    /// the close handshake (bounded by `close_timeout`) when the server ends the connection.
-    async fn leave(&mut self, mut ws: Ws, end: End, limits: &Limits) {
+    /// the close handshake when the server ends the connection, bounded by `close_timeout`, or
+    /// for a slow consumer by `slow_consumer_linger` (its reader may resume late; a shutdown
+    /// meanwhile leaves it `close_timeout` more). A handshake that does not finish in time
+    /// resets the socket, so nothing stays queued in the kernel for a peer nobody waits for.
+    async fn leave(
+        &mut self,
+        mut ws: Ws,
+        end: End,
+        limits: &Limits,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         self.dirty.flush();
         for cell in self.topics.drain(..) {
             self.shared.hub.unsubscribe(&cell, self.id);
         }
         let outbox = &self.outbox;
-        outbox.close();
+        match end {
+            // The client is told why: the reply to its last `auth` goes out before the close.
+            End::Close(CloseCode::TooManyAuthFailures, _) => outbox.close_keeping(REPLY),
+            _ => outbox.close(),
+        }
         match end {
             End::Close(code, reason) => {
                 tracing::debug!(
@@ -404,14 +426,44 @@ impl Connection {
                     code: WsCloseCode::from(code.value()),
                     reason: Utf8Bytes::from_static(reason),
                 };
-                let _ = timeout(limits.close_timeout, async {
+                let lingers = code == CloseCode::SlowConsumer;
+                let window = if lingers {
+                    limits.slow_consumer_linger.max(limits.close_timeout)
+                } else {
+                    limits.close_timeout
+                };
+                let handshake = timeout(window, async {
                     if ws.close(Some(frame)).await.is_ok()
                         && poll_fn(|cx| outbox.poll_drain(cx)).await.is_ok()
                     {
                         while let Some(Ok(_)) = ws.next().await {}
                     }
-                })
-                .await;
+                });
+                let stopping = async {
+                    // Shutdown waits `close_timeout` for every connection; only a lingering
+                    // one could outlast it.
+                    if !lingers {
+                        return std::future::pending().await;
+                    }
+                    while !*shutdown.borrow_and_update() {
+                        if shutdown.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                    tokio::time::sleep(limits.close_timeout).await;
+                };
+                let finished = tokio::select! {
+                    result = handshake => result.is_ok(),
+                    () = stopping => false,
+                };
+                if !finished {
+                    tracing::debug!(
+                        conn = self.id,
+                        code = code.value(),
+                        "close unanswered; reset"
+                    );
+                    outbox.reset_on_close();
+                }
             }
             End::Gone => {
                 // Whatever control frame is still queued (a close reply) goes out if the socket
@@ -440,16 +492,18 @@ impl Connection {
         });
     }
 
-    fn on_text(&mut self, text: &str) {
+    /// Handles one request; returns how the connection ends when the request ends it.
+    fn on_text(&mut self, text: &str) -> Option<End> {
         Counters::add(&self.shared.counters.messages_in, 1);
         match decode_client_frame(text) {
             Err(err) => self.frame_error(err),
-            Ok(ClientMessage::Auth { id, data }) => self.on_auth(id, &data.token),
+            Ok(ClientMessage::Auth { id, data }) => return self.on_auth(id, &data.token),
             Ok(ClientMessage::Subscribe { id, data }) => self.on_subscribe(id, data),
             Ok(ClientMessage::Unsubscribe { id, data }) => self.on_unsubscribe(id, data),
             Ok(ClientMessage::Publish { id, data }) => self.on_publish(id, data),
             Ok(ClientMessage::Ping { id, data }) => self.reply(&ServerMessage::Pong { id, data }),
         }
+        None
     }
 
     fn frame_error(&self, err: FrameError) {
@@ -461,7 +515,18 @@ impl Connection {
     /// then acts as the new principal (or as none, when the token is rejected) and keeps only
     /// the topics it may still read; the others end with one `unsubscribed` frame without `id`
     /// whose `reason` says why. The auth deadline is not re-armed.
-    fn on_auth(&mut self, id: Option<RequestId>, token: &str) {
+    ///
+    /// A token from an address locked out for its rejected tokens is not looked at: the answer
+    /// is `limit_exceeded` and the connection keeps what it had. Both count against the
+    /// connection's `max_auth_failures_per_connection`, and the one that reaches it closes the
+    /// connection with 4029.
+    fn on_auth(&mut self, id: Option<RequestId>, token: &str) -> Option<End> {
+        let admission = &self.shared.admission;
+        let key = self.ticket.key();
+        if let Some(locked) = admission.locked_out(key) {
+            self.error(id, ErrorCode::LimitExceeded, locked.to_string(), None);
+            return self.auth_failed();
+        }
         let reason = match self.shared.authority.authenticate(token) {
             Some(principal) => {
                 tracing::debug!(conn = self.id, principal = %principal.name, "authenticated");
@@ -473,23 +538,37 @@ impl Connection {
                     },
                 });
                 self.principal = Some(principal);
+                self.ticket.set_anonymous(false);
                 ErrorCode::Forbidden
             }
             None => {
+                admission.auth_failed(key);
                 self.error(
                     id,
                     ErrorCode::Unauthorized,
                     "the token is not accepted; the connection now has no principal".into(),
                     None,
                 );
-                if self.principal.take().is_none() {
-                    // Nothing it holds needed a principal.
-                    return;
+                self.ticket.set_anonymous(true);
+                if self.principal.take().is_some() {
+                    self.end_unreadable(ErrorCode::Unauthorized);
                 }
-                ErrorCode::Unauthorized
+                // Otherwise nothing it holds needed a principal.
+                return self.auth_failed();
             }
         };
         self.end_unreadable(reason);
+        None
+    }
+
+    /// Counts a failed `auth` on this connection; the one that reaches the limit ends it.
+    fn auth_failed(&mut self) -> Option<End> {
+        self.auth_failures += 1;
+        let limit = self.shared.config.limits.max_auth_failures_per_connection;
+        (self.auth_failures >= limit).then_some(End::Close(
+            CloseCode::TooManyAuthFailures,
+            "too many rejected tokens on this connection",
+        ))
     }
 
     /// Ends every held subscription the current principal (or, without one, anonymity) may not

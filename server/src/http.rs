@@ -5,14 +5,15 @@
 //! hand, so every refusal carries a status and a reason, non-upgrade routes share the port, and
 //! no per-socket buffer is larger than needed.
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use rtbus_protocol::{ENDPOINT_PATH, SUBPROTOCOL};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::admission::{AddrKey, Full, LockedOut, Ticket};
 use crate::auth::{ADMIN_ROLE, Principal};
 use crate::state::Shared;
 use crate::stats::Counters;
@@ -32,6 +33,8 @@ pub(crate) struct Upgrade {
     pub leftover: Vec<u8>,
     /// The principal of a valid `Authorization: Bearer` header.
     pub principal: Option<Arc<Principal>>,
+    /// The connection's place in the connection caps.
+    pub ticket: Ticket,
 }
 
 /// The HTTP statuses the server answers with.
@@ -44,6 +47,7 @@ pub(crate) enum Status {
     NotFound,
     MethodNotAllowed,
     UpgradeRequired,
+    TooManyRequests,
     HeaderFieldsTooLarge,
     ServiceUnavailable,
 }
@@ -58,6 +62,7 @@ impl Status {
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::UpgradeRequired => 426,
+            Status::TooManyRequests => 429,
             Status::HeaderFieldsTooLarge => 431,
             Status::ServiceUnavailable => 503,
         }
@@ -73,6 +78,7 @@ impl Status {
             Status::NotFound => "Not Found",
             Status::MethodNotAllowed => "Method Not Allowed",
             Status::UpgradeRequired => "Upgrade Required",
+            Status::TooManyRequests => "Too Many Requests",
             Status::HeaderFieldsTooLarge => "Request Header Fields Too Large",
             Status::ServiceUnavailable => "Service Unavailable",
         }
@@ -97,8 +103,12 @@ pub(crate) enum Refusal {
     WebSocketVersion,
     #[error("missing Sec-WebSocket-Key header")]
     MissingKey,
-    #[error("origin {0:?} is not allowed")]
+    #[error(
+        "origin {0:?} is not allowed (only http or https origins listed in allowed_origins are)"
+    )]
     Origin(String),
+    #[error("more than one Origin header; a browser sends exactly one")]
+    DuplicateOrigin,
     /// The offered subprotocols, as the client listed them.
     #[error("unsupported subprotocol {0}; this server speaks {SUBPROTOCOL}")]
     Subprotocol(String),
@@ -106,8 +116,21 @@ pub(crate) enum Refusal {
     AuthorizationScheme,
     #[error("the bearer token is not accepted")]
     TokenRejected,
-    #[error("the server is at its connection limit; retry later")]
-    AtConnectionLimit,
+    #[error("the server is at its connection limit (max_connections = {limit}); retry later")]
+    AtConnectionLimit { limit: usize },
+    #[error(
+        "the server is at its limit for anonymous connections (max_anonymous_connections = \
+         {limit}); retry later, or authenticate with an Authorization: Bearer header"
+    )]
+    AtAnonymousLimit { limit: usize },
+    #[error(
+        "{key} holds {limit} connections already, the most one address may \
+         (max_connections_per_address = {limit}); close one or retry later"
+    )]
+    AtAddressLimit { key: AddrKey, limit: usize },
+    /// Too many rejected tokens from this address: its tokens go unchecked for now.
+    #[error("{0}")]
+    AuthLockedOut(LockedOut),
     #[error("the stats endpoint needs an admin bearer token")]
     StatsNeedsToken,
     #[error("the stats endpoint needs the admin role")]
@@ -118,9 +141,10 @@ impl Refusal {
     pub fn status(&self) -> Status {
         match self {
             Refusal::HeadTooLarge => Status::HeaderFieldsTooLarge,
-            Refusal::BadHead(_) | Refusal::MissingKey | Refusal::Subprotocol(_) => {
-                Status::BadRequest
-            }
+            Refusal::BadHead(_)
+            | Refusal::MissingKey
+            | Refusal::Subprotocol(_)
+            | Refusal::DuplicateOrigin => Status::BadRequest,
             Refusal::NoSuchPath(_) => Status::NotFound,
             Refusal::NotGet => Status::MethodNotAllowed,
             Refusal::NotAnUpgrade | Refusal::WebSocketVersion => Status::UpgradeRequired,
@@ -128,17 +152,26 @@ impl Refusal {
             Refusal::AuthorizationScheme | Refusal::TokenRejected | Refusal::StatsNeedsToken => {
                 Status::Unauthorized
             }
-            Refusal::AtConnectionLimit => Status::ServiceUnavailable,
+            Refusal::AtConnectionLimit { .. } | Refusal::AtAnonymousLimit { .. } => {
+                Status::ServiceUnavailable
+            }
+            Refusal::AtAddressLimit { .. } | Refusal::AuthLockedOut(_) => Status::TooManyRequests,
         }
     }
 
-    /// Headers that tell the client what would be accepted.
-    pub fn headers(&self) -> &'static [(&'static str, &'static str)] {
+    /// Headers that tell the client what would be accepted, or when.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let header = |name, value: &str| vec![(name, value.to_owned())];
         match self {
-            Refusal::NotAnUpgrade => &[("Upgrade", "websocket")],
-            Refusal::WebSocketVersion => &[("Sec-WebSocket-Version", "13")],
-            Refusal::TokenRejected | Refusal::StatsNeedsToken => &[("WWW-Authenticate", "Bearer")],
-            _ => &[],
+            Refusal::NotAnUpgrade => header("Upgrade", "websocket"),
+            Refusal::WebSocketVersion => header("Sec-WebSocket-Version", "13"),
+            Refusal::TokenRejected | Refusal::StatsNeedsToken => {
+                header("WWW-Authenticate", "Bearer")
+            }
+            Refusal::AuthLockedOut(locked) => {
+                header("Retry-After", &locked.wait_secs().to_string())
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -152,6 +185,18 @@ struct Accepted {
     protocol: Option<&'static str>,
     /// The principal of a valid `Authorization: Bearer` header.
     principal: Option<Arc<Principal>>,
+    /// The connection's place in the connection caps, taken when the upgrade is accepted.
+    ticket: Ticket,
+}
+
+impl From<Full> for Refusal {
+    fn from(full: Full) -> Refusal {
+        match full {
+            Full::Address { key, limit } => Refusal::AtAddressLimit { key, limit },
+            Full::Total { limit } => Refusal::AtConnectionLimit { limit },
+            Full::Anonymous { limit } => Refusal::AtAnonymousLimit { limit },
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -211,8 +256,12 @@ impl Request {
     }
 }
 
-/// Reads a request head and answers it, unless it is an accepted WebSocket upgrade.
-pub(crate) async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Upgrade> {
+/// Reads a request head from `peer` and answers it, unless it is an accepted WebSocket upgrade.
+pub(crate) async fn handle(
+    stream: &mut TcpStream,
+    shared: &Shared,
+    peer: IpAddr,
+) -> Option<Upgrade> {
     let mut buf = Vec::with_capacity(1024);
     let (request, head_len) = match read_head(stream, &mut buf).await {
         Ok(Some(head)) => head,
@@ -230,7 +279,7 @@ pub(crate) async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Up
             return None;
         }
         STATS_PATH => {
-            stats(stream, shared, &request).await;
+            stats(stream, shared, &request, AddrKey::of(peer)).await;
             return None;
         }
         _ => {
@@ -238,7 +287,7 @@ pub(crate) async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Up
             return None;
         }
     }
-    match check_upgrade(&request, shared) {
+    match check_upgrade(&request, shared, AddrKey::of(peer)) {
         Ok(accepted) => {
             if stream
                 .write_all(switching_protocols(&accepted).as_bytes())
@@ -251,6 +300,7 @@ pub(crate) async fn handle(stream: &mut TcpStream, shared: &Shared) -> Option<Up
             Some(Upgrade {
                 leftover: buf,
                 principal: accepted.principal,
+                ticket: accepted.ticket,
             })
         }
         Err(refusal) => {
@@ -300,7 +350,7 @@ fn switching_protocols(accepted: &Accepted) -> String {
     response
 }
 
-fn check_upgrade(request: &Request, shared: &Shared) -> Result<Accepted, Refusal> {
+fn check_upgrade(request: &Request, shared: &Shared, peer: AddrKey) -> Result<Accepted, Refusal> {
     if request.method != "GET" {
         return Err(Refusal::NotGet);
     }
@@ -321,13 +371,18 @@ fn check_upgrade(request: &Request, shared: &Shared) -> Result<Accepted, Refusal
     let Some(key) = request.header("sec-websocket-key").map(str::trim) else {
         return Err(Refusal::MissingKey);
     };
-    if let Some(origin) = request.header("origin") {
-        if !origin_allowed(
-            origin,
-            request.header("host"),
-            &shared.config.allowed_origins,
-        ) {
-            return Err(Refusal::Origin(origin.to_owned()));
+    let mut origins = request
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("origin"));
+    if let Some((_, origin)) = origins.next() {
+        if origins.next().is_some() {
+            return Err(Refusal::DuplicateOrigin);
+        }
+        let config = &shared.config;
+        let same_origin = config.allow_same_origin.then(|| request.header("host"));
+        if !origin_allowed(origin, &config.allowed_origins, same_origin.flatten()) {
+            return Err(Refusal::Origin(origin.clone()));
         }
     }
     let offered = request.tokens("sec-websocket-protocol");
@@ -340,31 +395,33 @@ fn check_upgrade(request: &Request, shared: &Shared) -> Result<Accepted, Refusal
     };
     let principal = match request.bearer()? {
         None => None,
-        Some(token) => Some(
-            shared
-                .authority
-                .authenticate(token)
-                .ok_or(Refusal::TokenRejected)?,
-        ),
+        Some(token) => Some(authenticate(shared, peer, token)?),
     };
-    if shared.open_connections.load(Ordering::Relaxed)
-        >= shared.config.limits.max_connections as u64
-    {
-        return Err(Refusal::AtConnectionLimit);
-    }
+    let ticket = shared.admission.admit(peer, principal.is_none())?;
     Ok(Accepted {
         key: key.to_owned(),
         protocol,
         principal,
+        ticket,
     })
 }
 
-fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+/// Whether a browser page of `origin` may connect: an `http` or `https` origin that an
+/// `allowed` entry matches, or, when same-origin is enabled, whose host and port are the request's
+/// `Host` (`same_origin_host`). The `Host` header is chosen by whoever sends the request (a page
+/// on a rebound DNS name sends its own name in both), so it is trusted only on request.
+fn origin_allowed(origin: &str, allowed: &[String], same_origin_host: Option<&str>) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    if !web || rest.is_empty() {
+        return false;
+    }
     if allowed.iter().any(|a| origin_matches(a, origin)) {
         return true;
     }
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h.trim()))
+    same_origin_host.is_some_and(|host| rest.eq_ignore_ascii_case(host.trim()))
 }
 
 /// One `allowed_origins` entry against a request's `Origin`: `*` matches every origin, an entry
@@ -388,15 +445,31 @@ fn origin_matches(allowed: &str, origin: &str) -> bool {
     }
 }
 
-async fn stats(stream: &mut TcpStream, shared: &Shared, request: &Request) {
+/// The principal of a bearer `token` from `peer`, unless the token is rejected (which counts
+/// against the address) or the address's tokens go unchecked for now.
+fn authenticate(shared: &Shared, peer: AddrKey, token: &str) -> Result<Arc<Principal>, Refusal> {
+    let admission = &shared.admission;
+    if let Some(locked) = admission.locked_out(peer) {
+        return Err(Refusal::AuthLockedOut(locked));
+    }
+    shared.authority.authenticate(token).ok_or_else(|| {
+        admission.auth_failed(peer);
+        Refusal::TokenRejected
+    })
+}
+
+async fn stats(stream: &mut TcpStream, shared: &Shared, request: &Request, peer: AddrKey) {
     let principal = match request.bearer() {
-        Ok(Some(token)) => shared.authority.authenticate(token),
-        _ => None,
+        Ok(Some(token)) => authenticate(shared, peer, token),
+        _ => Err(Refusal::StatsNeedsToken),
     };
     match principal {
-        None => refuse(stream, &Refusal::StatsNeedsToken).await,
-        Some(p) if !p.has_role(ADMIN_ROLE) => refuse(stream, &Refusal::StatsNeedsAdmin).await,
-        Some(_) => {
+        Err(Refusal::AuthLockedOut(locked)) => {
+            refuse(stream, &Refusal::AuthLockedOut(locked)).await;
+        }
+        Err(_) => refuse(stream, &Refusal::StatsNeedsToken).await,
+        Ok(p) if !p.has_role(ADMIN_ROLE) => refuse(stream, &Refusal::StatsNeedsAdmin).await,
+        Ok(_) => {
             let body = serde_json::to_string_pretty(&shared.stats()).unwrap_or_default();
             let headers = [("Content-Type", "application/json")];
             respond(stream, Status::Ok, &body, &headers).await;
@@ -409,7 +482,11 @@ async fn refuse(stream: &mut TcpStream, refusal: &Refusal) {
         stream,
         refusal.status(),
         &refusal.to_string(),
-        refusal.headers(),
+        &refusal
+            .headers()
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .collect::<Vec<_>>(),
     )
     .await;
 }
@@ -476,18 +553,24 @@ mod tests {
             (Refusal::NotAnUpgrade, 426, "Upgrade Required", &[("Upgrade", "websocket")], "/api/realtime speaks WebSocket only (Upgrade: websocket expected)"),
             (Refusal::WebSocketVersion, 426, "Upgrade Required", &[("Sec-WebSocket-Version", "13")], "unsupported Sec-WebSocket-Version (expected 13)"),
             (Refusal::MissingKey, 400, "Bad Request", &[], "missing Sec-WebSocket-Key header"),
-            (Refusal::Origin("https://evil.example".into()), 403, "Forbidden", &[], "origin \"https://evil.example\" is not allowed"),
+            (Refusal::Origin("https://evil.example".into()), 403, "Forbidden", &[], "origin \"https://evil.example\" is not allowed (only http or https origins listed in allowed_origins are)"),
+            (Refusal::DuplicateOrigin, 400, "Bad Request", &[], "more than one Origin header; a browser sends exactly one"),
             (Refusal::Subprotocol("rtbus.v2, chat".into()), 400, "Bad Request", &[], "unsupported subprotocol rtbus.v2, chat; this server speaks rtbus.v1"),
             (Refusal::AuthorizationScheme, 401, "Unauthorized", &[], "the Authorization header must be \"Bearer <token>\""),
             (Refusal::TokenRejected, 401, "Unauthorized", &[("WWW-Authenticate", "Bearer")], "the bearer token is not accepted"),
-            (Refusal::AtConnectionLimit, 503, "Service Unavailable", &[], "the server is at its connection limit; retry later"),
+            (Refusal::AtConnectionLimit { limit: 9 }, 503, "Service Unavailable", &[], "the server is at its connection limit (max_connections = 9); retry later"),
+            (Refusal::AtAnonymousLimit { limit: 4 }, 503, "Service Unavailable", &[], "the server is at its limit for anonymous connections (max_anonymous_connections = 4); retry later, or authenticate with an Authorization: Bearer header"),
+            (Refusal::AtAddressLimit { key: AddrKey::of([10, 0, 0, 1].into()), limit: 2 }, 429, "Too Many Requests", &[], "10.0.0.1 holds 2 connections already, the most one address may (max_connections_per_address = 2); close one or retry later"),
             (Refusal::StatsNeedsToken, 401, "Unauthorized", &[("WWW-Authenticate", "Bearer")], "the stats endpoint needs an admin bearer token"),
             (Refusal::StatsNeedsAdmin, 403, "Forbidden", &[], "the stats endpoint needs the admin role"),
+            (Refusal::AuthLockedOut(LockedOut { key: AddrKey::of([10, 0, 0, 1].into()), limit: 20, window: std::time::Duration::from_secs(60), wait: std::time::Duration::from_millis(1500) }), 429, "Too Many Requests", &[("Retry-After", "2")], "10.0.0.1 sent too many rejected tokens (max_auth_failures_per_address = 20 within auth_failure_window = 60000 ms); no token from it is checked for another 2 s"),
         ];
         for (refusal, code, reason, headers, body) in cases {
             assert_eq!(refusal.status().code(), code, "{refusal:?}");
             assert_eq!(refusal.status().reason(), reason, "{refusal:?}");
-            assert_eq!(refusal.headers(), headers, "{refusal:?}");
+            let owned = refusal.headers();
+            let got: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            assert_eq!(got, headers, "{refusal:?}");
             assert_eq!(refusal.to_string(), body, "{refusal:?}");
         }
     }
@@ -562,7 +645,7 @@ mod tests {
         ];
         for (what, request, expected) in refused {
             assert_eq!(
-                check_upgrade(&request, &shared).err(),
+                check_upgrade(&request, &shared, peer()).err(),
                 Some(expected),
                 "{what}"
             );
@@ -574,42 +657,115 @@ mod tests {
                 ("Authorization", "bearer good"),
             ]),
             &shared,
+            peer(),
         )
         .unwrap();
         assert_eq!(accepted.key, "dGhlIHNhbXBsZSBub25jZQ==");
         assert_eq!(accepted.protocol, Some(SUBPROTOCOL));
         assert_eq!(
-            accepted.principal.map(|p| p.name.clone()),
+            accepted.principal.as_ref().map(|p| p.name.clone()),
             Some("alice".into())
         );
-        let response = switching_protocols(&check_upgrade(&upgrade(&[]), &shared).unwrap());
+        let response = switching_protocols(&check_upgrade(&upgrade(&[]), &shared, peer()).unwrap());
         assert!(
             response.ends_with("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
             "no subprotocol offered, none confirmed: {response}"
         );
-        shared.open_connections.store(
-            shared.config.limits.max_connections as u64,
-            Ordering::Relaxed,
-        );
+        // Refused upgrades hold no place; accepted ones do until dropped.
+        assert_eq!(shared.admission.open(), (1, 0), "alice's, with a principal");
+        let held = check_upgrade(&upgrade(&[]), &shared, peer()).unwrap();
+        assert_eq!(shared.admission.open(), (2, 1));
+        drop((accepted, held));
+        assert_eq!(shared.admission.open(), (0, 0));
+    }
+
+    fn peer() -> AddrKey {
+        AddrKey::of([127, 0, 0, 1].into())
+    }
+
+    #[test]
+    fn a_full_cap_refuses_the_upgrade_with_its_reason() {
+        let mut admin = TokenConfig::new("good", "alice");
+        admin.roles = vec![ADMIN_ROLE.into()];
+        let mut config = Config {
+            tokens: vec![admin],
+            ..Config::default()
+        };
+        config.limits.max_connections = 3;
+        config.limits.max_anonymous_connections = Some(1);
+        config.limits.max_connections_per_address = Some(2);
+        let authority = Authority::new(&config).unwrap();
+        let shared = Shared::new(config, authority);
+        let bearer = upgrade(&[("Authorization", "Bearer good")]);
+        let _anonymous = check_upgrade(&upgrade(&[]), &shared, peer()).unwrap();
         assert_eq!(
-            check_upgrade(&upgrade(&[]), &shared).err(),
-            Some(Refusal::AtConnectionLimit)
+            check_upgrade(&upgrade(&[]), &shared, AddrKey::of([10, 0, 0, 9].into())).err(),
+            Some(Refusal::AtAnonymousLimit { limit: 1 })
+        );
+        let _authenticated = check_upgrade(&bearer, &shared, peer()).unwrap();
+        assert_eq!(
+            check_upgrade(&bearer, &shared, peer()).err(),
+            Some(Refusal::AtAddressLimit {
+                key: peer(),
+                limit: 2
+            })
+        );
+        let other = AddrKey::of([10, 0, 0, 9].into());
+        let _third = check_upgrade(&bearer, &shared, other).unwrap();
+        assert_eq!(
+            check_upgrade(&bearer, &shared, other).err(),
+            Some(Refusal::AtConnectionLimit { limit: 3 })
         );
     }
 
     #[test]
     fn origins() {
         let list = vec!["https://app.example".to_owned()];
+        // (origin, the Host when same-origin is enabled, allowed)
         let cases = [
             ("https://app.example", None, true),
             ("https://evil.example", None, false),
+            ("http://localhost:8080", None, false),
             ("http://localhost:8080", Some("localhost:8080"), true),
+            ("https://LOCALHOST:8080", Some("localhost:8080 "), true),
             ("http://localhost:8081", Some("localhost:8080"), false),
+            ("foo://localhost:8080", Some("localhost:8080"), false),
+            ("localhost:8080", Some("localhost:8080"), false),
+            ("http://", Some(""), false),
+            ("null", Some("null"), false),
         ];
         for (origin, host, expected) in cases {
-            assert_eq!(origin_allowed(origin, host, &list), expected, "{origin}");
+            assert_eq!(origin_allowed(origin, &list, host), expected, "{origin}");
         }
-        assert!(origin_allowed("https://any", None, &["*".to_owned()]));
+        let all = ["*".to_owned()];
+        assert!(origin_allowed("https://any", &all, None));
+        assert!(!origin_allowed("file://any", &all, None));
+        assert!(!origin_allowed("null", &all, None));
+    }
+
+    #[test]
+    fn a_second_origin_header_is_refused_and_same_origin_needs_enabling() {
+        let shared = shared();
+        let mut twice = upgrade(&[("Origin", "https://app.example")]);
+        twice
+            .headers
+            .push(("origin".into(), "https://evil.example".into()));
+        assert_eq!(
+            check_upgrade(&twice, &shared, peer()).err(),
+            Some(Refusal::DuplicateOrigin)
+        );
+        let same = upgrade(&[("Origin", "http://localhost:8080")]);
+        assert_eq!(
+            check_upgrade(&same, &shared, peer()).err(),
+            Some(Refusal::Origin("http://localhost:8080".into()))
+        );
+        let config = Config {
+            allow_same_origin: true,
+            ..shared.config.clone()
+        };
+        let authority = Authority::new(&config).unwrap();
+        let enabled = Shared::new(config, authority);
+        assert!(check_upgrade(&same, &enabled, peer()).is_ok());
     }
 
     #[test]
@@ -630,7 +786,7 @@ mod tests {
             ("http://localhos\u{e9}", false),
         ];
         for (origin, expected) in cases {
-            assert_eq!(origin_allowed(origin, None, &list), expected, "{origin}");
+            assert_eq!(origin_allowed(origin, &list, None), expected, "{origin}");
         }
     }
 }

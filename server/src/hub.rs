@@ -8,6 +8,13 @@
 //! `subscribed` acknowledgement can say where each topic stands (epoch, `seq`, how it starts)
 //! and is queued before any snapshot, replay or event of those topics.
 //!
+//! Memory: a topic that has had no subscriber and no publish for `topic_idle_timeout` is
+//! forgotten by [`Hub::sweep`] (it comes back, when used again, as a new cell with a new epoch,
+//! so a resume from before is a `reset`), and the histories of all topics together are held
+//! under `max_history_bytes`: a publish that takes them past it shortens the histories of the
+//! least recently used topics, oldest entries first, to nine tenths of the bound (their
+//! snapshots stay; a resume the shortened history cannot cover is a `reset`).
+//!
 //! Invariants:
 //!
 //! - A log's epoch is chosen when its cell is created and never changes; no two cells, in this
@@ -15,16 +22,19 @@
 //!   gets a new cell, so a new epoch, and its `seq` starts at 0 again.
 //! - A subscriber registered with `since = s` gets every event with `seq > s` queued exactly
 //!   once; its acknowledgement, snapshot or replay was queued before the first of them.
-//! - Lock order: the hub's map lock, then one state lock (forgetting a topic); or state locks in
-//!   ascending cell address, without the map lock (subscribing); then an outbox's lock. Nothing
-//!   takes the map lock while holding a state lock.
+//! - Lock order: the hub's map lock, then one state lock at a time (forgetting topics); or state
+//!   locks in ascending cell address, without the map lock (subscribing); then an outbox's lock.
+//!   Nothing takes the map lock while holding a state lock. Shortening histories takes one state
+//!   lock at a time, holding nothing else.
+//! - The hub's `history_bytes` is the sum of every live cell's log's `history_bytes`; both change
+//!   only under that cell's state lock.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtbus_protocol::catalog::{Family, TopicEvent};
 use rtbus_protocol::{
@@ -32,6 +42,7 @@ use rtbus_protocol::{
 };
 use serde_json::Value;
 
+use crate::config::Limits;
 use crate::log::{Appended, Ask, Plan, SeqExhausted, TopicLog};
 use crate::outbox::{Dirty, OutFrame, Outbox, Push, REPLY};
 use crate::stats::Counters;
@@ -60,11 +71,19 @@ fn next_epoch() -> Epoch {
     Epoch::new(format!("{nonce:016x}-{count:x}")).expect("hex digits and '-' form an epoch")
 }
 
-/// All topics that were ever subscribed or published to.
+/// The topics that are subscribed, or were published to and not forgotten since.
 #[derive(Debug)]
 pub(crate) struct Hub {
     topics: Mutex<HashMap<Topic, Arc<TopicCell>>>,
     history_limit: usize,
+    idle_timeout: Duration,
+    max_history_bytes: usize,
+    /// The sum of every live cell's history weight.
+    history_bytes: AtomicUsize,
+    /// Held by whoever shortens histories; anyone else finding it taken leaves it to them.
+    trimming: Mutex<()>,
+    /// The origin of the cells' `touched` times.
+    clock: Instant,
     counters: Arc<Counters>,
 }
 
@@ -73,6 +92,11 @@ pub(crate) struct Hub {
 pub(crate) struct TopicCell {
     pub topic: Topic,
     state: Mutex<TopicState>,
+    /// When the topic was last published to or last lost a subscriber (milliseconds of the
+    /// hub's clock). Written under the state lock; read without it to find eviction candidates.
+    touched: AtomicU64,
+    /// The log's history weight, mirrored under the state lock for the same purpose.
+    held: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -115,12 +139,96 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub fn new(history_limit: usize, counters: Arc<Counters>) -> Hub {
+    pub fn new(limits: &Limits, counters: Arc<Counters>) -> Hub {
         Hub {
             topics: Mutex::new(HashMap::new()),
-            history_limit,
+            history_limit: limits.history_per_topic,
+            idle_timeout: limits.topic_idle_timeout,
+            max_history_bytes: limits.max_history_bytes,
+            history_bytes: AtomicUsize::new(0),
+            trimming: Mutex::new(()),
+            clock: Instant::now(),
             counters,
         }
+    }
+
+    /// `at` in milliseconds of the hub's clock.
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.clock).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// What the histories of all topics weigh together.
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Forgets every topic that has had no subscriber and no publish for `topic_idle_timeout`;
+    /// returns how many. Whoever still holds such a cell finds it retired and fetches a new one
+    /// (with a new epoch).
+    pub fn sweep(&self) -> usize {
+        self.sweep_at(Instant::now())
+    }
+
+    fn sweep_at(&self, now: Instant) -> usize {
+        let now = self.millis(now);
+        let idle = u64::try_from(self.idle_timeout.as_millis()).unwrap_or(u64::MAX);
+        let is_idle =
+            |cell: &TopicCell| now.saturating_sub(cell.touched.load(Ordering::Relaxed)) >= idle;
+        let mut evicted = 0;
+        lock(&self.topics).retain(|_, cell| {
+            if !is_idle(cell) {
+                return true;
+            }
+            let mut state = lock(&cell.state);
+            // Checked again under the lock: a publish or a subscriber may have come since.
+            if !state.subscribers.is_empty() || !is_idle(cell) {
+                return true;
+            }
+            state.retired = true;
+            self.history_bytes
+                .fetch_sub(state.log.history_bytes(), Ordering::Relaxed);
+            cell.held.store(0, Ordering::Relaxed);
+            evicted += 1;
+            false
+        });
+        if evicted > 0 {
+            Counters::add(&self.counters.topics_evicted, evicted as u64);
+        }
+        evicted
+    }
+
+    /// Brings the histories' total weight to nine tenths of `max_history_bytes`, shortening the
+    /// least recently used topics' histories first, oldest entries first.
+    fn trim_history(&self) {
+        let _trimming = match self.trimming.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let target = self.max_history_bytes - self.max_history_bytes / 10;
+        let mut cells: Vec<(u64, Arc<TopicCell>)> = lock(&self.topics)
+            .values()
+            .filter(|cell| cell.held.load(Ordering::Relaxed) > 0)
+            .map(|cell| (cell.touched.load(Ordering::Relaxed), Arc::clone(cell)))
+            .collect();
+        cells.sort_unstable_by_key(|(touched, _)| *touched);
+        let mut freed_total = 0;
+        for (_, cell) in cells {
+            let total = self.history_bytes();
+            if total <= target {
+                break;
+            }
+            let mut state = lock(&cell.state);
+            if state.retired {
+                continue;
+            }
+            let freed = state.log.drop_oldest(total - target);
+            cell.held
+                .store(state.log.history_bytes(), Ordering::Relaxed);
+            self.history_bytes.fetch_sub(freed, Ordering::Relaxed);
+            freed_total += freed;
+        }
+        Counters::add(&self.counters.history_bytes_evicted, freed_total as u64);
     }
 
     /// The topic's cell, created empty (with a new epoch) on first use.
@@ -137,6 +245,8 @@ impl Hub {
                 subscribers: Vec::new(),
                 retired: false,
             }),
+            touched: AtomicU64::new(self.millis(Instant::now())),
+            held: AtomicUsize::new(0),
         });
         topics.insert(topic.clone(), Arc::clone(&cell));
         cell
@@ -176,7 +286,7 @@ impl Hub {
     /// (no subscriber, nothing ever published), so subscribing to many names cannot grow the
     /// hub without bound.
     pub fn unsubscribe(&self, cell: &TopicCell, conn: u64) {
-        cell.detach(conn);
+        cell.detach(conn, self.millis(Instant::now()));
         let mut topics = lock(&self.topics);
         let mut state = lock(&cell.state);
         if state.subscribers.is_empty() && state.log.is_empty() && !state.retired {
@@ -223,11 +333,23 @@ impl Hub {
             drop(state);
             cell = self.cell(topic, family);
         };
+        let before = state.log.history_bytes();
         let Appended {
             seq,
             epoch,
             framed: encoded,
         } = state.log.append(event, payload, encode)?;
+        let after = state.log.history_bytes();
+        cell.held.store(after, Ordering::Relaxed);
+        if after >= before {
+            self.history_bytes
+                .fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.history_bytes
+                .fetch_sub(before - after, Ordering::Relaxed);
+        }
+        cell.touched
+            .store(self.millis(Instant::now()), Ordering::Relaxed);
         let mut dropped = 0;
         for sub in &state.subscribers {
             let frame = OutFrame {
@@ -243,6 +365,9 @@ impl Hub {
         Counters::add(&self.counters.events_published, 1);
         if dropped > 0 {
             Counters::add(&self.counters.dropped_frames, dropped);
+        }
+        if self.history_bytes() > self.max_history_bytes {
+            self.trim_history();
         }
         Ok((epoch, seq))
     }
@@ -348,11 +473,13 @@ impl TopicCell {
         }
     }
 
-    /// Unregisters connection `conn`; after this no frame of the topic is queued for it.
-    fn detach(&self, conn: u64) {
+    /// Unregisters connection `conn` (at `now`, in milliseconds of the hub's clock); after this
+    /// no frame of the topic is queued for it.
+    fn detach(&self, conn: u64, now: u64) {
         let mut state = lock(&self.state);
         if let Some(at) = state.subscribers.iter().position(|s| s.conn == conn) {
             state.subscribers.swap_remove(at);
+            self.touched.store(now, Ordering::Relaxed);
         }
     }
 }
@@ -384,7 +511,14 @@ mod tests {
     use crate::wire::{TEXT, unframe};
 
     fn hub(history_limit: usize) -> Hub {
-        Hub::new(history_limit, Arc::default())
+        Hub::new(&limits(history_limit), Arc::default())
+    }
+
+    fn limits(history_limit: usize) -> Limits {
+        Limits {
+            history_per_topic: history_limit,
+            ..Limits::default()
+        }
     }
 
     fn outbox(limit: usize) -> Arc<Outbox> {
@@ -686,9 +820,113 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_topic_is_forgotten_and_comes_back_with_a_new_epoch_a_subscribed_one_stays() {
+        let counters = Arc::new(Counters::default());
+        let limits = Limits {
+            topic_idle_timeout: Duration::from_secs(60),
+            ..limits(8)
+        };
+        let hub = Hub::new(&limits, Arc::clone(&counters));
+        let (old_epoch, _) = publish(&hub, "custom.idle", 1);
+        publish(&hub, "custom.held", 1);
+        let out = outbox(1 << 20);
+        let held = hub.subscribe(None, &[want("custom.held", false, None)], 1, &out);
+        let now = Instant::now();
+        assert_eq!(
+            hub.sweep_at(now + Duration::from_secs(59)),
+            0,
+            "not idle yet"
+        );
+        assert!(hub.history_bytes() > 0);
+        assert_eq!(hub.sweep_at(now + Duration::from_secs(61)), 1);
+        assert_eq!(hub.topic_count(), 1, "the subscribed topic stays");
+        assert_eq!(Counters::get(&counters.topics_evicted), 1);
+        let held_bytes = lock(&held[0].state).log.history_bytes();
+        assert_eq!(
+            hub.history_bytes(),
+            held_bytes,
+            "the forgotten history is gone"
+        );
+        // Its last subscriber leaving starts its idle time: 50 ms after the publish here.
+        std::thread::sleep(Duration::from_millis(50));
+        let left = Instant::now();
+        hub.unsubscribe(&held[0], 1);
+        assert_eq!(hub.sweep_at(left + Duration::from_millis(59_980)), 0);
+        assert_eq!(hub.sweep_at(left + Duration::from_secs(60)), 1);
+        assert_eq!(hub.history_bytes(), 0);
+        // Used again: a new stream, so the old resume point is a reset.
+        out.take_queued();
+        hub.subscribe(
+            None,
+            &[want("custom.idle", false, Some((&old_epoch, 1)))],
+            2,
+            &out,
+        );
+        assert_eq!(
+            sent(&out, &mut HashMap::new()),
+            [ack(&[("custom.idle", 0, Start::Reset)])]
+        );
+    }
+
+    #[test]
+    fn all_histories_stay_under_their_bound_and_the_least_recently_used_shrink_first() {
+        let counters = Arc::new(Counters::default());
+        let one = crate::log::weight(&json!({"n": 1}));
+        // Room for 100 events, however many topics hold them.
+        let limits = Limits {
+            max_history_bytes: 100 * one,
+            ..limits(1024)
+        };
+        let hub = Hub::new(&limits, Arc::clone(&counters));
+        let (first_epoch, _) = publish(&hub, "custom.t0", 1);
+        for n in 1..300 {
+            publish(&hub, &format!("custom.t{n}"), 1);
+            assert!(hub.history_bytes() <= 100 * one, "after topic {n}");
+        }
+        let (last_epoch, _) = publish(&hub, "custom.t299", 2);
+        assert!(
+            hub.history_bytes() >= 90 * one - one,
+            "{}",
+            hub.history_bytes()
+        );
+        assert!(Counters::get(&counters.history_bytes_evicted) >= 200 * one as u64);
+        let sum: usize = lock(&hub.topics)
+            .values()
+            .map(|cell| lock(&cell.state).log.history_bytes())
+            .sum();
+        assert_eq!(
+            sum,
+            hub.history_bytes(),
+            "the total is the sum of the logs'"
+        );
+        // The oldest topic lost its history: a resume is a reset; the newest keeps it.
+        let out = outbox(1 << 20);
+        hub.subscribe(
+            None,
+            &[
+                want("custom.t0", false, Some((&first_epoch, 0))),
+                want("custom.t299", false, Some((&last_epoch, 0))),
+            ],
+            1,
+            &out,
+        );
+        assert_eq!(
+            sent(&out, &mut HashMap::new()),
+            [
+                ack(&[
+                    ("custom.t0", 1, Start::Reset),
+                    ("custom.t299", 2, Start::Resumed)
+                ]),
+                Sent::Replay(s("custom.t299"), 1),
+                Sent::Replay(s("custom.t299"), 2),
+            ]
+        );
+    }
+
+    #[test]
     fn a_subscriber_past_its_limit_is_dropped_and_the_others_still_get_the_event() {
         let counters = Arc::new(Counters::default());
-        let hub = Hub::new(8, Arc::clone(&counters));
+        let hub = Hub::new(&limits(8), Arc::clone(&counters));
         let small = outbox(1000);
         let large = outbox(1 << 20);
         hub.subscribe(None, &[want("custom.a", false, None)], 1, &small);

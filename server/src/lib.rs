@@ -20,14 +20,19 @@
 //!
 //! - **Epochs**: each topic's `seq` stream is named by an epoch chosen when the server first
 //!   holds the topic: `<process nonce>-<counter>` (hex), so a restarted process, or a topic
-//!   forgotten (nothing published, nobody subscribed) and created again, never reuses one. The
-//!   server keeps topics in memory only: after a restart every topic has a new epoch and starts
-//!   again at `seq` 0, and every resume from before is answered with `start: reset`.
+//!   forgotten (nothing published, or idle for `topic_idle_timeout`) and created again, never
+//!   reuses one. The server keeps topics in memory only: after a restart every topic has a new
+//!   epoch and starts again at `seq` 0, and every resume from before is answered with
+//!   `start: reset`.
 //! - **History bound**: each topic keeps its latest [`Limits::history_per_topic`] events (1024
 //!   by default). A resume (`resumeAfter: n` with the topic's current `epoch`) whose every event
 //!   after `n` is still held is `resumed` and gets them replayed; an older `n`, one ahead of the
 //!   topic or another epoch is `reset`: nothing is replayed, and a fresh snapshot follows unless
-//!   the subscription said `snapshot: false`.
+//!   the subscription said `snapshot: false`. All histories together weigh at most
+//!   [`Limits::max_history_bytes`]; past it the least recently used topics' histories shrink,
+//!   oldest events first, and a resume they no longer cover is `reset`.
+//! - **Idle topics**: a topic without subscriber and publish for
+//!   [`Limits::topic_idle_timeout`] is forgotten; used again it has a new epoch.
 //! - **Repeat subscribe**: subscribing again to a topic the connection holds is acknowledged
 //!   again and never duplicates delivery (the connection stays registered once). Without a
 //!   resume it is `snapshot` (a fresh snapshot follows) or `live` (nothing is sent); a resume
@@ -43,7 +48,7 @@
 //!   permissions are looked at; a publish payload is validated only once the publish is allowed.
 //! - **Close codes**: binary frame 1003, message over `max_message_bytes` 1009, invalid UTF-8
 //!   1007, WebSocket protocol violation 1002, auth deadline 4001, heartbeat timeout 4008, slow
-//!   consumer 4009, shutdown 1001.
+//!   consumer 4009, too many rejected tokens on one connection 4029, shutdown 1001.
 //!
 //! # Layers
 //!
@@ -52,7 +57,8 @@
 //!
 //! 1. `error`, `config`, `stats`, `wire`: the error type, the configuration, the counters, and
 //!    wire framing (`encode` a message once into a WebSocket frame; `frame` and the opcodes).
-//! 2. `auth`: tokens, principals and topic patterns.
+//! 2. `auth`, `admission`: tokens, principals and topic patterns; the connection caps (all,
+//!    anonymous, per address).
 //! 3. `log`: the pure topic log (epoch, `seq`, snapshot, history, the snapshot-or-replay
 //!    plan); the boundary a storage engine plugs into.
 //! 4. `outbox`: a connection's byte-accounted outbound queue, the only writer of its socket.
@@ -64,6 +70,7 @@
 //! 10. `lib`: this crate root, re-exporting the public surface.
 #![deny(missing_docs)]
 
+mod admission;
 mod auth;
 mod config;
 mod conn;
@@ -96,7 +103,7 @@ mod layers {
     /// (`crate::start`) counts as the top.
     const LAYERS: &[&[&str]] = &[
         &["error", "config", "stats", "wire"],
-        &["auth"],
+        &["auth", "admission"],
         &["log"],
         &["outbox"],
         &["hub"],

@@ -15,7 +15,10 @@
 //! - **[`TopicLog::append`]**: assign the next `seq` (refusing past 2^53−1), fold the event into
 //!   the snapshot, keep it in the history;
 //! - **[`TopicLog::plan`]** and **[`TopicLog::follow`]**: what a subscription starts with (the
-//!   acknowledgement's `start`, and the snapshot or the replayed events behind it).
+//!   acknowledgement's `start`, and the snapshot or the replayed events behind it);
+//! - **[`TopicLog::history_bytes`]** and **[`TopicLog::drop_oldest`]**: what the history weighs,
+//!   and shortening it from the oldest end when the node bounds history memory in total (which
+//!   topics to shorten is the hub's decision).
 //!
 //! What stays on the node, above this module: the registry of topics and their subscribers
 //! (with the `seq` each subscribed at), the lock that makes "append, then queue to every
@@ -40,9 +43,43 @@ pub(crate) struct TopicLog {
     seq: Seq,
     snapshot: TopicSnapshot,
     /// The latest events, oldest first, `seq` consecutive and ending at `seq`.
-    history: VecDeque<(Seq, Value)>,
+    history: VecDeque<Held>,
     /// Most events `history` keeps.
     history_limit: usize,
+    /// The sum of the history's weights.
+    history_bytes: usize,
+}
+
+/// One event kept for replay, with what it weighs ([`weight`]).
+#[derive(Debug)]
+struct Held {
+    seq: Seq,
+    payload: Value,
+    weight: usize,
+}
+
+/// An estimate of the memory one history entry takes: its slot, and every node of its payload
+/// (each value's own slot, string bytes, object keys and a map entry's bookkeeping). Within a
+/// small factor of what the allocator hands out, and cheap: one walk of a payload the decoder
+/// walked already. Payloads nest at most 64 levels, so the recursion is shallow.
+pub(crate) fn weight(payload: &Value) -> usize {
+    const ENTRY: usize = std::mem::size_of::<Held>();
+    ENTRY - std::mem::size_of::<Value>() + node_weight(payload)
+}
+
+fn node_weight(value: &Value) -> usize {
+    const NODE: usize = std::mem::size_of::<Value>();
+    /// A `BTreeMap` entry's share of its node, beyond the key and the value.
+    const MAP_ENTRY: usize = 16;
+    NODE + match value {
+        Value::String(text) => text.len(),
+        Value::Array(items) => items.iter().map(node_weight).sum(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(key, v)| std::mem::size_of::<String>() + key.len() + MAP_ENTRY + node_weight(v))
+            .sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
 }
 
 /// What one topic of a `subscribe` asks for.
@@ -103,6 +140,7 @@ impl TopicLog {
             snapshot: TopicSnapshot::empty(family),
             history: VecDeque::new(),
             history_limit,
+            history_bytes: 0,
         }
     }
 
@@ -142,11 +180,37 @@ impl TopicLog {
         };
         if let (true, Some(payload)) = (self.history_limit > 0, payload) {
             if self.history.len() >= self.history_limit {
-                self.history.pop_front();
+                self.drop_oldest(1);
             }
-            self.history.push_back((seq, payload));
+            let weight = weight(&payload);
+            self.history_bytes += weight;
+            self.history.push_back(Held {
+                seq,
+                payload,
+                weight,
+            });
         }
         Ok(Appended { seq, epoch, framed })
+    }
+
+    /// What the history weighs ([`weight`] of every entry), for a bound over all topics.
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes
+    }
+
+    /// Forgets the oldest history entries until `at_least` bytes are freed or the history is
+    /// empty; returns the bytes freed. The history still ends at `seq`, only shorter: a resume
+    /// from before it is then planned as a reset.
+    pub fn drop_oldest(&mut self, at_least: usize) -> usize {
+        let mut freed = 0;
+        while freed < at_least {
+            let Some(held) = self.history.pop_front() else {
+                break;
+            };
+            freed += held.weight;
+        }
+        self.history_bytes -= freed;
+        freed
     }
 
     /// How a subscription asking `ask` starts. `since` is the `seq` at which the connection
@@ -205,7 +269,7 @@ impl TopicLog {
         let replay = self
             .history
             .range(from..)
-            .map(|(seq, payload)| self.delivery(*seq, true, payload.clone(), Kind::Event));
+            .map(|held| self.delivery(held.seq, true, held.payload.clone(), Kind::Event));
         snapshot.into_iter().chain(replay)
     }
 
@@ -406,8 +470,52 @@ mod tests {
         }
         assert!(!log.is_empty());
         assert_eq!(log.seq(), seq(5));
-        let held: Vec<u64> = log.history.iter().map(|(s, _)| s.get()).collect();
+        let held: Vec<u64> = log.history.iter().map(|h| h.seq.get()).collect();
         assert_eq!(held, [4, 5]);
+        let weights: usize = log.history.iter().map(|h| h.weight).sum();
+        assert_eq!(log.history_bytes(), weights);
+    }
+
+    #[test]
+    fn dropping_the_oldest_entries_frees_their_weight_and_turns_older_resumes_into_resets() {
+        let mut log = log(8, 6);
+        let total = log.history_bytes();
+        let one = weight(&payload(1));
+        assert_eq!(total, 6 * one, "equal payloads weigh the same");
+        assert_eq!(log.drop_oldest(one + 1), 2 * one, "whole entries only");
+        assert_eq!(log.history_bytes(), 4 * one);
+        let held: Vec<u64> = log.history.iter().map(|h| h.seq.get()).collect();
+        assert_eq!(held, [3, 4, 5, 6]);
+        assert_eq!(
+            log.plan(&ask(true, Some(("e1", 2))), None).start,
+            Start::Resumed
+        );
+        assert_eq!(
+            log.plan(&ask(true, Some(("e1", 1))), None).start,
+            Start::Reset
+        );
+        assert_eq!(log.drop_oldest(usize::MAX), 4 * one);
+        assert_eq!(log.history_bytes(), 0);
+        assert_eq!(log.drop_oldest(1), 0);
+        assert_eq!(
+            log.plan(&ask(true, Some(("e1", 6))), None).start,
+            Start::Resumed
+        );
+        assert_eq!(
+            log.plan(&ask(true, Some(("e1", 5))), None).start,
+            Start::Reset
+        );
+    }
+
+    #[test]
+    fn a_weight_counts_every_node_and_its_text() {
+        let node = std::mem::size_of::<Value>();
+        let entry = weight(&json!(null));
+        assert!(entry > node);
+        assert_eq!(weight(&json!("abcd")), entry + 4);
+        assert_eq!(weight(&json!([1, 2])), entry + 2 * node);
+        let big = weight(&json!({"text": "x".repeat(10_000)}));
+        assert!(big > 10_000 && big < 10_200, "{big}");
     }
 
     #[test]

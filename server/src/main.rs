@@ -26,6 +26,10 @@ struct Cli {
         value_delimiter = ','
     )]
     allowed_origins: Vec<String>,
+    /// Also allow a browser origin equal to the request's own Host (same origin). Off by
+    /// default: Host is the client's to choose (DNS rebinding).
+    #[arg(long, env = "RTBUS_ALLOW_SAME_ORIGIN")]
+    allow_same_origin: bool,
     /// Topic pattern readable without authentication (repeatable).
     #[arg(
         long = "public-topic",
@@ -51,9 +55,35 @@ struct Cli {
     /// Events kept per topic for resume.
     #[arg(long, env = "RTBUS_HISTORY_PER_TOPIC")]
     history_per_topic: Option<usize>,
-    /// Most simultaneous connections.
+    /// The listen backlog (connects the kernel holds for the accept loop; capped by the OS).
+    #[arg(long, env = "RTBUS_LISTEN_BACKLOG")]
+    listen_backlog: Option<u32>,
+    /// What all topics' histories may weigh together, in bytes.
+    #[arg(long, env = "RTBUS_MAX_HISTORY_BYTES")]
+    max_history_bytes: Option<usize>,
+    /// Milliseconds without a subscriber and a publish after which a topic is forgotten.
+    #[arg(long, env = "RTBUS_TOPIC_IDLE_TIMEOUT_MS")]
+    topic_idle_timeout_ms: Option<u64>,
+    /// Most simultaneous connections (beyond: HTTP 503).
     #[arg(long, env = "RTBUS_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Most simultaneous connections without a principal (beyond: HTTP 503); default half of
+    /// max-connections.
+    #[arg(long, env = "RTBUS_MAX_ANONYMOUS_CONNECTIONS")]
+    max_anonymous_connections: Option<usize>,
+    /// Most simultaneous connections from one address, IPv6 by /64 (beyond: HTTP 429); default
+    /// a quarter of max-connections.
+    #[arg(long, env = "RTBUS_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
+    /// Most rejected tokens per connection (the last one closes with 4029).
+    #[arg(long, env = "RTBUS_MAX_AUTH_FAILURES_PER_CONNECTION")]
+    max_auth_failures_per_connection: Option<usize>,
+    /// Most rejected tokens per address within the auth failure window (then none is checked).
+    #[arg(long, env = "RTBUS_MAX_AUTH_FAILURES_PER_ADDRESS")]
+    max_auth_failures_per_address: Option<usize>,
+    /// The window of max-auth-failures-per-address, in milliseconds.
+    #[arg(long, env = "RTBUS_AUTH_FAILURE_WINDOW_MS")]
+    auth_failure_window_ms: Option<u64>,
     /// Auth deadline in milliseconds (4001 after it).
     #[arg(long, env = "RTBUS_AUTH_DEADLINE_MS")]
     auth_deadline_ms: Option<u64>,
@@ -63,6 +93,10 @@ struct Cli {
     /// Time to answer a ping in milliseconds (4008 after it).
     #[arg(long, env = "RTBUS_HEARTBEAT_TIMEOUT_MS")]
     heartbeat_timeout_ms: Option<u64>,
+    /// How long a connection closed with 4009 waits for its reader, in milliseconds (then its
+    /// socket is reset).
+    #[arg(long, env = "RTBUS_SLOW_CONSUMER_LINGER_MS")]
+    slow_consumer_linger_ms: Option<u64>,
     /// Runtime worker threads (default: the CPUs this process may use; 1 runs single-threaded).
     #[arg(long, env = "RTBUS_WORKERS")]
     workers: Option<usize>,
@@ -95,6 +129,7 @@ impl Cli {
         if !self.public_topics.is_empty() {
             config.public_topics = self.public_topics.clone();
         }
+        config.allow_same_origin |= self.allow_same_origin;
         config.demo |= self.demo;
         if config.demo && config.public_topics.is_empty() {
             config.public_topics = DEMO_TOPICS.iter().map(|t| (*t).to_owned()).collect();
@@ -116,8 +151,32 @@ impl Cli {
         if let Some(v) = self.history_per_topic {
             limits.history_per_topic = v;
         }
+        if let Some(v) = self.max_history_bytes {
+            limits.max_history_bytes = v;
+        }
+        if let Some(v) = self.topic_idle_timeout_ms {
+            limits.topic_idle_timeout = ms(v);
+        }
+        if let Some(v) = self.listen_backlog {
+            limits.listen_backlog = v;
+        }
         if let Some(v) = self.max_connections {
             limits.max_connections = v;
+        }
+        if let Some(v) = self.max_anonymous_connections {
+            limits.max_anonymous_connections = Some(v);
+        }
+        if let Some(v) = self.max_connections_per_address {
+            limits.max_connections_per_address = Some(v);
+        }
+        if let Some(v) = self.max_auth_failures_per_connection {
+            limits.max_auth_failures_per_connection = v;
+        }
+        if let Some(v) = self.max_auth_failures_per_address {
+            limits.max_auth_failures_per_address = v;
+        }
+        if let Some(v) = self.auth_failure_window_ms {
+            limits.auth_failure_window = ms(v);
         }
         if let Some(v) = self.auth_deadline_ms {
             limits.auth_deadline = ms(v);
@@ -127,6 +186,9 @@ impl Cli {
         }
         if let Some(v) = self.heartbeat_timeout_ms {
             limits.heartbeat_timeout = ms(v);
+        }
+        if let Some(v) = self.slow_consumer_linger_ms {
+            limits.slow_consumer_linger = ms(v);
         }
         Ok(config)
     }

@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -307,9 +308,29 @@ impl Outbox {
 
     /// Stops accepting messages and drops the queued ones (control frames still go out).
     pub fn close(&self) {
+        self.close_keeping(CONTROL);
+    }
+
+    /// Like [`Outbox::close`], but queued frames of `topic` go out too (before the close frame),
+    /// e.g. the replies to requests the connection was closed for.
+    pub fn close_keeping(&self, topic: usize) {
         let mut state = self.lock();
         state.closed = true;
-        Self::clear(&mut state, |f| f.topic == CONTROL);
+        Self::clear(&mut state, |f| f.topic == CONTROL || f.topic == topic);
+    }
+
+    /// Makes the socket's close a reset (`SO_LINGER` 0): whatever the kernel still holds for
+    /// the peer is discarded at once instead of being sent, or retried, after the server has
+    /// let go of the connection.
+    pub fn reset_on_close(&self) {
+        match &self.sink {
+            Sink::Socket(socket) => {
+                // Best effort: without it the kernel sends the rest and closes normally.
+                let _ = socket2::SockRef::from(&**socket).set_linger(Some(Duration::ZERO));
+            }
+            #[cfg(test)]
+            Sink::Detached => {}
+        }
     }
 
     /// Bytes pending for the connection, for the stats endpoint.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 
 use crate::auth::Authority;
@@ -24,6 +24,9 @@ pub struct RunningServer {
     done: mpsc::Receiver<()>,
 }
 
+/// The smallest `max_history_bytes`: below it nearly every publish would shorten histories.
+const MIN_HISTORY_BYTES: usize = 64 * 1024;
+
 fn check(config: &Config) -> Result<()> {
     let limits = &config.limits;
     let positive = [
@@ -34,18 +37,59 @@ fn check(config: &Config) -> Result<()> {
         ),
         ("max_pending_bytes", limits.max_pending_bytes),
         ("max_connections", limits.max_connections),
+        ("listen_backlog", limits.listen_backlog as usize),
         ("read_buffer_bytes", limits.read_buffer_bytes),
+        (
+            "max_auth_failures_per_connection",
+            limits.max_auth_failures_per_connection,
+        ),
+        (
+            "max_auth_failures_per_address",
+            limits.max_auth_failures_per_address,
+        ),
     ];
     for (name, value) in positive {
         if value == 0 {
             return Err(Error::Config(format!("limits.{name} must be at least 1")));
         }
     }
+    let caps = [
+        (
+            "max_anonymous_connections",
+            limits.max_anonymous_connections,
+        ),
+        (
+            "max_connections_per_address",
+            limits.max_connections_per_address,
+        ),
+    ];
+    for (name, value) in caps {
+        match value {
+            Some(n) if n > limits.max_connections => {
+                return Err(Error::Config(format!(
+                    "limits.{name} ({n}) must be at most limits.max_connections ({})",
+                    limits.max_connections
+                )));
+            }
+            Some(0) if name == "max_connections_per_address" => {
+                return Err(Error::Config(format!("limits.{name} must be at least 1")));
+            }
+            _ => {}
+        }
+    }
+    if limits.max_history_bytes < MIN_HISTORY_BYTES {
+        return Err(Error::Config(format!(
+            "limits.max_history_bytes must be at least {MIN_HISTORY_BYTES} (64 KiB); to keep no \
+             history set limits.history_per_topic = 0"
+        )));
+    }
     let durations = [
         ("auth_deadline", limits.auth_deadline),
         ("heartbeat_interval", limits.heartbeat_interval),
         ("heartbeat_timeout", limits.heartbeat_timeout),
         ("handshake_timeout", limits.handshake_timeout),
+        ("auth_failure_window", limits.auth_failure_window),
+        ("topic_idle_timeout", limits.topic_idle_timeout),
     ];
     for (name, value) in durations {
         if value.is_zero() {
@@ -61,9 +105,8 @@ fn check(config: &Config) -> Result<()> {
 pub async fn start(config: Config) -> Result<RunningServer> {
     check(&config)?;
     let authority = Authority::new(&config)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| Error::Bind {
+    let listener =
+        bind(config.listen, config.limits.listen_backlog).map_err(|source| Error::Bind {
             addr: config.listen,
             source,
         })?;
@@ -81,6 +124,7 @@ pub async fn start(config: Config) -> Result<RunningServer> {
             done_tx.clone(),
         ));
     }
+    tokio::spawn(sweep(Arc::clone(&shared), shutdown_rx.clone()));
     tokio::spawn(accept(listener, Arc::clone(&shared), shutdown_rx, done_tx));
     tracing::info!(%local_addr, "rtbus server listening");
     Ok(RunningServer {
@@ -89,6 +133,40 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         shutdown,
         done,
     })
+}
+
+/// Forgets idle topics every quarter of `topic_idle_timeout` (between 10 ms and 30 s), so a
+/// topic goes at most that much later than its timeout, until shutdown.
+async fn sweep(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let every = (shared.config.limits.topic_idle_timeout / 4)
+        .clamp(Duration::from_millis(10), Duration::from_secs(30));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = ticks.tick() => {
+                let evicted = shared.hub.sweep();
+                if evicted > 0 {
+                    tracing::debug!(evicted, "idle topics forgotten");
+                }
+            }
+        }
+    }
+}
+
+/// A listener on `addr` with the given backlog (the standard library's and tokio's `bind` use
+/// 128). Like theirs, it sets `SO_REUSEADDR` on Unix so a restarted server can bind at once.
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 async fn accept(
@@ -103,9 +181,10 @@ async fn accept(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 tokio::spawn(conn::serve(
                     stream,
+                    peer.ip(),
                     Arc::clone(&shared),
                     shutdown.clone(),
                     done.clone(),

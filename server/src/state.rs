@@ -1,10 +1,11 @@
-//! The state every connection shares: configuration, the token table, the hub, counters and
-//! the registry of open connections' outboxes (for queue depths in the stats).
+//! The state every connection shares: configuration, the token table, admission, the hub,
+//! counters and the registry of open connections' outboxes (for queue depths in the stats).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::admission::Admission;
 use crate::auth::Authority;
 use crate::config::Config;
 use crate::hub::Hub;
@@ -18,7 +19,8 @@ pub(crate) struct Shared {
     pub authority: Authority,
     pub hub: Hub,
     pub counters: Arc<Counters>,
-    pub open_connections: AtomicU64,
+    /// The connection caps; a connection holds its ticket from the upgrade on.
+    pub admission: Arc<Admission>,
     outboxes: Mutex<HashMap<u64, Arc<Outbox>>>,
     next_id: AtomicU64,
 }
@@ -27,10 +29,10 @@ impl Shared {
     pub fn new(config: Config, authority: Authority) -> Shared {
         let counters = Arc::new(Counters::default());
         Shared {
-            hub: Hub::new(config.limits.history_per_topic, Arc::clone(&counters)),
+            hub: Hub::new(&config.limits, Arc::clone(&counters)),
             authority,
             counters,
-            open_connections: AtomicU64::new(0),
+            admission: Arc::new(Admission::new(&config.limits)),
             outboxes: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             config,
@@ -39,7 +41,6 @@ impl Shared {
 
     /// Counts a new connection and returns its id.
     pub fn register(&self) -> u64 {
-        self.open_connections.fetch_add(1, Ordering::Relaxed);
         Counters::add(&self.counters.connections_total, 1);
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -57,7 +58,6 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
-        self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> Stats {
@@ -79,9 +79,13 @@ impl Shared {
             queues.max_bytes = queues.max_bytes.max(pending);
             queues.backlogged_connections += u64::from(pending > 0);
         }
+        let (open, anonymous) = self.admission.open();
         self.counters.snapshot(
-            self.open_connections.load(Ordering::Relaxed),
-            self.hub.topic_count() as u64,
+            (open as u64, anonymous as u64),
+            (
+                self.hub.topic_count() as u64,
+                self.hub.history_bytes() as u64,
+            ),
             self.hub.subscriptions(),
             queues,
         )

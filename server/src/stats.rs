@@ -17,6 +17,8 @@ pub(crate) struct Counters {
     pub heartbeat_timeouts: AtomicU64,
     pub auth_timeouts: AtomicU64,
     pub handshakes_refused: AtomicU64,
+    pub topics_evicted: AtomicU64,
+    pub history_bytes_evicted: AtomicU64,
 }
 
 impl Counters {
@@ -33,12 +35,20 @@ impl Counters {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Open WebSocket connections.
+    /// Open WebSocket connections (including those still closing).
     pub connections: u64,
+    /// Open connections without a principal (counted against `max_anonymous_connections`).
+    pub anonymous_connections: u64,
     /// WebSocket connections accepted since start.
     pub connections_total: u64,
     /// Topics the server holds state for (subscribed now, or published to at least once).
     pub topics: u64,
+    /// Topics forgotten after `topic_idle_timeout` without a subscriber or a publish.
+    pub topics_evicted: u64,
+    /// What the histories of all topics weigh together (bounded by `max_history_bytes`).
+    pub history_bytes: u64,
+    /// History weight dropped to keep `history_bytes` under `max_history_bytes`.
+    pub history_bytes_evicted: u64,
     /// Subscribed connections per topic (topics with none are left out).
     pub subscriptions: BTreeMap<String, u64>,
     /// Outbound queue depths.
@@ -76,15 +86,19 @@ pub struct QueueStats {
 impl Counters {
     pub(crate) fn snapshot(
         &self,
-        connections: u64,
-        topics: u64,
+        (connections, anonymous_connections): (u64, u64),
+        (topics, history_bytes): (u64, u64),
         subscriptions: BTreeMap<String, u64>,
         queues: QueueStats,
     ) -> Stats {
         Stats {
             connections,
+            anonymous_connections,
             connections_total: Counters::get(&self.connections_total),
             topics,
+            topics_evicted: Counters::get(&self.topics_evicted),
+            history_bytes,
+            history_bytes_evicted: Counters::get(&self.history_bytes_evicted),
             subscriptions,
             queues,
             messages_in: Counters::get(&self.messages_in),

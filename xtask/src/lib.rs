@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod codegen;
+pub mod fuzz;
 pub mod test;
 #[cfg(test)]
 mod tidy;

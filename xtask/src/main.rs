@@ -21,6 +21,8 @@ enum Command {
     Test(xtask::test::Args),
     /// Benchmarks: criterion frame micro-benchmarks and the load suite against the peers.
     Bench(xtask::bench::Args),
+    /// Fuzz the server's frame path in release (a million inputs by default).
+    Fuzz(xtask::fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         Command::Codegen(args) => xtask::codegen::run(&args),
         Command::Test(args) => xtask::test::run(&args),
         Command::Bench(args) => xtask::bench::run(&args),
+        Command::Fuzz(args) => xtask::fuzz::run(&args),
     };
     match result {
         Ok(code) => code,
