@@ -8,17 +8,14 @@ use std::time::Duration;
 use common::*;
 use rtbus_protocol::ErrorCode;
 use rtbus_server::RunningServer;
-use tokio_tungstenite::tungstenite::Error as WsError;
 
 /// The HTTP status of a handshake (101 when accepted) and the refusal's body; the accepted
 /// client is returned to be held open.
 async fn handshake(server: &RunningServer, dial: Dial<'_>) -> (u16, String, Option<Client>) {
     match Client::dial(server, dial).await {
         Ok(client) => (101, String::new(), Some(client)),
-        Err(WsError::Http(response)) => {
-            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
-                .into_owned();
-            (response.status().as_u16(), body, None)
+        Err(DialError::Refused { status, body, .. }) => {
+            (status.as_u16(), body.unwrap_or_default(), None)
         }
         Err(other) => panic!("expected an HTTP answer, got {other}"),
     }

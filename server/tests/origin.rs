@@ -174,9 +174,7 @@ async fn the_binary_enables_same_origin_with_its_flag_and_keeps_the_allow_list_b
         };
         let status = match Client::dial_with_response(server.addr(), dial).await {
             Ok((_, response)) => response.status().as_u16(),
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                response.status().as_u16()
-            }
+            Err(DialError::Refused { status, .. }) => status.as_u16(),
             Err(other) => panic!("{origin}: {other}"),
         };
         assert_eq!(status, expected, "Origin {origin}");
