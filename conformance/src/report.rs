@@ -157,6 +157,116 @@ pub fn diff(expected: &Value, actual: &Value, style: Style) -> String {
     out
 }
 
+/// Failures that share one first cause: one mistake in a server, however many cases it fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cause {
+    /// The cause, with the values particular to a case (nonces, ids, seqs) left out.
+    pub cause: String,
+    /// The failed cases, in suite order; the first is the example rendered in full.
+    pub cases: Vec<String>,
+    /// The rules those cases cite, sorted, each once.
+    pub rules: Vec<String>,
+    /// Whether the run broke rather than the server (`infrastructure error`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub infrastructure: bool,
+}
+
+/// The `type` of a frame, when it is a plain string (not a matcher).
+fn frame_type(frame: Option<&Value>) -> Option<&str> {
+    frame?.get("type")?.as_str()
+}
+
+/// A message with what is particular to one case run left out: a word that mixes digits with
+/// letters (a nonce, an id like `s1`, a topic's unique part) becomes `…`, and an array index in
+/// a JSON pointer becomes `*`. Plain numbers (close codes, statuses, timeouts) stay.
+fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let mut after_slash = false;
+    let flush = |word: &mut String, out: &mut String, after_slash: bool| {
+        let digits = word.chars().any(|c| c.is_ascii_digit());
+        let letters = word.chars().any(|c| c.is_ascii_alphabetic());
+        if digits && letters {
+            out.push('…');
+        } else if digits && after_slash {
+            out.push('*');
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out, after_slash);
+            after_slash = c == '/';
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out, after_slash);
+    out
+}
+
+/// The first cause of a failure: what two cases failing for the same mistake have in common.
+///
+/// A frame of another type than the step expected is keyed by the type that arrived (one
+/// unexpected frame type fails every case that meets it, whatever each expected); a frame that
+/// does not match, or violates the schema, by where (the value found there is the case's own);
+/// anything else by its message, normalised.
+pub fn cause_of(f: &Failure) -> String {
+    let kind = &f.step_kind;
+    if f.infrastructure {
+        return format!("{kind}: infrastructure error: {}", normalise(&f.message));
+    }
+    let got = frame_type(f.actual.as_ref());
+    if let Some(got) = got {
+        if frame_type(f.expected.as_ref()).is_some_and(|want| want != got) {
+            return format!(
+                "{kind}: a frame of type `{got}` arrived where the case expected another"
+            );
+        }
+    }
+    let what = match (&f.pointer, f.message.split_once(": ")) {
+        (Some(_), Some((at, _))) => normalise(at),
+        _ => normalise(&f.message),
+    };
+    match got {
+        Some(got) if f.expected.is_none() => format!("{kind}: {what} (a `{got}` frame)"),
+        _ => format!("{kind}: {what}"),
+    }
+}
+
+/// Groups the failed cases by their first cause, the causes in the order of their first case.
+pub fn causes(results: &[CaseResult]) -> Vec<Cause> {
+    let mut causes: Vec<Cause> = Vec::new();
+    for r in results {
+        let Verdict::Failed(f) = &r.verdict else {
+            continue;
+        };
+        let key = cause_of(f);
+        let at = match causes.iter().position(|c| c.cause == key) {
+            Some(at) => at,
+            None => {
+                causes.push(Cause {
+                    cause: key,
+                    cases: Vec::new(),
+                    rules: Vec::new(),
+                    infrastructure: f.infrastructure,
+                });
+                causes.len() - 1
+            }
+        };
+        let cause = &mut causes[at];
+        cause.cases.push(r.id.clone());
+        cause.rules.extend(r.rules.iter().cloned());
+        cause.rules.sort();
+        cause.rules.dedup();
+    }
+    causes
+}
+
 /// Counts of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -201,11 +311,31 @@ pub fn totals(results: &[CaseResult]) -> Totals {
 /// The summary printed after the run: failures in full, then one line of totals.
 pub fn summary(results: &[CaseResult], target: &str, elapsed_ms: u128, style: Style) -> String {
     let mut out = String::new();
-    for r in results {
-        if let Verdict::Failed(f) = &r.verdict {
-            out.push('\n');
-            out.push_str(&render_failure(r, f, style));
+    let causes = causes(results);
+    for (n, cause) in causes.iter().enumerate() {
+        let first = cause
+            .cases
+            .first()
+            .and_then(|id| results.iter().find(|r| &r.id == id));
+        let Some((r, Verdict::Failed(f))) = first.map(|r| (r, &r.verdict)) else {
+            continue;
+        };
+        let count = match cause.cases.len() {
+            1 => "1 case".to_owned(),
+            n => format!("{n} cases"),
+        };
+        let _ = writeln!(
+            out,
+            "\n{} {}",
+            style.bold(&format!("cause {} of {}, {count}:", n + 1, causes.len())),
+            cause.cause
+        );
+        if cause.cases.len() > 1 {
+            let _ = writeln!(out, "  cases: {}", cause.cases.join(", "));
+            let _ = writeln!(out, "  rules: {}", cause.rules.join(", "));
+            let _ = writeln!(out, "  first case:");
         }
+        out.push_str(&render_failure(r, f, style));
     }
     let unsupported: Vec<String> = results
         .iter()
@@ -273,8 +403,12 @@ pub fn summary(results: &[CaseResult], target: &str, elapsed_ms: u128, style: St
     let headline = if t.failed == 0 {
         style.green(&format!("{} passed", t.passed))
     } else {
+        let causes = match causes.len() {
+            1 => "1 cause".to_owned(),
+            n => format!("{n} causes"),
+        };
         format!(
-            "{}, {}",
+            "{} ({causes}), {}",
             style.red(&format!("{} failed", t.failed)),
             format_args!("{} passed", t.passed)
         )
@@ -297,11 +431,13 @@ pub fn json_report(results: &[CaseResult], target: &str) -> String {
     struct Report<'a> {
         target: &'a str,
         totals: Totals,
+        causes: Vec<Cause>,
         cases: &'a [CaseResult],
     }
     let report = Report {
         target,
         totals: totals(results),
+        causes: causes(results),
         cases: results,
     };
     let mut s = serde_json::to_string_pretty(&report).unwrap_or_default();
@@ -482,8 +618,44 @@ mod tests {
             actual: None,
             infrastructure: true,
         };
+        // One mistake, three cases: an `authenticated` frame nobody asked for, wherever it lands.
+        let announced = |step: usize, want: Value| Failure {
+            step,
+            step_kind: "expect".into(),
+            conn: Some("carol".into()),
+            message: "frame does not match at /type: expected \"x\", found \"authenticated\""
+                .into(),
+            pointer: Some("/type".into()),
+            expected: Some(want),
+            actual: Some(json!({"type": "authenticated", "data": {"principal": "carol"}})),
+            infrastructure: false,
+        };
+        let other_id = Failure {
+            message: "frame does not match at /id: expected \"s1-3fa9c01b2e\", found \"s2\"".into(),
+            expected: Some(json!({"type": "pong", "id": "s1-3fa9c01b2e"})),
+            actual: Some(json!({"type": "pong", "id": "s2"})),
+            ..mismatch()
+        };
         vec![
             result("ping.pong", Verdict::Passed),
+            result(
+                "subscribe.ack-first",
+                Verdict::Failed(Box::new(announced(
+                    3,
+                    json!({"type": "subscribed", "id": "s1"}),
+                ))),
+            ),
+            result(
+                "publish.ack",
+                Verdict::Failed(Box::new(announced(
+                    5,
+                    json!({"type": "published", "id": "p1"}),
+                ))),
+            ),
+            CaseResult {
+                rules: vec!["request.id".into()],
+                ..result("ping.other-id", Verdict::Failed(Box::new(other_id)))
+            },
             CaseResult {
                 title: "a title with <markup> & \"quotes\"".into(),
                 ..result("ping.wrong-id", Verdict::Failed(Box::new(mismatch())))
@@ -516,6 +688,10 @@ mod tests {
                 ..result("publish.fanout", Verdict::Failed(Box::new(no_frame)))
             },
             result("frame.schema", Verdict::Failed(Box::new(schema))),
+            result(
+                "auth.header",
+                Verdict::Failed(Box::new(announced(2, json!({"type": "pong", "id": "a"})))),
+            ),
             CaseResult {
                 close_verdict: CloseVerdict::None,
                 closes: vec![],
@@ -595,16 +771,65 @@ mod tests {
     }
 
     #[test]
+    fn one_mistake_is_one_cause() {
+        let causes = causes(&results());
+        let summary: Vec<(usize, &str)> = causes
+            .iter()
+            .map(|c| (c.cases.len(), c.cause.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    3,
+                    "expect: a frame of type `authenticated` arrived where the case expected another"
+                ),
+                (2, "expect: frame does not match at /id"),
+                (
+                    1,
+                    "restartServer: infrastructure error: could not restart the server: the \
+                     restart command `./restart.sh` failed (exit status: 3); stderr: cannot find \
+                     my-server"
+                ),
+                (1, "expect: no frame arrived within 2000 ms"),
+                (
+                    1,
+                    "expect: received frame violates the server-to-client schema at /type (a `pang` frame)"
+                ),
+                (
+                    1,
+                    "prepare: infrastructure error: could not prepare the server: cannot start \
+                     the embedded server: cannot listen on 127.0.0.1:4000: Address already in \
+                     use (os error 98)"
+                ),
+            ]
+        );
+        assert_eq!(
+            causes[0].cases,
+            ["subscribe.ack-first", "publish.ack", "auth.header"]
+        );
+        assert_eq!(causes[1].rules, ["ping.pong", "request.id"]);
+    }
+
+    #[test]
+    fn normalising_leaves_out_what_is_particular_to_a_case() {
+        assert_eq!(
+            normalise("unknown topic \"custom.c3fa9c01b2e\" at /data/topics/12/seq, code 4009"),
+            "unknown topic \"custom.…\" at /data/topics/*/seq, code 4009"
+        );
+    }
+
+    #[test]
     fn totals_count_each_verdict_and_close_issue() {
         assert_eq!(
             totals(&results()),
             Totals {
-                total: 8,
+                total: 12,
                 passed: 2,
-                failed: 5,
+                failed: 9,
                 unsupported: 1,
                 close_issues: 2,
-                frames_checked: 12,
+                frames_checked: 20,
             }
         );
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use rtbus_conformance::contract::Contract;
 use rtbus_conformance::embedded::server_config;
-use rtbus_conformance::report::{Style, render_failure};
+use rtbus_conformance::report::{Cause, Style, causes, render_failure, summary};
 use rtbus_conformance::runner::{
     BoxFuture, CaseResult, InfraError, Prepared, RunOptions, ServerHandle, Target, Verdict,
     run_suite,
@@ -82,6 +82,10 @@ enum Mutation {
     UndeclaredCloseCode,
     /// `unknown_topic` errors do not say which topic.
     DropErrorTopic,
+    /// A connection authenticated by its `Authorization` header also gets an `authenticated`
+    /// frame nobody asked for, before the reply to its first frame: one mistake that fails
+    /// many cases, for the report to show as one cause.
+    AnnounceHeaderAuth,
     /// Not a proxy: the reference server itself, misconfigured against the declared contract.
     NoAuthDeadline,
     NoHeartbeat,
@@ -288,6 +292,8 @@ struct ConnState {
     side: Option<WsStream>,
     /// The connection acts as a principal (a bearer header, or an `authenticated` seen).
     authenticated: bool,
+    /// An `authenticated` frame is still to be announced ([`Mutation::AnnounceHeaderAuth`]).
+    announce: bool,
 }
 
 enum Out {
@@ -339,6 +345,7 @@ impl Tap for Mutant {
             }
             let mut st = self.state.lock().await;
             st.authenticated = offer.authorization.is_some();
+            st.announce = m == Mutation::AnnounceHeaderAuth && st.authenticated;
             if m == Mutation::AcceptUnauthorizedPublish {
                 let side = Offer {
                     path: "/api/realtime".into(),
@@ -355,7 +362,15 @@ impl Tap for Mutant {
         let m = self.m;
         let outs = match (direction, message) {
             (Direction::ToServer, Message::Text(t)) => {
-                client_text(m, &t, &self.state, &self.shared).await
+                let announce = std::mem::take(&mut self.state.lock().await.announce);
+                let mut outs = Vec::new();
+                if announce {
+                    let frame = json!({"type": "authenticated",
+                        "data": {"principal": "header", "roles": []}});
+                    outs.push(Out::Down(text(&frame)));
+                }
+                outs.extend(client_text(m, &t, &self.state, &self.shared).await);
+                outs
             }
             (Direction::ToServer, Message::Binary(_)) if m == Mutation::IgnoreBinaryFrame => {
                 vec![]
@@ -828,6 +843,48 @@ fn unmutated_proxy_passes_everything() {
         excluded_count <= 2,
         "keep the proxy exclusions few: {excluded_count}"
     );
+}
+
+/// One mistake in a server is one cause in the report, listing every case it failed, however
+/// many cases and rules that is.
+#[test]
+fn one_mistake_is_one_cause() {
+    let results = run_mutated(Mutation::AnnounceHeaderAuth);
+    let failed = results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Failed(_)))
+        .count();
+    let causes = causes(&results);
+    for c in &causes {
+        println!(
+            "{} case(s): {}: {}",
+            c.cases.len(),
+            c.cause,
+            c.cases.join(", ")
+        );
+    }
+    let announced: Vec<&Cause> = causes
+        .iter()
+        .filter(|c| c.cause.contains("`authenticated`"))
+        .collect();
+    assert_eq!(announced.len(), 1, "{causes:#?}");
+    let cause = announced[0];
+    assert!(
+        cause.cases.len() >= 10 && cause.rules.len() >= 5,
+        "the mistake fails many cases under many rules: {cause:#?}"
+    );
+    assert!(
+        cause.cases.len() * 10 >= failed * 9,
+        "{} of {failed} failures are that one cause: {causes:#?}",
+        cause.cases.len()
+    );
+    let console = summary(&results, "mutant", 0, Style { color: false });
+    assert_eq!(console.matches(&cause.cause).count(), 1, "{console}");
+    assert!(console.contains(&format!(
+        "cause 1 of {}, {} cases:",
+        causes.len(),
+        cause.cases.len()
+    )));
 }
 
 macro_rules! mutation_tests {
