@@ -3,7 +3,8 @@
 //! Steps: `cargo fmt --check`, `cargo clippy -D warnings`, the drift check, the TypeScript
 //! checks (`npm ci` in `codegen/typescript-check`, then `tsc --strict` over the generated types
 //! and the corpus), the npm package checks ([`package_checks`]: build, `publint`, `attw`, pack,
-//! a scratch consumer, the client's tests against `rtbus-server`), and `cargo test --workspace`.
+//! a scratch consumer, the client's tests against `rtbus-server`), and `cargo test --workspace`
+//! (after installing Debian's `redis-server` when it is missing, see [`crate::install`]).
 //! Cheap checks run first so a mistake fails fast.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use crate::codegen::{self, Mode};
+use crate::install;
 use crate::{cargo, step};
 
 /// The TypeScript check package, relative to the repository root.
@@ -208,6 +210,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
 
     if !args.no_cargo_test {
+        install::ensure(install::TEST_PROGRAMS, &root)?;
         let mut test = cargo();
         test.args(["test", "--workspace", "--locked"]);
         step("cargo test --workspace", test, &root)?;
