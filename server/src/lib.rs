@@ -48,7 +48,12 @@
 //!   permissions are looked at; a publish payload is validated only once the publish is allowed.
 //! - **Close codes**: binary frame 1003, message over `max_message_bytes` 1009, invalid UTF-8
 //!   1007, WebSocket protocol violation 1002, auth deadline 4001, heartbeat timeout 4008, slow
-//!   consumer 4009, too many rejected tokens on one connection 4029, shutdown 1001.
+//!   consumer 4009, too many rejected tokens on one connection 4029, shutdown 1001, the Redis
+//!   engine lost (Redis unreachable, or its data lost) 4013.
+//! - **Scale-out**: with [`Config::redis_url`] the topics live in Redis, shared by every node
+//!   started with the same URL and key prefix: one epoch and `seq` numbering per topic across
+//!   nodes, resume on any node, `/healthz` 503 and error `unavailable` while Redis cannot be
+//!   reached (the server's README has the details).
 //!
 //! # Layers
 //!
