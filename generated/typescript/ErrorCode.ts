@@ -5,4 +5,4 @@
  * the frame is the `id` of the request that failed, when the request had one and could be
  * parsed that far. An error never closes the connection by itself.
  */
-export type ErrorCode = "bad_request" | "unauthorized" | "forbidden" | "invalid_topic" | "unknown_topic" | "invalid_payload" | "limit_exceeded" | "internal";
+export type ErrorCode = "bad_request" | "unauthorized" | "forbidden" | "invalid_topic" | "unknown_topic" | "invalid_payload" | "limit_exceeded" | "internal" | "unavailable";

@@ -65,6 +65,12 @@ export const ErrorCode = {
    * The server failed while handling a valid request. Retrying later may succeed.
    */
   Internal: { value: "internal", reconnect: true, description: "The server failed while handling a valid request. Retrying later may succeed." },
+  /**
+   * The server cannot reach the storage its topics live in (a scaled-out hub's shared
+   * engine) and did not carry out the request. Retry with backoff; for a `publish`, the
+   * event may or may not have been published when the storage went away mid-request.
+   */
+  Unavailable: { value: "unavailable", reconnect: true, description: "The server cannot reach the storage its topics live in (a scaled-out hub's shared engine) and did not carry out the request. Retry with backoff; for a `publish`, the event may or may not have been published when the storage went away mid-request." },
 } as const satisfies Record<string, CodeInfo<ErrorCode>>;
 
 /** Every error code, in declaration order. */
@@ -83,7 +89,7 @@ export function errorCodeInfo(value: string): CodeInfo<ErrorCode> | undefined {
 /**
  * Why a WebSocket connection was closed: the status code of the close frame. Codes below 4000 are the standard RFC 6455 ones; 4000–4999 are rtbus's own.
  */
-export type CloseCode = 1000 | 1001 | 1002 | 1003 | 1007 | 1009 | 1011 | 4001 | 4008 | 4009 | 4029;
+export type CloseCode = 1000 | 1001 | 1002 | 1003 | 1007 | 1009 | 1011 | 4001 | 4008 | 4009 | 4013 | 4029;
 
 /**
  * Why a WebSocket connection was closed: the status code of the close frame. Codes below 4000 are the standard RFC 6455 ones; 4000–4999 are rtbus's own.
@@ -135,6 +141,14 @@ export const CloseCode = {
    * dropped. Reconnect and resume with the `epoch` and last `seq` seen per topic.
    */
   SlowConsumer: { value: 4009, reconnect: true, description: "The client read too slowly: its outbound queue exceeded the server's limit and was dropped. Reconnect and resume with the `epoch` and last `seq` seen per topic." },
+  /**
+   * The server lost the storage its topics live in (a scaled-out hub's shared engine),
+   * or that storage lost the topics' data, so it can no longer vouch for the `seq`
+   * stream it was delivering. Reconnect with backoff (to this or another node) and
+   * resume with the `epoch` and last `seq` per topic: the answer is `resumed` with the
+   * missed events, or `reset` when the stream was lost.
+   */
+  EngineUnavailable: { value: 4013, reconnect: true, description: "The server lost the storage its topics live in (a scaled-out hub's shared engine), or that storage lost the topics' data, so it can no longer vouch for the `seq` stream it was delivering. Reconnect with backoff (to this or another node) and resume with the `epoch` and last `seq` per topic: the answer is `resumed` with the missed events, or `reset` when the stream was lost." },
   /**
    * The connection sent more rejected tokens in `auth` frames than the server allows on
    * one connection. Reconnecting with the same token fails the same way: get a valid

@@ -80,6 +80,10 @@ code_enum! {
         LimitExceeded = "limit_exceeded", reconnect: false;
         /// The server failed while handling a valid request. Retrying later may succeed.
         Internal = "internal", reconnect: true;
+        /// The server cannot reach the storage its topics live in (a scaled-out hub's shared
+        /// engine) and did not carry out the request. Retry with backoff; for a `publish`, the
+        /// event may or may not have been published when the storage went away mid-request.
+        Unavailable = "unavailable", reconnect: true;
     }
 }
 
@@ -112,6 +116,12 @@ code_enum! {
         /// The client read too slowly: its outbound queue exceeded the server's limit and was
         /// dropped. Reconnect and resume with the `epoch` and last `seq` seen per topic.
         SlowConsumer = 4009, reconnect: true;
+        /// The server lost the storage its topics live in (a scaled-out hub's shared engine),
+        /// or that storage lost the topics' data, so it can no longer vouch for the `seq`
+        /// stream it was delivering. Reconnect with backoff (to this or another node) and
+        /// resume with the `epoch` and last `seq` per topic: the answer is `resumed` with the
+        /// missed events, or `reset` when the stream was lost.
+        EngineUnavailable = 4013, reconnect: true;
         /// The connection sent more rejected tokens in `auth` frames than the server allows on
         /// one connection. Reconnecting with the same token fails the same way: get a valid
         /// token first.

@@ -32,6 +32,16 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     /// Topic patterns any connection may subscribe to without authenticating.
     pub public_topics: Vec<String>,
+    /// The Redis that holds the topics when several nodes serve them together
+    /// (`redis://HOST:PORT`, optionally `redis://[USER:PASSWORD@]HOST:PORT/DB`): one `seq`
+    /// numbering and one epoch per topic across every node started with the same URL and
+    /// prefix, and a client resumes on whichever node it reconnects to. Unset (the default):
+    /// the node keeps its topics in its own memory. Printed with its credentials redacted.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "redact_url")]
+    pub redis_url: Option<String>,
+    /// The prefix of every Redis key and channel the node uses, so several deployments can
+    /// share one Redis. Default `rtbus:`.
+    pub redis_key_prefix: String,
     /// Resource limits.
     pub limits: Limits,
     /// Publish plausible live data on the catalog's topics (see `rtbus-server --demo`).
@@ -46,6 +56,8 @@ impl Default for Config {
             allow_same_origin: false,
             tokens: Vec::new(),
             public_topics: Vec::new(),
+            redis_url: None,
+            redis_key_prefix: "rtbus:".to_owned(),
             limits: Limits::default(),
             demo: false,
         }
@@ -99,6 +111,24 @@ impl fmt::Debug for TokenConfig {
             .field("read", &self.read)
             .field("publish", &self.publish)
             .finish()
+    }
+}
+
+/// A URL with the credentials (`user:password@`) replaced by `<redacted>@`.
+pub(crate) fn redacted_url(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://<redacted>{}", &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+fn redact_url<S: serde::Serializer>(
+    url: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => serializer.serialize_str(&redacted_url(url)),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -307,6 +337,19 @@ mod tests {
         assert_eq!(config.tokens[0].principal, "alice");
         let printed = config.redacted_toml();
         assert!(!printed.contains("s3cret"), "{printed}");
+        let with_redis = Config {
+            redis_url: Some("redis://user:s3cret@127.0.0.1:6379/2".into()),
+            ..config.clone()
+        };
+        let printed = with_redis.redacted_toml();
+        assert!(
+            printed.contains("redis_url = \"redis://<redacted>@127.0.0.1:6379/2\""),
+            "{printed}"
+        );
+        assert_eq!(
+            redacted_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
         assert!(printed.contains("auth_deadline = 250"), "{printed}");
         assert!(!format!("{config:?}").contains("s3cret"));
     }

@@ -32,9 +32,10 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use crate::admission::Ticket;
 use crate::auth::{Decision, Principal};
 use crate::config::Limits;
+use crate::engine::PublishError;
 use crate::http;
 use crate::hub::{TopicCell, Want};
-use crate::log::{Ask, Resume, SeqExhausted};
+use crate::log::{Ask, Resume};
 use crate::outbox::{CONTROL, Dirty, Health, OutFrame, Outbox, Push, REPLY};
 use crate::state::Shared;
 use crate::stats::Counters;
@@ -348,7 +349,7 @@ impl Connection {
                 }
                 () = &mut sleep => continue,
             };
-            if let Some(end) = self.on_wake(wake, &mut deadlines) {
+            if let Some(end) = self.on_wake(wake, &mut deadlines).await {
                 break end;
             }
         };
@@ -367,16 +368,17 @@ impl Connection {
                 ))
             }
             Health::Failed => Some(End::Gone),
+            Health::Ended(code, reason) => Some(End::Close(code, reason)),
         }
     }
 
-    fn on_wake(&mut self, wake: Wake, deadlines: &mut Deadlines) -> Option<End> {
+    async fn on_wake(&mut self, wake: Wake, deadlines: &mut Deadlines) -> Option<End> {
         match wake {
             Wake::Flushed => None,
             Wake::WriteFailed | Wake::Read(None) => Some(End::Gone),
             Wake::Read(Some(Err(err))) => Some(end_for(&err)),
             Wake::Read(Some(Ok(message))) => match message {
-                Message::Text(text) => self.on_text(&text),
+                Message::Text(text) => self.on_text(&text).await,
                 Message::Binary(_) => Some(End::Close(
                     CloseCode::UnsupportedData,
                     "binary frames are not part of rtbus v1; send JSON text frames",
@@ -412,6 +414,8 @@ impl Connection {
         match end {
             // The client is told why: the reply to its last `auth` goes out before the close.
             End::Close(CloseCode::TooManyAuthFailures, _) => outbox.close_keeping(REPLY),
+            // Ended by the engine: what it queued before is valid and goes out first.
+            End::Close(CloseCode::EngineUnavailable, _) => {}
             _ => outbox.close(),
         }
         match end {
@@ -493,14 +497,14 @@ impl Connection {
     }
 
     /// Handles one request; returns how the connection ends when the request ends it.
-    fn on_text(&mut self, text: &str) -> Option<End> {
+    async fn on_text(&mut self, text: &str) -> Option<End> {
         Counters::add(&self.shared.counters.messages_in, 1);
         match decode_client_frame(text) {
             Err(err) => self.frame_error(err),
             Ok(ClientMessage::Auth { id, data }) => return self.on_auth(id, &data.token),
-            Ok(ClientMessage::Subscribe { id, data }) => self.on_subscribe(id, data),
+            Ok(ClientMessage::Subscribe { id, data }) => self.on_subscribe(id, data).await,
             Ok(ClientMessage::Unsubscribe { id, data }) => self.on_unsubscribe(id, data),
-            Ok(ClientMessage::Publish { id, data }) => self.on_publish(id, data),
+            Ok(ClientMessage::Publish { id, data }) => self.on_publish(id, data).await,
             Ok(ClientMessage::Ping { id, data }) => self.reply(&ServerMessage::Pong { id, data }),
         }
         None
@@ -657,7 +661,7 @@ impl Connection {
         Some(families)
     }
 
-    fn on_subscribe(&mut self, id: Option<RequestId>, data: SubscribeData) {
+    async fn on_subscribe(&mut self, id: Option<RequestId>, data: SubscribeData) {
         let Some(families) = self.admit(&id, &data.topics) else {
             return;
         };
@@ -679,7 +683,18 @@ impl Connection {
             .collect();
         // The hub queues the acknowledgement before any snapshot, replay or event of these
         // topics, listing a topic named twice once.
-        let cells = self.shared.hub.subscribe(id, &wants, self.id, &self.outbox);
+        let subscribed = self
+            .shared
+            .engine
+            .subscribe(id.clone(), &wants, self.id, &self.outbox)
+            .await;
+        let cells = match subscribed {
+            Ok(cells) => cells,
+            Err(why) => {
+                let message = format!("nothing of this request was subscribed: {why}");
+                return self.error(id, ErrorCode::Unavailable, message, None);
+            }
+        };
         for cell in cells {
             if !self.topics.iter().any(|c| Arc::ptr_eq(c, &cell)) {
                 self.topics.push(cell);
@@ -712,7 +727,7 @@ impl Connection {
         });
     }
 
-    fn on_publish(&mut self, id: Option<RequestId>, data: PublishData) {
+    async fn on_publish(&mut self, id: Option<RequestId>, data: PublishData) {
         let PublishData { topic, payload } = data;
         let Some(family) = self.family(&id, &topic) else {
             return;
@@ -745,17 +760,30 @@ impl Connection {
         };
         match self
             .shared
-            .hub
+            .engine
             .publish(&topic, family, &event, payload, &mut self.dirty)
+            .await
         {
             Ok((epoch, seq)) => self.reply(&ServerMessage::Published {
                 id,
                 data: PublishedData { topic, epoch, seq },
             }),
-            Err(SeqExhausted) => self.error(
+            Err(PublishError::Exhausted) => self.error(
                 id,
                 ErrorCode::Internal,
                 format!("topic {topic} has used up its seq range"),
+                Some(topic.as_str()),
+            ),
+            Err(PublishError::Unavailable(why)) => self.error(
+                id,
+                ErrorCode::Unavailable,
+                format!("not published on {topic}: {why}"),
+                Some(topic.as_str()),
+            ),
+            Err(PublishError::Corrupt(why)) => self.error(
+                id,
+                ErrorCode::Internal,
+                format!("not published on {topic}: {why}"),
                 Some(topic.as_str()),
             ),
         }

@@ -1,4 +1,4 @@
-//! `--demo`: plausible live data on the catalog's topics, published through the hub like any
+//! `--demo`: plausible live data on the catalog's topics, published through the engine like any
 //! publisher's events.
 
 use std::sync::Arc;
@@ -54,7 +54,7 @@ impl Rng {
     }
 }
 
-fn publish(shared: &Shared, topic: &str, payload: Value) {
+async fn publish(shared: &Shared, topic: &str, payload: Value) {
     let Ok(topic) = Topic::new(topic) else {
         return;
     };
@@ -63,9 +63,13 @@ fn publish(shared: &Shared, topic: &str, payload: Value) {
         return;
     };
     // The demo publishes one event at a time: each is written out as the `Dirty` drops.
-    let _ = shared
-        .hub
-        .publish(&topic, family, &event, payload, &mut Dirty::default());
+    let published = shared
+        .engine
+        .publish(&topic, family, &event, payload, &mut Dirty::default())
+        .await;
+    if let Err(err) = published {
+        tracing::debug!(%topic, ?err, "demo event not published");
+    }
 }
 
 pub(crate) async fn run(
@@ -89,7 +93,7 @@ pub(crate) async fn run(
         for (drive, level) in ["/", "/var"].iter().zip(pressure.iter_mut()) {
             *level = (*level + (rng.unit() - 0.5) * 0.04).clamp(0.05, 0.99);
             let payload = json!({"drive": drive, "pressure": *level, "threshold": 0.9});
-            publish(&shared, "drives.pressure", payload);
+            publish(&shared, "drives.pressure", payload).await;
         }
         // The session state machine: one session moves on every other tick.
         if round % 2 == 0 {
@@ -107,14 +111,16 @@ pub(crate) async fn run(
                     "title": format!("Demo session {id}"),
                     "updatedAt": Timestamp::now(),
                 }),
-            );
+            )
+            .await;
             if status == "running" {
                 let (kind, text) = ACTIVITY[(rng.next() as usize) % ACTIVITY.len()];
                 publish(
                     &shared,
                     &format!("sessions.activity:{session_id}"),
                     json!({"kind": kind, "text": text, "at": Timestamp::now()}),
-                );
+                )
+                .await;
             }
             if status == "closed" {
                 sessions[at] = (next_session, 0);
@@ -139,7 +145,7 @@ pub(crate) async fn run(
             if let (Some(code), Some(object)) = (exit, payload.as_object_mut()) {
                 object.insert("exitCode".into(), json!(code));
             }
-            publish(&shared, "terminals.state", payload);
+            publish(&shared, "terminals.state", payload).await;
         }
     }
 }

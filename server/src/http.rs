@@ -275,7 +275,13 @@ pub(crate) async fn handle(
     match path {
         ENDPOINT_PATH => {}
         HEALTH_PATH => {
-            respond(stream, Status::Ok, "ok", &[]).await;
+            match shared.engine.health() {
+                Ok(()) => respond(stream, Status::Ok, "ok", &[]).await,
+                Err(why) => {
+                    let body = format!("unavailable: {why}");
+                    respond(stream, Status::ServiceUnavailable, &body, &[]).await;
+                }
+            }
             return None;
         }
         STATS_PATH => {
@@ -601,7 +607,7 @@ mod tests {
             ..Config::default()
         };
         let authority = Authority::new(&config).unwrap();
-        Shared::new(config, authority)
+        Shared::new(config, authority).expect("the memory engine needs no configuration")
     }
 
     fn upgrade(extra: &[(&str, &str)]) -> Request {
@@ -695,7 +701,8 @@ mod tests {
         config.limits.max_anonymous_connections = Some(1);
         config.limits.max_connections_per_address = Some(2);
         let authority = Authority::new(&config).unwrap();
-        let shared = Shared::new(config, authority);
+        let shared =
+            Shared::new(config, authority).expect("the memory engine needs no configuration");
         let bearer = upgrade(&[("Authorization", "Bearer good")]);
         let _anonymous = check_upgrade(&upgrade(&[]), &shared, peer()).unwrap();
         assert_eq!(
@@ -764,7 +771,8 @@ mod tests {
             ..shared.config.clone()
         };
         let authority = Authority::new(&config).unwrap();
-        let enabled = Shared::new(config, authority);
+        let enabled =
+            Shared::new(config, authority).expect("the memory engine needs no configuration");
         assert!(check_upgrade(&same, &enabled, peer()).is_ok());
     }
 

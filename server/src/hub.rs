@@ -36,9 +36,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rtbus_protocol::catalog::{Family, TopicEvent};
+use rtbus_protocol::catalog::{Family, TopicEvent, TopicSnapshot};
 use rtbus_protocol::{
-    Epoch, RequestId, Seq, ServerMessage, SubscribedData, SubscribedTopic, Topic,
+    CloseCode, Epoch, RequestId, Seq, ServerMessage, SubscribedData, SubscribedTopic, Topic,
 };
 use serde_json::Value;
 
@@ -54,7 +54,7 @@ use crate::wire::encode;
 /// hasher, mixed with the time and the process id, so a restarted process (or a second one on
 /// the same machine) does not repeat another's epochs; the counter is process-wide, so servers
 /// started one after another in one process (as the conformance harness does) do not either.
-fn next_epoch() -> Epoch {
+pub(crate) fn next_epoch() -> Epoch {
     static NONCE: OnceLock<u64> = OnceLock::new();
     static CELLS: AtomicU64 = AtomicU64::new(0);
     let nonce = *NONCE.get_or_init(|| {
@@ -85,6 +85,8 @@ pub(crate) struct Hub {
     /// The origin of the cells' `touched` times.
     clock: Instant,
     counters: Arc<Counters>,
+    /// Whether the logs are replicas of streams an engine keeps elsewhere ([`Hub::replicas`]).
+    replicas: bool,
 }
 
 /// One topic.
@@ -149,6 +151,20 @@ impl Hub {
             trimming: Mutex::new(()),
             clock: Instant::now(),
             counters,
+            replicas: false,
+        }
+    }
+
+    /// A hub whose logs are replicas of streams a shared engine keeps (the Redis engine): no
+    /// cell is created here with an epoch of its own. The engine installs each topic's log
+    /// ([`Hub::install`]) and appends to it what the stream delivers ([`Hub::deliver`]);
+    /// subscribing ([`Hub::subscribe_replicas`]) is today's code on those logs. An idle topic
+    /// (no subscriber for `topic_idle_timeout`) is forgotten by the sweep, which names it so the
+    /// engine stops following it; an empty one is not forgotten sooner.
+    pub fn replicas(limits: &Limits, counters: Arc<Counters>) -> Hub {
+        Hub {
+            replicas: true,
+            ..Hub::new(limits, counters)
         }
     }
 
@@ -165,16 +181,21 @@ impl Hub {
     /// Forgets every topic that has had no subscriber and no publish for `topic_idle_timeout`;
     /// returns how many. Whoever still holds such a cell finds it retired and fetches a new one
     /// (with a new epoch).
-    pub fn sweep(&self) -> usize {
-        self.sweep_at(Instant::now())
+    pub fn sweep(&self) -> Vec<Topic> {
+        self.sweep_topics(Instant::now())
     }
 
+    #[cfg(test)]
     fn sweep_at(&self, now: Instant) -> usize {
+        self.sweep_topics(now).len()
+    }
+
+    fn sweep_topics(&self, now: Instant) -> Vec<Topic> {
         let now = self.millis(now);
         let idle = u64::try_from(self.idle_timeout.as_millis()).unwrap_or(u64::MAX);
         let is_idle =
             |cell: &TopicCell| now.saturating_sub(cell.touched.load(Ordering::Relaxed)) >= idle;
-        let mut evicted = 0;
+        let mut evicted = Vec::new();
         lock(&self.topics).retain(|_, cell| {
             if !is_idle(cell) {
                 return true;
@@ -188,11 +209,11 @@ impl Hub {
             self.history_bytes
                 .fetch_sub(state.log.history_bytes(), Ordering::Relaxed);
             cell.held.store(0, Ordering::Relaxed);
-            evicted += 1;
+            evicted.push(cell.topic.clone());
             false
         });
-        if evicted > 0 {
-            Counters::add(&self.counters.topics_evicted, evicted as u64);
+        if !evicted.is_empty() {
+            Counters::add(&self.counters.topics_evicted, evicted.len() as u64);
         }
         evicted
     }
@@ -263,12 +284,7 @@ impl Hub {
         conn: u64,
         outbox: &Arc<Outbox>,
     ) -> Vec<Arc<TopicCell>> {
-        let mut distinct: Vec<&Want> = Vec::with_capacity(wants.len());
-        for want in wants {
-            if !distinct.iter().any(|w| w.topic == want.topic) {
-                distinct.push(want);
-            }
-        }
+        let distinct = distinct(wants);
         loop {
             // Fetched without holding any state lock; a cell retired before it is locked
             // below is fetched again.
@@ -289,7 +305,8 @@ impl Hub {
         cell.detach(conn, self.millis(Instant::now()));
         let mut topics = lock(&self.topics);
         let mut state = lock(&cell.state);
-        if state.subscribers.is_empty() && state.log.is_empty() && !state.retired {
+        if state.subscribers.is_empty() && state.log.is_empty() && !state.retired && !self.replicas
+        {
             state.retired = true;
             topics.remove(&cell.topic);
         }
@@ -333,6 +350,25 @@ impl Hub {
             drop(state);
             cell = self.cell(topic, family);
         };
+        let (epoch, seq) = self.append(&cell, &mut state, event, payload, dirty, true)?;
+        drop(state);
+        if self.history_bytes() > self.max_history_bytes {
+            self.trim_history();
+        }
+        Ok((epoch, seq))
+    }
+
+    /// Appends `event` to the locked `state` of `cell` and queues its one frame for every
+    /// subscriber; `touch` marks the topic used (a publish does, a replica's delivery not).
+    fn append(
+        &self,
+        cell: &TopicCell,
+        state: &mut TopicState,
+        event: &TopicEvent,
+        payload: Value,
+        dirty: &mut Dirty,
+        touch: bool,
+    ) -> Result<(Epoch, Seq), SeqExhausted> {
         let before = state.log.history_bytes();
         let Appended {
             seq,
@@ -348,8 +384,10 @@ impl Hub {
             self.history_bytes
                 .fetch_sub(before - after, Ordering::Relaxed);
         }
-        cell.touched
-            .store(self.millis(Instant::now()), Ordering::Relaxed);
+        if touch {
+            cell.touched
+                .store(self.millis(Instant::now()), Ordering::Relaxed);
+        }
         let mut dropped = 0;
         for sub in &state.subscribers {
             let frame = OutFrame {
@@ -361,16 +399,186 @@ impl Hub {
                 Push::Overflowed | Push::Closed => dropped += 1,
             }
         }
-        drop(state);
         Counters::add(&self.counters.events_published, 1);
         if dropped > 0 {
             Counters::add(&self.counters.dropped_frames, dropped);
         }
+        Ok((epoch, seq))
+    }
+
+    /// The replica of `topic`, when the engine follows it.
+    pub fn replica(&self, topic: &Topic) -> Option<Arc<TopicCell>> {
+        lock(&self.topics).get(topic).cloned()
+    }
+
+    /// Where the replica of `topic` stands: its epoch, `seq` and snapshot (what a publish on
+    /// this node expects the shared stream to be at).
+    pub fn replica_state(&self, topic: &Topic) -> Option<(Epoch, Seq, TopicSnapshot)> {
+        let cell = self.replica(topic)?;
+        let state = lock(&cell.state);
+        (!state.retired).then(|| {
+            (
+                state.log.epoch().clone(),
+                state.log.seq(),
+                state.log.snapshot().clone(),
+            )
+        })
+    }
+
+    /// Installs `log` as the replica of its topic. A replica it replaces is retired and its
+    /// subscribers are ended with `engineUnavailable` (4013): what they were sent belongs to a
+    /// stream this node no longer continues without a doubt, so they resume (and are answered
+    /// `resumed` or `reset`). Returns how many were ended.
+    pub fn install(&self, topic: &Topic, log: TopicLog) -> usize {
+        let cell = Arc::new(TopicCell {
+            topic: topic.clone(),
+            state: Mutex::new(TopicState {
+                log,
+                subscribers: Vec::new(),
+                retired: false,
+            }),
+            touched: AtomicU64::new(self.millis(Instant::now())),
+            held: AtomicUsize::new(0),
+        });
+        {
+            let state = lock(&cell.state);
+            let held = state.log.history_bytes();
+            cell.held.store(held, Ordering::Relaxed);
+            self.history_bytes.fetch_add(held, Ordering::Relaxed);
+        }
+        let old = lock(&self.topics).insert(topic.clone(), cell);
+        let ended = old.map_or(0, |old| {
+            self.retire_cell(&old, "the topic's stream was reloaded")
+        });
         if self.history_bytes() > self.max_history_bytes {
             self.trim_history();
         }
-        Ok((epoch, seq))
+        ended
     }
+
+    /// Retires `cell`: ends its subscribers with 4013 and `reason`, and forgets its history
+    /// weight. Returns how many subscribers were ended.
+    fn retire_cell(&self, cell: &TopicCell, reason: &'static str) -> usize {
+        let mut state = lock(&cell.state);
+        if state.retired {
+            return 0;
+        }
+        state.retired = true;
+        self.history_bytes
+            .fetch_sub(state.log.history_bytes(), Ordering::Relaxed);
+        cell.held.store(0, Ordering::Relaxed);
+        for sub in &state.subscribers {
+            sub.outbox.end(CloseCode::EngineUnavailable, reason);
+        }
+        let ended = state.subscribers.len();
+        state.subscribers.clear();
+        ended
+    }
+
+    /// Forgets the replica of `topic` (the engine can no longer continue it), ending its
+    /// subscribers with 4013 and `reason`. Returns how many were ended.
+    pub fn drop_replica(&self, topic: &Topic, reason: &'static str) -> usize {
+        let removed = lock(&self.topics).remove(topic);
+        removed.map_or(0, |cell| self.retire_cell(&cell, reason))
+    }
+
+    /// Forgets every replica (the engine lost its connection, or the storage lost its data),
+    /// ending every subscriber with 4013 and `reason`. Returns how many were ended.
+    pub fn drop_replicas(&self, reason: &'static str) -> usize {
+        let cells: Vec<Arc<TopicCell>> = lock(&self.topics).drain().map(|(_, c)| c).collect();
+        cells
+            .iter()
+            .map(|cell| self.retire_cell(cell, reason))
+            .sum()
+    }
+
+    /// Appends an event the shared stream delivered to the replica of `topic`, and queues it
+    /// for every local subscriber, if it is the replica's next one.
+    pub fn deliver(
+        &self,
+        topic: &Topic,
+        epoch: &Epoch,
+        seq: Seq,
+        event: &TopicEvent,
+        payload: Value,
+        dirty: &mut Dirty,
+    ) -> Delivered {
+        let Some(cell) = self.replica(topic) else {
+            return Delivered::NotFollowed;
+        };
+        let mut state = lock(&cell.state);
+        if state.retired {
+            return Delivered::NotFollowed;
+        }
+        if state.log.epoch() != epoch {
+            return Delivered::OtherEpoch;
+        }
+        let have = state.log.seq();
+        if seq <= have {
+            return Delivered::Duplicate;
+        }
+        if have.next() != Some(seq) {
+            return Delivered::Gap(have);
+        }
+        match self.append(&cell, &mut state, event, payload, dirty, false) {
+            Ok(_) => {}
+            // Not reached: `seq` is the next one, so it is within range.
+            Err(SeqExhausted) => return Delivered::Duplicate,
+        }
+        drop(state);
+        if self.history_bytes() > self.max_history_bytes {
+            self.trim_history();
+        }
+        Delivered::Appended
+    }
+
+    /// Subscribes like [`Hub::subscribe`], on the replicas the engine installed. Fails with
+    /// the first topic that has none (it was dropped since the engine installed it).
+    pub fn subscribe_replicas(
+        &self,
+        id: Option<RequestId>,
+        wants: &[Want],
+        conn: u64,
+        outbox: &Arc<Outbox>,
+    ) -> Result<Vec<Arc<TopicCell>>, Topic> {
+        let distinct = distinct(wants);
+        loop {
+            let cells = distinct
+                .iter()
+                .map(|w| self.replica(&w.topic).ok_or_else(|| w.topic.clone()))
+                .collect::<Result<Vec<_>, Topic>>()?;
+            if attach_all(&cells, &distinct, id.clone(), conn, outbox) {
+                return Ok(cells);
+            }
+        }
+    }
+}
+
+/// The distinct topics of `wants`, each by its first entry, in request order.
+fn distinct(wants: &[Want]) -> Vec<&Want> {
+    let mut distinct: Vec<&Want> = Vec::with_capacity(wants.len());
+    for want in wants {
+        if !distinct.iter().any(|w| w.topic == want.topic) {
+            distinct.push(want);
+        }
+    }
+    distinct
+}
+
+/// What became of an event delivered to a replica ([`Hub::deliver`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Delivered {
+    /// Appended and queued for every local subscriber.
+    Appended,
+    /// The replica has it already (its `seq` is not past the replica's).
+    Duplicate,
+    /// Events between the replica's `seq` (given) and this one are missing.
+    Gap(Seq),
+    /// The event belongs to another stream than the replica's: the topic was lost and started
+    /// again.
+    OtherEpoch,
+    /// This node does not follow the topic.
+    NotFollowed,
 }
 
 /// Locks the state of every cell in ascending address order (the one order every multi-lock
@@ -946,5 +1154,81 @@ mod tests {
         assert_eq!(large.take_queued().len(), 2, "the ack and the event");
         assert_eq!(Counters::get(&counters.dropped_frames), 1);
         assert_eq!(Counters::get(&counters.events_published), 1);
+    }
+
+    #[test]
+    fn a_replica_delivers_in_order_drops_duplicates_reports_gaps_and_ends_subscribers_on_reload() {
+        let hub = Hub::replicas(&limits(8), Arc::default());
+        let name = "custom.r";
+        let out = outbox(1 << 20);
+        assert_eq!(
+            hub.subscribe_replicas(None, &[want(name, true, None)], 1, &out)
+                .unwrap_err(),
+            topic(name),
+            "no replica, no subscription"
+        );
+        let e1 = Epoch::new("e1").unwrap();
+        let log = TopicLog::new(topic(name), Family::Custom, e1.clone(), 8);
+        assert_eq!(hub.install(&topic(name), log), 0);
+        let cells = hub
+            .subscribe_replicas(None, &[want(name, false, None)], 1, &out)
+            .unwrap();
+        let deliver = |epoch: &Epoch, n: u64| {
+            let payload = json!({"n": n});
+            let event = TopicEvent::decode(&topic(name), &payload).unwrap();
+            let seq = Seq::new(n).unwrap();
+            hub.deliver(
+                &topic(name),
+                epoch,
+                seq,
+                &event,
+                payload,
+                &mut Dirty::default(),
+            )
+        };
+        assert_eq!(deliver(&e1, 1), Delivered::Appended);
+        assert_eq!(deliver(&e1, 1), Delivered::Duplicate);
+        assert_eq!(deliver(&e1, 3), Delivered::Gap(Seq::new(1).unwrap()));
+        assert_eq!(deliver(&e1, 2), Delivered::Appended);
+        assert_eq!(
+            deliver(&Epoch::new("e2").unwrap(), 1),
+            Delivered::OtherEpoch
+        );
+        let mut epochs = HashMap::new();
+        assert_eq!(
+            sent(&out, &mut epochs),
+            [
+                ack(&[(name, 0, Start::Live)]),
+                Sent::Event(s(name), 1),
+                Sent::Event(s(name), 2),
+            ]
+        );
+        // Reloaded under another epoch: the subscriber is ended with 4013, the new log serves.
+        let e2 = Epoch::new("e2").unwrap();
+        let log = TopicLog::new(topic(name), Family::Custom, e2.clone(), 8);
+        assert_eq!(hub.install(&topic(name), log), 1);
+        assert_eq!(
+            out.health(),
+            crate::outbox::Health::Ended(
+                CloseCode::EngineUnavailable,
+                "the topic's stream was reloaded"
+            )
+        );
+        hub.unsubscribe(&cells[0], 1);
+        assert_eq!(deliver(&e2, 1), Delivered::Appended);
+        assert_eq!(
+            hub.replica_state(&topic(name)).map(|(e, s, _)| (e, s)),
+            Some((e2, Seq::new(1).unwrap()))
+        );
+        let other = outbox(1 << 20);
+        hub.subscribe_replicas(None, &[want(name, true, None)], 2, &other)
+            .unwrap();
+        assert_eq!(hub.drop_replicas("lost"), 1);
+        assert_eq!(hub.topic_count(), 0);
+        assert_eq!(hub.history_bytes(), 0);
+        assert_eq!(
+            deliver(&Epoch::new("e2").unwrap(), 2),
+            Delivered::NotFollowed
+        );
     }
 }

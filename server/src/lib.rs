@@ -48,7 +48,12 @@
 //!   permissions are looked at; a publish payload is validated only once the publish is allowed.
 //! - **Close codes**: binary frame 1003, message over `max_message_bytes` 1009, invalid UTF-8
 //!   1007, WebSocket protocol violation 1002, auth deadline 4001, heartbeat timeout 4008, slow
-//!   consumer 4009, too many rejected tokens on one connection 4029, shutdown 1001.
+//!   consumer 4009, too many rejected tokens on one connection 4029, shutdown 1001, the Redis
+//!   engine lost (Redis unreachable, or its data lost) 4013.
+//! - **Scale-out**: with [`Config::redis_url`] the topics live in Redis, shared by every node
+//!   started with the same URL and key prefix: one epoch and `seq` numbering per topic across
+//!   nodes, resume on any node, `/healthz` 503 and error `unavailable` while Redis cannot be
+//!   reached (the server's README has the details).
 //!
 //! # Layers
 //!
@@ -63,11 +68,13 @@
 //!    plan); the boundary a storage engine plugs into.
 //! 4. `outbox`: a connection's byte-accounted outbound queue, the only writer of its socket.
 //! 5. `hub`: the registry of topics (each a log and its subscribers) and the fan-out.
-//! 6. `state`: `Shared`, what every connection shares (config, authority, hub, counters).
-//! 7. `http`, `demo`: the request head, upgrade checks and plain routes; the demo publisher.
-//! 8. `conn`: one WebSocket connection's task.
-//! 9. `server`: start-up, the accept loop, shutdown.
-//! 10. `lib`: this crate root, re-exporting the public surface.
+//! 6. `engine`: where topics live: the hub's memory, or a Redis shared by several nodes (the
+//!    hub then holds replicas of its streams).
+//! 7. `state`: `Shared`, what every connection shares (config, authority, engine, counters).
+//! 8. `http`, `demo`: the request head, upgrade checks and plain routes; the demo publisher.
+//! 9. `conn`: one WebSocket connection's task.
+//! 10. `server`: start-up, the accept loop, shutdown.
+//! 11. `lib`: this crate root, re-exporting the public surface.
 #![deny(missing_docs)]
 
 mod admission;
@@ -75,6 +82,7 @@ mod auth;
 mod config;
 mod conn;
 mod demo;
+mod engine;
 mod error;
 mod http;
 mod hub;
@@ -107,6 +115,7 @@ mod layers {
         &["log"],
         &["outbox"],
         &["hub"],
+        &["engine"],
         &["state"],
         &["http", "demo"],
         &["conn"],
@@ -273,13 +282,13 @@ fn g() { let _ = crate::demo::run; let _ = crate::start; } /// crate::conn
         assert_eq!(
             found,
             [
-                "http.rs:4 imports crate::server from a layer above (layer 9 of 10; imports go \
+                "http.rs:4 imports crate::server from a layer above (layer 10 of 11; imports go \
                  only downward)",
-                "http.rs:7 imports crate::conn from a layer above (layer 8 of 10; imports go \
+                "http.rs:7 imports crate::conn from a layer above (layer 9 of 11; imports go \
                  only downward)",
-                "http.rs:10 imports crate::demo from its own layer (layer 7 of 10; imports go \
+                "http.rs:10 imports crate::demo from its own layer (layer 8 of 11; imports go \
                  only downward)",
-                "http.rs:10 imports crate::start from a layer above (layer 10 of 10; imports \
+                "http.rs:10 imports crate::start from a layer above (layer 11 of 11; imports \
                  go only downward)",
             ]
         );

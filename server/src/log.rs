@@ -144,8 +144,59 @@ impl TopicLog {
         }
     }
 
+    /// A log that continues a stream kept elsewhere (a shared engine's): named `epoch`, at
+    /// `seq`, with its `snapshot` at that `seq` and `history`, the latest events oldest first.
+    /// Only the longest run of `history` that is `seq` consecutive and ends at `seq` is kept
+    /// (anything else could not be replayed without a gap), at most `history_limit` of it.
+    pub fn restore(
+        topic: Topic,
+        epoch: Epoch,
+        seq: Seq,
+        snapshot: TopicSnapshot,
+        history: Vec<(Seq, Value)>,
+        history_limit: usize,
+    ) -> TopicLog {
+        let mut kept: Vec<(Seq, Value)> = Vec::new();
+        let mut want = seq;
+        for (at, payload) in history.into_iter().rev() {
+            if at != want || kept.len() >= history_limit || at == Seq::ZERO {
+                break;
+            }
+            kept.push((at, payload));
+            want = Seq::new(at.get() - 1).unwrap_or(Seq::ZERO);
+        }
+        let mut history_bytes = 0;
+        let history = kept
+            .into_iter()
+            .rev()
+            .map(|(seq, payload)| {
+                let weight = weight(&payload);
+                history_bytes += weight;
+                Held {
+                    seq,
+                    payload,
+                    weight,
+                }
+            })
+            .collect();
+        TopicLog {
+            topic,
+            epoch,
+            seq,
+            snapshot,
+            history,
+            history_limit,
+            history_bytes,
+        }
+    }
+
     pub fn epoch(&self) -> &Epoch {
         &self.epoch
+    }
+
+    /// The family's snapshot at [`TopicLog::seq`].
+    pub fn snapshot(&self) -> &TopicSnapshot {
+        &self.snapshot
     }
 
     /// The `seq` of the last event (0 before the first).
@@ -547,5 +598,46 @@ mod tests {
         assert_eq!(log.seq(), seq(MAX_SAFE_INTEGER));
         assert_eq!(log.history.len(), 1);
         assert_eq!(log.snapshot.to_value(), before);
+    }
+
+    #[test]
+    fn a_restored_log_keeps_only_the_consecutive_tail_ending_at_its_seq() {
+        let topic = Topic::new(TOPIC).unwrap();
+        let family = Family::of(&topic).unwrap();
+        let mut snapshot = TopicSnapshot::empty(family);
+        for n in 1..=6 {
+            snapshot.fold(&TopicEvent::decode(&topic, &payload(n)).unwrap());
+        }
+        // 2 is missing: only 3..=6 are consecutive up to 6; the limit keeps the last three.
+        let history = [1, 3, 4, 5, 6].map(|n| (seq(n), payload(n))).to_vec();
+        let log = TopicLog::restore(topic.clone(), epoch("e7"), seq(6), snapshot, history, 3);
+        assert_eq!((log.epoch(), log.seq()), (&epoch("e7"), seq(6)));
+        let kept: Vec<u64> = log.history.iter().map(|h| h.seq.get()).collect();
+        assert_eq!(kept, [4, 5, 6]);
+        assert_eq!(
+            log.history_bytes(),
+            (4..=6).map(|n| weight(&payload(n))).sum::<usize>()
+        );
+        let resumed = log.plan(&ask(false, Some(("e7", 3))), None);
+        assert_eq!(resumed.then, Then::ReplayAfter(seq(3)));
+        assert_eq!(
+            log.plan(&ask(false, Some(("e7", 2))), None).start,
+            Start::Reset
+        );
+        let mut expected = TopicLog::new(topic, family, epoch("e7"), 3);
+        for n in 1..=6 {
+            append(&mut expected, n).unwrap();
+        }
+        assert_eq!(log.snapshot().to_value(), expected.snapshot().to_value());
+        // A history that does not end at the log's seq keeps nothing.
+        let stale = TopicLog::restore(
+            Topic::new(TOPIC).unwrap(),
+            epoch("e7"),
+            seq(9),
+            TopicSnapshot::empty(family),
+            vec![(seq(8), payload(8))],
+            3,
+        );
+        assert_eq!(stale.history.len(), 0);
     }
 }

@@ -43,6 +43,15 @@ struct Cli {
     /// origins are configured.
     #[arg(long, env = "RTBUS_DEMO")]
     demo: bool,
+    /// Keep topics in this Redis, shared with every node started with the same URL and key
+    /// prefix (`redis://HOST:PORT`): one seq numbering and epoch per topic across nodes, and
+    /// resume on any of them. Unset: topics live in this process's memory.
+    #[arg(long, env = "RTBUS_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (default `rtbus:`), so deployments can share a
+    /// Redis.
+    #[arg(long, env = "RTBUS_REDIS_KEY_PREFIX")]
+    redis_key_prefix: Option<String>,
     /// Largest client message in bytes (bigger closes with 1009).
     #[arg(long, env = "RTBUS_MAX_MESSAGE_BYTES")]
     max_message_bytes: Option<usize>,
@@ -130,6 +139,12 @@ impl Cli {
             config.public_topics = self.public_topics.clone();
         }
         config.allow_same_origin |= self.allow_same_origin;
+        if let Some(url) = &self.redis_url {
+            config.redis_url = Some(url.clone());
+        }
+        if let Some(prefix) = &self.redis_key_prefix {
+            config.redis_key_prefix = prefix.clone();
+        }
         config.demo |= self.demo;
         if config.demo && config.public_topics.is_empty() {
             config.public_topics = DEMO_TOPICS.iter().map(|t| (*t).to_owned()).collect();

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use rtbus_protocol::CloseCode;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Bytes;
@@ -62,6 +63,8 @@ struct State {
     overflowed: bool,
     /// A write failed (the peer is gone); nothing more is written.
     failed: bool,
+    /// Ended from outside the connection ([`Outbox::end`]): it must close with this code.
+    ended: Option<(CloseCode, &'static str)>,
 }
 
 /// Where an outbox writes.
@@ -101,6 +104,9 @@ pub(crate) enum Health {
     Overflowed,
     /// A write failed: the peer is gone.
     Failed,
+    /// Whoever delivers the connection's topics ended it ([`Outbox::end`]): it must close with
+    /// this code and reason. Reported after the other two.
+    Ended(CloseCode, &'static str),
 }
 
 /// A connection's outbound queue and the write side of its socket.
@@ -136,6 +142,7 @@ impl Outbox {
                 closed: false,
                 overflowed: false,
                 failed: false,
+                ended: None,
             }),
             sink,
             limit,
@@ -295,9 +302,26 @@ impl Outbox {
             Health::Overflowed
         } else if state.failed {
             Health::Failed
+        } else if let Some((code, reason)) = state.ended {
+            Health::Ended(code, reason)
         } else {
             Health::Open
         }
+    }
+
+    /// Ends the connection from outside its task: no further message is queued, what is queued
+    /// still goes out, and the connection's task (woken) closes it with `code` and `reason`.
+    /// The first call wins. Used when the frames of a topic the connection holds can no longer
+    /// be vouched for (the engine behind the topics was lost).
+    pub fn end(&self, code: CloseCode, reason: &'static str) {
+        let mut state = self.lock();
+        if state.ended.is_some() || state.closed {
+            return;
+        }
+        state.closed = true;
+        state.ended = Some((code, reason));
+        drop(state);
+        self.notify.notify_one();
     }
 
     /// Withdraws every queued frame of `topic` that has not started going out.
@@ -521,5 +545,21 @@ mod tests {
         client.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"\x81\x03one\x81\x03two");
         assert_eq!(Counters::get(&outbox.counters.messages_out), 2);
+    }
+
+    #[test]
+    fn an_ended_outbox_keeps_what_is_queued_refuses_more_and_names_its_close_code() {
+        let outbox = Outbox::detached(1 << 20, Arc::default());
+        assert_eq!(outbox.push(text("a", 2)), Push::First);
+        outbox.end(CloseCode::EngineUnavailable, "engine lost");
+        outbox.end(CloseCode::SlowConsumer, "ignored: the first end wins");
+        assert_eq!(
+            outbox.health(),
+            Health::Ended(CloseCode::EngineUnavailable, "engine lost")
+        );
+        assert_eq!(outbox.push(text("b", 2)), Push::Closed);
+        assert_eq!(outbox.push(text("bye", CONTROL)), Push::Queued);
+        let topics: Vec<usize> = outbox.take_queued().iter().map(|f| f.topic).collect();
+        assert_eq!(topics, [2, CONTROL]);
     }
 }

@@ -77,6 +77,12 @@ fn check(config: &Config) -> Result<()> {
             _ => {}
         }
     }
+    if config.redis_key_prefix.contains(['{', '}']) {
+        return Err(Error::Config(format!(
+            "redis_key_prefix {:?} must not contain '{{' or '}}' (they delimit the topic in keys)",
+            config.redis_key_prefix
+        )));
+    }
     if limits.max_history_bytes < MIN_HISTORY_BYTES {
         return Err(Error::Config(format!(
             "limits.max_history_bytes must be at least {MIN_HISTORY_BYTES} (64 KiB); to keep no \
@@ -114,8 +120,9 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         addr: config.listen,
         source,
     })?;
-    let shared = Arc::new(Shared::new(config, authority));
+    let shared = Arc::new(Shared::new(config, authority)?);
     let (shutdown, shutdown_rx) = watch::channel(false);
+    shared.engine.start(shutdown_rx.clone());
     let (done_tx, done) = mpsc::channel(1);
     if shared.config.demo {
         tokio::spawn(demo::run(
@@ -146,7 +153,7 @@ async fn sweep(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = ticks.tick() => {
-                let evicted = shared.hub.sweep();
+                let evicted = shared.engine.sweep();
                 if evicted > 0 {
                     tracing::debug!(evicted, "idle topics forgotten");
                 }

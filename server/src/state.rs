@@ -1,5 +1,5 @@
-//! The state every connection shares: configuration, the token table, admission, the hub,
-//! counters and the registry of open connections' outboxes (for queue depths in the stats).
+//! The state every connection shares: configuration, the token table, admission, the engine
+//! and its hub, counters and the registry of open connections' outboxes (for queue depths in the stats).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::admission::Admission;
 use crate::auth::Authority;
 use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::Error;
 use crate::hub::Hub;
 use crate::outbox::Outbox;
 use crate::stats::{Counters, QueueStats, Stats};
@@ -17,7 +19,10 @@ use crate::stats::{Counters, QueueStats, Stats};
 pub(crate) struct Shared {
     pub config: Config,
     pub authority: Authority,
-    pub hub: Hub,
+    /// The node's topics: the engine's hub (its own, or the Redis engine's replicas).
+    pub hub: Arc<Hub>,
+    /// Where topics live (memory or Redis): publishes and subscribes go through it.
+    pub engine: Engine,
     pub counters: Arc<Counters>,
     /// The connection caps; a connection holds its ticket from the upgrade on.
     pub admission: Arc<Admission>,
@@ -26,17 +31,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config, authority: Authority) -> Shared {
+    /// Fails when the engine's configuration is invalid (a malformed `redis_url`).
+    pub fn new(config: Config, authority: Authority) -> Result<Shared, Error> {
         let counters = Arc::new(Counters::default());
-        Shared {
-            hub: Hub::new(&config.limits, Arc::clone(&counters)),
+        let engine = Engine::new(&config, Arc::clone(&counters))?;
+        Ok(Shared {
+            hub: Arc::clone(engine.hub()),
+            engine,
             authority,
             counters,
             admission: Arc::new(Admission::new(&config.limits)),
             outboxes: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             config,
-        }
+        })
     }
 
     /// Counts a new connection and returns its id.

@@ -627,6 +627,15 @@ const server_error_internal: ServerMessage = {
   "type": "error"
 };
 
+const server_error_unavailable: ServerMessage = {
+  "data": {
+    "code": "unavailable",
+    "message": "example unavailable error"
+  },
+  "id": "7",
+  "type": "error"
+};
+
 const server_snapshot_sessions_state_empty: ServerMessage = {
   "data": {
     "emittedAt": "2026-11-21T09:30:00.125Z",
@@ -1528,7 +1537,7 @@ const server_sampled_12: ServerMessage = {
 
 const server_sampled_13: ServerMessage = {
   "data": {
-    "code": "unknown_topic",
+    "code": "invalid_payload",
     "message": "ȺѨzΟ?Û*}𐆛𞸷𝔭ퟀ"
   },
   "id": ":⾾\"3𑤕𐮜𑴶p3𖫐🕴ૠ*Qຑ𞣊Ѩዤ𐶏.=?&6ኞް.𑓐⸬%ੑ𞅎🕴ᨰ?E🠉𞓕.t𐲃",
@@ -1761,6 +1770,7 @@ export const corpus = [
   server_error_invalid_payload,
   server_error_limit_exceeded,
   server_error_internal,
+  server_error_unavailable,
   server_snapshot_sessions_state_empty,
   server_snapshot_sessions_state_empty_typed,
   server_snapshot_sessions_state,

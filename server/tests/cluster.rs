@@ -1,0 +1,712 @@
+//! Scale-out on Redis: a real `redis-server` on a loopback port (no persistence) and two
+//! `rtbus-server --redis-url` processes. One `seq` numbering and epoch per topic across nodes,
+//! the snapshot on any node equal to the fold of every node's events, the handover from
+//! snapshot or replay to live events without a gap or duplicate while another node publishes,
+//! resume on the surviving node after `kill -9`, and what clients learn when Redis loses its
+//! data or goes away.
+//!
+//! Needs Debian's `redis-server` (`apt-get install redis-server`); without it every test fails
+//! saying so.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use rtbus_protocol::catalog::{TopicEvent, TopicSnapshot};
+use rtbus_protocol::{CloseCode, Epoch, ErrorCode, ServerMessage, Start, SubscriptionRequest};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const READER: &str = "tok-reader";
+const REDIS: &str = "/usr/bin/redis-server";
+
+/// A `redis-server` on a free loopback port, without persistence; killed when dropped.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Redis::start_on(port)
+    }
+
+    fn start_on(port: u16) -> Redis {
+        let binary = if std::path::Path::new(REDIS).exists() {
+            REDIS
+        } else {
+            "redis-server"
+        };
+        let child = Command::new(binary)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot run redis-server ({err}): these tests need a real Redis; install \
+                     Debian's redis-server package (apt-get install redis-server)"
+                )
+            });
+        let redis = Redis {
+            child: Some(child),
+            port,
+        };
+        for _ in 0..100 {
+            if redis
+                .command("PING")
+                .is_some_and(|r| r.starts_with("+PONG"))
+            {
+                return redis;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not answer PING on port {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends one inline command; the first reply line, if Redis answered.
+    fn command(&self, command: &str) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(STEP)).ok()?;
+        stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+        let mut buf = [0u8; 256];
+        let n = stream.read(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills Redis and starts a new one, empty, on the same port.
+    fn restart(&mut self) {
+        self.kill();
+        let again = Redis::start_on(self.port);
+        *self = again;
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A config file with a publisher and a reader token, removed when dropped.
+struct ConfigFile(std::path::PathBuf);
+
+impl ConfigFile {
+    fn new(name: &str) -> ConfigFile {
+        let dir = std::env::temp_dir().join(format!("rtbus-cluster-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("rtbus.toml");
+        let config = format!(
+            "[[tokens]]\ntoken = \"{PUBLISHER}\"\nprincipal = \"feeder\"\nroles = [\"publisher\"]\n\
+             read = [\"*\"]\npublish = [\"*\"]\n\n[[tokens]]\ntoken = \"{READER}\"\n\
+             principal = \"reader\"\nread = [\"*\"]\n"
+        );
+        std::fs::write(&path, config).expect("config written");
+        ConfigFile(path)
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A node: the real binary on an ephemeral port, on `redis`.
+async fn node(config: &ConfigFile, redis: &Redis) -> ServerProcess {
+    let path = config.0.to_str().expect("a UTF-8 temp path");
+    let url = redis.url();
+    let node = ServerProcess::spawn(&[
+        "--config",
+        path,
+        "--listen",
+        "127.0.0.1:0",
+        "--redis-url",
+        &url,
+        "--log",
+        "error",
+        "--workers",
+        "2",
+    ])
+    .await;
+    wait_healthy(node.addr()).await;
+    node
+}
+
+/// `/healthz`: the status code and body.
+async fn health(addr: SocketAddr) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).expect("connects");
+        stream.set_read_timeout(Some(STEP)).expect("timeout set");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request sent");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+        (status, body)
+    })
+    .await
+    .expect("joined")
+}
+
+/// Waits (bounded) until `/healthz` answers `status`; returns the body.
+async fn wait_health(addr: SocketAddr, status: u16) -> String {
+    let mut last = (0, String::new());
+    for _ in 0..100 {
+        last = health(addr).await;
+        if last.0 == status {
+            return last.1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("/healthz of {addr} did not answer {status}; last {last:?}");
+}
+
+async fn wait_healthy(addr: SocketAddr) {
+    wait_health(addr, 200).await;
+}
+
+async fn connect(addr: SocketAddr, token: &str) -> Client {
+    let dial = Dial {
+        token: Some(token),
+        ..Dial::default()
+    };
+    Client::dial_addr(addr, dial).await.expect("handshake")
+}
+
+fn payload(name: &str, n: u64) -> Value {
+    if name.starts_with("drives.") {
+        pressure(&format!("d{}", n % 3), n as f64 / 1000.0)
+    } else {
+        json!({"n": n})
+    }
+}
+
+/// The fold of events `1..=n` of `name`, as a client would compute it.
+fn fold(name: &str, n: u64) -> Value {
+    let topic = topic(name);
+    let family = rtbus_protocol::catalog::Family::of(&topic).expect("catalog topic");
+    let mut snapshot = TopicSnapshot::empty(family);
+    for at in 1..=n {
+        snapshot.fold(&TopicEvent::decode(&topic, &payload(name, at)).expect("valid"));
+    }
+    snapshot.to_value()
+}
+
+/// Publishes event `n` of `name` and waits for the reply.
+async fn publish_one(publisher: &mut Client, name: &str, n: u64) -> (Epoch, u64) {
+    let id = format!("p{n}");
+    let reply = publisher
+        .request(&publish(&id, name, payload(name, n)))
+        .await;
+    published(&reply, &id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_published_on_both_nodes_share_one_seq_and_epoch_and_the_snapshot_is_their_fold() {
+    let redis = Redis::start();
+    let config = ConfigFile::new("fold");
+    let (a, b) = (node(&config, &redis).await, node(&config, &redis).await);
+    let names = ["custom.cluster.fold", "drives.pressure"];
+    let mut watcher = connect(b.addr(), READER).await;
+    let requests: Vec<SubscriptionRequest> = names.iter().map(|n| no_snapshot(n)).collect();
+    let entries = subscribed(&watcher.request(&subscribe_with("s", requests)).await, "s");
+    let epochs: Vec<Epoch> = entries.iter().map(|e| e.epoch.clone()).collect();
+    let (mut on_a, mut on_b) = (
+        connect(a.addr(), PUBLISHER).await,
+        connect(b.addr(), PUBLISHER).await,
+    );
+    for (at, name) in names.iter().enumerate() {
+        for n in 1..=10 {
+            let publisher = if n % 2 == 1 { &mut on_a } else { &mut on_b };
+            let (epoch, seq) = publish_one(publisher, name, n).await;
+            assert_eq!(
+                (&epoch, seq),
+                (&epochs[at], n),
+                "{name}: one numbering, one epoch"
+            );
+        }
+    }
+    for (at, name) in names.iter().enumerate() {
+        for n in 1..=10 {
+            let message = watcher.recv().await;
+            assert_eq!(event_on(&message, name), (n, false));
+            assert_eq!(delivery(&message).epoch, epochs[at]);
+            assert_eq!(delivery(&message).payload, payload(name, n));
+        }
+    }
+    for addr in [a.addr(), b.addr()] {
+        let mut late = connect(addr, READER).await;
+        for (at, name) in names.iter().enumerate() {
+            let id = format!("late{at}");
+            let (epoch, seq, start) =
+                subscribed_one(&late.request(&subscribe(&id, &[name])).await, &id);
+            assert_eq!(
+                (epoch, seq, start),
+                (epochs[at].clone(), 10, Start::Snapshot)
+            );
+            let (seq, state) = snapshot_on(&late.recv().await, name);
+            assert_eq!((seq, state), (10, fold(name, 10)), "{name} on {addr}");
+        }
+    }
+}
+
+/// A reader of one topic that checks every frame continues its stream.
+struct Follower {
+    client: Client,
+    epoch: Option<Epoch>,
+    seq: u64,
+    seen: Vec<u64>,
+    duplicates: u64,
+    gaps: u64,
+}
+
+impl Follower {
+    async fn start(addr: SocketAddr, name: &str, resume_from: Option<(Epoch, u64)>) -> Follower {
+        let mut client = connect(addr, READER).await;
+        let request = match &resume_from {
+            Some((epoch, after)) => resume(name, epoch, *after),
+            None => SubscriptionRequest::new(topic(name)),
+        };
+        let (epoch, at, start) =
+            subscribed_one(&client.request(&subscribe_with("s", [request])).await, "s");
+        let mut follower = Follower {
+            client,
+            epoch: Some(epoch),
+            seq: 0,
+            seen: Vec::new(),
+            duplicates: 0,
+            gaps: 0,
+        };
+        match start {
+            Start::Snapshot => {
+                let (seq, state) = snapshot_on(&follower.client.recv().await, name);
+                assert_eq!(seq, at, "the snapshot is at the acknowledged seq");
+                assert_eq!(state, fold(name, seq), "the snapshot is the fold");
+                follower.seq = seq;
+            }
+            Start::Resumed => {
+                let (_, after) = resume_from.expect("resumed only when resuming");
+                follower.seq = after;
+            }
+            other => panic!("unexpected start {other:?}"),
+        }
+        follower
+    }
+
+    fn take(&mut self, message: &ServerMessage) {
+        let data = delivery(message);
+        assert_eq!(Some(&data.epoch), self.epoch.as_ref(), "one epoch");
+        let seq = data.seq.get();
+        if seq <= self.seq {
+            self.duplicates += 1;
+        } else {
+            if seq != self.seq + 1 {
+                self.gaps += seq - self.seq - 1;
+            }
+            self.seq = seq;
+            self.seen.push(seq);
+        }
+    }
+
+    /// Reads until `last`.
+    async fn read_to(&mut self, last: u64) {
+        while self.seq < last {
+            let message = self.client.recv().await;
+            self.take(&message);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_on_one_node_hand_over_to_live_events_without_gap_or_duplicate_while_another_publishes()
+ {
+    const EVENTS: u64 = 400;
+    let redis = Redis::start();
+    let config = ConfigFile::new("race");
+    let (a, b) = (node(&config, &redis).await, node(&config, &redis).await);
+    let name = "custom.cluster.race";
+    let mut publisher = connect(a.addr(), PUBLISHER).await;
+    let hammer = tokio::spawn(async move {
+        // Pipelined in bursts, so subscribes below land among publishes in flight.
+        for burst in 0..EVENTS / 20 {
+            for n in 1..=20 {
+                let n = burst * 20 + n;
+                publisher
+                    .send(&publish(&format!("p{n}"), name, payload(name, n)))
+                    .await;
+            }
+            for _ in 0..20 {
+                assert_eq!(publisher.recv().await.kind(), "published");
+            }
+        }
+    });
+    let mut followers = Vec::new();
+    let mut last_seen: Option<(Epoch, u64)> = None;
+    for round in 0..8 {
+        // Alternately a fresh subscriber (snapshot) and one resuming where the previous one
+        // stood (replay from the shared stream, on another node than where it was published).
+        let from = if round % 2 == 1 {
+            last_seen.clone()
+        } else {
+            None
+        };
+        let mut follower = Follower::start(b.addr(), name, from).await;
+        // Read a little, so the next one resumes from a point in the middle.
+        let message = follower.client.recv().await;
+        follower.take(&message);
+        last_seen = Some((follower.epoch.clone().expect("epoch"), follower.seq));
+        followers.push(follower);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    hammer.await.expect("the publisher finished");
+    for (at, follower) in followers.iter_mut().enumerate() {
+        follower.read_to(EVENTS).await;
+        assert_eq!(
+            (follower.gaps, follower.duplicates),
+            (0, 0),
+            "subscriber {at}: no gap, no duplicate"
+        );
+        assert_eq!(follower.seq, EVENTS);
+    }
+    let first = followers[0].seen[0];
+    assert!(
+        first < EVENTS,
+        "the first subscriber started before the last publish"
+    );
+}
+
+/// A subscriber that survives its node: on a connection lost it reconnects to the next address
+/// and resumes with the epoch and last `seq` it saw.
+struct Survivor {
+    name: &'static str,
+    epoch: Epoch,
+    seq: u64,
+    received: u64,
+    duplicates: u64,
+    gaps: u64,
+    resets: u64,
+    reconnects: u64,
+}
+
+impl Survivor {
+    async fn connect(&mut self, addr: SocketAddr) -> Option<Client> {
+        let dial = Dial {
+            token: Some(READER),
+            ..Dial::default()
+        };
+        let mut client = Client::dial_addr(addr, dial).await.ok()?;
+        let request = resume(self.name, &self.epoch, self.seq);
+        client.send(&subscribe_with("r", [request])).await;
+        let reply = client.recv().await;
+        if reply.kind() == "error" {
+            // The node cannot reach Redis yet (`unavailable`): retry.
+            assert_eq!(error_code(&reply, "r"), ErrorCode::Unavailable);
+            return None;
+        }
+        let (epoch, at, start) = subscribed_one(&reply, "r");
+        match start {
+            Start::Resumed => {}
+            Start::Reset => {
+                self.resets += 1;
+                self.epoch = epoch;
+                let (seq, _) = snapshot_on(&client.recv().await, self.name);
+                assert_eq!(seq, at);
+                self.seq = seq;
+            }
+            other => panic!("unexpected start {other:?}"),
+        }
+        Some(client)
+    }
+
+    fn take(&mut self, message: &ServerMessage) {
+        let data = delivery(message);
+        if data.epoch != self.epoch {
+            panic!("{}: an event of another stream without a reset", self.name);
+        }
+        let seq = data.seq.get();
+        if seq <= self.seq {
+            self.duplicates += 1;
+            return;
+        }
+        self.gaps += seq - self.seq - 1;
+        self.seq = seq;
+        self.received += 1;
+    }
+
+    /// Reads until `last` (or until `stop` says so), reconnecting to `fallback` when the
+    /// connection is lost or closed. Returns the close codes it saw.
+    async fn follow(&mut self, mut client: Client, fallback: SocketAddr, last: u64) -> Vec<u16> {
+        let mut closes = Vec::new();
+        while self.seq < last {
+            let next = tokio::time::timeout(STEP, client.ws.next()).await;
+            let message = match next {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    rtbus_protocol::decode_server_frame(&text).expect("valid frame")
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    closes.push(frame.map_or(0, |f| u16::from(f.code)));
+                    client = self.reconnect(fallback).await;
+                    continue;
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_)) | None) => {
+                    closes.push(0);
+                    client = self.reconnect(fallback).await;
+                    continue;
+                }
+                Err(_) => panic!("{}: nothing for {STEP:?} at seq {}", self.name, self.seq),
+            };
+            self.take(&message);
+        }
+        closes
+    }
+
+    async fn reconnect(&mut self, addr: SocketAddr) -> Client {
+        self.reconnects += 1;
+        for _ in 0..100 {
+            if let Some(client) = self.connect(addr).await {
+                return client;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{}: could not resume on {addr}", self.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_a_killed_node_resume_on_the_other_with_nothing_lost_or_duplicated_and_learn_of_a_redis_restart()
+ {
+    const EVENTS: u64 = 600;
+    const PER_NODE: usize = 3;
+    let mut redis = Redis::start();
+    let config = ConfigFile::new("fault");
+    let (mut a, b) = (node(&config, &redis).await, node(&config, &redis).await);
+    let (a_addr, b_addr) = (a.addr(), b.addr());
+    let name = "custom.cluster.fault";
+    let mut survivors = Vec::new();
+    for at in 0..PER_NODE * 2 {
+        let addr = if at < PER_NODE { a_addr } else { b_addr };
+        let mut client = connect(addr, READER).await;
+        let (epoch, seq, _) = subscribed_one(
+            &client
+                .request(&subscribe_with("s", [no_snapshot(name)]))
+                .await,
+            "s",
+        );
+        let survivor = Survivor {
+            name,
+            epoch,
+            seq,
+            received: 0,
+            duplicates: 0,
+            gaps: 0,
+            resets: 0,
+            reconnects: 0,
+        };
+        survivors.push((survivor, client));
+    }
+    let mut publisher = connect(b_addr, PUBLISHER).await;
+    let feeder = tokio::spawn(async move {
+        for n in 1..=EVENTS {
+            let reply = publisher
+                .request(&publish(&format!("p{n}"), name, payload(name, n)))
+                .await;
+            assert_eq!(reply.kind(), "published", "{reply:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        publisher
+    });
+    let readers: Vec<_> = survivors
+        .into_iter()
+        .map(|(mut survivor, client)| {
+            tokio::spawn(async move {
+                let closes = survivor.follow(client, b_addr, EVENTS).await;
+                (survivor, closes)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    a.kill_9();
+    let mut publisher = feeder.await.expect("the publisher finished");
+    let mut survivors = Vec::new();
+    for reader in readers {
+        let (survivor, _) = reader.await.expect("the reader finished");
+        survivors.push(survivor);
+    }
+    let lost: u64 = survivors.iter().map(|s| s.gaps).sum();
+    let duplicated: u64 = survivors.iter().map(|s| s.duplicates).sum();
+    let moved = survivors.iter().filter(|s| s.reconnects > 0).count();
+    let received: u64 = survivors.iter().map(|s| s.received).sum();
+    eprintln!(
+        "fault test: {EVENTS} events, {} subscribers, {moved} resumed on the other node, \
+         {received} events received, {lost} lost, {duplicated} duplicated",
+        survivors.len()
+    );
+    assert_eq!((lost, duplicated), (0, 0));
+    assert_eq!(moved, PER_NODE, "every client of the killed node moved");
+    assert_eq!(received, EVENTS * survivors.len() as u64);
+
+    // Redis restarts empty: every client is told (4013), resumes, and is answered `reset`.
+    let old_epoch = survivors[0].epoch.clone();
+    let mut clients = Vec::new();
+    for survivor in &mut survivors {
+        clients.push(
+            survivor
+                .connect(b_addr)
+                .await
+                .expect("resumed on the survivor"),
+        );
+    }
+    redis.restart();
+    for (survivor, client) in survivors.iter_mut().zip(clients) {
+        assert_eq!(
+            client_close(client).await,
+            CloseCode::EngineUnavailable.value()
+        );
+        let client = survivor.reconnect(b_addr).await;
+        drop(client);
+        assert_eq!(survivor.resets, 1, "the client learnt it must reload");
+        assert_ne!(survivor.epoch, old_epoch);
+        assert_eq!(survivor.seq, 0, "the new stream starts empty");
+    }
+    wait_healthy(b_addr).await;
+    let (epoch, seq) = publish_one(&mut publisher, name, 1).await;
+    assert_eq!((epoch, seq), (survivors[0].epoch.clone(), 1));
+}
+
+/// Reads until the close frame; its code (0 when the connection ended without one).
+async fn client_close(mut client: Client) -> u16 {
+    loop {
+        match tokio::time::timeout(STEP, client.ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map_or(0, |f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => return 0,
+            Err(_) => panic!("no close within {STEP:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushall_gives_topics_a_new_epoch_and_resuming_clients_are_reset() {
+    let redis = Redis::start();
+    let config = ConfigFile::new("flush");
+    let (a, b) = (node(&config, &redis).await, node(&config, &redis).await);
+    let name = "custom.cluster.flush";
+    let mut publisher = connect(a.addr(), PUBLISHER).await;
+    let mut reader = connect(b.addr(), READER).await;
+    let (old, _, _) = subscribed_one(
+        &reader
+            .request(&subscribe_with("s", [no_snapshot(name)]))
+            .await,
+        "s",
+    );
+    for n in 1..=3 {
+        publish_one(&mut publisher, name, n).await;
+        assert_eq!(event_on(&reader.recv().await, name), (n, false));
+    }
+    assert!(
+        redis
+            .command("FLUSHALL")
+            .is_some_and(|r| r.starts_with("+OK"))
+    );
+    assert_eq!(
+        client_close(reader).await,
+        CloseCode::EngineUnavailable.value()
+    );
+    let mut reader = connect(b.addr(), READER).await;
+    let reply = reader
+        .request(&subscribe_with("r", [resume(name, &old, 3)]))
+        .await;
+    let (new, seq, start) = subscribed_one(&reply, "r");
+    assert_eq!((seq, start), (0, Start::Reset));
+    assert_ne!(new, old);
+    assert_eq!(snapshot_on(&reader.recv().await, name), (0, fold(name, 0)));
+    let (epoch, seq) = publish_one(&mut publisher, name, 1).await;
+    assert_eq!(
+        (epoch, seq),
+        (new.clone(), 1),
+        "the publishing node follows the new stream"
+    );
+    assert_eq!(event_on(&reader.recv().await, name), (1, false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_is_reported_publishes_and_subscribes_fail_retryably_and_the_node_recovers() {
+    let mut redis = Redis::start();
+    let config = ConfigFile::new("down");
+    let a = node(&config, &redis).await;
+    let name = "custom.cluster.down";
+    let mut publisher = connect(a.addr(), PUBLISHER).await;
+    let mut reader = connect(a.addr(), READER).await;
+    let (old, _, _) = subscribed_one(
+        &reader
+            .request(&subscribe_with("s", [no_snapshot(name)]))
+            .await,
+        "s",
+    );
+    publish_one(&mut publisher, name, 1).await;
+    assert_eq!(event_on(&reader.recv().await, name), (1, false));
+    let port = redis.port;
+    redis.kill();
+    assert_eq!(
+        client_close(reader).await,
+        CloseCode::EngineUnavailable.value()
+    );
+    assert!(CloseCode::EngineUnavailable.reconnect());
+    let body = wait_health(a.addr(), 503).await;
+    assert!(body.contains("unavailable"), "{body}");
+    let reply = publisher
+        .request(&publish("down", name, payload(name, 2)))
+        .await;
+    assert_eq!(error_code(&reply, "down"), ErrorCode::Unavailable);
+    assert!(
+        ErrorCode::Unavailable.reconnect(),
+        "unavailable says to retry"
+    );
+    let mut reader = connect(a.addr(), READER).await;
+    let reply = reader.request(&subscribe("s2", &[name])).await;
+    assert_eq!(error_code(&reply, "s2"), ErrorCode::Unavailable);
+
+    let _redis = Redis::start_on(port);
+    wait_healthy(a.addr()).await;
+    let reply = reader
+        .request(&subscribe_with("s3", [resume(name, &old, 1)]))
+        .await;
+    let (new, seq, start) = subscribed_one(&reply, "s3");
+    assert_eq!((seq, start), (0, Start::Reset), "Redis came back empty");
+    assert_ne!(new, old);
+    assert_eq!(snapshot_on(&reader.recv().await, name), (0, fold(name, 0)));
+    let (epoch, seq) = publish_one(&mut publisher, name, 1).await;
+    assert_eq!((epoch, seq), (new, 1));
+    assert_eq!(event_on(&reader.recv().await, name), (1, false));
+}
