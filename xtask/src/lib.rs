@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod codegen;
 pub mod fuzz;
+pub mod soak;
 pub mod test;
 #[cfg(test)]
 mod tidy;

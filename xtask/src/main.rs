@@ -23,6 +23,9 @@ enum Command {
     Bench(xtask::bench::Args),
     /// Fuzz the server's frame path in release (a million inputs by default).
     Fuzz(xtask::fuzz::Args),
+    /// Soak the release server: steady load with churn for --minutes (or --seconds), its memory
+    /// over time; fails on any lost event, any error, or memory growth beyond the bound.
+    Soak(xtask::soak::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Command::Test(args) => xtask::test::run(&args),
         Command::Bench(args) => xtask::bench::run(&args),
         Command::Fuzz(args) => xtask::fuzz::run(&args),
+        Command::Soak(args) => xtask::soak::run(&args),
     };
     match result {
         Ok(code) => code,
