@@ -473,12 +473,7 @@ impl Subscriber {
         // Frames already on their way are read and dropped until the server's close reply:
         // the resume asks for them again.
         let _ = tokio::time::timeout(self.connect_timeout, async {
-            loop {
-                match rtbus_socket::next(ws).await {
-                    Inbound::Text(_) | Inbound::Binary(_) => {}
-                    _ => break,
-                }
-            }
+            while let Inbound::Text(_) | Inbound::Binary(_) = rtbus_socket::next(ws).await {}
         })
         .await;
         let resume = Some((tracked.epoch.as_str(), tracked.last));

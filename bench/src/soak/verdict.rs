@@ -234,8 +234,8 @@ impl SoakReport {
                 );
                 let _ = writeln!(
                     out,
-                    "  growth after warm-up   {:+.1} MiB (from {:.1} MiB at {:.0} s; bound: last ≤ \
-                     baseline + {:.1} MiB)",
+                    "  growth after warm-up   {:+.1} MiB (from {:.1} MiB, the first sample after \
+                     the {:.1} s warm-up; bound: last ≤ that + {:.1} MiB)",
                     rss.growth as f64 / MIB,
                     rss.baseline as f64 / MIB,
                     self.bound.warmup_s,
