@@ -21,7 +21,7 @@ const PUBLISHER_TOKEN: &str = "soak-publisher";
 const HISTORY_PER_TOPIC: usize = 1024;
 
 /// Arguments of `cargo xtask soak`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct Args {
     /// How many minutes to publish.
     #[arg(long, required_unless_present = "seconds", conflicts_with = "seconds")]
@@ -59,9 +59,33 @@ pub struct Args {
     /// Approximate payload size in bytes.
     #[arg(long, default_value_t = 100)]
     pub payload_bytes: usize,
+    /// Build and run the dev-profile binaries instead of release ones. CI does: they are the
+    /// ones `cargo test` already built, so the soak costs no build; loss, errors and growth are
+    /// judged the same, but memory and CPU figures are not the release build's.
+    #[arg(long)]
+    pub debug: bool,
 }
 
 impl Args {
+    /// The soak `cargo xtask test` runs: 60 seconds of the default load on the dev-profile
+    /// binaries.
+    pub fn ci() -> Args {
+        Args {
+            minutes: None,
+            seconds: Some(60.0),
+            rate: 400.0,
+            topics: 4,
+            subscribers: 220,
+            churners: 20,
+            churn_secs: 0.5,
+            sample_secs: 5.0,
+            warmup_secs: None,
+            rss_growth_mib: 8.0,
+            payload_bytes: 100,
+            debug: true,
+        }
+    }
+
     /// The soak's length in seconds, refused unless it is a positive number.
     fn seconds(&self) -> anyhow::Result<f64> {
         let seconds = match (self.minutes, self.seconds) {
@@ -184,26 +208,46 @@ fn target_dir(root: &Path) -> PathBuf {
 
 /// Runs the soak; exit code 1 when the verdict fails.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    Ok(if passes(args)? {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Runs the soak and returns its verdict; an error when it could not run.
+pub fn passes(args: &Args) -> anyhow::Result<bool> {
     let seconds = args.seconds()?;
     let root = crate::project_root();
+    let (profile, dir_name) = if args.debug {
+        ("dev", "debug")
+    } else {
+        ("release", "release")
+    };
     let mut build = cargo();
     build.args([
         "build",
-        "--release",
+        "--profile",
+        profile,
         "--locked",
         "-p",
         "rtbus-server",
         "-p",
         "rtbus-bench",
     ]);
-    step("build rtbus-server and rtbus-bench (release)", build, &root)?;
+    step(
+        &format!("build rtbus-server and rtbus-bench ({profile} profile)"),
+        build,
+        &root,
+    )?;
     let target = target_dir(&root);
+    let binaries = target.join(dir_name);
     let dir = target.join("soak");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (mut server, url) = start_server(&target.join("release/rtbus-server"), &dir)?;
+    let (mut server, url) = start_server(&binaries.join("rtbus-server"), &dir)?;
     let pid = server.child.id();
-    println!("==> soak rtbus-server (pid {pid}, {url}) for {seconds} s");
-    let status = Command::new(target.join("release/rtbus-bench"))
+    println!("==> soak rtbus-server ({profile} profile, pid {pid}, {url}) for {seconds} s");
+    let status = Command::new(binaries.join("rtbus-bench"))
         .args(args.bench_args(seconds, &url, pid, &dir))
         .current_dir(&root)
         .status()
@@ -217,8 +261,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     drop(server);
     match status.code() {
-        Some(0) => Ok(ExitCode::SUCCESS),
-        Some(1) => Ok(ExitCode::from(1)),
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
         _ => bail!("rtbus-bench --soak failed ({status})"),
     }
 }
@@ -232,15 +276,7 @@ mod tests {
         let args = |minutes, seconds| Args {
             minutes,
             seconds,
-            rate: 400.0,
-            topics: 4,
-            subscribers: 220,
-            churners: 20,
-            churn_secs: 0.5,
-            sample_secs: 5.0,
-            warmup_secs: None,
-            rss_growth_mib: 8.0,
-            payload_bytes: 100,
+            ..Args::ci()
         };
         assert_eq!(args(Some(10.0), None).seconds().ok(), Some(600.0));
         assert_eq!(args(None, Some(60.0)).seconds().ok(), Some(60.0));
@@ -252,6 +288,24 @@ mod tests {
         assert!(flags.contains(&"--server-pid=7".to_owned()), "{flags:?}");
         assert!(flags.contains(&"--soak-dir=/t".to_owned()), "{flags:?}");
         assert!(!flags.iter().any(|f| f.starts_with("--warmup-secs")));
+    }
+
+    #[test]
+    fn the_ci_soak_is_the_command_line_defaults_for_60_seconds_in_debug() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        use clap::Parser as _;
+        let parsed = Cli::try_parse_from(["soak", "--seconds", "60", "--debug"])
+            .expect("valid flags")
+            .args;
+        assert_eq!(parsed, Args::ci());
+        let err = Cli::try_parse_from(["soak", "--seconds", "60", "--minutes", "1"])
+            .err()
+            .expect("both lengths given");
+        assert!(err.to_string().contains("cannot be used with"), "{err}");
     }
 
     #[test]
