@@ -179,6 +179,8 @@ impl Subscriber {
             next_churn = self.churn.map(|c| Instant::now() + c);
         }
         let _ = ws.close(None).await;
+        // A subscriber cut off early is still owed every event up to the end of the run.
+        let _ = finish.wait_for(Option::is_some).await;
         self.outcome(&tracked, &finish)
     }
 

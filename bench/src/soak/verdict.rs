@@ -163,6 +163,17 @@ pub fn verdict(report: &SoakReport) -> Vec<String> {
     if report.published == 0 {
         failures.push("nothing was published".to_owned());
     }
+    let unread = report
+        .samples
+        .iter()
+        .filter(|s| s.rss_bytes.is_none())
+        .count();
+    if unread > 0 {
+        failures.push(format!(
+            "the server's memory could not be read at {unread} of {} sample(s) (did it exit?)",
+            report.samples.len()
+        ));
+    }
     match rss_summary(&report.samples, &report.bound) {
         None => failures.push(format!(
             "no reading of the server's memory after the {:.0} s warm-up: the run is too \
@@ -411,7 +422,24 @@ mod tests {
             },
         ]);
         assert_eq!(rss_summary(&unreadable.samples, &unreadable.bound), None);
-        assert_eq!(verdict(&unreadable).len(), 1);
+        assert_eq!(
+            verdict(&unreadable)[0],
+            "the server's memory could not be read at 1 of 2 sample(s) (did it exit?)"
+        );
+        assert_eq!(verdict(&unreadable).len(), 2);
+        // A server that vanished after the baseline fails too, though its readings were flat.
+        let vanished = clean(vec![
+            sample(15.0, 40),
+            sample(20.0, 40),
+            Sample {
+                rss_bytes: None,
+                ..sample(25.0, 0)
+            },
+        ]);
+        assert_eq!(
+            verdict(&vanished),
+            ["the server's memory could not be read at 1 of 3 sample(s) (did it exit?)"]
+        );
     }
 
     #[test]
