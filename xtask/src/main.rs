@@ -17,7 +17,7 @@ enum Command {
     /// Regenerate generated/ (TypeScript, JSON Schema, PROTOCOL.md) from the protocol crate.
     Codegen(xtask::codegen::Args),
     /// Run every check CI runs: fmt, clippy, drift check, TypeScript checks, npm package checks
-    /// (build, publint, attw, consumer check, client tests), cargo test.
+    /// (build, publint, attw, consumer check, client tests), cargo test, a 60 s soak.
     Test(xtask::test::Args),
     /// Benchmarks: criterion frame micro-benchmarks and the load suite against the peers.
     Bench(xtask::bench::Args),
