@@ -234,6 +234,42 @@ pub async fn run(plan: SoakPlan, mut on_sample: impl FnMut(&Sample)) -> anyhow::
     let (stop_tx, stop_rx) = watch::channel(false);
     let publishers = start_publishers(&plan, &shared, addr, &stop_rx).await?;
 
+    let samples = sample_until_the_end(&plan, &shared, &mut on_sample).await;
+    let _ = stop_tx.send(true);
+    let (expected, received) = drain(&plan, &shared, publishers, subscribers, &finish_tx).await;
+    let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let mut report = SoakReport {
+        load: plan.load(),
+        bound: plan.bound,
+        published: get(&shared.acked),
+        expected,
+        received,
+        lost: get(&shared.lost),
+        duplicated: get(&shared.duplicated),
+        out_of_order: get(&shared.out_of_order),
+        errors: get(&shared.errors),
+        error_samples: shared
+            .error_samples
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default(),
+        resubscribes: get(&shared.resubscribes),
+        reconnects: get(&shared.reconnects),
+        rss: verdict::rss_summary(&samples, &plan.bound),
+        samples,
+        failures: Vec::new(),
+    };
+    report.failures = verdict::verdict(&report);
+    Ok(report)
+}
+
+/// Samples the server's memory and the counters every [`SoakPlan::sample_every`] until the
+/// run's length has passed.
+async fn sample_until_the_end(
+    plan: &SoakPlan,
+    shared: &Shared,
+    on_sample: &mut impl FnMut(&Sample),
+) -> Vec<Sample> {
     let server = Pid::Other(plan.server_pid);
     let start = Instant::now();
     let end = start + plan.duration;
@@ -248,8 +284,19 @@ pub async fn run(plan: SoakPlan, mut on_sample: impl FnMut(&Sample)) -> anyhow::
         next += plan.sample_every;
     }
     tokio::time::sleep_until(end.into()).await;
+    samples
+}
 
-    let _ = stop_tx.send(true);
+/// Once the publishers were told to stop: waits for every publish to be acknowledged, tells
+/// every subscriber where its topic's stream ended, and collects what they were owed and got
+/// (expected, received).
+async fn drain(
+    plan: &SoakPlan,
+    shared: &Shared,
+    publishers: Vec<tokio::task::JoinHandle<()>>,
+    subscribers: Vec<tokio::task::JoinHandle<subscriber::Outcome>>,
+    finish_tx: &watch::Sender<Option<Arc<Finish>>>,
+) -> (u64, u64) {
     let drain = Instant::now() + plan.drain_timeout;
     for publisher in publishers {
         let _ = tokio::time::timeout_at(drain.into(), publisher).await;
@@ -293,30 +340,7 @@ pub async fn run(plan: SoakPlan, mut on_sample: impl FnMut(&Sample)) -> anyhow::
             Err(_) => shared.error("a subscriber did not stop after the drain deadline"),
         }
     }
-    let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-    let mut report = SoakReport {
-        load: plan.load(),
-        bound: plan.bound,
-        published: get(&shared.acked),
-        expected,
-        received,
-        lost: get(&shared.lost),
-        duplicated: get(&shared.duplicated),
-        out_of_order: get(&shared.out_of_order),
-        errors: get(&shared.errors),
-        error_samples: shared
-            .error_samples
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default(),
-        resubscribes: get(&shared.resubscribes),
-        reconnects: get(&shared.reconnects),
-        rss: verdict::rss_summary(&samples, &plan.bound),
-        samples,
-        failures: Vec::new(),
-    };
-    report.failures = verdict::verdict(&report);
-    Ok(report)
+    (expected, received)
 }
 
 /// Starts every subscriber (the last `churners` of them churn) and waits until each has
