@@ -9,7 +9,8 @@ use anyhow::Context as _;
 
 use crate::generator::{self, TopicKind};
 use crate::report::Report;
-use crate::{embedded, floor, suite};
+use crate::soak::verdict::{SAMPLE_HEADER, sample_row};
+use crate::{embedded, floor, soak, suite};
 
 /// Exit code: an error (bad arguments, the server could not be reached, a run broke).
 pub const EXIT_ERROR: u8 = 2;
@@ -124,6 +125,40 @@ pub struct BenchArgs {
         ]
     )]
     pub floor: bool,
+    /// Soak the server at --url instead of measuring it: publish at --rate for this many
+    /// seconds over --topics, with --subscribers (the last --churners of them churning), sample
+    /// its memory (--server-pid) every --sample-secs, and fail on any lost, duplicated or
+    /// reordered event, any error, or memory growth after the warm-up beyond --rss-growth-mib.
+    #[arg(
+        long,
+        requires_all = ["url", "server_pid", "rate"],
+        conflicts_with_all = ["serve", "suite", "floor", "idle", "half_load", "stalled"]
+    )]
+    pub soak: Option<f64>,
+    /// Soak: seconds between samples of the server's memory and the counters.
+    #[arg(long, default_value_t = 5.0, requires = "soak")]
+    pub sample_secs: f64,
+    /// Soak: seconds after the first publish that the memory bound ignores. Default: 1.5 × the
+    /// time the histories take to fill (--history-per-topic × --topics / --rate), at least 10.
+    #[arg(long, requires = "soak")]
+    pub warmup_secs: Option<f64>,
+    /// Soak: the server's events kept per topic (its `history_per_topic`), for the warm-up.
+    #[arg(long, default_value_t = 1024, requires = "soak")]
+    pub history_per_topic: usize,
+    /// Soak: how many of the subscribers leave and come back (alternately unsubscribing and
+    /// reconnecting, each time resuming after the last seq seen).
+    #[arg(long, default_value_t = 0, requires = "soak")]
+    pub churners: usize,
+    /// Soak: seconds between a churner's cycles.
+    #[arg(long, default_value_t = 0.5, requires = "soak")]
+    pub churn_secs: f64,
+    /// Soak: the growth of the server's memory allowed from the first sample after the warm-up
+    /// to the last one, in MiB.
+    #[arg(long, default_value_t = 8.0, requires = "soak")]
+    pub rss_growth_mib: f64,
+    /// Soak: where to write soak.json (the report) and samples.csv.
+    #[arg(long, default_value = "target/soak", requires = "soak")]
+    pub soak_dir: PathBuf,
 }
 
 /// Runs `rtbus-bench`. Exit code 0: no lost, reordered or erroneous event; 1: some; errors
@@ -167,6 +202,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         // Plain threads, off the runtime: the floor is measured without an async runtime.
         let report = tokio::task::spawn_blocking(move || floor::run(&plan)).await??;
         return finish(&report, args.json.as_deref());
+    }
+    if let Some(soak_secs) = args.soak {
+        return soak(&args, secs(soak_secs, "--soak")?).await;
     }
     let (url, token, embedded) = match &args.url {
         Some(url) => (url.clone(), args.token.clone(), None),
@@ -222,6 +260,71 @@ fn finish(report: &Report, json: Option<&std::path::Path>) -> anyhow::Result<Exi
         let text = serde_json::to_string_pretty(report)?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Runs `--soak`: prints the samples as they come and the summary, writes `soak.json` and
+/// `samples.csv` to `--soak-dir`, and turns the verdict into the exit code.
+async fn soak(args: &BenchArgs, duration: Duration) -> anyhow::Result<ExitCode> {
+    let secs = |s: f64, flag: &str| {
+        Duration::try_from_secs_f64(s).with_context(|| format!("{flag} {s}: not a duration"))
+    };
+    let rate = args
+        .rate
+        .context("--soak needs --rate (publishes per second)")?;
+    let server_pid = args.server_pid.context("--soak needs --server-pid")?;
+    let url = args.url.clone().context("--soak needs --url")?;
+    let warmup_s = match args.warmup_secs {
+        Some(w) if w.is_finite() && w >= 0.0 => w,
+        Some(w) => anyhow::bail!("--warmup-secs {w}: expected a number of seconds ≥ 0"),
+        None => soak::warmup_secs(rate, args.topics, args.history_per_topic),
+    };
+    anyhow::ensure!(
+        args.rss_growth_mib.is_finite() && args.rss_growth_mib >= 0.0,
+        "--rss-growth-mib {}: expected a number of MiB ≥ 0",
+        args.rss_growth_mib
+    );
+    let plan = soak::SoakPlan {
+        url,
+        token: args.token.clone(),
+        server_pid,
+        duration,
+        rate,
+        topics: args.topics,
+        subscribers: args.subscribers,
+        churners: args.churners,
+        churn: secs(args.churn_secs, "--churn-secs")?,
+        publishers: args.publishers,
+        payload_bytes: args.payload_bytes,
+        sample_every: secs(args.sample_secs, "--sample-secs")?,
+        bound: soak::verdict::RssBound {
+            warmup_s,
+            growth_bytes: (args.rss_growth_mib * 1024.0 * 1024.0) as u64,
+        },
+        drain_timeout: secs(args.drain_secs, "--drain-secs")?,
+        connect_timeout: secs(args.connect_timeout_secs, "--connect-timeout-secs")?,
+    };
+    println!(
+        "soak: {:.0} s, warm-up {warmup_s:.1} s (w), memory bound: last ≤ first after the \
+         warm-up + {} MiB",
+        duration.as_secs_f64(),
+        args.rss_growth_mib
+    );
+    println!("{SAMPLE_HEADER}");
+    let report = soak::run(plan, |sample| println!("{}", sample_row(sample))).await?;
+    print!("{}", report.render());
+    let dir = &args.soak_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = dir.join("soak.json");
+    let text = serde_json::to_string_pretty(&report)?;
+    std::fs::write(&json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
+    let csv = dir.join("samples.csv");
+    std::fs::write(&csv, report.csv()).with_context(|| format!("writing {}", csv.display()))?;
+    println!("samples: {} and {}", csv.display(), json.display());
     Ok(if report.is_clean() {
         ExitCode::SUCCESS
     } else {

@@ -35,7 +35,7 @@ const MAX_ERROR_SAMPLES: usize = 10;
 /// Generator CPU use (share of its cores) above which its own numbers are suspect.
 const GENERATOR_SATURATED: f64 = 0.9;
 
-type Ws = WebSocketStream<TcpStream>;
+pub(crate) type Ws = WebSocketStream<TcpStream>;
 
 /// Which topic family the generated topics belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -97,16 +97,16 @@ pub struct Plan {
 /// means something only with its epoch, so a topic whose epoch changes mid-run gets a second
 /// one instead of having two unrelated counts merged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Acked {
-    epoch: String,
-    first: u64,
-    last: u64,
-    count: u64,
+pub(crate) struct Acked {
+    pub(crate) epoch: String,
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+    pub(crate) count: u64,
 }
 
 /// What was wrong with an acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum AckTrouble {
+pub(crate) enum AckTrouble {
     /// The seq does not follow the previous one of its epoch.
     NotNext { previous: u64 },
     /// The topic's epoch changed: the server reset its stream mid-run.
@@ -114,7 +114,11 @@ enum AckTrouble {
 }
 
 /// Records the acknowledgement of `seq` in `epoch` on a topic's acknowledged streams.
-fn acknowledge(streams: &mut Vec<Acked>, epoch: &str, seq: u64) -> Result<(), AckTrouble> {
+pub(crate) fn acknowledge(
+    streams: &mut Vec<Acked>,
+    epoch: &str,
+    seq: u64,
+) -> Result<(), AckTrouble> {
     if let Some(acked) = streams.last_mut().filter(|a| a.epoch == epoch) {
         let previous = acked.last;
         acked.last = seq;
@@ -1083,13 +1087,13 @@ impl SubscriberConn {
 
 /// Builds event payloads of about the requested size, carrying the send stamp.
 #[derive(Debug, Clone)]
-struct PayloadMaker {
+pub(crate) struct PayloadMaker {
     kind: TopicKind,
     pad: String,
 }
 
 impl PayloadMaker {
-    fn new(kind: TopicKind, bytes: usize) -> PayloadMaker {
+    pub(crate) fn new(kind: TopicKind, bytes: usize) -> PayloadMaker {
         let mut maker = PayloadMaker {
             kind,
             pad: String::new(),
@@ -1099,7 +1103,7 @@ impl PayloadMaker {
         maker
     }
 
-    fn make(&self, t: u64, step: usize) -> Value {
+    pub(crate) fn make(&self, t: u64, step: usize) -> Value {
         match self.kind {
             TopicKind::Custom => json!({ "t": t, "s": step, "pad": self.pad }),
             TopicKind::Activity => json!({
@@ -1241,7 +1245,7 @@ async fn read_acks(shared: Arc<Shared>, mut stream: SplitStream<Ws>) {
 }
 
 /// Sends `auth` and waits for `authenticated` when a token is given.
-async fn authenticate(mut ws: Ws, token: Option<&str>) -> Result<Ws, String> {
+pub(crate) async fn authenticate(mut ws: Ws, token: Option<&str>) -> Result<Ws, String> {
     let Some(token) = token else { return Ok(ws) };
     let auth = ClientMessage::Auth {
         id: RequestId::new("auth").ok(),
@@ -1259,7 +1263,7 @@ async fn authenticate(mut ws: Ws, token: Option<&str>) -> Result<Ws, String> {
     }
 }
 
-async fn send(ws: &mut Ws, message: &ClientMessage) -> Result<(), String> {
+pub(crate) async fn send(ws: &mut Ws, message: &ClientMessage) -> Result<(), String> {
     let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
     ws.send(Message::text(text))
         .await
@@ -1267,7 +1271,7 @@ async fn send(ws: &mut Ws, message: &ClientMessage) -> Result<(), String> {
 }
 
 /// The next text frame, fully decoded and validated.
-async fn next_message(ws: &mut Ws) -> Result<ServerMessage, String> {
+pub(crate) async fn next_message(ws: &mut Ws) -> Result<ServerMessage, String> {
     loop {
         match rtbus_socket::next(ws).await {
             Inbound::Text(text) => {
@@ -1287,7 +1291,7 @@ async fn next_message(ws: &mut Ws) -> Result<ServerMessage, String> {
 /// Opens a WebSocket offering the rtbus subprotocol and requiring the server to select it. A
 /// `stalled` connection gets a tiny receive buffer so that the server notices it stopped reading
 /// after little data; every subscriber holds small buffers so 10,000 of them fit comfortably.
-async fn open(url: &str, addr: SocketAddr, stalled: bool) -> Result<Ws, String> {
+pub(crate) async fn open(url: &str, addr: SocketAddr, stalled: bool) -> Result<Ws, String> {
     let url = Url::parse(url).map_err(|e| e.to_string())?;
     let dial = Dial::new()
         .require_subprotocol(SUBPROTOCOL)
@@ -1305,7 +1309,7 @@ async fn open(url: &str, addr: SocketAddr, stalled: bool) -> Result<Ws, String> 
 }
 
 /// The one address every connection of a run dials (`--url` is resolved once).
-async fn resolve(url: &str) -> anyhow::Result<SocketAddr> {
+pub(crate) async fn resolve(url: &str) -> anyhow::Result<SocketAddr> {
     let parsed = Url::parse(url).map_err(|e| anyhow::anyhow!("--url {url}: {e}"))?;
     parsed
         .resolve()

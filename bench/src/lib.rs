@@ -14,6 +14,8 @@
 //! - `floor`: the loopback floor; [`report`]: what one run measured, as text and JSON.
 //! - [`suite`]: every scenario against every server that passes the `gate` (the harness's
 //!   fan-out cases); [`render`]: its results as Markdown tables and an SVG chart.
+//! - [`soak`]: steady load for minutes, the server's memory over time, and a verdict on loss,
+//!   errors and memory growth.
 //! - `embedded`: the reference server in its bench configuration; `sys`: `/proc` accounting.
 #![deny(missing_docs)]
 
@@ -24,6 +26,7 @@ mod gate;
 mod generator;
 pub mod render;
 pub mod report;
+pub mod soak;
 pub mod suite;
 mod sys;
 

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod codegen;
 pub mod fuzz;
 pub mod install;
+pub mod soak;
 pub mod test;
 #[cfg(test)]
 mod tidy;

@@ -17,12 +17,15 @@ enum Command {
     /// Regenerate generated/ (TypeScript, JSON Schema, PROTOCOL.md) from the protocol crate.
     Codegen(xtask::codegen::Args),
     /// Run every check CI runs: fmt, clippy, drift check, TypeScript checks, npm package checks
-    /// (build, publint, attw, consumer check, client tests), cargo test.
+    /// (build, publint, attw, consumer check, client tests), cargo test, a 60 s soak.
     Test(xtask::test::Args),
     /// Benchmarks: criterion frame micro-benchmarks and the load suite against the peers.
     Bench(xtask::bench::Args),
     /// Fuzz the server's frame path in release (a million inputs by default).
     Fuzz(xtask::fuzz::Args),
+    /// Soak the release server: steady load with churn for --minutes (or --seconds), its memory
+    /// over time; fails on any lost event, any error, or memory growth beyond the bound.
+    Soak(xtask::soak::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Command::Test(args) => xtask::test::run(&args),
         Command::Bench(args) => xtask::bench::run(&args),
         Command::Fuzz(args) => xtask::fuzz::run(&args),
+        Command::Soak(args) => xtask::soak::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -3,9 +3,10 @@
 //! Steps: `cargo fmt --check`, `cargo clippy -D warnings`, the drift check, the TypeScript
 //! checks (`npm ci` in `codegen/typescript-check`, then `tsc --strict` over the generated types
 //! and the corpus), the npm package checks ([`package_checks`]: build, `publint`, `attw`, pack,
-//! a scratch consumer, the client's tests against `rtbus-server`), and `cargo test --workspace`
-//! (after installing Debian's `redis-server` when it is missing, see [`crate::install`]).
-//! Cheap checks run first so a mistake fails fast.
+//! a scratch consumer, the client's tests against `rtbus-server`), `cargo test --workspace`
+//! (after installing Debian's `redis-server` when it is missing, see [`crate::install`]), and a
+//! 60-second soak of the server ([`crate::soak`], dev profile). Cheap checks run first so a
+//! mistake fails fast.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -35,6 +36,9 @@ pub struct Args {
     /// Skip the npm package checks (for quick local runs; CI never passes this).
     #[arg(long)]
     pub no_packages: bool,
+    /// Skip the 60-second soak (for quick local runs; CI never passes this).
+    #[arg(long)]
+    pub no_soak: bool,
     /// Run only the npm package checks (for work on the TypeScript SDK).
     #[arg(long, conflicts_with = "no_packages")]
     pub packages_only: bool,
@@ -214,6 +218,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let mut test = cargo();
         test.args(["test", "--workspace", "--locked"]);
         step("cargo test --workspace", test, &root)?;
+    }
+
+    // Last, because it reuses the dev-profile binaries `cargo test` built.
+    if !args.no_soak {
+        println!("==> soak (60 s, dev profile; fails on loss, errors or memory growth)");
+        if !crate::soak::passes(&crate::soak::Args::ci())? {
+            eprintln!("the soak failed; its samples are in target/soak/");
+            return Ok(ExitCode::FAILURE);
+        }
     }
 
     println!(
