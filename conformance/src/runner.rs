@@ -29,7 +29,7 @@ use crate::expr::{Count, Vars};
 use crate::matcher::{self, State};
 use crate::schema;
 use crate::template;
-use crate::transcript::{Capability, Case, ConnectionSpec, LoadedCase, Step};
+use crate::transcript::{Capability, Case, ConnectionSpec, LoadedCase, Step, Until};
 
 /// A boxed future, for the object-safe [`Target`] trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -373,6 +373,7 @@ pub async fn run_case(
         conns: BTreeMap::new(),
         closes: Vec::new(),
         frames_checked: 0,
+        sent_bytes: 0,
     };
     let outcome = run.play().await;
     let leftover = run.finish().await;
@@ -499,6 +500,8 @@ struct CaseRun<'a> {
     conns: BTreeMap<String, Conn>,
     closes: Vec<CloseRecord>,
     frames_checked: usize,
+    /// Bytes sent by `send` steps so far (what a `repeat` with `until` counts).
+    sent_bytes: u64,
 }
 
 /// Where a failure happened: the step's 1-based index in the file (an inner step of a
@@ -673,9 +676,16 @@ impl CaseRun<'_> {
             }
             Step::ShutdownServer {} => self.shutdown_server(ctx),
             Step::RestartServer {} => self.restart_server(ctx).await,
-            Step::Repeat { times, steps } => {
-                self.repeat(Some(times), Round::Steps(steps), ctx).await
-            }
+            Step::Repeat {
+                times,
+                steps,
+                until: None,
+            } => self.repeat(Some(times), Round::Steps(steps), ctx).await,
+            Step::Repeat {
+                times,
+                steps,
+                until: Some(until),
+            } => self.repeat_until(times, steps, until, ctx).await,
         }
     }
 
@@ -706,6 +716,110 @@ impl CaseRun<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A `repeat` step with `until`: rounds in batches of doubling size (by bytes sent), each
+    /// followed by a look at the connection `until.closed` (see [`Until`]).
+    async fn repeat_until(
+        &mut self,
+        times: &Count,
+        steps: &[Step],
+        until: &Until,
+        ctx: &StepCtx,
+    ) -> Result<(), Failure> {
+        let n = self.count(times, ctx)?;
+        let from = self.count(&until.from_bytes, ctx)?.max(1);
+        let to = self.count(&until.to_bytes, ctx)?;
+        let quiet = Duration::from_millis(match &until.quiet_ms {
+            Some(q) => self.count(q, ctx)?,
+            None => 300,
+        });
+        let deadline = match &until.within_ms {
+            Some(w) => Some(Instant::now() + Duration::from_millis(self.count(w, ctx)?)),
+            None => None,
+        };
+        let name = until.closed.as_str();
+        let started = self.sent_bytes;
+        let mut batch = from;
+        let mut batch_start = self.sent_bytes;
+        let mut rounds = 0;
+        for i in 1..=n {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(ctx.fail(format!(
+                    "the server did not close connection {name:?} within withinMs: {} round(s) \
+                     sent {} bytes",
+                    rounds,
+                    self.sent_bytes - started
+                )));
+            }
+            self.state.vars.insert("i".into(), Value::from(i));
+            self.play_round(steps, Pass { i, n }, ctx).await?;
+            rounds = i;
+            let sent = self.sent_bytes - batch_start;
+            if sent <= batch && i < n {
+                continue;
+            }
+            if self.read_until_closed_or_quiet(name, quiet, ctx).await? {
+                return Ok(());
+            }
+            if sent > to {
+                return Err(ctx.fail(format!(
+                    "the server did not close connection {name:?}, which was not reading, \
+                     although one batch of rounds sent {sent} bytes for it, more than toBytes \
+                     ({to}); {} bytes in {rounds} round(s) in all",
+                    self.sent_bytes - started
+                )));
+            }
+            // The last batch sends just more than `toBytes`: enough, and not twice that.
+            batch = batch.saturating_mul(2).min(to);
+            batch_start = self.sent_bytes;
+        }
+        Err(ctx.fail(format!(
+            "the server did not close connection {name:?} in {n} round(s) ({} bytes sent)",
+            self.sent_bytes - started
+        )))
+    }
+
+    /// Reads `name` until the server closes it (`true`) or no frame has arrived for `quiet`
+    /// (`false`; it stops reading again). Frames are discarded after the schema check.
+    async fn read_until_closed_or_quiet(
+        &mut self,
+        name: &str,
+        quiet: Duration,
+        ctx: &StepCtx,
+    ) -> Result<bool, Failure> {
+        loop {
+            let c = self.conn(name, ctx)?;
+            if c.closed.is_some() {
+                return Ok(true);
+            }
+            let _ = c.gate.send(true);
+            let Ok(incoming) = tokio::time::timeout(quiet, c.rx.recv()).await else {
+                let _ = c.gate.send(false);
+                return Ok(false);
+            };
+            match incoming.unwrap_or(Incoming::End(None)) {
+                Incoming::Frame { text, checked } => {
+                    self.frames_checked += 1;
+                    if let Err((value, violation)) = checked {
+                        return Err(schema_failure(ctx, text, value, &violation));
+                    }
+                }
+                Incoming::Binary(n) => {
+                    return Err(ctx.fail(format!(
+                        "connection {name:?}: the server sent a binary frame of {n} bytes"
+                    )));
+                }
+                Incoming::Close(code, _) => {
+                    self.mark_closed(name, code, true);
+                    return Ok(true);
+                }
+                Incoming::End(_) => {
+                    self.mark_closed(name, None, false);
+                    return Ok(true);
+                }
+            }
+        }
     }
 
     /// One round of a `repeat` step: its inner steps in order, each starting with `{{i}}` =
@@ -752,6 +866,7 @@ impl CaseRun<'_> {
         ctx: &StepCtx,
     ) -> Result<(), Failure> {
         let message = self.message(body, ctx)?;
+        self.sent_bytes += message.len() as u64;
         let c = self.conn(conn, ctx)?;
         c.sink
             .send(message)
