@@ -31,6 +31,26 @@ use crate::schema;
 use crate::template;
 use crate::transcript::{Capability, Case, ConnectionSpec, LoadedCase, Step, Until};
 
+/// Which of `nodes` URLs the connection `conn` of `case` goes to: the connection's `node`
+/// when it names one, else its position among the case's connections in the order of their
+/// names (the order the `connections` object's keys sort in), in both cases modulo `nodes`.
+/// With two URLs, the first, third, … connection goes to the first URL and the second,
+/// fourth, … to the second, so a publisher and a subscriber usually sit on different nodes.
+pub fn node_of(case: &Case, conn: &str, nodes: usize) -> usize {
+    if nodes <= 1 {
+        return 0;
+    }
+    let position = case.connections.keys().position(|name| name == conn);
+    let wanted = case
+        .connections
+        .get(conn)
+        .and_then(|spec| spec.node)
+        .map(|n| n as usize)
+        .or(position)
+        .unwrap_or(0);
+    wanted % nodes
+}
+
 /// A boxed future, for the object-safe [`Target`] trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -48,6 +68,11 @@ pub trait Target: Send + Sync {
     fn shared(&self) -> bool {
         false
     }
+    /// The nodes every case meets, for reports: the URLs of a shared server or cluster; empty
+    /// when each case gets a server of its own.
+    fn nodes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A server the harness controls during one case.
@@ -56,9 +81,9 @@ pub trait ServerHandle: Send {
     /// future runs, watching its connections close, so the future owns what it needs.
     fn shutdown(&mut self) -> BoxFuture<'static, Result<(), InfraError>>;
     /// Stops the server, if it runs, and starts a fresh one with its state lost (a
-    /// `restartServer` step). Resolves, once the new server accepts connections, to the URL
-    /// later `connect` steps use.
-    fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>>;
+    /// `restartServer` step; every node of a cluster). Resolves, once the new server accepts
+    /// connections, to the URLs later `connect` steps use (one per node, in order).
+    fn restart(&mut self) -> BoxFuture<'_, Result<Vec<String>, InfraError>>;
     /// Releases the server after the case: an embedded one is stopped; a shared one that the
     /// case shut down is started again for the cases that follow.
     fn release(self: Box<Self>) -> BoxFuture<'static, Result<(), InfraError>>;
@@ -66,8 +91,10 @@ pub trait ServerHandle: Send {
 
 /// A server ready for one case.
 pub struct Prepared {
-    /// The WebSocket endpoint, e.g. `ws://127.0.0.1:4000/api/realtime`.
-    pub url: String,
+    /// The WebSocket endpoints, e.g. `ws://127.0.0.1:4000/api/realtime`: one, or one per node
+    /// of a cluster serving one stream. The case's connections are spread across them by
+    /// [`node_of`].
+    pub urls: Vec<String>,
     /// The server's handle when the harness can stop or restart it (released after the case).
     pub server: Option<Box<dyn ServerHandle>>,
 }
@@ -75,7 +102,7 @@ pub struct Prepared {
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prepared")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("owned", &self.server.is_some())
             .finish()
     }
@@ -161,6 +188,9 @@ pub struct CloseRecord {
     pub code: Option<u16>,
     /// Whether the case expected this close (an `expectClose` step, or a client close).
     pub expected: bool,
+    /// The node the connection went to, when the case ran against a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The close-behaviour grade of a case, apart from its verdict (as Autobahn grades it).
@@ -362,7 +392,7 @@ pub async fn run_case(
     vars.insert("nonce".into(), Value::from(nonce()));
     let mut run = CaseRun {
         case,
-        url: prepared.url.clone(),
+        urls: prepared.urls.clone(),
         server: prepared.server,
         stopping: None,
         options,
@@ -487,11 +517,14 @@ struct Conn {
     close_expected: bool,
     client_closed: bool,
     frames: usize,
+    /// The node's URL, against a cluster.
+    url: Option<String>,
 }
 
 struct CaseRun<'a> {
     case: &'a Case,
-    url: String,
+    /// The nodes' URLs (one for a single server).
+    urls: Vec<String>,
     server: Option<Box<dyn ServerHandle>>,
     /// A shutdown under way (a `shutdownServer` step), awaited before a restart and at the end.
     stopping: Option<tokio::task::JoinHandle<Result<(), InfraError>>>,
@@ -1013,11 +1046,11 @@ impl CaseRun<'_> {
                 "this target cannot be restarted by the harness (declare the `restart` capability absent)",
             ));
         };
-        let url = server
+        let urls = server
             .restart()
             .await
             .map_err(|e| ctx.infra(format!("could not restart the server: {e}")))?;
-        self.url = url;
+        self.urls = urls;
         Ok(())
     }
 
@@ -1052,7 +1085,12 @@ impl CaseRun<'_> {
         let default = ConnectionSpec::default();
         let spec = self.case.connections.get(name).unwrap_or(&default);
         let want_status = status.unwrap_or(101);
-        let base = Url::parse(&self.url).map_err(|e| ctx.fail(format!("invalid URL: {e}")))?;
+        let node = node_of(self.case, name, self.urls.len());
+        let Some(node_url) = self.urls.get(node) else {
+            return Err(ctx.infra("the target named no URL to connect to"));
+        };
+        let base = Url::parse(node_url).map_err(|e| ctx.fail(format!("invalid URL: {e}")))?;
+        let cluster_url = (self.urls.len() > 1).then(|| node_url.clone());
         let url = match &spec.path {
             Some(path) => base.with_path(path),
             None => base,
@@ -1091,6 +1129,7 @@ impl CaseRun<'_> {
                         clean: true,
                         code: None,
                         expected: true,
+                        url: cluster_url.clone(),
                     });
                     return Err(ctx.fail(format!(
                         "expected the handshake to be refused with HTTP {want_status}, but the server upgraded the connection"
@@ -1113,6 +1152,7 @@ impl CaseRun<'_> {
                         close_expected: false,
                         client_closed: false,
                         frames: 0,
+                        url: cluster_url.clone(),
                     },
                 );
                 if let Some(want) = protocol {
@@ -1133,6 +1173,7 @@ impl CaseRun<'_> {
                     clean: true,
                     code: None,
                     expected: true,
+                    url: cluster_url,
                 });
                 if got == want_status {
                     Ok(())
@@ -1385,6 +1426,7 @@ impl CaseRun<'_> {
                     clean,
                     code,
                     expected: c.close_expected,
+                    url: c.url.clone(),
                 });
             }
         }
@@ -1545,7 +1587,7 @@ mod tests {
                     }
                 });
                 Ok(Prepared {
-                    url: format!("ws://{addr}/api/realtime"),
+                    urls: vec![format!("ws://{addr}/api/realtime")],
                     server: None,
                 })
             })
@@ -1629,6 +1671,27 @@ mod tests {
     }
 
     #[test]
+    fn connections_go_to_the_urls_in_turn_by_name_unless_they_name_a_node() {
+        let text = r#"{"id":"x","title":"t","rules":["ping.pong"],
+            "connections":{"carol":{},"alice":{},"bob":{},"dave":{"node":3}},"steps":[]}"#;
+        let case = crate::transcript::parse(std::path::Path::new("x.json"), text)
+            .unwrap()
+            .case;
+        let nodes = |n: usize| -> Vec<usize> {
+            ["alice", "bob", "carol", "dave", "nobody"]
+                .iter()
+                .map(|c| node_of(&case, c, n))
+                .collect()
+        };
+        // By name: alice 0, bob 1, carol 2; dave names node 3; an unknown name takes node 0.
+        assert_eq!(nodes(1), [0, 0, 0, 0, 0]);
+        assert_eq!(nodes(2), [0, 1, 0, 1, 0]);
+        assert_eq!(nodes(3), [0, 1, 2, 0, 0]);
+        assert_eq!(nodes(4), [0, 1, 2, 3, 0]);
+        assert_eq!(nodes(0), [0, 0, 0, 0, 0]);
+    }
+
+    #[test]
     fn close_grades() {
         let rec = |initiator: &str, clean, expected| CloseRecord {
             conn: "a".into(),
@@ -1636,6 +1699,7 @@ mod tests {
             clean,
             code: None,
             expected,
+            url: None,
         };
         assert_eq!(grade_closes(&[]), CloseVerdict::None);
         assert_eq!(grade_closes(&[rec("client", true, true)]), CloseVerdict::Ok);

@@ -75,6 +75,9 @@ pub enum Capability {
     /// A restart the harness can trigger, losing the server's state (the embedded server, or a
     /// `--url` target with a restart command).
     Restart,
+    /// Several nodes serving one stream (two or more `--url`s), so a case can publish on one
+    /// node and read on another.
+    Cluster,
 }
 
 impl Capability {
@@ -89,6 +92,7 @@ impl Capability {
         Capability::SlowConsumer,
         Capability::Shutdown,
         Capability::Restart,
+        Capability::Cluster,
     ];
 
     /// The name used in files and flags.
@@ -103,6 +107,7 @@ impl Capability {
             Capability::SlowConsumer => "slow-consumer",
             Capability::Shutdown => "shutdown",
             Capability::Restart => "restart",
+            Capability::Cluster => "cluster",
         }
     }
 
@@ -139,6 +144,11 @@ pub struct ConnectionSpec {
     /// The client socket's receive buffer in bytes, to make a stalled reader back up quickly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recv_buffer_bytes: Option<u32>,
+    /// Against a cluster (several `--url`s): the index of the URL this connection goes to,
+    /// modulo the number of URLs. Absent: the connection's position among the case's
+    /// connections, by name. Ignored against a single server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<u32>,
 }
 
 /// One step of a case.

@@ -187,7 +187,7 @@ impl ServerHandle for Handle {
         })
     }
 
-    fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>> {
+    fn restart(&mut self) -> BoxFuture<'_, Result<Vec<String>, InfraError>> {
         Box::pin(async move {
             let addr = *self.upstream.lock().unwrap();
             let server =
@@ -196,10 +196,11 @@ impl ServerHandle for Handle {
             let addr = server.local_addr();
             *self.upstream.lock().unwrap() = addr;
             self.server = Some(server);
-            Ok(self
-                .proxy_url
-                .clone()
-                .unwrap_or_else(|| format!("ws://{addr}/api/realtime")))
+            Ok(vec![
+                self.proxy_url
+                    .clone()
+                    .unwrap_or_else(|| format!("ws://{addr}/api/realtime")),
+            ])
         })
     }
 
@@ -219,6 +220,8 @@ impl Target for MutatedTarget {
         format!("reference server behind a {:?} mutation", self.mutation)
     }
 
+    /// Nothing is absent: even the `cluster` cases run, every connection on the one node, which
+    /// is all a mutation of their rules needs to make them fail.
     fn absent(&self) -> Vec<Capability> {
         Vec::new()
     }
@@ -241,7 +244,7 @@ impl Target for MutatedTarget {
             if server_only {
                 let url = format!("ws://{}/api/realtime", *upstream.lock().unwrap());
                 return Ok(Prepared {
-                    url,
+                    urls: vec![url],
                     server: Some(Box::new(handle)),
                 });
             }
@@ -263,7 +266,7 @@ impl Target for MutatedTarget {
             handle.proxy_url = Some(url.clone());
             handle.proxy = Some(proxy);
             Ok(Prepared {
-                url,
+                urls: vec![url],
                 server: Some(Box::new(handle)),
             })
         })

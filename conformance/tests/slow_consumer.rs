@@ -58,7 +58,7 @@ impl Target for Buffering {
                 }
             });
             Ok(Prepared {
-                url: format!("ws://{addr}/api/realtime"),
+                urls: vec![format!("ws://{addr}/api/realtime")],
                 server: None,
             })
         })
