@@ -703,7 +703,22 @@ mod tests {
                 },
             ),
         ];
-        for (text, line, needle, kind) in cases {
+        let unknown_until = invalid("/steps/0/until/closed", |e| {
+            matches!(e, CaseError::UnknownConnection { .. })
+        });
+        let cases: Vec<(String, usize, &str, IsKind)> = cases
+            .iter()
+            .map(|(t, l, n, k)| ((*t).to_owned(), *l, *n, *k))
+            .chain([(
+                format!(
+                    "{HEAD}\n\"steps\":[\n{{\"do\":\"repeat\",\"times\":1,\"steps\":[],\n\"until\":{{\"closed\":\"b\",\"fromBytes\":1,\"toBytes\":2}}}}]}}"
+                ),
+                4,
+                "unknown connection \"b\"",
+                &unknown_until as IsKind,
+            )])
+            .collect();
+        for (text, line, needle, kind) in &cases {
             let e = err(text);
             assert_eq!(e.line, *line, "{e}");
             assert!(kind(&e.kind), "{e}: {:?}", e.kind);

@@ -125,9 +125,15 @@ fn the_fixed_burst_failed_behind_big_buffers_and_the_bundled_case_passes() {
 
 /// The reference server as documented by default (`SO_SNDBUF` left to the OS, which
 /// autotunes it) and with the largest send buffer the kernel allows.
+///
+/// Filling megabytes of buffers takes seconds, and the stalled reader answers no ping
+/// meanwhile: with the contract's 800 ms heartbeat timeout the server would rightly close it
+/// with 4008 before its queue overflows. So this server declares a heartbeat timeout that
+/// leaves the time, as a testee with big buffers must (conformance/README.md).
 #[test]
 fn the_bundled_case_passes_whatever_the_servers_send_buffer() {
-    let contract = Contract::default();
+    let mut contract = Contract::default();
+    contract.limits.heartbeat_timeout_ms = 60_000;
     for send_buffer in [0, 4 << 20] {
         let mut config = server_config(&contract);
         config.limits.socket_send_buffer_bytes = send_buffer;
@@ -138,4 +144,40 @@ fn the_bundled_case_passes_whatever_the_servers_send_buffer() {
         );
         assert_passes(&result);
     }
+}
+
+/// The bound is enforced: declaring socket buffers smaller than what the proxy holds makes a
+/// server that did cut off (too late for that declaration) fail, saying how much went by.
+#[test]
+fn a_batch_beyond_the_declared_bound_without_the_close_fails() {
+    let mut contract = Contract::default();
+    contract.limits.socket_buffer_bytes = 256 << 10;
+    let target = Buffering {
+        contract: contract.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let options = RunOptions {
+        step_timeout: Duration::from_millis(5000),
+        contract,
+        ..RunOptions::default()
+    };
+    let result = runtime.block_on(run_case(&bundled(), &target, &options));
+    let Verdict::Failed(f) = &result.verdict else {
+        panic!(
+            "passed although the proxy holds more than declared: {:?}",
+            result.verdict
+        );
+    };
+    assert_eq!(f.step_kind, "repeat", "{f:?}");
+    assert!(
+        f.message.contains("did not close connection \"stalled\"")
+            && f.message
+                .contains(&format!("more than toBytes ({})", (64 << 10) + (256 << 10))),
+        "{}",
+        f.message
+    );
 }
