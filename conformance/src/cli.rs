@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 
 use crate::contract::Contract;
-use crate::embedded::{self, Embedded, Scripted, ServerCommands};
+use crate::embedded::{self, Cluster, Embedded, Scripted, ServerCommands};
 use crate::error::{Error, LoadErrors, Result, UsageError};
 use crate::report::{self, Style};
 use crate::runner::{self, CaseResult, RunOptions, Target};
@@ -76,8 +76,14 @@ pub struct ContractArgs {
 pub struct RunArgs {
     /// The server under test, e.g. ws://127.0.0.1:8080/api/realtime. Without it, a fresh
     /// embedded reference server is started for each case.
-    #[arg(long, env = "RTBUS_CONFORMANCE_URL")]
-    pub url: Option<String>,
+    ///
+    /// Repeat it for a cluster whose nodes serve one stream: a case's connections, taken in the
+    /// order of their names, go to the URLs in turn (the i-th to URL i mod n, from 0; a
+    /// connection's `node` in the case overrides its position), so publishers and subscribers
+    /// sit on different nodes; the cases tagged `cluster` (publish on one node, read on
+    /// another) need two or more. Restart and shutdown commands run once per node.
+    #[arg(long, env = "RTBUS_CONFORMANCE_URL", value_name = "URL")]
+    pub url: Vec<String>,
     /// A credential of the testee contract as NAME=TOKEN (publisher, reader, narrow); also
     /// read from RTBUS_CONFORMANCE_TOKEN_<NAME>.
     #[arg(long = "token", value_name = "NAME=TOKEN")]
@@ -87,7 +93,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub contract: Option<PathBuf>,
     /// Declare a capability absent (auth, publish, resume, public-topics, limits, heartbeat,
-    /// slow-consumer, shutdown, restart): cases needing it are reported unsupported.
+    /// slow-consumer, shutdown, restart, cluster): cases needing it are reported unsupported.
     #[arg(long = "without", value_name = "CAPABILITY")]
     pub without: Vec<String>,
     /// With --url: a shell command (sh -c) that stops the server and starts it again with its
@@ -244,6 +250,7 @@ async fn execute(args: RunArgs) -> Result<ExitCode> {
     apply_command_flags(&args, &mut contract);
     let target = target_of(&args, &contract).await?;
     let description = target.describe();
+    let nodes = target.nodes();
     let rules_checked = rules_checked(&cases);
     println!(
         "rtbus conformance: {} case(s) against {description}, {} at a time",
@@ -269,10 +276,10 @@ async fn execute(args: RunArgs) -> Result<ExitCode> {
         "rules: {rules_checked} of {} protocol rules checked by the selected cases (table: generated/CONFORMANCE.md)",
         rtbus_protocol::rules::RULES.len()
     );
-    print_next_step(&results, args.url.is_none());
+    print_next_step(&results, args.url.is_empty());
     for (kind, path) in reports {
         let text = match kind {
-            ReportKind::Json => report::json_report(&results, &description),
+            ReportKind::Json => report::json_report(&results, &description, &nodes),
             ReportKind::Junit => report::junit_report(&results),
         };
         std::fs::write(&path, text).map_err(|source| UsageError::WriteReport {
@@ -330,18 +337,23 @@ fn apply_command_flags(args: &RunArgs, contract: &mut Contract) {
     }
 }
 
-/// The server under test: the `--url` one, once something accepts TCP there, or the embedded
-/// reference server.
+/// The server under test: the `--url` one (or the cluster of every `--url`), once something
+/// accepts TCP at each, or the embedded reference server.
 async fn target_of(args: &RunArgs, contract: &Contract) -> Result<Arc<dyn Target>> {
-    Ok(match &args.url {
-        Some(url) => {
-            embedded::probe(url).await?;
-            Arc::new(Scripted {
-                url: url.clone(),
-                commands: ServerCommands::from_contract(contract),
-            })
-        }
-        None => {
+    for url in &args.url {
+        embedded::probe(url).await?;
+    }
+    let commands = ServerCommands::from_contract(contract);
+    Ok(match args.url.as_slice() {
+        [url] => Arc::new(Scripted {
+            url: url.clone(),
+            commands,
+        }),
+        [_, _, ..] => Arc::new(Cluster {
+            urls: args.url.clone(),
+            commands,
+        }),
+        [] => {
             if contract.restart_command.is_some() || contract.shutdown_command.is_some() {
                 eprintln!(
                     "warning: restart and shutdown commands apply only with --url; the embedded \

@@ -95,6 +95,13 @@ pub struct ContractLimits {
     pub heartbeat_interval_ms: u64,
     /// Milliseconds a ping may go unanswered before close 4008.
     pub heartbeat_timeout_ms: u64,
+    /// The most bytes the sockets between the server and a client that stopped reading can
+    /// hold (the server's send buffer, the client's receive buffer, anything in between): the
+    /// slow-consumer case publishes until `maxPendingBytes` plus this much must have
+    /// overflowed the server's queue. Not a server setting, a bound. Default 64 MiB, more than
+    /// Linux gives a socket unless told otherwise (`SO_SNDBUF` up to 2 × `net.core.wmem_max`,
+    /// autotuning up to `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default).
+    pub socket_buffer_bytes: u64,
 }
 
 impl Default for ContractLimits {
@@ -107,6 +114,7 @@ impl Default for ContractLimits {
             auth_deadline_ms: 1000,
             heartbeat_interval_ms: 200,
             heartbeat_timeout_ms: 800,
+            socket_buffer_bytes: 64 << 20,
         }
     }
 }

@@ -110,12 +110,12 @@ impl ServerHandle for Running {
         })
     }
 
-    fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>> {
+    fn restart(&mut self) -> BoxFuture<'_, Result<Vec<String>, InfraError>> {
         Box::pin(async move {
             let server = restart(self.server.take(), &self.config, self.addr).await?;
             self.addr = server.local_addr();
             self.server = Some(server);
-            Ok(url_of(self.addr))
+            Ok(vec![url_of(self.addr)])
         })
     }
 
@@ -130,7 +130,8 @@ impl Target for Embedded {
     }
 
     fn absent(&self) -> Vec<Capability> {
-        Vec::new()
+        // One in-memory server per case: no second node shares its stream.
+        vec![Capability::Cluster]
     }
 
     fn prepare(&self) -> BoxFuture<'_, Result<Prepared, InfraError>> {
@@ -138,7 +139,7 @@ impl Target for Embedded {
             let server = start(self.config.clone()).await?;
             let addr = server.local_addr();
             Ok(Prepared {
-                url: url_of(addr),
+                urls: vec![url_of(addr)],
                 server: Some(Box::new(Running {
                     config: self.config.clone(),
                     server: Some(server),
@@ -163,13 +164,17 @@ impl Target for Remote {
     }
 
     fn absent(&self) -> Vec<Capability> {
-        vec![Capability::Shutdown, Capability::Restart]
+        vec![
+            Capability::Shutdown,
+            Capability::Restart,
+            Capability::Cluster,
+        ]
     }
 
     fn prepare(&self) -> BoxFuture<'_, Result<Prepared, InfraError>> {
         Box::pin(async move {
             Ok(Prepared {
-                url: self.url.clone(),
+                urls: vec![self.url.clone()],
                 server: None,
             })
         })
@@ -177,6 +182,10 @@ impl Target for Remote {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        vec![self.url.clone()]
     }
 }
 
@@ -213,7 +222,51 @@ pub struct Scripted {
     pub commands: ServerCommands,
 }
 
+impl Scripted {
+    fn as_cluster(&self) -> Cluster {
+        Cluster {
+            urls: vec![self.url.clone()],
+            commands: self.commands.clone(),
+        }
+    }
+}
+
 impl Target for Scripted {
+    fn describe(&self) -> String {
+        self.as_cluster().describe()
+    }
+
+    fn absent(&self) -> Vec<Capability> {
+        self.as_cluster().absent()
+    }
+
+    fn prepare(&self) -> BoxFuture<'_, Result<Prepared, InfraError>> {
+        Box::pin(async move { self.as_cluster().prepare().await })
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        vec![self.url.clone()]
+    }
+}
+
+/// Several nodes serving one stream (a cluster), shared by every case: a case's connections
+/// are spread across `urls` by [`crate::runner::node_of`] (the i-th connection, by name, goes
+/// to URL i mod n). The commands apply to every node: a restart or shutdown runs the command
+/// once per node, in order, with `RTBUS_CONFORMANCE_URL` set to that node's URL. With one URL
+/// it is a [`Scripted`] server, without the `cluster` capability.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// The nodes' endpoint URLs, in order.
+    pub urls: Vec<String>,
+    /// How to restart and shut each node down.
+    pub commands: ServerCommands,
+}
+
+impl Target for Cluster {
     fn describe(&self) -> String {
         let mut hooks = Vec::new();
         if self.commands.restart.is_some() {
@@ -222,10 +275,28 @@ impl Target for Scripted {
         if self.commands.shutdown.is_some() {
             hooks.push("shutdown");
         }
+        let nodes = match self.urls.as_slice() {
+            [one] => one.clone(),
+            many => format!(
+                "a cluster of {} nodes: {} (connection i by name goes to node i mod {})",
+                many.len(),
+                many.iter()
+                    .enumerate()
+                    .map(|(i, url)| format!("[{i}] {url}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                many.len()
+            ),
+        };
         if hooks.is_empty() {
-            self.url.clone()
+            nodes
         } else {
-            format!("{} (with {} command)", self.url, hooks.join(" and "))
+            let each = if self.urls.len() > 1 {
+                ", run for each node"
+            } else {
+                ""
+            };
+            format!("{nodes} (with {} command{each})", hooks.join(" and "))
         }
     }
 
@@ -237,15 +308,18 @@ impl Target for Scripted {
         if self.commands.restart.is_none() {
             absent.push(Capability::Restart);
         }
+        if self.urls.len() < 2 {
+            absent.push(Capability::Cluster);
+        }
         absent
     }
 
     fn prepare(&self) -> BoxFuture<'_, Result<Prepared, InfraError>> {
         Box::pin(async move {
             Ok(Prepared {
-                url: self.url.clone(),
+                urls: self.urls.clone(),
                 server: Some(Box::new(ScriptedHandle {
-                    url: self.url.clone(),
+                    urls: self.urls.clone(),
                     commands: self.commands.clone(),
                     down: false,
                 })),
@@ -256,10 +330,15 @@ impl Target for Scripted {
     fn shared(&self) -> bool {
         true
     }
+
+    fn nodes(&self) -> Vec<String> {
+        self.urls.clone()
+    }
 }
 
 struct ScriptedHandle {
-    url: String,
+    /// Every node's URL; the commands run once per node.
+    urls: Vec<String>,
     commands: ServerCommands,
     /// The case shut the server down and nothing has started it since.
     down: bool,
@@ -278,26 +357,28 @@ impl ScriptedHandle {
 impl ServerHandle for ScriptedHandle {
     fn shutdown(&mut self) -> BoxFuture<'static, Result<(), InfraError>> {
         let command = self.command(ServerCommand::Shutdown);
-        let (url, timeout) = (self.url.clone(), self.commands.timeout);
+        let (urls, timeout) = (self.urls.clone(), self.commands.timeout);
         self.down = command.is_ok();
-        Box::pin(
-            async move { run_command(ServerCommand::Shutdown, &command?, &url, timeout).await },
-        )
+        Box::pin(async move {
+            let command = command?;
+            for url in &urls {
+                run_command(ServerCommand::Shutdown, &command, url, timeout).await?;
+            }
+            Ok(())
+        })
     }
 
-    fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>> {
+    fn restart(&mut self) -> BoxFuture<'_, Result<Vec<String>, InfraError>> {
         Box::pin(async move {
             let command = self.command(ServerCommand::Restart)?;
-            run_command(
-                ServerCommand::Restart,
-                &command,
-                &self.url,
-                self.commands.timeout,
-            )
-            .await?;
-            wait_until_listening(&self.url, self.commands.timeout).await?;
+            for url in &self.urls {
+                run_command(ServerCommand::Restart, &command, url, self.commands.timeout).await?;
+            }
+            for url in &self.urls {
+                wait_until_listening(url, self.commands.timeout).await?;
+            }
             self.down = false;
-            Ok(self.url.clone())
+            Ok(self.urls.clone())
         })
     }
 
@@ -513,7 +594,7 @@ mod tests {
     #[test]
     fn a_target_without_a_command_says_how_to_name_one() {
         let mut handle = ScriptedHandle {
-            url: "ws://127.0.0.1:1/api/realtime".into(),
+            urls: vec!["ws://127.0.0.1:1/api/realtime".into()],
             commands: ServerCommands::from_contract(&Contract::default()),
             down: false,
         };

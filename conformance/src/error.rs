@@ -609,7 +609,7 @@ mod tests {
             (
                 UsageError::UnknownCapability("teleport".into()).to_string(),
                 "--without \"teleport\": unknown capability; expected one of auth, publish, resume, \
-                 public-topics, limits, heartbeat, slow-consumer, shutdown, restart",
+                 public-topics, limits, heartbeat, slow-consumer, shutdown, restart, cluster",
             ),
         ];
         for (got, want) in cases {

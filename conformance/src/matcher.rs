@@ -21,6 +21,7 @@ pub const KEYS: &[&str] = &[
     "$expr",
     "$increasing",
     "$unordered",
+    "$only",
     "$literal",
 ];
 
@@ -58,12 +59,7 @@ fn is_matcher(map: &serde_json::Map<String, Value>) -> bool {
 pub fn check(expected: &Value, pointer: &str) -> Result<(), AtPointer<MatcherError>> {
     match expected {
         Value::String(s) => template::check_str(s).map_err(|e| AtPointer::new(pointer, e)),
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                check(item, &format!("{pointer}/{i}"))?;
-            }
-            Ok(())
-        }
+        Value::Array(items) => check_items(items, pointer),
         Value::Object(map) if is_matcher(map) => {
             for (key, arg) in map {
                 let here = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
@@ -84,7 +80,12 @@ pub fn check(expected: &Value, pointer: &str) -> Result<(), AtPointer<MatcherErr
                         let Some(re) = arg.as_str() else {
                             return bad("a regular expression string");
                         };
-                        Regex::new(re).map_err(|e| at(e.into()))?;
+                        // A pattern with templates is compiled once they are filled in.
+                        if re.contains("{{") {
+                            template::check_str(re).map_err(|e| at(e.into()))?;
+                        } else {
+                            Regex::new(re).map_err(|e| at(e.into()))?;
+                        }
                     }
                     "$timestamp" => {
                         if arg != &Value::Bool(true) {
@@ -115,6 +116,24 @@ pub fn check(expected: &Value, pointer: &str) -> Result<(), AtPointer<MatcherErr
                             check(item, &format!("{here}/{i}"))?;
                         }
                     }
+                    "$only" => {
+                        let only = arg.as_object().filter(|o| {
+                            o.len() == 2
+                                && o.contains_key("where")
+                                && o.get("items").is_some_and(Value::is_array)
+                        });
+                        let Some(only) = only else {
+                            return bad("{\"where\": MATCHER, \"items\": [MATCHERS]}");
+                        };
+                        check(&only["where"], &format!("{here}/where"))?;
+                        check_items(
+                            only["items"]
+                                .as_array()
+                                .map(Vec::as_slice)
+                                .unwrap_or_default(),
+                            &format!("{here}/items"),
+                        )?;
+                    }
                     "$literal" => {}
                     _ => return Err(at(MatcherError::Unknown { key: key.clone() })),
                 }
@@ -144,6 +163,141 @@ pub fn check(expected: &Value, pointer: &str) -> Result<(), AtPointer<MatcherErr
             Ok(())
         }
         _ => Ok(()),
+    }
+}
+
+/// Checks the items of an expected array; an item `{"$repeat": COUNT, "item": MATCHER}` stands
+/// for COUNT items matching MATCHER, with `{{k}}` counting from 1.
+fn check_items(items: &[Value], pointer: &str) -> Result<(), AtPointer<MatcherError>> {
+    for (i, item) in items.iter().enumerate() {
+        let here = format!("{pointer}/{i}");
+        match template::as_repeat(item) {
+            Some((count, inner)) => {
+                let count = count.map_err(|e| AtPointer::new(&here, MatcherError::from(e)))?;
+                if let crate::expr::Count::Expr(text) = &count {
+                    Expr::parse(text).map_err(|e| AtPointer::new(&here, MatcherError::from(e)))?;
+                }
+                check(inner, &format!("{here}/item"))?;
+            }
+            None => check(item, &here)?,
+        }
+    }
+    Ok(())
+}
+
+/// The expected items of an array with every `$repeat` item expanded: each matcher with the
+/// value `{{k}}` takes while it is matched (`None`: `k` is not set by this item).
+fn expand<'e>(
+    items: &'e [Value],
+    st: &State,
+    ptr: &str,
+) -> Result<Vec<(&'e Value, Option<u64>)>, Mismatch> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        match template::as_repeat(item) {
+            Some((count, inner)) => {
+                let n = count
+                    .and_then(|c| c.eval(&st.vars).map_err(Into::into))
+                    .map_err(|e| Mismatch {
+                        pointer: ptr.to_owned(),
+                        message: format!("cannot count the $repeat item: {e}"),
+                    })?;
+                out.extend((1..=n).map(|k| (inner, Some(k))));
+            }
+            None => out.push((item, None)),
+        }
+    }
+    Ok(out)
+}
+
+/// Matches `actual` against `expected` with `{{k}}` = `k` when it is set, restoring the
+/// previous `k` afterwards.
+fn match_item(
+    expected: &Value,
+    k: Option<u64>,
+    actual: &Value,
+    st: &mut State,
+    ptr: &str,
+) -> Result<(), Mismatch> {
+    let Some(k) = k else {
+        return match_at(expected, actual, st, ptr);
+    };
+    let before = st.vars.insert("k".into(), Value::from(k));
+    let outcome = match_at(expected, actual, st, ptr);
+    match before {
+        Some(v) => st.vars.insert("k".into(), v),
+        None => st.vars.remove("k"),
+    };
+    outcome
+}
+
+/// Matches an array against expected items (`$repeat` items expanded), in order.
+fn match_array(items: &[Value], arr: &[Value], st: &mut State, ptr: &str) -> Result<(), Mismatch> {
+    let items = expand(items, st, ptr)?;
+    if arr.len() != items.len() {
+        return miss(
+            ptr,
+            format!(
+                "expected an array of {} item(s), found {}: {}",
+                items.len(),
+                arr.len(),
+                short(&Value::Array(arr.to_vec()))
+            ),
+        );
+    }
+    for (i, ((e, k), a)) in items.iter().zip(arr).enumerate() {
+        match_item(e, *k, a, st, &format!("{ptr}/{i}"))?;
+    }
+    Ok(())
+}
+
+/// `$only`: the items of `actual` that match `where` must be exactly `items`, in order; the
+/// others are not looked at (e.g. entries of other clients in a shared list).
+fn match_only(arg: &Value, actual: &Value, st: &mut State, ptr: &str) -> Result<(), Mismatch> {
+    let filter = &arg["where"];
+    let items = arg["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let Some(arr) = actual.as_array() else {
+        return miss(ptr, format!("expected an array, found {}", short(actual)));
+    };
+    let (at, kept): (Vec<usize>, Vec<Value>) = arr
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| match_at(filter, a, &mut st.clone(), "").is_ok())
+        .map(|(i, a)| (i, a.clone()))
+        .unzip();
+    let mut trial = st.clone();
+    match match_array(items, &kept, &mut trial, "") {
+        Ok(()) => {
+            *st = trial;
+            Ok(())
+        }
+        Err(m) => {
+            // The pointer names the item in the actual array, not in the filtered one.
+            let mut segments = m.pointer.splitn(3, '/').skip(1);
+            let pointer = match segments.next().and_then(|i| i.parse::<usize>().ok()) {
+                Some(i) => format!(
+                    "{ptr}/{}{}",
+                    at.get(i).copied().unwrap_or(i),
+                    segments
+                        .next()
+                        .map_or(String::new(), |rest| format!("/{rest}"))
+                ),
+                None => ptr.to_owned(),
+            };
+            miss(
+                &pointer,
+                format!(
+                    "among the {} of {} item(s) matching {}: {}",
+                    kept.len(),
+                    arr.len(),
+                    short(filter),
+                    m.message
+                ),
+            )
+        }
     }
 }
 
@@ -226,21 +380,7 @@ fn match_at(expected: &Value, actual: &Value, st: &mut State, ptr: &str) -> Resu
             let Some(arr) = actual.as_array() else {
                 return miss(ptr, format!("expected an array, found {}", short(actual)));
             };
-            if arr.len() != items.len() {
-                return miss(
-                    ptr,
-                    format!(
-                        "expected an array of {} item(s), found {}: {}",
-                        items.len(),
-                        arr.len(),
-                        short(actual)
-                    ),
-                );
-            }
-            for (i, (e, a)) in items.iter().zip(arr).enumerate() {
-                match_at(e, a, st, &format!("{ptr}/{i}"))?;
-            }
-            Ok(())
+            match_array(items, arr, st, ptr)
         }
         Value::String(s) if s.contains("{{") => {
             let want = template::render_value(expected, &st.vars).map_err(|e| Mismatch {
@@ -389,6 +529,7 @@ fn match_one(
             })?;
             *st = assignment;
         }
+        "$only" => match_only(arg, actual, st, ptr)?,
         "$literal" => {
             if arg != actual {
                 return miss(
@@ -537,6 +678,46 @@ mod tests {
                 json!({"$type": "x"}),
                 Ok(()),
             ),
+            // `$repeat` items: `{{k}}` counts from 1, in strings and expressions.
+            (
+                json!([0, {"$repeat": 3, "item": {"n": {"$expr": "k + 1"}, "t": "s{{k}}"}}]),
+                json!([0, {"n": 2, "t": "s1"}, {"n": 3, "t": "s2"}, {"n": 4, "t": "s3"}]),
+                Ok(()),
+            ),
+            (
+                json!([{"$repeat": 2, "item": "s{{k}}"}]),
+                json!(["s1", "s2", "s3"]),
+                Err("expected an array of 2 item(s), found 3"),
+            ),
+            (
+                json!([{"$repeat": 2, "item": "s{{k}}"}]),
+                json!(["s2", "s1"]),
+                Err("/0: expected \"s1\", found \"s2\""),
+            ),
+            // `$only`: the items matching `where` are exactly `items`, in order.
+            (
+                json!({"$only": {"where": {"id": {"$regex": "^m"}, "$extra": "ignore"},
+                                 "items": [{"id": "m1"}, {"id": "m2"}]}}),
+                json!([{"id": "a"}, {"id": "m1"}, {"id": "z"}, {"id": "m2"}]),
+                Ok(()),
+            ),
+            (
+                json!({"$only": {"where": {"id": {"$regex": "^m"}, "$extra": "ignore"},
+                                 "items": [{"id": "m1"}, {"id": "m2"}]}}),
+                json!([{"id": "m2"}, {"id": "a"}, {"id": "m1"}]),
+                Err("/0/id: among the 2 of 3 item(s) matching"),
+            ),
+            (
+                json!({"$only": {"where": {"id": {"$regex": "^m"}, "$extra": "ignore"},
+                                 "items": [{"id": "m1"}]}}),
+                json!([{"id": "m1"}, {"id": "a"}, {"id": "m3"}]),
+                Err("expected an array of 1 item(s), found 2"),
+            ),
+            (
+                json!({"$only": {"where": {"$type": "any"}, "items": []}}),
+                json!({"id": "m1"}),
+                Err("expected an array"),
+            ),
         ];
         for (expected, actual, want) in cases {
             let got = run(expected.clone(), actual.clone(), &mut State::default());
@@ -641,6 +822,13 @@ mod tests {
             ),
             "{err}"
         );
+        let err = check(&json!({"$only": {"items": []}}), "/f").unwrap_err();
+        assert_eq!(err.pointer, "/f/$only");
+        assert!(err.error.to_string().contains("\"where\""), "{err}");
+        let err = check(&json!([{"$repeat": "n *", "item": 1}]), "/f").unwrap_err();
+        assert_eq!(err.pointer, "/f/0");
+        let err = check(&json!({"$only": {"where": 1, "items": [{"$tyep": 1}]}}), "").unwrap_err();
+        assert_eq!(err.pointer, "/$only/items/0/$tyep");
         let err = check(&json!({"a": 1, "$extra": "all"}), "").unwrap_err();
         assert_eq!(err.pointer, "/$extra");
         assert!(matches!(err.error, MatcherError::BadExtra { .. }), "{err}");

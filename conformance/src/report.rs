@@ -426,16 +426,20 @@ pub fn summary(results: &[CaseResult], target: &str, elapsed_ms: u128, style: St
 }
 
 /// The JSON report (`--report json=PATH`).
-pub fn json_report(results: &[CaseResult], target: &str) -> String {
+pub fn json_report(results: &[CaseResult], target: &str, nodes: &[String]) -> String {
     #[derive(Serialize)]
     struct Report<'a> {
         target: &'a str,
+        /// The URLs of the shared server or cluster's nodes, in order (absent: a server per case).
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        nodes: &'a [String],
         totals: Totals,
         causes: Vec<Cause>,
         cases: &'a [CaseResult],
     }
     let report = Report {
         target,
+        nodes,
         totals: totals(results),
         causes: causes(results),
         cases: results,
@@ -554,6 +558,7 @@ mod tests {
             clean,
             code,
             expected,
+            url: None,
         }
     }
 
@@ -754,7 +759,7 @@ mod tests {
 
     #[test]
     fn json_report_golden() {
-        let text = json_report(&results(), "embedded rtbus-server (reference)");
+        let text = json_report(&results(), "embedded rtbus-server (reference)", &[]);
         insta::assert_snapshot!(text);
         // The report is JSON whose totals agree with the cases it lists.
         let report: Value = serde_json::from_str(&text).expect("the JSON report parses");

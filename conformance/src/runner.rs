@@ -29,7 +29,27 @@ use crate::expr::{Count, Vars};
 use crate::matcher::{self, State};
 use crate::schema;
 use crate::template;
-use crate::transcript::{Capability, Case, ConnectionSpec, LoadedCase, Step};
+use crate::transcript::{Capability, Case, ConnectionSpec, LoadedCase, Step, Until};
+
+/// Which of `nodes` URLs the connection `conn` of `case` goes to: the connection's `node`
+/// when it names one, else its position among the case's connections in the order of their
+/// names (the order the `connections` object's keys sort in), in both cases modulo `nodes`.
+/// With two URLs, the first, third, … connection goes to the first URL and the second,
+/// fourth, … to the second, so a publisher and a subscriber usually sit on different nodes.
+pub fn node_of(case: &Case, conn: &str, nodes: usize) -> usize {
+    if nodes <= 1 {
+        return 0;
+    }
+    let position = case.connections.keys().position(|name| name == conn);
+    let wanted = case
+        .connections
+        .get(conn)
+        .and_then(|spec| spec.node)
+        .map(|n| n as usize)
+        .or(position)
+        .unwrap_or(0);
+    wanted % nodes
+}
 
 /// A boxed future, for the object-safe [`Target`] trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -48,6 +68,11 @@ pub trait Target: Send + Sync {
     fn shared(&self) -> bool {
         false
     }
+    /// The nodes every case meets, for reports: the URLs of a shared server or cluster; empty
+    /// when each case gets a server of its own.
+    fn nodes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A server the harness controls during one case.
@@ -56,9 +81,9 @@ pub trait ServerHandle: Send {
     /// future runs, watching its connections close, so the future owns what it needs.
     fn shutdown(&mut self) -> BoxFuture<'static, Result<(), InfraError>>;
     /// Stops the server, if it runs, and starts a fresh one with its state lost (a
-    /// `restartServer` step). Resolves, once the new server accepts connections, to the URL
-    /// later `connect` steps use.
-    fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>>;
+    /// `restartServer` step; every node of a cluster). Resolves, once the new server accepts
+    /// connections, to the URLs later `connect` steps use (one per node, in order).
+    fn restart(&mut self) -> BoxFuture<'_, Result<Vec<String>, InfraError>>;
     /// Releases the server after the case: an embedded one is stopped; a shared one that the
     /// case shut down is started again for the cases that follow.
     fn release(self: Box<Self>) -> BoxFuture<'static, Result<(), InfraError>>;
@@ -66,8 +91,10 @@ pub trait ServerHandle: Send {
 
 /// A server ready for one case.
 pub struct Prepared {
-    /// The WebSocket endpoint, e.g. `ws://127.0.0.1:4000/api/realtime`.
-    pub url: String,
+    /// The WebSocket endpoints, e.g. `ws://127.0.0.1:4000/api/realtime`: one, or one per node
+    /// of a cluster serving one stream. The case's connections are spread across them by
+    /// [`node_of`].
+    pub urls: Vec<String>,
     /// The server's handle when the harness can stop or restart it (released after the case).
     pub server: Option<Box<dyn ServerHandle>>,
 }
@@ -75,7 +102,7 @@ pub struct Prepared {
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prepared")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("owned", &self.server.is_some())
             .finish()
     }
@@ -161,6 +188,9 @@ pub struct CloseRecord {
     pub code: Option<u16>,
     /// Whether the case expected this close (an `expectClose` step, or a client close).
     pub expected: bool,
+    /// The node the connection went to, when the case ran against a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The close-behaviour grade of a case, apart from its verdict (as Autobahn grades it).
@@ -362,7 +392,7 @@ pub async fn run_case(
     vars.insert("nonce".into(), Value::from(nonce()));
     let mut run = CaseRun {
         case,
-        url: prepared.url.clone(),
+        urls: prepared.urls.clone(),
         server: prepared.server,
         stopping: None,
         options,
@@ -373,6 +403,7 @@ pub async fn run_case(
         conns: BTreeMap::new(),
         closes: Vec::new(),
         frames_checked: 0,
+        sent_bytes: 0,
     };
     let outcome = run.play().await;
     let leftover = run.finish().await;
@@ -486,11 +517,14 @@ struct Conn {
     close_expected: bool,
     client_closed: bool,
     frames: usize,
+    /// The node's URL, against a cluster.
+    url: Option<String>,
 }
 
 struct CaseRun<'a> {
     case: &'a Case,
-    url: String,
+    /// The nodes' URLs (one for a single server).
+    urls: Vec<String>,
     server: Option<Box<dyn ServerHandle>>,
     /// A shutdown under way (a `shutdownServer` step), awaited before a restart and at the end.
     stopping: Option<tokio::task::JoinHandle<Result<(), InfraError>>>,
@@ -499,6 +533,8 @@ struct CaseRun<'a> {
     conns: BTreeMap<String, Conn>,
     closes: Vec<CloseRecord>,
     frames_checked: usize,
+    /// Bytes sent by `send` steps so far (what a `repeat` with `until` counts).
+    sent_bytes: u64,
 }
 
 /// Where a failure happened: the step's 1-based index in the file (an inner step of a
@@ -673,9 +709,16 @@ impl CaseRun<'_> {
             }
             Step::ShutdownServer {} => self.shutdown_server(ctx),
             Step::RestartServer {} => self.restart_server(ctx).await,
-            Step::Repeat { times, steps } => {
-                self.repeat(Some(times), Round::Steps(steps), ctx).await
-            }
+            Step::Repeat {
+                times,
+                steps,
+                until: None,
+            } => self.repeat(Some(times), Round::Steps(steps), ctx).await,
+            Step::Repeat {
+                times,
+                steps,
+                until: Some(until),
+            } => self.repeat_until(times, steps, until, ctx).await,
         }
     }
 
@@ -706,6 +749,110 @@ impl CaseRun<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A `repeat` step with `until`: rounds in batches of doubling size (by bytes sent), each
+    /// followed by a look at the connection `until.closed` (see [`Until`]).
+    async fn repeat_until(
+        &mut self,
+        times: &Count,
+        steps: &[Step],
+        until: &Until,
+        ctx: &StepCtx,
+    ) -> Result<(), Failure> {
+        let n = self.count(times, ctx)?;
+        let from = self.count(&until.from_bytes, ctx)?.max(1);
+        let to = self.count(&until.to_bytes, ctx)?;
+        let quiet = Duration::from_millis(match &until.quiet_ms {
+            Some(q) => self.count(q, ctx)?,
+            None => 300,
+        });
+        let deadline = match &until.within_ms {
+            Some(w) => Some(Instant::now() + Duration::from_millis(self.count(w, ctx)?)),
+            None => None,
+        };
+        let name = until.closed.as_str();
+        let started = self.sent_bytes;
+        let mut batch = from;
+        let mut batch_start = self.sent_bytes;
+        let mut rounds = 0;
+        for i in 1..=n {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(ctx.fail(format!(
+                    "the server did not close connection {name:?} within withinMs: {} round(s) \
+                     sent {} bytes",
+                    rounds,
+                    self.sent_bytes - started
+                )));
+            }
+            self.state.vars.insert("i".into(), Value::from(i));
+            self.play_round(steps, Pass { i, n }, ctx).await?;
+            rounds = i;
+            let sent = self.sent_bytes - batch_start;
+            if sent <= batch && i < n {
+                continue;
+            }
+            if self.read_until_closed_or_quiet(name, quiet, ctx).await? {
+                return Ok(());
+            }
+            if sent > to {
+                return Err(ctx.fail(format!(
+                    "the server did not close connection {name:?}, which was not reading, \
+                     although one batch of rounds sent {sent} bytes for it, more than toBytes \
+                     ({to}); {} bytes in {rounds} round(s) in all",
+                    self.sent_bytes - started
+                )));
+            }
+            // The last batch sends just more than `toBytes`: enough, and not twice that.
+            batch = batch.saturating_mul(2).min(to);
+            batch_start = self.sent_bytes;
+        }
+        Err(ctx.fail(format!(
+            "the server did not close connection {name:?} in {n} round(s) ({} bytes sent)",
+            self.sent_bytes - started
+        )))
+    }
+
+    /// Reads `name` until the server closes it (`true`) or no frame has arrived for `quiet`
+    /// (`false`; it stops reading again). Frames are discarded after the schema check.
+    async fn read_until_closed_or_quiet(
+        &mut self,
+        name: &str,
+        quiet: Duration,
+        ctx: &StepCtx,
+    ) -> Result<bool, Failure> {
+        loop {
+            let c = self.conn(name, ctx)?;
+            if c.closed.is_some() {
+                return Ok(true);
+            }
+            let _ = c.gate.send(true);
+            let Ok(incoming) = tokio::time::timeout(quiet, c.rx.recv()).await else {
+                let _ = c.gate.send(false);
+                return Ok(false);
+            };
+            match incoming.unwrap_or(Incoming::End(None)) {
+                Incoming::Frame { text, checked } => {
+                    self.frames_checked += 1;
+                    if let Err((value, violation)) = checked {
+                        return Err(schema_failure(ctx, text, value, &violation));
+                    }
+                }
+                Incoming::Binary(n) => {
+                    return Err(ctx.fail(format!(
+                        "connection {name:?}: the server sent a binary frame of {n} bytes"
+                    )));
+                }
+                Incoming::Close(code, _) => {
+                    self.mark_closed(name, code, true);
+                    return Ok(true);
+                }
+                Incoming::End(_) => {
+                    self.mark_closed(name, None, false);
+                    return Ok(true);
+                }
+            }
+        }
     }
 
     /// One round of a `repeat` step: its inner steps in order, each starting with `{{i}}` =
@@ -752,6 +899,7 @@ impl CaseRun<'_> {
         ctx: &StepCtx,
     ) -> Result<(), Failure> {
         let message = self.message(body, ctx)?;
+        self.sent_bytes += message.len() as u64;
         let c = self.conn(conn, ctx)?;
         c.sink
             .send(message)
@@ -898,11 +1046,11 @@ impl CaseRun<'_> {
                 "this target cannot be restarted by the harness (declare the `restart` capability absent)",
             ));
         };
-        let url = server
+        let urls = server
             .restart()
             .await
             .map_err(|e| ctx.infra(format!("could not restart the server: {e}")))?;
-        self.url = url;
+        self.urls = urls;
         Ok(())
     }
 
@@ -937,7 +1085,12 @@ impl CaseRun<'_> {
         let default = ConnectionSpec::default();
         let spec = self.case.connections.get(name).unwrap_or(&default);
         let want_status = status.unwrap_or(101);
-        let base = Url::parse(&self.url).map_err(|e| ctx.fail(format!("invalid URL: {e}")))?;
+        let node = node_of(self.case, name, self.urls.len());
+        let Some(node_url) = self.urls.get(node) else {
+            return Err(ctx.infra("the target named no URL to connect to"));
+        };
+        let base = Url::parse(node_url).map_err(|e| ctx.fail(format!("invalid URL: {e}")))?;
+        let cluster_url = (self.urls.len() > 1).then(|| node_url.clone());
         let url = match &spec.path {
             Some(path) => base.with_path(path),
             None => base,
@@ -976,6 +1129,7 @@ impl CaseRun<'_> {
                         clean: true,
                         code: None,
                         expected: true,
+                        url: cluster_url.clone(),
                     });
                     return Err(ctx.fail(format!(
                         "expected the handshake to be refused with HTTP {want_status}, but the server upgraded the connection"
@@ -998,6 +1152,7 @@ impl CaseRun<'_> {
                         close_expected: false,
                         client_closed: false,
                         frames: 0,
+                        url: cluster_url.clone(),
                     },
                 );
                 if let Some(want) = protocol {
@@ -1018,6 +1173,7 @@ impl CaseRun<'_> {
                     clean: true,
                     code: None,
                     expected: true,
+                    url: cluster_url,
                 });
                 if got == want_status {
                     Ok(())
@@ -1270,6 +1426,7 @@ impl CaseRun<'_> {
                     clean,
                     code,
                     expected: c.close_expected,
+                    url: c.url.clone(),
                 });
             }
         }
@@ -1430,7 +1587,7 @@ mod tests {
                     }
                 });
                 Ok(Prepared {
-                    url: format!("ws://{addr}/api/realtime"),
+                    urls: vec![format!("ws://{addr}/api/realtime")],
                     server: None,
                 })
             })
@@ -1514,6 +1671,27 @@ mod tests {
     }
 
     #[test]
+    fn connections_go_to_the_urls_in_turn_by_name_unless_they_name_a_node() {
+        let text = r#"{"id":"x","title":"t","rules":["ping.pong"],
+            "connections":{"carol":{},"alice":{},"bob":{},"dave":{"node":3}},"steps":[]}"#;
+        let case = crate::transcript::parse(std::path::Path::new("x.json"), text)
+            .unwrap()
+            .case;
+        let nodes = |n: usize| -> Vec<usize> {
+            ["alice", "bob", "carol", "dave", "nobody"]
+                .iter()
+                .map(|c| node_of(&case, c, n))
+                .collect()
+        };
+        // By name: alice 0, bob 1, carol 2; dave names node 3; an unknown name takes node 0.
+        assert_eq!(nodes(1), [0, 0, 0, 0, 0]);
+        assert_eq!(nodes(2), [0, 1, 0, 1, 0]);
+        assert_eq!(nodes(3), [0, 1, 2, 0, 0]);
+        assert_eq!(nodes(4), [0, 1, 2, 3, 0]);
+        assert_eq!(nodes(0), [0, 0, 0, 0, 0]);
+    }
+
+    #[test]
     fn close_grades() {
         let rec = |initiator: &str, clean, expected| CloseRecord {
             conn: "a".into(),
@@ -1521,6 +1699,7 @@ mod tests {
             clean,
             code: None,
             expected,
+            url: None,
         };
         assert_eq!(grade_closes(&[]), CloseVerdict::None);
         assert_eq!(grade_closes(&[rec("client", true, true)]), CloseVerdict::Ok);

@@ -90,7 +90,9 @@ pub fn check_value(value: &Value, pointer: &str) -> Result<(), AtPointer<Templat
     }
 }
 
-fn as_repeat(item: &Value) -> Option<(Result<Count, TemplateError>, &Value)> {
+/// An array item `{"$repeat": COUNT, "item": ...}`: its count (or why it is not one) and its
+/// item; `None` for any other value. Shared by sent frames and matchers.
+pub(crate) fn as_repeat(item: &Value) -> Option<(Result<Count, TemplateError>, &Value)> {
     let map = item.as_object()?;
     let count = map.get("$repeat")?;
     let inner = map.get("item").unwrap_or(&Value::Null);

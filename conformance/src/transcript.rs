@@ -75,6 +75,9 @@ pub enum Capability {
     /// A restart the harness can trigger, losing the server's state (the embedded server, or a
     /// `--url` target with a restart command).
     Restart,
+    /// Several nodes serving one stream (two or more `--url`s), so a case can publish on one
+    /// node and read on another.
+    Cluster,
 }
 
 impl Capability {
@@ -89,6 +92,7 @@ impl Capability {
         Capability::SlowConsumer,
         Capability::Shutdown,
         Capability::Restart,
+        Capability::Cluster,
     ];
 
     /// The name used in files and flags.
@@ -103,6 +107,7 @@ impl Capability {
             Capability::SlowConsumer => "slow-consumer",
             Capability::Shutdown => "shutdown",
             Capability::Restart => "restart",
+            Capability::Cluster => "cluster",
         }
     }
 
@@ -139,6 +144,11 @@ pub struct ConnectionSpec {
     /// The client socket's receive buffer in bytes, to make a stalled reader back up quickly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recv_buffer_bytes: Option<u32>,
+    /// Against a cluster (several `--url`s): the index of the URL this connection goes to,
+    /// modulo the number of URLs. Absent: the connection's position among the case's
+    /// connections, by name. Ignored against a single server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<u32>,
 }
 
 /// One step of a case.
@@ -265,11 +275,44 @@ pub enum Step {
     /// Runs `steps` `times` times in order, with `{{i}}` counting from 1: e.g. publish one event
     /// and wait for it, so a burst does not outrun a healthy reader. Repeats do not nest.
     Repeat {
-        /// How many times.
+        /// How many times (at most, with `until`).
         times: Count,
         /// The steps of one iteration.
         steps: Vec<Step>,
+        /// Ends the repeat once the server has closed a connection the rounds do not read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<Until>,
     },
+}
+
+/// When a `repeat` ends early: once the server has closed `closed`, a connection that stopped
+/// reading (e.g. a slow consumer), without depending on how much the socket buffers on the way
+/// hold.
+///
+/// The rounds run in batches. The first batch ends once its `send` steps have sent more than
+/// `fromBytes` bytes, each next one once it has sent twice as many as the one before. After each
+/// batch the harness reads `closed` until the server closes it or nothing arrives for `quietMs`
+/// (frames are discarded, but checked against the schema), then stops reading it again. The
+/// repeat ends when the server has closed it (a later `expectClose` checks the code); it fails
+/// when a batch that sent more than `toBytes` bytes ends without the close, when `times` rounds
+/// have run, or after `withinMs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Until {
+    /// The connection whose close by the server ends the repeat.
+    pub closed: String,
+    /// Bytes the first batch sends before `closed` is looked at (e.g. the declared queue
+    /// limit, below which no server need close it).
+    pub from_bytes: Count,
+    /// A batch that sent more than this many bytes without the close fails the step: the bound
+    /// within which every conforming server must have closed the connection.
+    pub to_bytes: Count,
+    /// How long reading `closed` after a batch waits for the next frame. Absent: 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_ms: Option<Count>,
+    /// How long the whole repeat may take. Absent: no bound but `times` and `toBytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_ms: Option<Count>,
 }
 
 impl Step {
@@ -390,11 +433,19 @@ fn check(case: &Case) -> Result<(), Problem> {
 fn check_steps(case: &Case, steps: &[Step], base: &str, top: bool) -> Result<(), Problem> {
     for (i, step) in steps.iter().enumerate() {
         let here = format!("{base}/{i}");
-        if let Step::Repeat { times, steps } = step {
+        if let Step::Repeat {
+            times,
+            steps,
+            until,
+        } = step
+        {
             if !top {
                 return Err(AtPointer::new(here, CaseError::NestedRepeat));
             }
             check_count(times, format!("{here}/times"))?;
+            if let Some(until) = until {
+                check_until(case, until, &format!("{here}/until"))?;
+            }
             check_steps(case, steps, &format!("{here}/steps"), false)?;
             continue;
         }
@@ -421,6 +472,27 @@ fn check_steps(case: &Case, steps: &[Step], base: &str, top: bool) -> Result<(),
             }
         }
         check_step(step, &here)?;
+    }
+    Ok(())
+}
+
+fn check_until(case: &Case, until: &Until, here: &str) -> Result<(), Problem> {
+    if !case.connections.contains_key(&until.closed) {
+        return Err(AtPointer::new(
+            format!("{here}/closed"),
+            CaseError::UnknownConnection {
+                conn: until.closed.clone(),
+                known: case.connections.keys().cloned().collect(),
+            },
+        ));
+    }
+    check_count(&until.from_bytes, format!("{here}/fromBytes"))?;
+    check_count(&until.to_bytes, format!("{here}/toBytes"))?;
+    if let Some(quiet) = &until.quiet_ms {
+        check_count(quiet, format!("{here}/quietMs"))?;
+    }
+    if let Some(within) = &until.within_ms {
+        check_count(within, format!("{here}/withinMs"))?;
     }
     Ok(())
 }
@@ -631,7 +703,22 @@ mod tests {
                 },
             ),
         ];
-        for (text, line, needle, kind) in cases {
+        let unknown_until = invalid("/steps/0/until/closed", |e| {
+            matches!(e, CaseError::UnknownConnection { .. })
+        });
+        let cases: Vec<(String, usize, &str, IsKind)> = cases
+            .iter()
+            .map(|(t, l, n, k)| ((*t).to_owned(), *l, *n, *k))
+            .chain([(
+                format!(
+                    "{HEAD}\n\"steps\":[\n{{\"do\":\"repeat\",\"times\":1,\"steps\":[],\n\"until\":{{\"closed\":\"b\",\"fromBytes\":1,\"toBytes\":2}}}}]}}"
+                ),
+                4,
+                "unknown connection \"b\"",
+                &unknown_until as IsKind,
+            )])
+            .collect();
+        for (text, line, needle, kind) in &cases {
             let e = err(text);
             assert_eq!(e.line, *line, "{e}");
             assert!(kind(&e.kind), "{e}: {:?}", e.kind);

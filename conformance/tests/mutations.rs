@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpSocket};
 
 /// One way to break the protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Mutation {
     /// No change: the proxy must be transparent.
     None,
@@ -86,11 +86,34 @@ enum Mutation {
     /// frame nobody asked for, before the reply to its first frame: one mistake that fails
     /// many cases, for the report to show as one cause.
     AnnounceHeaderAuth,
+    /// Activity snapshots keep every event: the family's cap of entries is not applied.
+    SnapshotUncapped,
+    /// Upsert snapshots keep the entries an event marked removed (a `closed` session).
+    SnapshotKeepsClosed,
+    /// Upsert snapshots list entries in the order their keys first appeared, not by key.
+    SnapshotUnsorted,
+    /// The auth deadline closes authenticated connections too (on their first frame after it).
+    DeadlineForAll,
+    /// Re-authenticating ends every subscription, even with a token of the same principal.
+    ForgetSubscriptionsOnRefresh,
+    /// Anonymous connections act as the publisher, who may read every topic.
+    AnonymousAsPublisher,
+    /// A handshake offering no subprotocol is refused instead of treated as `rtbus.v1`.
+    RequireSubprotocol,
+    /// One `seq` counter for every topic, as if numbering were global to the server.
+    GlobalSeq,
+    /// `published` replies carry an epoch that changes from one publish to the next.
+    UnstableAckEpoch,
     /// Not a proxy: the reference server itself, misconfigured against the declared contract.
     NoAuthDeadline,
     NoHeartbeat,
     NoTopicLimit,
     NoSizeLimit,
+    /// The size limit one byte below the declared one: a message of exactly the maximum is
+    /// refused.
+    RefuseExactMax,
+    /// The size limit one byte above the declared one: a message one byte too big is read.
+    AcceptOneOverMax,
 }
 
 impl Mutation {
@@ -104,6 +127,8 @@ impl Mutation {
             }
             Mutation::NoTopicLimit => config.limits.max_topics_per_connection = 100_000,
             Mutation::NoSizeLimit => config.limits.max_message_bytes = 64 << 20,
+            Mutation::RefuseExactMax => config.limits.max_message_bytes -= 1,
+            Mutation::AcceptOneOverMax => config.limits.max_message_bytes += 1,
             _ => return false,
         }
         true
@@ -127,6 +152,12 @@ struct Shared {
     epochs: HashMap<String, String>,
     /// The contract's tokens: any other token is one the server rejects.
     tokens: Vec<String>,
+    /// [`Mutation::GlobalSeq`]: the global number given to each (topic, seq), and the last one.
+    global_seq: HashMap<(String, u64), u64>,
+    last_global_seq: u64,
+    /// Every payload the server acknowledged as `published`, per topic, in order (kept for the
+    /// snapshot mutations only).
+    published: HashMap<String, Vec<Value>>,
 }
 
 struct MutatedTarget {
@@ -156,7 +187,7 @@ impl ServerHandle for Handle {
         })
     }
 
-    fn restart(&mut self) -> BoxFuture<'_, Result<String, InfraError>> {
+    fn restart(&mut self) -> BoxFuture<'_, Result<Vec<String>, InfraError>> {
         Box::pin(async move {
             let addr = *self.upstream.lock().unwrap();
             let server =
@@ -165,10 +196,11 @@ impl ServerHandle for Handle {
             let addr = server.local_addr();
             *self.upstream.lock().unwrap() = addr;
             self.server = Some(server);
-            Ok(self
-                .proxy_url
-                .clone()
-                .unwrap_or_else(|| format!("ws://{addr}/api/realtime")))
+            Ok(vec![
+                self.proxy_url
+                    .clone()
+                    .unwrap_or_else(|| format!("ws://{addr}/api/realtime")),
+            ])
         })
     }
 
@@ -188,6 +220,8 @@ impl Target for MutatedTarget {
         format!("reference server behind a {:?} mutation", self.mutation)
     }
 
+    /// Nothing is absent: even the `cluster` cases run, every connection on the one node, which
+    /// is all a mutation of their rules needs to make them fail.
     fn absent(&self) -> Vec<Capability> {
         Vec::new()
     }
@@ -210,7 +244,7 @@ impl Target for MutatedTarget {
             if server_only {
                 let url = format!("ws://{}/api/realtime", *upstream.lock().unwrap());
                 return Ok(Prepared {
-                    url,
+                    urls: vec![url],
                     server: Some(Box::new(handle)),
                 });
             }
@@ -232,7 +266,7 @@ impl Target for MutatedTarget {
             handle.proxy_url = Some(url.clone());
             handle.proxy = Some(proxy);
             Ok(Prepared {
-                url,
+                urls: vec![url],
                 server: Some(Box::new(handle)),
             })
         })
@@ -268,6 +302,8 @@ async fn accept_loop(
             shared: Arc::clone(&shared),
             id,
             state: tokio::sync::Mutex::default(),
+            since: std::time::Instant::now(),
+            auth_deadline: Duration::from_millis(contract.limits.auth_deadline_ms),
         };
         let url = Url::parse(&format!("ws://{upstream}/api/realtime")).unwrap();
         // A small receive buffer toward the server keeps its back-pressure visible.
@@ -287,6 +323,8 @@ async fn accept_loop(
 struct ConnState {
     held_event: Option<Value>,
     held_subscribed: Option<Value>,
+    /// [`Mutation::NonAtomicSubscribe`]: the `error` held until the partial subscription exists.
+    held_error: Option<Value>,
     subscribes: HashMap<String, Vec<Value>>,
     resumed: BTreeSet<String>,
     side: Option<WsStream>,
@@ -294,6 +332,12 @@ struct ConnState {
     authenticated: bool,
     /// An `authenticated` frame is still to be announced ([`Mutation::AnnounceHeaderAuth`]).
     announce: bool,
+    /// The topics the connection holds, by the `subscribed` and `unsubscribed` frames seen.
+    held: BTreeSet<String>,
+    /// The connection held a subscription at some point (the auth deadline no longer applies).
+    ever_subscribed: bool,
+    /// This connection's publishes not answered yet: (id, topic, payload), oldest first.
+    publishing: std::collections::VecDeque<(Option<Value>, String, Value)>,
 }
 
 enum Out {
@@ -314,6 +358,9 @@ struct Mutant {
     shared: Arc<Mutex<Shared>>,
     id: u64,
     state: tokio::sync::Mutex<ConnState>,
+    /// When the connection was accepted, and the contract's auth deadline.
+    since: std::time::Instant,
+    auth_deadline: Duration,
 }
 
 impl Tap for Mutant {
@@ -322,7 +369,13 @@ impl Tap for Mutant {
         if m == Mutation::WrongEndpoint {
             return Answer::refuse(StatusCode::NOT_FOUND);
         }
+        if m == Mutation::RequireSubprotocol && offer.subprotocols.is_empty() {
+            return Answer::refuse(StatusCode::BAD_REQUEST);
+        }
         match m {
+            Mutation::AnonymousAsPublisher if offer.authorization.is_none() => {
+                offer.authorization = Some(self.publisher_auth.clone());
+            }
             Mutation::IgnoreBearerHeader => offer.authorization = None,
             Mutation::EscalateReaders if offer.authorization.is_some() => {
                 offer.authorization = Some(self.publisher_auth.clone());
@@ -361,6 +414,13 @@ impl Tap for Mutant {
     async fn message(&self, direction: Direction, message: Message) -> Vec<Action> {
         let m = self.m;
         let outs = match (direction, message) {
+            (Direction::ToServer, Message::Text(_))
+                if m == Mutation::DeadlineForAll
+                    && self.since.elapsed() > self.auth_deadline
+                    && !self.state.lock().await.ever_subscribed =>
+            {
+                vec![Out::CloseDown(4001)]
+            }
             (Direction::ToServer, Message::Text(t)) => {
                 let announce = std::mem::take(&mut self.state.lock().await.announce);
                 let mut outs = Vec::new();
@@ -435,6 +495,11 @@ async fn client_text(
     }
     let kind = v["type"].as_str().unwrap_or("").to_owned();
     let mut st = state.lock().await;
+    if m.rebuilds_snapshots() && kind == "publish" {
+        let topic = v["data"]["topic"].as_str().unwrap_or("").to_owned();
+        let entry = (v.get("id").cloned(), topic, v["data"]["payload"].clone());
+        st.publishing.push_back(entry);
+    }
     if let Some(outs) = client_epoch_mutations(m, &kind, &mut v, &mut st, shared) {
         return outs;
     }
@@ -522,8 +587,16 @@ async fn server_text(
     let mut st = state.lock().await;
     let topic = v["data"]["topic"].as_str().unwrap_or("").to_owned();
     remember_epochs(&v, shared);
+    let was_authenticated = st.authenticated;
     if kind == "authenticated" {
         st.authenticated = true;
+    }
+    track_held(&kind, &v, &mut st);
+    if m == Mutation::GlobalSeq {
+        renumber_globally(&mut v, shared);
+    }
+    if m.rebuilds_snapshots() {
+        rebuild_snapshot(m, &kind, &mut v, &mut st, shared);
     }
     match (m, kind.as_str()) {
         (Mutation::UnstableEpoch, "event") => {
@@ -545,6 +618,30 @@ async fn server_text(
         }
         (Mutation::KeepSubscriptionsOnRefresh, "unsubscribed") if v.get("id").is_none() => {
             return vec![];
+        }
+        (Mutation::ForgetSubscriptionsOnRefresh, "authenticated")
+            if was_authenticated && !st.held.is_empty() =>
+        {
+            let topics: Vec<String> = std::mem::take(&mut st.held).into_iter().collect();
+            let leave = json!({"type": "unsubscribe", "id": "mutant", "data": {"topics": topics}});
+            let notice =
+                json!({"type": "unsubscribed", "data": {"topics": topics, "reason": "forbidden"}});
+            return vec![
+                Out::Up(text(&leave)),
+                Out::Down(text(&v)),
+                Out::Down(text(&notice)),
+            ];
+        }
+        (Mutation::ForgetSubscriptionsOnRefresh, "unsubscribed") if v["id"] == "mutant" => {
+            return vec![];
+        }
+        (Mutation::UnstableAckEpoch, "published") => {
+            if let (Some(epoch), Some(seq)) =
+                (v["data"]["epoch"].as_str(), v["data"]["seq"].as_u64())
+            {
+                v["data"]["epoch"] =
+                    json!(format!("{epoch}{}", "x".repeat(usize::from(seq % 2 == 1))));
+            }
         }
         (Mutation::DropErrorTopic, "error") if v["data"]["code"] == "unknown_topic" => {
             if let Some(d) = v["data"].as_object_mut() {
@@ -637,11 +734,21 @@ async fn server_text(
                 if !rest.is_empty() && rest.len() < topics.len() {
                     let sub =
                         json!({"type": "subscribe", "id": "mutant", "data": {"topics": rest}});
-                    return vec![Out::Down(text(&v)), Out::Up(text(&sub))];
+                    // The error waits for the rest to be subscribed, so the client cannot act
+                    // on it before the partial subscription exists.
+                    st.held_error = Some(v);
+                    return vec![Out::Up(text(&sub))];
                 }
             }
         }
-        (Mutation::NonAtomicSubscribe, "subscribed") if v["id"] == "mutant" => return vec![],
+        (Mutation::NonAtomicSubscribe, "subscribed") if v["id"] == "mutant" => {
+            return st
+                .held_error
+                .take()
+                .map(|e| Out::Down(text(&e)))
+                .into_iter()
+                .collect();
+        }
         (Mutation::FanoutToFirstOnly, "event") => {
             let mut s = shared.lock().unwrap();
             let first = *s.first_subscriber.entry(topic.clone()).or_insert(conn);
@@ -675,6 +782,159 @@ async fn server_text(
         return vec![];
     }
     vec![Out::Down(text(&v))]
+}
+
+impl Mutation {
+    /// Whether the mutation rebuilds snapshots from the payloads the server acknowledged.
+    fn rebuilds_snapshots(self) -> bool {
+        matches!(
+            self,
+            Mutation::SnapshotUncapped | Mutation::SnapshotKeepsClosed | Mutation::SnapshotUnsorted
+        )
+    }
+}
+
+/// For the snapshot mutations: records each acknowledged publish, and replaces the payload of
+/// each snapshot with the topic's events folded by the mutation's broken rule.
+fn rebuild_snapshot(
+    m: Mutation,
+    kind: &str,
+    v: &mut Value,
+    st: &mut ConnState,
+    shared: &Mutex<Shared>,
+) {
+    let topic = v["data"]["topic"].as_str().unwrap_or("").to_owned();
+    match kind {
+        "published" => {
+            // Replies come in request order: the oldest publish of this topic is the one
+            // acknowledged, and publishes before it that got an error are dropped.
+            while let Some((_, t, payload)) = st.publishing.pop_front() {
+                if t == topic {
+                    let mut s = shared.lock().unwrap();
+                    s.published.entry(topic).or_default().push(payload);
+                    break;
+                }
+            }
+        }
+        "error"
+            if st
+                .publishing
+                .front()
+                .is_some_and(|(id, _, _)| id.as_ref() == v.get("id")) =>
+        {
+            st.publishing.pop_front();
+        }
+        "snapshot" => {
+            let Ok(t) = rtbus_protocol::Topic::new(&topic) else {
+                return;
+            };
+            let Ok(family) = rtbus_protocol::catalog::Family::of(&t) else {
+                return;
+            };
+            let seq = v["data"]["seq"].as_u64().unwrap_or(0);
+            let s = shared.lock().unwrap();
+            let events = s
+                .published
+                .get(&topic)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let events = &events[..events.len().min(usize::try_from(seq).unwrap_or(usize::MAX))];
+            if let Some(payload) = broken_fold(m, family.fold(), events) {
+                v["data"]["payload"] = payload;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The snapshot of `events` under the mutation's broken fold, or `None` when the mutation
+/// does not touch this family's rule.
+fn broken_fold(
+    m: Mutation,
+    fold: rtbus_protocol::catalog::Fold,
+    events: &[Value],
+) -> Option<Value> {
+    use rtbus_protocol::catalog::Fold;
+    match (m, fold) {
+        (Mutation::SnapshotUncapped, Fold::Append { list, .. }) => Some(json!({ list: events })),
+        (
+            Mutation::SnapshotKeepsClosed | Mutation::SnapshotUnsorted,
+            Fold::Upsert {
+                list,
+                key,
+                remove_when,
+                ..
+            },
+        ) => {
+            let mut entries: Vec<Value> = Vec::new();
+            for event in events {
+                let removes = m == Mutation::SnapshotUnsorted
+                    && remove_when.is_some_and(|w| event[w.field] == w.value);
+                let at = entries.iter().position(|e| e[key] == event[key]);
+                match (at, removes) {
+                    (Some(at), true) => {
+                        entries.remove(at);
+                    }
+                    (None, true) => {}
+                    (Some(at), false) => entries[at] = event.clone(),
+                    (None, false) => entries.push(event.clone()),
+                }
+            }
+            if m == Mutation::SnapshotKeepsClosed {
+                entries.sort_by(|a, b| a[key].as_str().cmp(&b[key].as_str()));
+            }
+            Some(json!({ list: entries }))
+        }
+        _ => None,
+    }
+}
+
+/// Keeps [`ConnState::held`] up to date from the server's `subscribed` and `unsubscribed`.
+fn track_held(kind: &str, v: &Value, st: &mut ConnState) {
+    let topics = v["data"]["topics"].as_array().into_iter().flatten();
+    match kind {
+        "subscribed" => {
+            for entry in topics {
+                if let Some(topic) = entry["topic"].as_str() {
+                    st.held.insert(topic.to_owned());
+                    st.ever_subscribed = true;
+                }
+            }
+        }
+        "unsubscribed" => {
+            for topic in topics.filter_map(Value::as_str) {
+                st.held.remove(topic);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// [`Mutation::GlobalSeq`]: every (topic, seq) other than 0 gets the next number of one
+/// counter shared by all topics, the first time any frame names it.
+fn renumber_globally(v: &mut Value, shared: &Mutex<Shared>) {
+    let mut s = shared.lock().unwrap();
+    let mut renumber = |entry: &mut Value| {
+        let (Some(topic), Some(seq)) = (entry["topic"].as_str(), entry["seq"].as_u64()) else {
+            return;
+        };
+        if seq == 0 {
+            return;
+        }
+        let key = (topic.to_owned(), seq);
+        let next = s.last_global_seq + 1;
+        let global = *s.global_seq.entry(key).or_insert(next);
+        s.last_global_seq = s.last_global_seq.max(global);
+        entry["seq"] = json!(global);
+    };
+    let Some(data) = v.get_mut("data").filter(|d| d.is_object()) else {
+        return;
+    };
+    renumber(data);
+    let topics = data.get_mut("topics").and_then(Value::as_array_mut);
+    for entry in topics.into_iter().flatten() {
+        renumber(entry);
+    }
 }
 
 /// Records the epoch of every topic a server frame names.
@@ -769,7 +1029,12 @@ fn run_mutated(m: Mutation) -> Vec<CaseResult> {
         .enable_all()
         .build()
         .unwrap();
-    let contract = Contract::default();
+    let mut contract = Contract::default();
+    // What this setup's sockets hold for a stalled reader is far less: the server's and the
+    // proxy's 16 KiB send buffers, the proxy's 8 KiB receive buffer and queue of one message,
+    // the client's 4 KiB receive buffer. So a server that never cuts a slow consumer off fails
+    // after 1 MiB, not after the default 64 MiB.
+    contract.limits.socket_buffer_bytes = 1 << 20;
     let proxied = !m.configure(&mut server_config(&contract));
     let cases: Vec<_> = suite::bundled()
         .unwrap()
@@ -792,10 +1057,29 @@ fn run_mutated(m: Mutation) -> Vec<CaseResult> {
     runtime.block_on(run_suite(cases, target, options, |_, _, _| {}))
 }
 
+/// The suite's results under `m`, run once per test process: the test of the mutation and
+/// the citation meta-test share them.
+fn results(m: Mutation) -> Arc<Vec<CaseResult>> {
+    type Runs = Mutex<HashMap<Mutation, Arc<OnceLock<Arc<Vec<CaseResult>>>>>>;
+    static RUNS: OnceLock<Runs> = OnceLock::new();
+    let cell = {
+        let mut runs = RUNS.get_or_init(Runs::default).lock().unwrap();
+        Arc::clone(runs.entry(m).or_default())
+    };
+    Arc::clone(cell.get_or_init(|| Arc::new(run_mutated(m))))
+}
+
+/// Whether `case` failed under `m` (it ran: a heartbeat case does not run behind the proxy).
+fn fails(m: Mutation, case: &str) -> bool {
+    results(m)
+        .iter()
+        .any(|r| r.id == case && matches!(r.verdict, Verdict::Failed(_)))
+}
+
 /// Asserts the suite fails under `m`, for each of `rules` in at least one case citing it;
 /// prints the cases that caught it.
 fn assert_caught(m: Mutation, rules: &[&str]) {
-    let results = run_mutated(m);
+    let results = results(m);
     let failed: Vec<&CaseResult> = results
         .iter()
         .filter(|r| matches!(r.verdict, Verdict::Failed(_)))
@@ -822,7 +1106,7 @@ fn assert_caught(m: Mutation, rules: &[&str]) {
 
 #[test]
 fn unmutated_proxy_passes_everything() {
-    let results = run_mutated(Mutation::None);
+    let results = results(Mutation::None);
     let failures: Vec<String> = results
         .iter()
         .filter_map(|r| match &r.verdict {
@@ -849,7 +1133,7 @@ fn unmutated_proxy_passes_everything() {
 /// many cases and rules that is.
 #[test]
 fn one_mistake_is_one_cause() {
-    let results = run_mutated(Mutation::AnnounceHeaderAuth);
+    let results = results(Mutation::AnnounceHeaderAuth);
     let failed = results
         .iter()
         .filter(|r| matches!(r.verdict, Verdict::Failed(_)))
@@ -895,6 +1179,35 @@ macro_rules! mutation_tests {
                 assert_caught(Mutation::$m, &[$($rule),+]);
             }
         )+
+
+        /// Every mutation above with the rules it breaks.
+        const MUTATIONS: &[(Mutation, &[&str])] = &[$((Mutation::$m, &[$($rule),+])),+];
+
+        /// A case's citation of a rule is a claim that the case checks the rule: for every
+        /// (case, rule) citation, some mutation above that breaks the rule makes the case
+        /// fail. A citation no mutation of its rule can fail is removed from the case, or the
+        /// rule gets the mutation that shows the case checks it.
+        #[test]
+        fn every_citation_is_failed_by_a_mutation_of_its_rule() {
+            let mut unproven = Vec::new();
+            for loaded in suite::bundled().unwrap() {
+                let case = &loaded.case;
+                for rule in &case.rules {
+                    let breaking: Vec<Mutation> = MUTATIONS
+                        .iter()
+                        .filter(|(_, rules)| rules.contains(&rule.as_str()))
+                        .map(|(m, _)| *m)
+                        .collect();
+                    if !breaking.iter().any(|m| fails(*m, &case.id)) {
+                        unproven.push(format!(
+                            "{} cites {rule}, but passes under every mutation that breaks it: {breaking:?}",
+                            case.id
+                        ));
+                    }
+                }
+            }
+            assert!(unproven.is_empty(), "{}", unproven.join("\n"));
+        }
 
         /// Every rule is broken by at least one mutation above.
         #[test]
@@ -946,9 +1259,20 @@ mutation_tests! {
     no_heartbeat: NoHeartbeat breaks "heartbeat.timeout";
     no_topic_limit: NoTopicLimit breaks "subscribe.limit";
     no_size_limit: NoSizeLimit breaks "frame.too-big";
+    refuse_exact_max: RefuseExactMax breaks "frame.too-big";
+    accept_one_over_max: AcceptOneOverMax breaks "frame.too-big";
+    snapshot_uncapped: SnapshotUncapped breaks "delivery.snapshot-state";
+    snapshot_keeps_closed: SnapshotKeepsClosed breaks "delivery.snapshot-state";
+    snapshot_unsorted: SnapshotUnsorted breaks "delivery.snapshot-state";
     ignore_epoch: IgnoreEpoch breaks "resume.epoch";
     unstable_epoch: UnstableEpoch breaks "delivery.epoch";
-    wrong_start: WrongStart breaks "subscribe.start";
+    wrong_start: WrongStart breaks "subscribe.start", "resume.exhausted", "resume.epoch";
+    deadline_for_all: DeadlineForAll breaks "auth.deadline";
+    forget_subscriptions_on_refresh: ForgetSubscriptionsOnRefresh breaks "auth.refresh";
+    anonymous_as_publisher: AnonymousAsPublisher breaks "authz.subscribe";
+    require_subprotocol: RequireSubprotocol breaks "handshake.subprotocol";
+    global_seq: GlobalSeq breaks "delivery.seq";
+    unstable_ack_epoch: UnstableAckEpoch breaks "delivery.epoch";
     accept_unpaired_resume: AcceptUnpairedResume breaks "resume.pair";
     keep_subscriptions_on_refresh: KeepSubscriptionsOnRefresh breaks "auth.refresh";
     keep_principal_on_rejected_auth: KeepPrincipalOnRejectedAuth breaks "auth.refresh-reject";

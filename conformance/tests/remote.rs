@@ -50,9 +50,12 @@ fn the_suite_passes_against_a_shared_server_configured_from_the_contract_toml() 
             Verdict::Failed(f) => failures.push(render_failure(r, f, Style { color: false })),
             Verdict::Unsupported { missing } => {
                 assert!(
-                    missing
-                        .iter()
-                        .all(|c| [Capability::Shutdown, Capability::Restart].contains(c)),
+                    missing.iter().all(|c| [
+                        Capability::Shutdown,
+                        Capability::Restart,
+                        Capability::Cluster
+                    ]
+                    .contains(c)),
                     "{}: {missing:?}",
                     r.id
                 );
@@ -65,11 +68,12 @@ fn the_suite_passes_against_a_shared_server_configured_from_the_contract_toml() 
         .filter(|r| matches!(r.verdict, Verdict::Unsupported { .. }))
         .map(|r| r.id.as_str())
         .collect();
-    // Without commands, exactly the cases that stop or restart the server cannot run.
+    // Without commands, exactly the cases that stop or restart the server cannot run, and
+    // with one URL the cross-node ones.
     let disruptive: Vec<String> = suite::bundled()
         .unwrap()
         .into_iter()
-        .filter(|c| c.case.disrupts_server())
+        .filter(|c| c.case.disrupts_server() || c.case.requires.contains(&Capability::Cluster))
         .map(|c| c.case.id)
         .collect();
     assert!(disruptive.len() >= 4, "{disruptive:?}");

@@ -1,10 +1,12 @@
-//! The bundled suite against the embedded reference server: one test per case file.
+//! The bundled suite against the embedded reference server: one test per case file. The
+//! cases that need a cluster run against one reference server given as both nodes.
 
 use rtbus_conformance::contract::Contract;
-use rtbus_conformance::embedded::Embedded;
+use rtbus_conformance::embedded::{Cluster, Embedded, ServerCommands, server_config};
 use rtbus_conformance::report::{Style, render_failure};
 use rtbus_conformance::runner::{RunOptions, Verdict, run_case};
 use rtbus_conformance::suite;
+use rtbus_conformance::transcript::Capability;
 
 fn run(file: &str) {
     let cases = suite::bundled().unwrap_or_else(|errors| {
@@ -27,13 +29,28 @@ fn run(file: &str) {
         .build()
         .expect("a tokio runtime");
     let contract = Contract::default();
-    let target = Embedded::new(&contract);
     let options = RunOptions {
         step_timeout: std::time::Duration::from_millis(3000),
-        contract,
+        contract: contract.clone(),
         ..RunOptions::default()
     };
-    let result = runtime.block_on(run_case(case, &target, &options));
+    let result = if case.case.requires.contains(&Capability::Cluster) {
+        runtime.block_on(async {
+            let server = rtbus_server::start(server_config(&contract))
+                .await
+                .expect("the reference server starts");
+            let url = format!("ws://{}/api/realtime", server.local_addr());
+            let target = Cluster {
+                urls: vec![url.clone(), url],
+                commands: ServerCommands::from_contract(&contract),
+            };
+            let result = run_case(case, &target, &options).await;
+            server.shutdown().await;
+            result
+        })
+    } else {
+        runtime.block_on(run_case(case, &Embedded::new(&contract), &options))
+    };
     match &result.verdict {
         Verdict::Passed => {}
         Verdict::Failed(f) => panic!("{}", render_failure(&result, f, Style { color: false })),

@@ -1,0 +1,140 @@
+//! Cluster mode: the suite against several URLs serving one stream, each case's connections
+//! spread across them by `runner::node_of`.
+//!
+//! `RTBUS_CONFORMANCE_CLUSTER_URLS=ws://a/api/realtime,ws://b/api/realtime` (and the tokens in
+//! `RTBUS_CONFORMANCE_TOKEN_<NAME>`) runs the bundled suite against a real cluster:
+//! `cargo test -p rtbus-conformance --test cluster`. Without it, one reference server given
+//! twice stands in for a cluster of two nodes that share everything.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtbus_conformance::contract::Contract;
+use rtbus_conformance::embedded::{Cluster, ServerCommands, server_config};
+use rtbus_conformance::report::{Style, render_failure};
+use rtbus_conformance::runner::{CaseResult, RunOptions, Target, Verdict, run_suite};
+use rtbus_conformance::suite;
+
+/// The environment variable naming the nodes of a cluster to test, comma-separated.
+const CLUSTER_URLS: &str = "RTBUS_CONFORMANCE_CLUSTER_URLS";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Runs the bundled cases `filter` selects (all with an empty one) against the nodes `urls`.
+async fn run_on(urls: Vec<String>, contract: Contract, filter: &[String]) -> Vec<CaseResult> {
+    let cases = suite::bundled().expect("the bundled cases load");
+    let (cases, _) = suite::select(cases, filter, &[]);
+    let target: Arc<dyn Target> = Arc::new(Cluster {
+        urls,
+        commands: ServerCommands::from_contract(&contract),
+    });
+    let options = RunOptions {
+        step_timeout: Duration::from_millis(3000),
+        contract,
+        ..RunOptions::default()
+    };
+    run_suite(cases, target, options, |_, _, _| {}).await
+}
+
+fn failures(results: &[CaseResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter_map(|r| match &r.verdict {
+            Verdict::Failed(f) => Some(render_failure(r, f, Style { color: false })),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_suite_passes_on_the_nodes_given() {
+    let mut contract = Contract::default();
+    contract.apply_env();
+    let runtime = runtime();
+    let given: Vec<String> = std::env::var(CLUSTER_URLS)
+        .map(|urls| urls.split(',').map(|u| u.trim().to_owned()).collect())
+        .unwrap_or_default();
+    let results = runtime.block_on(async {
+        if given.len() >= 2 {
+            return run_on(given, contract, &[]).await;
+        }
+        // One long-lived reference server as both nodes.
+        let server = rtbus_server::start(server_config(&contract))
+            .await
+            .expect("the reference server starts");
+        let url = format!("ws://{}/api/realtime", server.local_addr());
+        let results = run_on(vec![url.clone(), url], contract, &[]).await;
+        server.shutdown().await;
+        results
+    });
+    let failed = failures(&results);
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    let cluster: Vec<&CaseResult> = results
+        .iter()
+        .filter(|r| r.tags.iter().any(|t| t == "cluster"))
+        .collect();
+    assert!(
+        cluster.len() >= 2,
+        "{:?}",
+        results.iter().map(|r| &r.id).collect::<Vec<_>>()
+    );
+    assert!(
+        cluster.iter().all(|r| r.passed()),
+        "the cluster cases ran and passed"
+    );
+}
+
+/// Two independent reference servers are no cluster: the cross-node case must notice, which
+/// shows its connections really went to different URLs, as the report says.
+#[test]
+fn connections_are_spread_across_the_urls() {
+    let contract = Contract::default();
+    let runtime = runtime();
+    let (results, urls) = runtime.block_on(async {
+        let a = rtbus_server::start(server_config(&contract))
+            .await
+            .expect("node a");
+        let b = rtbus_server::start(server_config(&contract))
+            .await
+            .expect("node b");
+        let urls = vec![
+            format!("ws://{}/api/realtime", a.local_addr()),
+            format!("ws://{}/api/realtime", b.local_addr()),
+        ];
+        let filter = ["cluster.publish-snapshot".to_owned()];
+        let results = run_on(urls.clone(), contract, &filter).await;
+        a.shutdown().await;
+        b.shutdown().await;
+        (results, urls)
+    });
+    let [result] = results.as_slice() else {
+        panic!("one case: {results:?}");
+    };
+    let Verdict::Failed(f) = &result.verdict else {
+        panic!(
+            "two unrelated servers passed as a cluster: {:?}",
+            result.verdict
+        );
+    };
+    // bob publishes on node 0 under its epoch; live, subscribed on node 1, saw another.
+    assert_eq!(
+        (f.conn.as_deref(), f.pointer.as_deref()),
+        (Some("bob"), Some("/data/epoch")),
+        "{f:?}"
+    );
+    let node = |conn: &str| {
+        result
+            .closes
+            .iter()
+            .find(|c| c.conn == conn)
+            .and_then(|c| c.url.clone())
+    };
+    assert_eq!(node("bob"), Some(urls[0].clone()));
+    assert_eq!(node("live"), Some(urls[1].clone()));
+}
