@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// A TOML contract whose credentials and limits configure the server.
     #[arg(long, value_name = "FILE")]
     pub contract: Option<PathBuf>,
+    /// Keep topics in this Redis (`redis://HOST:PORT`), so several `serve` processes on it are
+    /// one cluster to run the suite against with `run --url A --url B`.
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
 }
 
 /// Arguments of `contract`.
@@ -173,6 +177,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut config = embedded::server_config(&contract);
     config.listen = args.listen;
+    config.redis_url = args.redis_url;
     let server = rtbus_server::start(config)
         .await
         .with_context(|| format!("cannot start the reference server on {}", args.listen))?;

@@ -5,7 +5,14 @@
 //! `RTBUS_CONFORMANCE_TOKEN_<NAME>`) runs the bundled suite against a real cluster:
 //! `cargo test -p rtbus-conformance --test cluster`. Without it, one reference server given
 //! twice stands in for a cluster of two nodes that share everything.
+//!
+//! `the_suite_passes_on_two_reference_nodes_sharing_a_real_redis` is the reference cluster
+//! itself: a `redis-server` on a free loopback port (Debian's package; `cargo xtask test`
+//! installs it when missing) and two reference servers on the Redis engine.
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,4 +144,109 @@ fn connections_are_spread_across_the_urls() {
     };
     assert_eq!(node("bob"), Some(urls[0].clone()));
     assert_eq!(node("live"), Some(urls[1].clone()));
+}
+
+/// A `redis-server` on a free loopback port, without persistence; killed when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot run redis-server ({err}): this test needs a real Redis; install \
+                     Debian's redis-server package (apt-get install redis-server)"
+                )
+            });
+        let redis = Redis { child, port };
+        for _ in 0..100 {
+            if redis.ping() {
+                return redis;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not answer PING on port {port}");
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0u8; 16];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream
+                .read(&mut reply)
+                .is_ok_and(|n| reply[..n].starts_with(b"+PONG"))
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The whole bundled suite against two reference nodes on one Redis: every case passes
+/// (those that restart or shut a server down are unsupported, as for any `--url` target without
+/// the contract's commands), and the cross-node cases run and pass.
+#[test]
+fn the_suite_passes_on_two_reference_nodes_sharing_a_real_redis() {
+    let redis = Redis::start();
+    let contract = Contract::default();
+    let runtime = runtime();
+    let results = runtime.block_on(async {
+        let node = || {
+            let mut config = server_config(&contract);
+            config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
+            rtbus_server::start(config)
+        };
+        let a = node().await.expect("node a starts");
+        let b = node().await.expect("node b starts");
+        let urls = vec![
+            format!("ws://{}/api/realtime", a.local_addr()),
+            format!("ws://{}/api/realtime", b.local_addr()),
+        ];
+        let results = run_on(urls, contract.clone(), &[]).await;
+        a.shutdown().await;
+        b.shutdown().await;
+        results
+    });
+    let failed = failures(&results);
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    let passed = results.iter().filter(|r| r.passed()).count();
+    let cluster = results
+        .iter()
+        .filter(|r| r.tags.iter().any(|t| t == "cluster") && r.passed())
+        .count();
+    assert!(cluster >= 2, "the cross-node cases ran and passed");
+    // Only the restart and shutdown cases may be left out.
+    let unsupported: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| r.id.as_str())
+        .collect();
+    assert!(
+        unsupported
+            .iter()
+            .all(|id| id.starts_with("resume.restart") || id.starts_with("shutdown.")),
+        "unsupported beyond restart/shutdown: {unsupported:?}"
+    );
+    assert!(
+        passed + unsupported.len() == results.len() && passed > 60,
+        "{passed} passed"
+    );
 }
