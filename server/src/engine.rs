@@ -17,8 +17,16 @@
 //!   as JSON: the fold is Rust code in the protocol crate, so Redis keeps the folded result and
 //!   never folds itself);
 //! - `P{topic}:stream`, a stream of the latest `history_per_topic` events with explicit ids
-//!   `<seq>-0` and the payload in field `p`;
-//! - the channel `P{topic}`, on which each event is published once as `<epoch> <seq>\n<payload>`.
+//!   `<seq>-0`, the time the publishing node stamped in field `t` and the payload in field `p`;
+//! - the channel `P{topic}`, on which each event is published once as
+//!   `<epoch> <seq> <emittedAt>\n<payload>`.
+//!
+//! The publishing node stamps each event once (`emittedAt`, RFC 3339 in UTC) and Redis carries
+//! that stamp in the stream entry and the channel message, so every node sends the same frame
+//! for one event (same epoch, `seq`, `emittedAt` and payload), and a replay, from any node's
+//! replica or from the stream, equals the live frame but for `isReplay`. Both parsers are
+//! strict: an entry or a message that is not exactly this shape is an error that reloads the
+//! topic from Redis (and ends its local subscribers with 4013 so they resume), never a guess.
 //!
 //! **Publish** is one optimistic compare-and-set script: the node sends the epoch and `seq` it
 //! expects the topic at, the next `seq`, the snapshot it folded from the expected one and the
@@ -74,7 +82,7 @@ use futures_util::stream::FuturesUnordered;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, RedisError};
 use rtbus_protocol::catalog::{Family, TopicEvent, TopicSnapshot};
-use rtbus_protocol::{Epoch, RequestId, Seq, Topic};
+use rtbus_protocol::{Epoch, RequestId, Seq, Timestamp, Topic};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::timeout;
@@ -82,7 +90,7 @@ use tokio::time::timeout;
 use crate::config::Config;
 use crate::error::Error;
 use crate::hub::{Delivered, Hub, TopicCell, Want, next_epoch};
-use crate::log::{SeqExhausted, TopicLog};
+use crate::log::{Entry, SeqExhausted, TopicLog};
 use crate::outbox::{Dirty, Outbox};
 
 /// Most compare-and-set rounds one publish takes before it is refused as contended.
@@ -236,7 +244,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The publish script. KEYS: meta, stream. ARGV: expected epoch (empty: none), expected `seq`,
 /// a fresh epoch, the next `seq`, the snapshot at it (JSON), the event's payload (JSON), the
-/// history length, the channel.
+/// history length, the channel, the event's `emittedAt`.
 const PUBLISH_SCRIPT: &str = r"
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'snapshot')
 local epoch = meta[1]
@@ -251,9 +259,9 @@ elseif epoch ~= ARGV[1] or meta[2] ~= ARGV[2] then
 end
 redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', ARGV[4], 'snapshot', ARGV[5])
 if ARGV[7] ~= '0' then
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[7], ARGV[4] .. '-0', 'p', ARGV[6])
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[7], ARGV[4] .. '-0', 't', ARGV[9], 'p', ARGV[6])
 end
-redis.call('PUBLISH', ARGV[8], epoch .. ' ' .. ARGV[4] .. '\n' .. ARGV[6])
+redis.call('PUBLISH', ARGV[8], epoch .. ' ' .. ARGV[4] .. ' ' .. ARGV[9] .. '\n' .. ARGV[6])
 return {'ok', epoch, ARGV[4]}
 ";
 
@@ -325,12 +333,13 @@ enum Command {
     Unfollow(Topic),
 }
 
-/// One event as the channel or the stream carries it.
+/// One event as the channel carries it: its stream's epoch, the entry, and the entry's
+/// payload decoded (it fits the topic's family).
 #[derive(Debug)]
 struct Incoming {
     epoch: Epoch,
-    seq: Seq,
-    payload: Value,
+    entry: Entry,
+    event: TopicEvent,
 }
 
 /// A topic's state as the state script returns it.
@@ -339,13 +348,16 @@ struct Loaded {
     seq: Seq,
     snapshot: TopicSnapshot,
     /// Oldest first.
-    history: Vec<(Seq, Value)>,
+    history: Vec<Entry>,
 }
 
 /// A follow under way: messages that arrived meanwhile, and who waits for it.
 #[derive(Default)]
 struct Loading {
     held: Vec<Incoming>,
+    /// A message that was not an event arrived meanwhile: what was loaded may miss it, so the
+    /// load is done again.
+    stale: bool,
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
 }
 
@@ -409,6 +421,8 @@ impl RedisEngine {
     ) -> Result<(Epoch, Seq), PublishError> {
         let mut conn = self.connection()?;
         let payload = payload.to_string();
+        // Stamped once, here: every node's frame of the event, and every replay, carries it.
+        let emitted_at = Timestamp::now();
         let cached = lock(&self.expected).get(topic).cloned();
         let mut expect = cached
             .or_else(|| {
@@ -441,7 +455,8 @@ impl RedisEngine {
                 .arg(snapshot.to_value().to_string())
                 .arg(&payload)
                 .arg(&history)
-                .arg(self.channel(topic));
+                .arg(self.channel(topic))
+                .arg(emitted_at.as_str());
             let reply: Vec<String> =
                 match timeout(REQUEST_TIMEOUT, invocation.invoke_async(&mut conn)).await {
                     Ok(Ok(reply)) => reply,
@@ -716,7 +731,9 @@ impl RedisEngine {
                 let family = Family::of(&topic).map_err(|err| err.to_string())?;
                 let mut history = Vec::with_capacity(tail.len());
                 for (id, fields) in tail.into_iter().rev() {
-                    history.push(parse_entry(&topic, &id, &fields)?);
+                    let entry = parse_entry(&topic, &id, &fields)?;
+                    check_event(&topic, &entry)?;
+                    history.push(entry);
                 }
                 Ok(Loaded {
                     epoch: parse_epoch(&topic, &epoch).map_err(|e| describe(&e))?,
@@ -741,17 +758,13 @@ impl RedisEngine {
             return Ok(());
         };
         let loaded = match loaded {
-            Ok(loaded) => loaded,
-            Err(why) => {
-                tracing::warn!(%topic, %why, "cannot follow the topic");
-                for waiter in loading.waiters {
-                    let _ = waiter.send(Err(why.clone()));
-                }
-                if self.hub.replica(&topic).is_none() && session.subscribed.remove(&topic) {
-                    session.sink.unsubscribe(self.channel(&topic)).await?;
-                }
+            Ok(loaded) if !loading.stale => loaded,
+            Ok(_) => {
+                // A message that was not an event came meanwhile: read the state again.
+                self.reload(session, &topic, loading.waiters);
                 return Ok(());
             }
+            Err(why) => return self.fail_load(session, &topic, loading.waiters, why).await,
         };
         let mut log = TopicLog::restore(
             topic.clone(),
@@ -761,29 +774,22 @@ impl RedisEngine {
             loaded.history,
             self.history_limit,
         );
-        for incoming in loading.held {
-            if &incoming.epoch != log.epoch()
-                || incoming.seq > log.seq().next().unwrap_or(log.seq())
-            {
+        for Incoming {
+            epoch,
+            entry,
+            event,
+        } in loading.held
+        {
+            if &epoch != log.epoch() || entry.seq > log.seq().next().unwrap_or(log.seq()) {
                 // The topic changed streams, or skipped, after the state was read: read again.
                 tracing::debug!(%topic, "the topic moved on while it was loaded; reloading");
-                self.load(session, topic.clone(), None);
-                if let Some(again) = session.loading.get_mut(&topic) {
-                    again.waiters.extend(loading.waiters);
-                }
+                self.reload(session, &topic, loading.waiters);
                 return Ok(());
             }
-            if incoming.seq <= log.seq() {
+            if entry.seq <= log.seq() {
                 continue;
             }
-            match TopicEvent::decode(&topic, &incoming.payload) {
-                Ok(event) => {
-                    let _ = log.append(&event, incoming.payload, |_| ());
-                }
-                Err(err) => {
-                    tracing::warn!(%topic, %err, "an event in Redis does not fit its family");
-                }
-            }
+            let _ = log.append(&event, entry.payload, entry.emitted_at, |_| ());
         }
         let ended = self.hub.install(&topic, log);
         if ended > 0 {
@@ -791,6 +797,42 @@ impl RedisEngine {
         }
         for waiter in loading.waiters {
             let _ = waiter.send(Ok(()));
+        }
+        Ok(())
+    }
+
+    /// Loads `topic` again, for `waiters` too.
+    fn reload(
+        &self,
+        session: &mut Session,
+        topic: &Topic,
+        waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    ) {
+        self.load(session, topic.clone(), None);
+        if let Some(again) = session.loading.get_mut(topic) {
+            again.waiters.extend(waiters);
+        }
+    }
+
+    /// A load failed (Redis did not answer, or holds something that is not a state of the
+    /// topic): the waiters are told why, a replica the load was to replace is dropped (its
+    /// subscribers end with 4013: the node cannot continue their stream), and the channel is
+    /// left until someone follows the topic again.
+    async fn fail_load(
+        &self,
+        session: &mut Session,
+        topic: &Topic,
+        waiters: Vec<oneshot::Sender<Result<(), String>>>,
+        why: String,
+    ) -> Result<(), RedisError> {
+        tracing::warn!(%topic, %why, "cannot follow the topic");
+        for waiter in waiters {
+            let _ = waiter.send(Err(why.clone()));
+        }
+        self.hub
+            .drop_replica(topic, "the topic could not be read from Redis");
+        if session.subscribed.remove(topic) {
+            session.sink.unsubscribe(self.channel(topic)).await?;
         }
         Ok(())
     }
@@ -813,12 +855,18 @@ impl RedisEngine {
         let Some(topic) = self.topic_of(message.get_channel_name()) else {
             return Ok(());
         };
-        let incoming = match parse_message(message.get_payload_bytes()) {
+        let incoming = match parse_message(&topic, message.get_payload_bytes()) {
             Ok(incoming) => incoming,
             Err(why) => {
+                // What it stood for is unknown: read the topic again from Redis.
                 tracing::warn!(%topic, %why, "a message on the topic's channel is not an event");
-                self.hub
-                    .drop_replica(&topic, "the topic's stream in Redis holds an invalid event");
+                match session.loading.get_mut(&topic) {
+                    Some(loading) => loading.stale = true,
+                    None if self.hub.replica(&topic).is_some() => {
+                        self.load(session, topic, None);
+                    }
+                    None => {}
+                }
                 return Ok(());
             }
         };
@@ -837,59 +885,54 @@ impl RedisEngine {
         incoming: Incoming,
     ) -> Result<(), RedisError> {
         let mut dirty = Dirty::default();
-        match self.deliver(topic, &incoming, &mut dirty) {
+        let Incoming {
+            epoch,
+            entry,
+            event,
+        } = incoming;
+        match self.hub.deliver(topic, &epoch, &event, entry, &mut dirty) {
             Delivered::Appended | Delivered::Duplicate | Delivered::NotFollowed => {}
             Delivered::OtherEpoch => self.load(session, topic.clone(), None),
-            Delivered::Gap(have) => {
-                let missing = self
-                    .range(&mut session.conn, topic, have, incoming.seq)
-                    .await?;
-                let covered = missing.len() as u64 == incoming.seq.get() - have.get() - 1;
-                if !covered {
-                    self.load(session, topic.clone(), None);
-                    return Ok(());
+            Delivered::Gap(have, entry) => {
+                let seq = entry.seq;
+                let missing = self.range(&mut session.conn, topic, have, seq).await?;
+                let covered = missing.as_ref().is_ok_and(|missing| {
+                    missing.len() as u64 == seq.get() - have.get() - 1
+                        && missing
+                            .iter()
+                            .zip(1..)
+                            .all(|((e, _), n)| e.seq.get() == have.get() + n)
+                });
+                let missing = match missing {
+                    Ok(missing) if covered => missing,
+                    Ok(_) => {
+                        tracing::debug!(%topic, "the stream no longer covers a gap; reloading");
+                        self.load(session, topic.clone(), None);
+                        return Ok(());
+                    }
+                    Err(why) => {
+                        tracing::warn!(%topic, %why, "the topic's stream holds an invalid entry");
+                        self.load(session, topic.clone(), None);
+                        return Ok(());
+                    }
+                };
+                for (filled, event) in missing.into_iter().chain([(entry, event)]) {
+                    self.hub.deliver(topic, &epoch, &event, filled, &mut dirty);
                 }
-                for (seq, payload) in missing {
-                    let event = Incoming {
-                        epoch: incoming.epoch.clone(),
-                        seq,
-                        payload,
-                    };
-                    self.deliver(topic, &event, &mut dirty);
-                }
-                self.deliver(topic, &incoming, &mut dirty);
             }
         }
         Ok(())
     }
 
-    fn deliver(&self, topic: &Topic, incoming: &Incoming, dirty: &mut Dirty) -> Delivered {
-        match TopicEvent::decode(topic, &incoming.payload) {
-            Ok(event) => self.hub.deliver(
-                topic,
-                &incoming.epoch,
-                incoming.seq,
-                &event,
-                incoming.payload.clone(),
-                dirty,
-            ),
-            Err(err) => {
-                tracing::warn!(%topic, %err, "an event in Redis does not fit its family");
-                self.hub
-                    .drop_replica(topic, "the topic's stream in Redis holds an invalid event");
-                Delivered::NotFollowed
-            }
-        }
-    }
-
-    /// The stream's events after `after` and before `before`, oldest first.
+    /// The stream's events after `after` and before `before`, oldest first; `Ok(Err)` when an
+    /// entry is not an event of the topic.
     async fn range(
         &self,
         conn: &mut MultiplexedConnection,
         topic: &Topic,
         after: Seq,
         before: Seq,
-    ) -> Result<Vec<(Seq, Value)>, RedisError> {
+    ) -> Result<Result<Vec<(Entry, TopicEvent)>, String>, RedisError> {
         let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
             .arg(self.stream_key(topic))
             .arg(format!("{}-0", after.get() + 1))
@@ -898,9 +941,23 @@ impl RedisEngine {
             .await?;
         Ok(entries
             .iter()
-            .filter_map(|(id, fields)| parse_entry(topic, id, fields).ok())
+            .map(|(id, fields)| {
+                let entry = parse_entry(topic, id, fields)?;
+                let event = check_event(topic, &entry)?;
+                Ok((entry, event))
+            })
             .collect())
     }
+}
+
+/// The event `entry` holds, or why it is not one of `topic`'s family.
+fn check_event(topic: &Topic, entry: &Entry) -> Result<TopicEvent, String> {
+    TopicEvent::decode(topic, &entry.payload).map_err(|err| {
+        format!(
+            "event {} of {topic} in Redis does not fit its family: {err}",
+            entry.seq
+        )
+    })
 }
 
 fn describe(err: &PublishError) -> String {
@@ -938,41 +995,72 @@ fn parse_snapshot(
     TopicSnapshot::decode(topic, &value).map_err(|err| corrupt(err.to_string()))
 }
 
-/// One stream entry: id `<seq>-0`, fields `p <payload>`.
-fn parse_entry(topic: &Topic, id: &str, fields: &[String]) -> Result<(Seq, Value), String> {
+/// One stream entry: id `<seq>-0`, fields `t <emittedAt>` and `p <payload>` (in either
+/// order), nothing else.
+fn parse_entry(topic: &Topic, id: &str, fields: &[String]) -> Result<Entry, String> {
+    let bad = |why: String| format!("stream entry {id} of {topic}: {why}");
     let seq = id
         .strip_suffix("-0")
-        .ok_or_else(|| format!("stream entry {id} of {topic} is not <seq>-0"))?;
-    let seq = parse_seq(topic, seq).map_err(|e| describe(&e))?;
-    let payload = match fields {
-        [name, payload] if name == "p" => payload,
-        _ => return Err(format!("stream entry {id} of {topic} has no payload field")),
+        .ok_or_else(|| bad("the id is not <seq>-0".to_owned()))?;
+    let seq = parse_seq(topic, seq).map_err(|e| bad(describe(&e)))?;
+    let (mut time, mut payload) = (None, None);
+    for pair in fields.chunks(2) {
+        let slot = match pair {
+            [name, _] if name == "t" => &mut time,
+            [name, _] if name == "p" => &mut payload,
+            [name, _] => return Err(bad(format!("unexpected field {name:?}"))),
+            _ => return Err(bad("a field without a value".to_owned())),
+        };
+        if slot.replace(&pair[1]).is_some() {
+            return Err(bad(format!("field {:?} twice", pair[0])));
+        }
+    }
+    let (Some(time), Some(payload)) = (time, payload) else {
+        return Err(bad(
+            "expected the fields t (emittedAt) and p (payload)".to_owned()
+        ));
     };
-    let payload = serde_json::from_str(payload)
-        .map_err(|err| format!("stream entry {id} of {topic}: {err}"))?;
-    Ok((seq, payload))
+    let emitted_at =
+        Timestamp::parse(time).map_err(|err| bad(format!("t is not a timestamp: {err}")))?;
+    let payload =
+        serde_json::from_str(payload).map_err(|err| bad(format!("p is not JSON: {err}")))?;
+    Ok(Entry {
+        seq,
+        emitted_at,
+        payload,
+    })
 }
 
-/// A channel message: `<epoch> <seq>\n<payload>`.
-fn parse_message(bytes: &[u8]) -> Result<Incoming, String> {
+/// A channel message of `topic`: `<epoch> <seq> <emittedAt>\n<payload>`, with a payload of
+/// the topic's family.
+fn parse_message(topic: &Topic, bytes: &[u8]) -> Result<Incoming, String> {
     let text = std::str::from_utf8(bytes).map_err(|err| err.to_string())?;
     let (head, payload) = text
         .split_once('\n')
-        .ok_or("expected `<epoch> <seq>` and a payload line")?;
-    let (epoch, seq) = head
-        .split_once(' ')
-        .ok_or("expected `<epoch> <seq>` on the first line")?;
+        .ok_or("expected `<epoch> <seq> <emittedAt>` and a payload line")?;
+    let [epoch, seq, time] = head.split(' ').collect::<Vec<_>>()[..] else {
+        return Err(format!(
+            "expected `<epoch> <seq> <emittedAt>` on the first line, got {head:?}"
+        ));
+    };
     let epoch = Epoch::new(epoch).map_err(|err| format!("epoch {epoch:?}: {err}"))?;
     let seq = seq
         .parse::<u64>()
         .ok()
         .and_then(|n| Seq::new(n).ok())
         .ok_or_else(|| format!("seq {seq:?} is not a seq"))?;
+    let emitted_at = Timestamp::parse(time).map_err(|err| format!("emittedAt: {err}"))?;
     let payload = serde_json::from_str(payload).map_err(|err| format!("payload: {err}"))?;
+    let entry = Entry {
+        seq,
+        emitted_at,
+        payload,
+    };
+    let event = check_event(topic, &entry)?;
     Ok(Incoming {
         epoch,
-        seq,
-        payload,
+        entry,
+        event,
     })
 }
 
@@ -980,31 +1068,83 @@ fn parse_message(bytes: &[u8]) -> Result<Incoming, String> {
 mod tests {
     use super::*;
 
+    const T: &str = "2026-11-21T09:30:00.125Z";
+
     #[test]
     fn a_channel_message_is_parsed_or_refused_with_the_reason() {
-        let incoming = parse_message(b"e1-2 7\n{\"n\":1}").unwrap();
+        let topic = Topic::new("custom.a").unwrap();
+        let text = format!("e1-2 7 {T}\n{{\"n\":1}}");
+        let incoming = parse_message(&topic, text.as_bytes()).unwrap();
         assert_eq!(incoming.epoch.as_str(), "e1-2");
-        assert_eq!(incoming.seq.get(), 7);
-        assert_eq!(incoming.payload, serde_json::json!({"n": 1}));
-        for (bad, why) in [
-            (&b"e1 7"[..], "payload line"),
-            (b"e1\n{}", "first line"),
-            (b"e1 x\n{}", "not a seq"),
-            (b"e1 9007199254740992\n{}", "not a seq"),
-            (b"e1 1\n{", "payload"),
+        assert_eq!(incoming.entry.seq.get(), 7);
+        assert_eq!(incoming.entry.emitted_at.as_str(), T);
+        assert_eq!(incoming.entry.payload, serde_json::json!({"n": 1}));
+        let pressure = Topic::new("drives.pressure").unwrap();
+        for (topic, bad, why) in [
+            (&topic, format!("e1 7 {T}"), "payload line"),
+            (&topic, "e1 7\n{}".to_owned(), "first line"),
+            (&topic, "e1\n{}".to_owned(), "first line"),
+            (&topic, format!("e1 7 {T} x\n{{}}"), "first line"),
+            (&topic, format!("e1  7 {T}\n{{}}"), "first line"),
+            (&topic, format!("e1 x {T}\n{{}}"), "not a seq"),
+            (
+                &topic,
+                format!("e1 9007199254740992 {T}\n{{}}"),
+                "not a seq",
+            ),
+            (
+                &topic,
+                "e1 1 2026-11-21 09:30:00Z\n{}".to_owned(),
+                "first line",
+            ),
+            (&topic, "e1 1 yesterday\n{}".to_owned(), "emittedAt"),
+            (&topic, format!("e1 1 {T}\n{{"), "payload"),
+            (&pressure, format!("e1 1 {T}\n{{\"n\":1}}"), "does not fit"),
         ] {
-            let err = parse_message(bad).unwrap_err();
-            assert!(err.contains(why), "{err}");
+            let err = parse_message(topic, bad.as_bytes()).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
         }
     }
 
     #[test]
     fn stream_entries_and_stored_state_are_parsed_or_refused() {
         let topic = Topic::new("custom.a").unwrap();
-        let entry = parse_entry(&topic, "3-0", &["p".to_owned(), "{\"n\":3}".to_owned()]);
-        assert_eq!(entry.unwrap().0.get(), 3);
-        assert!(parse_entry(&topic, "3-1", &["p".to_owned(), "{}".to_owned()]).is_err());
-        assert!(parse_entry(&topic, "3-0", &["q".to_owned(), "{}".to_owned()]).is_err());
+        let fields = |pairs: &[&str]| pairs.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let entry = parse_entry(&topic, "3-0", &fields(&["t", T, "p", "{\"n\":3}"])).unwrap();
+        assert_eq!(
+            entry,
+            Entry {
+                seq: Seq::new(3).unwrap(),
+                emitted_at: Timestamp::parse(T).unwrap(),
+                payload: serde_json::json!({"n": 3}),
+            }
+        );
+        let swapped = parse_entry(&topic, "3-0", &fields(&["p", "{\"n\":3}", "t", T]));
+        assert_eq!(swapped.unwrap(), entry, "fields in either order");
+        for (id, pairs, why) in [
+            ("3-1", &["t", T, "p", "{}"][..], "not <seq>-0"),
+            ("x-0", &["t", T, "p", "{}"], "seq"),
+            ("3-0", &["p", "{}"], "expected the fields t"),
+            ("3-0", &["t", T], "expected the fields t"),
+            (
+                "3-0",
+                &["t", T, "p", "{}", "q", "1"],
+                "unexpected field \"q\"",
+            ),
+            ("3-0", &["t", T, "p", "{}", "p", "{}"], "twice"),
+            ("3-0", &["t", T, "p"], "without a value"),
+            ("3-0", &["t", "now", "p", "{}"], "not a timestamp"),
+            ("3-0", &["t", T, "p", "{"], "not JSON"),
+        ] {
+            let err = parse_entry(&topic, id, &fields(pairs)).unwrap_err();
+            assert!(err.contains(why) && err.contains(id), "{pairs:?}: {err}");
+        }
+        let pressure = Topic::new("drives.pressure").unwrap();
+        assert!(
+            check_event(&pressure, &entry)
+                .unwrap_err()
+                .contains("does not fit")
+        );
         let family = Family::of(&topic).unwrap();
         assert_eq!(
             parse_snapshot(&topic, family, "").unwrap(),

@@ -38,12 +38,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtbus_protocol::catalog::{Family, TopicEvent, TopicSnapshot};
 use rtbus_protocol::{
-    CloseCode, Epoch, RequestId, Seq, ServerMessage, SubscribedData, SubscribedTopic, Topic,
+    CloseCode, Epoch, RequestId, Seq, ServerMessage, SubscribedData, SubscribedTopic, Timestamp,
+    Topic,
 };
 use serde_json::Value;
 
 use crate::config::Limits;
-use crate::log::{Appended, Ask, Plan, SeqExhausted, TopicLog};
+use crate::log::{Appended, Ask, Entry, Plan, SeqExhausted, TopicLog};
 use crate::outbox::{Dirty, OutFrame, Outbox, Push, REPLY};
 use crate::stats::Counters;
 use crate::wire::encode;
@@ -350,7 +351,8 @@ impl Hub {
             drop(state);
             cell = self.cell(topic, family);
         };
-        let (epoch, seq) = self.append(&cell, &mut state, event, payload, dirty, true)?;
+        let now = Timestamp::now();
+        let (epoch, seq) = self.append(&cell, &mut state, event, payload, now, dirty, true)?;
         drop(state);
         if self.history_bytes() > self.max_history_bytes {
             self.trim_history();
@@ -360,12 +362,14 @@ impl Hub {
 
     /// Appends `event` to the locked `state` of `cell` and queues its one frame for every
     /// subscriber; `touch` marks the topic used (a publish does, a replica's delivery not).
+    #[allow(clippy::too_many_arguments)] // One step's inputs; bundling them would only rename them.
     fn append(
         &self,
         cell: &TopicCell,
         state: &mut TopicState,
         event: &TopicEvent,
         payload: Value,
+        emitted_at: Timestamp,
         dirty: &mut Dirty,
         touch: bool,
     ) -> Result<(Epoch, Seq), SeqExhausted> {
@@ -374,7 +378,7 @@ impl Hub {
             seq,
             epoch,
             framed: encoded,
-        } = state.log.append(event, payload, encode)?;
+        } = state.log.append(event, payload, emitted_at, encode)?;
         let after = state.log.history_bytes();
         cell.held.store(after, Ordering::Relaxed);
         if after >= before {
@@ -493,16 +497,21 @@ impl Hub {
     }
 
     /// Appends an event the shared stream delivered to the replica of `topic`, and queues it
-    /// for every local subscriber, if it is the replica's next one.
+    /// for every local subscriber, if it is the replica's next one. `entry` carries the time
+    /// the publishing node stamped, so every node sends the same frame.
     pub fn deliver(
         &self,
         topic: &Topic,
         epoch: &Epoch,
-        seq: Seq,
         event: &TopicEvent,
-        payload: Value,
+        entry: Entry,
         dirty: &mut Dirty,
     ) -> Delivered {
+        let Entry {
+            seq,
+            emitted_at,
+            payload,
+        } = entry;
         let Some(cell) = self.replica(topic) else {
             return Delivered::NotFollowed;
         };
@@ -518,9 +527,14 @@ impl Hub {
             return Delivered::Duplicate;
         }
         if have.next() != Some(seq) {
-            return Delivered::Gap(have);
+            let entry = Entry {
+                seq,
+                emitted_at,
+                payload,
+            };
+            return Delivered::Gap(have, entry);
         }
-        match self.append(&cell, &mut state, event, payload, dirty, false) {
+        match self.append(&cell, &mut state, event, payload, emitted_at, dirty, false) {
             Ok(_) => {}
             // Not reached: `seq` is the next one, so it is within range.
             Err(SeqExhausted) => return Delivered::Duplicate,
@@ -566,14 +580,15 @@ fn distinct(wants: &[Want]) -> Vec<&Want> {
 }
 
 /// What became of an event delivered to a replica ([`Hub::deliver`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Delivered {
     /// Appended and queued for every local subscriber.
     Appended,
     /// The replica has it already (its `seq` is not past the replica's).
     Duplicate,
-    /// Events between the replica's `seq` (given) and this one are missing.
-    Gap(Seq),
+    /// Events between the replica's `seq` (given) and this one are missing; the event is
+    /// handed back, to be delivered once they are filled.
+    Gap(Seq, Entry),
     /// The event belongs to another stream than the replica's: the topic was lost and started
     /// again.
     OtherEpoch,
@@ -1176,19 +1191,19 @@ mod tests {
         let deliver = |epoch: &Epoch, n: u64| {
             let payload = json!({"n": n});
             let event = TopicEvent::decode(&topic(name), &payload).unwrap();
-            let seq = Seq::new(n).unwrap();
-            hub.deliver(
-                &topic(name),
-                epoch,
-                seq,
-                &event,
+            let entry = Entry {
+                seq: Seq::new(n).unwrap(),
+                emitted_at: Timestamp::now(),
                 payload,
-                &mut Dirty::default(),
-            )
+            };
+            hub.deliver(&topic(name), epoch, &event, entry, &mut Dirty::default())
         };
         assert_eq!(deliver(&e1, 1), Delivered::Appended);
         assert_eq!(deliver(&e1, 1), Delivered::Duplicate);
-        assert_eq!(deliver(&e1, 3), Delivered::Gap(Seq::new(1).unwrap()));
+        assert!(
+            matches!(deliver(&e1, 3), Delivered::Gap(have, entry) if have.get() == 1 && entry.seq.get() == 3),
+            "a gap hands the event back"
+        );
         assert_eq!(deliver(&e1, 2), Delivered::Appended);
         assert_eq!(
             deliver(&Epoch::new("e2").unwrap(), 1),

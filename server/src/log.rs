@@ -54,8 +54,19 @@ pub(crate) struct TopicLog {
 #[derive(Debug)]
 struct Held {
     seq: Seq,
+    /// When it was published: every delivery of it, live or replayed, carries this.
+    emitted_at: Timestamp,
     payload: Value,
     weight: usize,
+}
+
+/// One event of a stream kept elsewhere (a shared engine's), as a restored log takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry {
+    pub seq: Seq,
+    /// When the event was published, as the publishing node stamped it.
+    pub emitted_at: Timestamp,
+    pub payload: Value,
 }
 
 /// An estimate of the memory one history entry takes: its slot, and every node of its payload
@@ -153,28 +164,29 @@ impl TopicLog {
         epoch: Epoch,
         seq: Seq,
         snapshot: TopicSnapshot,
-        history: Vec<(Seq, Value)>,
+        history: Vec<Entry>,
         history_limit: usize,
     ) -> TopicLog {
-        let mut kept: Vec<(Seq, Value)> = Vec::new();
+        let mut kept: Vec<Entry> = Vec::new();
         let mut want = seq;
-        for (at, payload) in history.into_iter().rev() {
-            if at != want || kept.len() >= history_limit || at == Seq::ZERO {
+        for entry in history.into_iter().rev() {
+            if entry.seq != want || kept.len() >= history_limit || entry.seq == Seq::ZERO {
                 break;
             }
-            kept.push((at, payload));
-            want = Seq::new(at.get() - 1).unwrap_or(Seq::ZERO);
+            want = Seq::new(entry.seq.get() - 1).unwrap_or(Seq::ZERO);
+            kept.push(entry);
         }
         let mut history_bytes = 0;
         let history = kept
             .into_iter()
             .rev()
-            .map(|(seq, payload)| {
-                let weight = weight(&payload);
+            .map(|entry| {
+                let weight = weight(&entry.payload);
                 history_bytes += weight;
                 Held {
-                    seq,
-                    payload,
+                    seq: entry.seq,
+                    emitted_at: entry.emitted_at,
+                    payload: entry.payload,
                     weight,
                 }
             })
@@ -209,25 +221,28 @@ impl TopicLog {
         self.seq == Seq::ZERO
     }
 
-    /// Appends `event` (whose JSON is `payload`): assigns the next `seq`, folds the event into
-    /// the snapshot and keeps it in the history. `frame` gets the live `event` message once,
+    /// Appends `event` (whose JSON is `payload`, published at `emitted_at`): assigns the next
+    /// `seq`, folds the event into the snapshot and keeps it in the history, with its time, so
+    /// that a replay of it equals the live frame but for `isReplay`. `frame` gets the live
+    /// `event` message once,
     /// before its payload moves into the history and its epoch into the result (so neither is
     /// copied for the purpose). On [`SeqExhausted`] nothing changes and `frame` is not called.
     pub fn append<F>(
         &mut self,
         event: &TopicEvent,
         payload: Value,
+        emitted_at: Timestamp,
         frame: impl FnOnce(&ServerMessage) -> F,
     ) -> Result<Appended<F>, SeqExhausted> {
         let seq = self.seq.next().ok_or(SeqExhausted)?;
         self.seq = seq;
         self.snapshot.fold(event);
-        let message = self.delivery(seq, false, payload, Kind::Event);
+        let message = self.delivery(seq, false, payload, emitted_at, Kind::Event);
         let framed = frame(&message);
-        let (epoch, payload) = match message {
-            ServerMessage::Event { data, .. } => (data.epoch, Some(data.payload)),
+        let (epoch, emitted_at, payload) = match message {
+            ServerMessage::Event { data, .. } => (data.epoch, data.emitted_at, Some(data.payload)),
             // Not reached: `message` is the event built above.
-            _ => (self.epoch.clone(), None),
+            _ => (self.epoch.clone(), Timestamp::now(), None),
         };
         if let (true, Some(payload)) = (self.history_limit > 0, payload) {
             if self.history.len() >= self.history_limit {
@@ -237,6 +252,7 @@ impl TopicLog {
             self.history_bytes += weight;
             self.history.push_back(Held {
                 seq,
+                emitted_at,
                 payload,
                 weight,
             });
@@ -305,11 +321,20 @@ impl TopicLog {
     }
 
     /// The messages `then` stands for, in the order they are sent: a snapshot at the log's
-    /// `seq`, or the events after a `seq` marked as replays. A replay the history cannot hold
+    /// `seq` (stamped now), or the events after a `seq` marked as replays (each with the time
+    /// it was published). A replay the history cannot hold
     /// in full yields nothing ([`TopicLog::plan`] never asks for one).
     pub fn follow(&self, then: Then) -> impl Iterator<Item = ServerMessage> + '_ {
-        let snapshot = (then == Then::Snapshot)
-            .then(|| self.delivery(self.seq, false, self.snapshot.to_value(), Kind::Snapshot));
+        let snapshot = (then == Then::Snapshot).then(|| {
+            let now = Timestamp::now();
+            self.delivery(
+                self.seq,
+                false,
+                self.snapshot.to_value(),
+                now,
+                Kind::Snapshot,
+            )
+        });
         let from = match then {
             Then::ReplayAfter(after) if self.holds_after(after) => {
                 // The history ends at `seq`; the events after `after` are its last ones.
@@ -317,20 +342,27 @@ impl TopicLog {
             }
             _ => self.history.len(),
         };
-        let replay = self
-            .history
-            .range(from..)
-            .map(|held| self.delivery(held.seq, true, held.payload.clone(), Kind::Event));
+        let replay = self.history.range(from..).map(|held| {
+            let (payload, at) = (held.payload.clone(), held.emitted_at.clone());
+            self.delivery(held.seq, true, payload, at, Kind::Event)
+        });
         snapshot.into_iter().chain(replay)
     }
 
     /// A snapshot or event frame of this log.
-    fn delivery(&self, seq: Seq, is_replay: bool, payload: Value, kind: Kind) -> ServerMessage {
+    fn delivery(
+        &self,
+        seq: Seq,
+        is_replay: bool,
+        payload: Value,
+        emitted_at: Timestamp,
+        kind: Kind,
+    ) -> ServerMessage {
         let data = Delivery {
             topic: self.topic.clone(),
             epoch: self.epoch.clone(),
             seq,
-            emitted_at: Timestamp::now(),
+            emitted_at,
             is_replay,
             payload,
         };
@@ -382,9 +414,18 @@ mod tests {
     fn append(log: &mut TopicLog, n: u64) -> Result<(Seq, ServerMessage), SeqExhausted> {
         let topic = Topic::new(TOPIC).unwrap();
         let event = TopicEvent::decode(&topic, &payload(n)).unwrap();
-        let appended = log.append(&event, payload(n), ServerMessage::clone)?;
+        let appended = log.append(&event, payload(n), Timestamp::now(), ServerMessage::clone)?;
         assert_eq!(&appended.epoch, log.epoch());
         Ok((appended.seq, appended.framed))
+    }
+
+    /// Event `n` as a shared engine's stream holds it, published at `n` seconds past 09:00.
+    fn entry(n: u64) -> Entry {
+        Entry {
+            seq: seq(n),
+            emitted_at: Timestamp::parse(&format!("2026-11-21T09:00:{n:02}.000Z")).unwrap(),
+            payload: payload(n),
+        }
     }
 
     fn ask(snapshot: bool, resume: Option<(&str, u64)>) -> Ask {
@@ -506,6 +547,62 @@ mod tests {
     }
 
     #[test]
+    fn a_replay_carries_the_time_the_event_was_published_so_it_equals_the_live_frame() {
+        let topic = Topic::new(TOPIC).unwrap();
+        let mut log = TopicLog::new(topic.clone(), Family::of(&topic).unwrap(), epoch("e1"), 4);
+        let mut live = Vec::new();
+        for n in 1..=3 {
+            let at = entry(n);
+            let event = TopicEvent::decode(&topic, &at.payload).unwrap();
+            let appended = log.append(&event, at.payload, at.emitted_at, ServerMessage::clone);
+            live.push(appended.unwrap().framed);
+        }
+        let replayed: Vec<ServerMessage> = log.follow(Then::ReplayAfter(seq(0))).collect();
+        assert_eq!(replayed.len(), 3);
+        for (live, replayed) in live.iter().zip(&replayed) {
+            let (ServerMessage::Event { data: l, .. }, ServerMessage::Event { data: r, .. }) =
+                (live, replayed)
+            else {
+                panic!("events expected: {live:?} {replayed:?}");
+            };
+            assert_eq!(
+                &Delivery {
+                    is_replay: false,
+                    ..r.clone()
+                },
+                l,
+                "all but isReplay"
+            );
+            assert!(r.is_replay);
+        }
+        assert_eq!(
+            summary_time(&replayed[2]),
+            entry(3).emitted_at,
+            "the stamp given at append, not the replay's time"
+        );
+        // A restored log replays the times its entries carry.
+        let restored = TopicLog::restore(
+            topic,
+            epoch("e1"),
+            seq(3),
+            log.snapshot().clone(),
+            (1..=3).map(entry).collect(),
+            4,
+        );
+        let again: Vec<ServerMessage> = restored.follow(Then::ReplayAfter(seq(0))).collect();
+        assert_eq!(again, replayed);
+    }
+
+    fn summary_time(message: &ServerMessage) -> Timestamp {
+        match message {
+            ServerMessage::Event { data, .. } | ServerMessage::Snapshot { data, .. } => {
+                data.emitted_at.clone()
+            }
+            other => panic!("not a delivery: {other:?}"),
+        }
+    }
+
+    #[test]
     fn append_numbers_events_and_keeps_the_latest_in_the_history() {
         let mut log = log(2, 0);
         assert!(log.is_empty());
@@ -592,7 +689,7 @@ mod tests {
         let mut framed = false;
         let topic = Topic::new(TOPIC).unwrap();
         let event = TopicEvent::decode(&topic, &payload(2)).unwrap();
-        let result = log.append(&event, payload(2), |_| framed = true);
+        let result = log.append(&event, payload(2), Timestamp::now(), |_| framed = true);
         assert_eq!(result.map(|a| a.seq), Err(SeqExhausted));
         assert!(!framed, "nothing is framed for a refused event");
         assert_eq!(log.seq(), seq(MAX_SAFE_INTEGER));
@@ -609,7 +706,7 @@ mod tests {
             snapshot.fold(&TopicEvent::decode(&topic, &payload(n)).unwrap());
         }
         // 2 is missing: only 3..=6 are consecutive up to 6; the limit keeps the last three.
-        let history = [1, 3, 4, 5, 6].map(|n| (seq(n), payload(n))).to_vec();
+        let history = [1, 3, 4, 5, 6].map(entry).to_vec();
         let log = TopicLog::restore(topic.clone(), epoch("e7"), seq(6), snapshot, history, 3);
         assert_eq!((log.epoch(), log.seq()), (&epoch("e7"), seq(6)));
         let kept: Vec<u64> = log.history.iter().map(|h| h.seq.get()).collect();
@@ -635,7 +732,7 @@ mod tests {
             epoch("e7"),
             seq(9),
             TopicSnapshot::empty(family),
-            vec![(seq(8), payload(8))],
+            vec![entry(8)],
             3,
         );
         assert_eq!(stale.history.len(), 0);

@@ -280,6 +280,92 @@ async fn events_published_on_both_nodes_share_one_seq_and_epoch_and_the_snapshot
     }
 }
 
+/// The `data` of an `event` frame, as the server wrote it (byte for byte), and the frame
+/// decoded.
+fn event_data(text: &str) -> (String, rtbus_protocol::Delivery) {
+    let frame: Value = serde_json::from_str(text).expect("JSON");
+    assert_eq!(frame["type"], "event", "{text}");
+    let message = rtbus_protocol::decode_server_frame(text).expect("a valid frame");
+    // The raw `data` member: the frame is `{"type":"event","data":{…}}`, so `data` runs from
+    // after its key to the frame's last brace.
+    let at = text.find("\"data\":").expect("a data member") + "\"data\":".len();
+    let data = text[at..text.len() - 1].to_owned();
+    assert_eq!(
+        serde_json::from_str::<Value>(&data).expect("data is JSON"),
+        frame["data"],
+        "the slice is the data member: {text}"
+    );
+    (data, delivery(&message).clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_sends_one_event_as_the_same_bytes_and_a_replay_from_redis_equals_the_live_frame()
+ {
+    const EVENTS: u64 = 8;
+    let redis = Redis::start();
+    let config = ConfigFile::new("same");
+    let (a, b) = (node(&config, &redis).await, node(&config, &redis).await);
+    let name = "custom.cluster.same";
+    let (mut on_a, mut on_b) = (
+        connect(a.addr(), READER).await,
+        connect(b.addr(), READER).await,
+    );
+    let mut epoch = None;
+    for reader in [&mut on_a, &mut on_b] {
+        let reply = reader
+            .request(&subscribe_with("s", [no_snapshot(name)]))
+            .await;
+        epoch = Some(subscribed_one(&reply, "s").0);
+    }
+    let epoch = epoch.expect("subscribed");
+    let (mut pub_a, mut pub_b) = (
+        connect(a.addr(), PUBLISHER).await,
+        connect(b.addr(), PUBLISHER).await,
+    );
+    for n in 1..=EVENTS {
+        // From both nodes, a few milliseconds apart, so a stamp taken on receipt would differ.
+        let publisher = if n % 2 == 1 { &mut pub_a } else { &mut pub_b };
+        publish_one(publisher, name, n).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let mut live = Vec::new();
+    for n in 1..=EVENTS {
+        let (data_a, event_a) = event_data(&on_a.recv_text().await);
+        let (data_b, _) = event_data(&on_b.recv_text().await);
+        assert_eq!(data_a, data_b, "event {n}: the same bytes on both nodes");
+        assert_eq!((event_a.seq.get(), event_a.is_replay), (n, false));
+        assert_eq!(event_a.payload, payload(name, n));
+        live.push(event_a);
+    }
+    let stamps: std::collections::BTreeSet<_> = live.iter().map(|e| &e.emitted_at).collect();
+    assert!(
+        stamps.len() > 1,
+        "publishes milliseconds apart carry their own stamps"
+    );
+    // A replay equals the live frame but for isReplay: from a replica that followed the
+    // events live (B), and from one loaded from the Redis stream afterwards (C).
+    let c = node(&config, &redis).await;
+    for addr in [b.addr(), c.addr()] {
+        let mut resumer = connect(addr, READER).await;
+        let reply = resumer
+            .request(&subscribe_with("r", [resume(name, &epoch, 0)]))
+            .await;
+        assert_eq!(
+            subscribed_one(&reply, "r"),
+            (epoch.clone(), EVENTS, Start::Resumed)
+        );
+        for original in &live {
+            let (_, replayed) = event_data(&resumer.recv_text().await);
+            assert!(replayed.is_replay);
+            let as_live = rtbus_protocol::Delivery {
+                is_replay: false,
+                ..replayed
+            };
+            assert_eq!(&as_live, original, "replay on {addr}");
+        }
+    }
+}
+
 /// A reader of one topic that checks every frame continues its stream.
 struct Follower {
     client: Client,
