@@ -675,7 +675,11 @@ impl Connection {
                     resume: request
                         .epoch
                         .zip(request.resume_after)
-                        .map(|(epoch, after)| Resume { epoch, after }),
+                        .map(|(epoch, after)| Resume {
+                            epoch,
+                            after,
+                            backfill: Vec::new(),
+                        }),
                 },
                 topic: request.topic,
                 family,

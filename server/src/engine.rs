@@ -49,7 +49,23 @@
 //! filled from the stream (`XRANGE`); one the stream no longer covers, or one of another epoch
 //! (the topic was lost and started again), reloads the replica and ends its local subscribers
 //! with `engineUnavailable` (4013) so they resume. Delivery to local subscribers comes from the
-//! channel only, the node's own publishes included. A topic without local subscribers for
+//! channel only, the node's own publishes included.
+//!
+//! **Resume**: a replica starts with the stream's tail (up to `history_per_topic`, what the
+//! stream keeps), so a node that starts following a topic after its events resumes a client
+//! from them. A replica's history may be shorter than the stream's later, when the node
+//! shortens histories to stay under `max_history_bytes`. A resume with the replica's epoch that
+//! its history no longer reaches is then backfilled before it attaches: the range script reads
+//! the missing events (after the resume point, up to the replica's `seq`) with `XRANGE`,
+//! together with a check that the topic is still at that epoch. The hub decides under the
+//! topic's lock, as for any subscribe: when the backfill and the history together cover every
+//! event after the resume point (the backfill runs from it to at least the history's start),
+//! the client is `resumed` with the backfill's events up to where the history starts, then the
+//! history's, then live events; whatever the replica received meanwhile is in its history, so
+//! the handover has no gap or duplicate. Otherwise (the stream was trimmed too, or events kept
+//! arriving until even the history the check saw was shortened away) it is `reset`. The
+//! backfill is one round trip, only for such resumes, and goes to that client alone: the
+//! replica does not grow. A topic without local subscribers for
 //! `topic_idle_timeout` is forgotten and its channel `UNSUBSCRIBE`d, so a node listens only to
 //! topics it serves.
 //!
@@ -90,7 +106,7 @@ use tokio::time::timeout;
 use crate::config::Config;
 use crate::error::Error;
 use crate::hub::{Delivered, Hub, TopicCell, Want, next_epoch};
-use crate::log::{Entry, SeqExhausted, TopicLog};
+use crate::log::{Entry, Resume, SeqExhausted, TopicLog};
 use crate::outbox::{Dirty, Outbox};
 
 /// Most compare-and-set rounds one publish takes before it is refused as contended.
@@ -147,6 +163,7 @@ impl Engine {
             expected: Mutex::new(HashMap::new()),
             publish_script: redis::Script::new(PUBLISH_SCRIPT),
             state_script: redis::Script::new(STATE_SCRIPT),
+            range_script: redis::Script::new(RANGE_SCRIPT),
         };
         Ok(Engine {
             hub,
@@ -214,8 +231,17 @@ impl Engine {
         for result in futures_util::future::join_all(follows).await {
             result?;
         }
+        let mut wants = wants.to_vec();
+        for want in &mut wants {
+            let Some(resume) = want.ask.resume.as_mut() else {
+                continue;
+            };
+            if let Some(upto) = self.hub.needs_backfill(&want.topic, resume) {
+                resume.backfill = redis.backfill(&want.topic, resume, upto).await?;
+            }
+        }
         self.hub
-            .subscribe_replicas(id, wants, conn, outbox)
+            .subscribe_replicas(id, &wants, conn, outbox)
             .map_err(|topic| {
                 format!("the replica of {topic} was dropped (Redis was lost meanwhile); retry")
             })
@@ -282,6 +308,16 @@ end
 return {meta[1], meta[2], meta[3] or '', tail}
 ";
 
+/// The range script. KEYS: meta, stream. ARGV: an epoch, the first and the last `seq` wanted.
+/// Returns the stream's entries in that range, oldest first, if the topic is still at that
+/// epoch (else nothing): read together, so the entries belong to that epoch's stream.
+const RANGE_SCRIPT: &str = r"
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
+  return {}
+end
+return redis.call('XRANGE', KEYS[2], ARGV[2] .. '-0', ARGV[3] .. '-0')
+";
+
 /// The generation key's value is this node's guess at the data set Redis holds: gone or
 /// changed means Redis lost (or was emptied of) everything.
 const GENERATION_KEY: &str = "generation";
@@ -300,6 +336,7 @@ pub(crate) struct RedisEngine {
     expected: Mutex<HashMap<Topic, Expect>>,
     publish_script: redis::Script,
     state_script: redis::Script,
+    range_script: redis::Script,
 }
 
 impl std::fmt::Debug for RedisEngine {
@@ -499,6 +536,50 @@ impl RedisEngine {
         Err(PublishError::Unavailable(format!(
             "{topic} changed under {MAX_ROUNDS} publish attempts in a row (contention); retry"
         )))
+    }
+
+    /// The events of `resume.epoch` after `resume.after` up to `upto` that the topic's stream
+    /// in Redis still holds, for a resume the replica's history no longer covers (it was
+    /// shortened to bound the node's memory). Empty when the stream does not hold them all
+    /// (the resume is then `reset`), or holds something that is not an event of the topic
+    /// (logged). `Err` when Redis cannot be asked.
+    async fn backfill(
+        &self,
+        topic: &Topic,
+        resume: &Resume,
+        upto: Seq,
+    ) -> Result<Vec<Entry>, String> {
+        let Some(from) = resume.after.next() else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.connection().map_err(|e| describe(&e))?;
+        let mut invocation = self.range_script.prepare_invoke();
+        invocation
+            .key(self.meta_key(topic))
+            .key(self.stream_key(topic))
+            .arg(resume.epoch.as_str())
+            .arg(from.get())
+            .arg(upto.get());
+        let entries: Vec<(String, Vec<String>)> =
+            timeout(REQUEST_TIMEOUT, invocation.invoke_async(&mut conn))
+                .await
+                .map_err(|_| "Redis did not answer in time".to_owned())?
+                .map_err(|err| unavailable(&err))?;
+        let parsed: Result<Vec<Entry>, String> = entries
+            .iter()
+            .map(|(id, fields)| {
+                let entry = parse_entry(topic, id, fields)?;
+                check_event(topic, &entry)?;
+                Ok(entry)
+            })
+            .collect();
+        match parsed {
+            Ok(entries) => Ok(entries),
+            Err(why) => {
+                tracing::warn!(%topic, %why, "the topic's stream holds an invalid entry");
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// Makes sure this node follows `topic` (its replica is installed); `Err` says why not.

@@ -44,7 +44,7 @@ use rtbus_protocol::{
 use serde_json::Value;
 
 use crate::config::Limits;
-use crate::log::{Appended, Ask, Entry, Plan, SeqExhausted, TopicLog};
+use crate::log::{Appended, Ask, Entry, Plan, Resume, SeqExhausted, TopicLog};
 use crate::outbox::{Dirty, OutFrame, Outbox, Push, REPLY};
 use crate::stats::Counters;
 use crate::wire::encode;
@@ -415,6 +415,18 @@ impl Hub {
         lock(&self.topics).get(topic).cloned()
     }
 
+    /// Whether a new subscriber resuming on the replica of `topic` at `resume` needs events
+    /// its history no longer holds (see [`TopicLog::needs_backfill`]): the `seq` up to which
+    /// to fetch them.
+    pub fn needs_backfill(&self, topic: &Topic, resume: &Resume) -> Option<Seq> {
+        let cell = self.replica(topic)?;
+        let state = lock(&cell.state);
+        if state.retired {
+            return None;
+        }
+        state.log.needs_backfill(resume)
+    }
+
     /// Where the replica of `topic` stands: its epoch, `seq` and snapshot (what a publish on
     /// this node expects the shared stream to be at).
     pub fn replica_state(&self, topic: &Topic) -> Option<(Epoch, Seq, TopicSnapshot)> {
@@ -654,8 +666,18 @@ fn attach_all(
         bytes: encode(&ack),
         topic: REPLY,
     });
-    for ((cell, state), attach) in cells.iter().zip(states.iter_mut()).zip(&attaches) {
-        cell.start(state, attach, conn, outbox);
+    for (((cell, state), attach), want) in cells
+        .iter()
+        .zip(states.iter_mut())
+        .zip(&attaches)
+        .zip(wants)
+    {
+        let backfill = want
+            .ask
+            .resume
+            .as_ref()
+            .map_or(&[][..], |r| &r.backfill[..]);
+        cell.start(state, attach, backfill, conn, outbox);
     }
     true
 }
@@ -677,10 +699,18 @@ impl TopicCell {
         std::ptr::from_ref(self) as usize
     }
 
-    /// Queues what the plan says follows the acknowledgement, and registers the connection
-    /// when it is new on the topic. `state` is this cell's, locked.
-    fn start(&self, state: &mut TopicState, attach: &Attach, conn: u64, outbox: &Arc<Outbox>) {
-        for message in state.log.follow(attach.plan.then) {
+    /// Queues what the plan says follows the acknowledgement (from the history, or from
+    /// `backfill` and the history), and registers the connection when it is new on the topic.
+    /// `state` is this cell's, locked.
+    fn start(
+        &self,
+        state: &mut TopicState,
+        attach: &Attach,
+        backfill: &[Entry],
+        conn: u64,
+        outbox: &Arc<Outbox>,
+    ) {
+        for message in state.log.follow(attach.plan.then, backfill) {
             outbox.push(OutFrame {
                 bytes: encode(&message),
                 topic: self.key(),
@@ -730,7 +760,6 @@ mod tests {
     use rtbus_protocol::{Start, decode_server_frame};
     use serde_json::json;
 
-    use crate::log::Resume;
     use crate::wire::{TEXT, unframe};
 
     fn hub(history_limit: usize) -> Hub {
@@ -760,6 +789,7 @@ mod tests {
             ask: Ask {
                 snapshot,
                 resume: resume.map(|(epoch, after)| Resume {
+                    backfill: Vec::new(),
                     epoch: epoch.clone(),
                     after: Seq::new(after).unwrap(),
                 }),

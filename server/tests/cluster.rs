@@ -120,7 +120,8 @@ impl ConfigFile {
         let config = format!(
             "[[tokens]]\ntoken = \"{PUBLISHER}\"\nprincipal = \"feeder\"\nroles = [\"publisher\"]\n\
              read = [\"*\"]\npublish = [\"*\"]\n\n[[tokens]]\ntoken = \"{READER}\"\n\
-             principal = \"reader\"\nread = [\"*\"]\n"
+             principal = \"reader\"\nread = [\"*\"]\n\n[[tokens]]\ntoken = \"{ADMIN}\"\n\
+             principal = \"root\"\nroles = [\"admin\"]\n"
         );
         std::fs::write(&path, config).expect("config written");
         ConfigFile(path)
@@ -137,9 +138,14 @@ impl Drop for ConfigFile {
 
 /// A node: the real binary on an ephemeral port, on `redis`.
 async fn node(config: &ConfigFile, redis: &Redis) -> ServerProcess {
+    node_with(config, redis, &[]).await
+}
+
+/// A node with more flags.
+async fn node_with(config: &ConfigFile, redis: &Redis, flags: &[&str]) -> ServerProcess {
     let path = config.0.to_str().expect("a UTF-8 temp path");
     let url = redis.url();
-    let node = ServerProcess::spawn(&[
+    let mut args = vec![
         "--config",
         path,
         "--listen",
@@ -150,10 +156,30 @@ async fn node(config: &ConfigFile, redis: &Redis) -> ServerProcess {
         "error",
         "--workers",
         "2",
-    ])
-    .await;
+    ];
+    args.extend_from_slice(flags);
+    let node = ServerProcess::spawn(&args).await;
     wait_healthy(node.addr()).await;
     node
+}
+
+/// The node's `/api/realtime/stats`, as JSON.
+async fn stats(addr: SocketAddr) -> Value {
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).expect("connects");
+        stream.set_read_timeout(Some(STEP)).expect("timeout set");
+        let request = format!(
+            "GET /api/realtime/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+             Connection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("request sent");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        serde_json::from_str(body).unwrap_or_else(|err| panic!("stats {text:?}: {err}"))
+    })
+    .await
+    .expect("joined")
 }
 
 /// `/healthz`: the status code and body.
@@ -364,6 +390,100 @@ async fn every_node_sends_one_event_as_the_same_bytes_and_a_replay_from_redis_eq
             assert_eq!(&as_live, original, "replay on {addr}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_starts_following_after_the_events_resumes_a_client_from_the_redis_stream() {
+    let redis = Redis::start();
+    let config = ConfigFile::new("late");
+    let (a, b) = (node(&config, &redis).await, node(&config, &redis).await);
+    let name = "custom.cluster.late";
+    let mut publisher = connect(a.addr(), PUBLISHER).await;
+    let mut epoch = None;
+    for n in 1..=50 {
+        epoch = Some(publish_one(&mut publisher, name, n).await.0);
+    }
+    let epoch = epoch.expect("published");
+    // B has never followed the topic: its replica is loaded now, with the stream's tail.
+    let mut client = connect(b.addr(), READER).await;
+    let reply = client
+        .request(&subscribe_with("r", [resume(name, &epoch, 10)]))
+        .await;
+    assert_eq!(subscribed_one(&reply, "r"), (epoch, 50, Start::Resumed));
+    for n in 11..=50 {
+        let message = client.recv().await;
+        assert_eq!(event_on(&message, name), (n, true));
+        assert_eq!(delivery(&message).payload, payload(name, n));
+    }
+    publish_one(&mut publisher, name, 51).await;
+    assert_eq!(
+        event_on(&client.recv().await, name),
+        (51, false),
+        "then live"
+    );
+}
+
+/// A `custom` event of about 2 KB.
+fn bulky(n: u64) -> Value {
+    json!({"n": n, "text": "x".repeat(2000)})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_the_nodes_shortened_history_misses_is_replayed_from_the_redis_stream() {
+    const EVENTS: u64 = 60;
+    let redis = Redis::start();
+    let config = ConfigFile::new("short");
+    // 64 KiB of history on the node: about 30 of these events; Redis keeps 1024.
+    let b = node_with(&config, &redis, &["--max-history-bytes", "65536"]).await;
+    let name = "custom.cluster.short";
+    let mut watcher = connect(b.addr(), READER).await;
+    let reply = watcher
+        .request(&subscribe_with("s", [no_snapshot(name)]))
+        .await;
+    let (epoch, _, _) = subscribed_one(&reply, "s");
+    let mut publisher = connect(b.addr(), PUBLISHER).await;
+    for n in 1..=EVENTS {
+        let id = format!("p{n}");
+        let reply = publisher.request(&publish(&id, name, bulky(n))).await;
+        assert_eq!(published(&reply, &id), (epoch.clone(), n));
+    }
+    let mut live = Vec::new();
+    for n in 1..=EVENTS {
+        let message = watcher.recv().await;
+        assert_eq!(event_on(&message, name), (n, false));
+        live.push(delivery(&message).clone());
+    }
+    let evicted = stats(b.addr()).await["historyBytesEvicted"]
+        .as_u64()
+        .expect("historyBytesEvicted");
+    assert!(evicted > 0, "the replica's history was shortened");
+    let mut client = connect(b.addr(), READER).await;
+    let reply = client
+        .request(&subscribe_with("r", [resume(name, &epoch, 10)]))
+        .await;
+    assert_eq!(
+        subscribed_one(&reply, "r"),
+        (epoch.clone(), EVENTS, Start::Resumed)
+    );
+    for original in &live[10..] {
+        let message = client.recv().await;
+        let replayed = delivery(&message);
+        assert!(replayed.is_replay, "{message:?}");
+        let as_live = rtbus_protocol::Delivery {
+            is_replay: false,
+            ..replayed.clone()
+        };
+        assert_eq!(&as_live, original, "the replay equals the live frame");
+    }
+    let id = format!("p{}", EVENTS + 1);
+    publisher
+        .request(&publish(&id, name, bulky(EVENTS + 1)))
+        .await;
+    assert_eq!(
+        event_on(&client.recv().await, name),
+        (EVENTS + 1, false),
+        "then live, without a gap"
+    );
 }
 
 /// A reader of one topic that checks every frame continues its stream.
