@@ -65,9 +65,13 @@
 //! the handover has no gap or duplicate. Otherwise (the stream was trimmed too, or events kept
 //! arriving until even the history the check saw was shortened away) it is `reset`. The
 //! backfill is one round trip, only for such resumes, and goes to that client alone: the
-//! replica does not grow. A topic without local subscribers for
-//! `topic_idle_timeout` is forgotten and its channel `UNSUBSCRIBE`d, so a node listens only to
-//! topics it serves.
+//! replica does not grow.
+//!
+//! **Unfollow**: a replica without local subscribers for `follow_linger` (5 s) is dropped and
+//! its channel `UNSUBSCRIBE`d, so a node listens only to topics it serves; the linger spares a
+//! client that reconnects at once the unsubscribe and the reload. A subscribe that finds the
+//! replica dropped between its follow and its attach follows again (at most
+//! [`FOLLOW_ATTEMPTS`] times).
 //!
 //! **Losing Redis**: when the connection fails (or a ping every second goes unanswered),
 //! `/healthz` answers 503 with the reason, a publish is refused with `unavailable` (retry), a
@@ -91,7 +95,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -111,6 +115,8 @@ use crate::outbox::{Dirty, Outbox};
 
 /// Most compare-and-set rounds one publish takes before it is refused as contended.
 pub(crate) const MAX_ROUNDS: usize = 32;
+/// Most times a subscribe follows its topics when a replica is dropped before it attaches.
+const FOLLOW_ATTEMPTS: usize = 3;
 /// How long one Redis request may take before the engine counts Redis as unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the engine checks that Redis answers and still holds its data.
@@ -161,6 +167,7 @@ impl Engine {
             commands,
             receiver: Mutex::new(Some(receiver)),
             expected: Mutex::new(HashMap::new()),
+            idle_timeout: config.limits.topic_idle_timeout,
             publish_script: redis::Script::new(PUBLISH_SCRIPT),
             state_script: redis::Script::new(STATE_SCRIPT),
             range_script: redis::Script::new(RANGE_SCRIPT),
@@ -227,24 +234,35 @@ impl Engine {
         let Some(redis) = &self.redis else {
             return Ok(self.hub.subscribe(id, wants, conn, outbox));
         };
-        let follows = wants.iter().map(|want| redis.follow(&want.topic));
-        for result in futures_util::future::join_all(follows).await {
-            result?;
-        }
-        let mut wants = wants.to_vec();
-        for want in &mut wants {
-            let Some(resume) = want.ask.resume.as_mut() else {
-                continue;
-            };
-            if let Some(upto) = self.hub.needs_backfill(&want.topic, resume) {
-                resume.backfill = redis.backfill(&want.topic, resume, upto).await?;
+        let mut dropped = None;
+        for _ in 0..FOLLOW_ATTEMPTS {
+            let follows = wants.iter().map(|want| redis.follow(&want.topic));
+            for result in futures_util::future::join_all(follows).await {
+                result?;
+            }
+            let mut wants = wants.to_vec();
+            for want in &mut wants {
+                let Some(resume) = want.ask.resume.as_mut() else {
+                    continue;
+                };
+                if let Some(upto) = self.hub.needs_backfill(&want.topic, resume) {
+                    resume.backfill = redis.backfill(&want.topic, resume, upto).await?;
+                }
+            }
+            match self
+                .hub
+                .subscribe_replicas(id.clone(), &wants, conn, outbox)
+            {
+                Ok(cells) => return Ok(cells),
+                // Dropped since it was followed (Redis was lost, or the linger ended): again.
+                Err(topic) => dropped = Some(topic),
             }
         }
-        self.hub
-            .subscribe_replicas(id, &wants, conn, outbox)
-            .map_err(|topic| {
-                format!("the replica of {topic} was dropped (Redis was lost meanwhile); retry")
-            })
+        let topic = dropped.map_or_else(String::new, |topic| topic.to_string());
+        Err(format!(
+            "the node's copy of {topic} was dropped {FOLLOW_ATTEMPTS} times before the \
+             subscription could attach (Redis was lost meanwhile?); retry"
+        ))
     }
 
     /// Forgets idle topics (see [`Hub::sweep`]); with Redis, stops following them. Returns how
@@ -252,9 +270,11 @@ impl Engine {
     pub fn sweep(&self) -> usize {
         let forgotten = self.hub.sweep();
         if let Some(redis) = &self.redis {
-            // What a publish expects is only a guess that saves a round trip; forgetting it
-            // bounds its memory.
-            lock(&redis.expected).clear();
+            // What a publish expects is only a guess that saves a round trip; forgetting the
+            // guesses unused for `topic_idle_timeout` bounds their memory.
+            let now = Instant::now();
+            lock(&redis.expected)
+                .retain(|_, (_, used)| now.saturating_duration_since(*used) < redis.idle_timeout);
             for topic in &forgotten {
                 let _ = redis.commands.send(Command::Unfollow(topic.clone()));
             }
@@ -332,8 +352,10 @@ pub(crate) struct RedisEngine {
     commands: mpsc::UnboundedSender<Command>,
     /// Taken by the connection task when it starts.
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
-    /// Per topic, where this node's last publish or conflict saw it.
-    expected: Mutex<HashMap<Topic, Expect>>,
+    /// Per topic, where this node's last publish or conflict saw it, and when.
+    expected: Mutex<HashMap<Topic, (Expect, Instant)>>,
+    /// How long an entry of `expected` is kept unused.
+    idle_timeout: Duration,
     publish_script: redis::Script,
     state_script: redis::Script,
     range_script: redis::Script,
@@ -460,7 +482,9 @@ impl RedisEngine {
         let payload = payload.to_string();
         // Stamped once, here: every node's frame of the event, and every replay, carries it.
         let emitted_at = Timestamp::now();
-        let cached = lock(&self.expected).get(topic).cloned();
+        let cached = lock(&self.expected)
+            .get(topic)
+            .map(|(expect, _)| expect.clone());
         let mut expect = cached
             .or_else(|| {
                 self.hub
@@ -507,14 +531,12 @@ impl RedisEngine {
             match reply.as_slice() {
                 [status, epoch, _] if status == "ok" => {
                     let epoch = parse_epoch(topic, epoch)?;
-                    lock(&self.expected).insert(
-                        topic.clone(),
-                        Expect {
-                            epoch: Some(epoch.clone()),
-                            seq,
-                            snapshot,
-                        },
-                    );
+                    let expect = Expect {
+                        epoch: Some(epoch.clone()),
+                        seq,
+                        snapshot,
+                    };
+                    lock(&self.expected).insert(topic.clone(), (expect, Instant::now()));
                     return Ok((epoch, seq));
                 }
                 [status, epoch, seq, snapshot] if status == "conflict" => {
@@ -757,6 +779,8 @@ impl RedisEngine {
             return;
         }
         if session.subscribed.contains(&topic) && self.hub.replica(&topic).is_some() {
+            // A subscribe attaches next: the linger starts again, so no sweep drops it first.
+            self.hub.touch(&topic);
             let _ = reply.send(Ok(()));
             return;
         }

@@ -159,13 +159,30 @@ impl Hub {
     /// A hub whose logs are replicas of streams a shared engine keeps (the Redis engine): no
     /// cell is created here with an epoch of its own. The engine installs each topic's log
     /// ([`Hub::install`]) and appends to it what the stream delivers ([`Hub::deliver`]);
-    /// subscribing ([`Hub::subscribe_replicas`]) is today's code on those logs. An idle topic
-    /// (no subscriber for `topic_idle_timeout`) is forgotten by the sweep, which names it so the
-    /// engine stops following it; an empty one is not forgotten sooner.
+    /// subscribing ([`Hub::subscribe_replicas`]) is today's code on those logs. A replica
+    /// without a local subscriber for `follow_linger` is forgotten by the sweep, which names it
+    /// so the engine stops following it (the topic itself lives on in the engine's storage);
+    /// an empty one is not forgotten sooner.
     pub fn replicas(limits: &Limits, counters: Arc<Counters>) -> Hub {
         Hub {
             replicas: true,
+            idle_timeout: limits.follow_linger,
             ..Hub::new(limits, counters)
+        }
+    }
+
+    /// How long a topic without subscribers (and, for the memory engine, without publishes)
+    /// is kept: `topic_idle_timeout`, or `follow_linger` for replicas.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Marks the replica of `topic` used now, so a sweep does not forget it for another
+    /// `follow_linger` (a subscribe is about to attach to it).
+    pub fn touch(&self, topic: &Topic) {
+        if let Some(cell) = self.replica(topic) {
+            cell.touched
+                .store(self.millis(Instant::now()), Ordering::Relaxed);
         }
     }
 

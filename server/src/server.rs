@@ -142,10 +142,11 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     })
 }
 
-/// Forgets idle topics every quarter of `topic_idle_timeout` (between 10 ms and 30 s), so a
-/// topic goes at most that much later than its timeout, until shutdown.
+/// Forgets idle topics every quarter of their timeout (`topic_idle_timeout`, or
+/// `follow_linger` for the Redis engine's replicas; between 10 ms and 30 s), so a topic goes at
+/// most that much later than its timeout, until shutdown.
 async fn sweep(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let every = (shared.config.limits.topic_idle_timeout / 4)
+    let every = (shared.engine.hub().idle_timeout() / 4)
         .clamp(Duration::from_millis(10), Duration::from_secs(30));
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -88,6 +88,58 @@ impl Redis {
         Some(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 
+    /// How many connections are subscribed to `channel` (`PUBSUB NUMSUB`).
+    fn numsub(&self, channel: &str) -> u64 {
+        let reply = self
+            .command(&format!("PUBSUB NUMSUB {channel}"))
+            .expect("Redis answers PUBSUB");
+        // `*2 $len channel :count`, one item a line.
+        reply
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix(':'))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected PUBSUB NUMSUB reply {reply:?}"))
+    }
+
+    /// `INFO commandstats`: calls per command.
+    fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connects");
+        stream.set_read_timeout(Some(STEP)).expect("timeout set");
+        stream
+            .write_all(b"INFO commandstats\r\n")
+            .expect("request sent");
+        // A bulk string: `$<len>\r\n<len bytes>\r\n`.
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).expect("INFO answered");
+            assert!(n > 0, "Redis closed during INFO");
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            if let Some((head, body)) = text.split_once("\r\n") {
+                let len: usize = head[1..].parse().expect("a bulk length");
+                if body.len() >= len {
+                    break;
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        // Lines like `cmdstat_evalsha:calls=3,usec=…`.
+        text.lines()
+            .filter_map(|line| {
+                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest
+                    .strip_prefix("calls=")?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -483,6 +535,180 @@ async fn a_resume_the_nodes_shortened_history_misses_is_replayed_from_the_redis_
         event_on(&client.recv().await, name),
         (EVENTS + 1, false),
         "then live, without a gap"
+    );
+}
+
+/// Waits (bounded) until `channel` has `count` subscribed connections in Redis.
+async fn wait_numsub(redis: &Redis, channel: &str, count: u64) {
+    let mut last = u64::MAX;
+    for _ in 0..200 {
+        last = redis.numsub(channel);
+        if last == count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{channel} has {last} subscribed connections in Redis, not {count}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stops_listening_to_a_topic_soon_after_its_last_local_subscriber_leaves() {
+    let redis = Redis::start();
+    let config = ConfigFile::new("linger");
+    // A short linger here; the default is 5 s. The other node's 60 s linger is long enough
+    // that a reconnect within it is certain.
+    let quick = node_with(&config, &redis, &["--follow-linger-ms", "200"]).await;
+    let patient = node_with(&config, &redis, &["--follow-linger-ms", "60000"]).await;
+    let name = "custom.cluster.linger";
+    let channel = format!("rtbus:{{{name}}}");
+    assert_eq!(redis.numsub(&channel), 0);
+    let mut reader = connect(quick.addr(), READER).await;
+    let reply = reader
+        .request(&subscribe_with("s", [no_snapshot(name)]))
+        .await;
+    let (epoch, _, _) = subscribed_one(&reply, "s");
+    assert_eq!(
+        redis.numsub(&channel),
+        1,
+        "the node listens while it serves"
+    );
+    let mut publisher = connect(patient.addr(), PUBLISHER).await;
+    publish_one(&mut publisher, name, 1).await;
+    assert_eq!(event_on(&reader.recv().await, name), (1, false));
+    let reply = reader.request(&unsubscribe("u", &[name])).await;
+    assert_eq!(reply.kind(), "unsubscribed");
+    wait_numsub(&redis, &channel, 0).await;
+    assert_eq!(
+        stats(quick.addr()).await["topics"],
+        0,
+        "its copy of the topic is gone too"
+    );
+    // The topic lives on in Redis: subscribing again follows it again, same stream.
+    publish_one(&mut publisher, name, 2).await;
+    let reply = reader
+        .request(&subscribe_with("r", [resume(name, &epoch, 1)]))
+        .await;
+    assert_eq!(
+        subscribed_one(&reply, "r"),
+        (epoch.clone(), 2, Start::Resumed)
+    );
+    assert_eq!(event_on(&reader.recv().await, name), (2, true));
+    assert_eq!(redis.numsub(&channel), 1);
+    drop(reader);
+    wait_numsub(&redis, &channel, 0).await;
+
+    // Within the linger, a client that leaves and comes back causes no churn in Redis.
+    let mut client = connect(patient.addr(), READER).await;
+    let reply = client
+        .request(&subscribe_with("s", [no_snapshot(name)]))
+        .await;
+    assert_eq!(subscribed_one(&reply, "s").1, 2);
+    let before = redis.command_calls();
+    let reply = client.request(&unsubscribe("u", &[name])).await;
+    assert_eq!(reply.kind(), "unsubscribed");
+    let reply = client
+        .request(&subscribe_with("again", [resume(name, &epoch, 2)]))
+        .await;
+    assert_eq!(subscribed_one(&reply, "again"), (epoch, 2, Start::Resumed));
+    let after = redis.command_calls();
+    for command in ["subscribe", "unsubscribe", "evalsha", "eval"] {
+        assert_eq!(
+            after.get(command),
+            before.get(command),
+            "no {command} for a client back within the linger"
+        );
+    }
+    assert_eq!(redis.numsub(&channel), 1);
+}
+
+/// What Redis ran while `publishes` events were published on `name` (one at a time, from
+/// `publisher`) and every one of `readers` received them: calls per command, less those of
+/// the nodes' periodic health checks (PING, and GET and SET of the generation key).
+async fn calls_for_publishes(
+    redis: &Redis,
+    publisher: &mut Client,
+    readers: &mut [Client],
+    name: &str,
+    from: u64,
+    publishes: u64,
+) -> std::collections::BTreeMap<String, u64> {
+    let before = redis.command_calls();
+    for n in from..from + publishes {
+        publish_one(publisher, name, n).await;
+    }
+    for reader in readers.iter_mut() {
+        for n in from..from + publishes {
+            assert_eq!(event_on(&reader.recv().await, name), (n, false));
+        }
+    }
+    let after = redis.command_calls();
+    after
+        .into_iter()
+        .filter(|(command, _)| {
+            !["ping", "get", "set", "info", "pubsub"].contains(&command.as_str())
+        })
+        .map(|(command, calls)| {
+            let delta = calls - before.get(&command).copied().unwrap_or(0);
+            (command, delta)
+        })
+        .filter(|(_, delta)| *delta > 0)
+        .collect()
+}
+
+/// Adds `count` readers of `name` on the node at `addr`, subscribed without a snapshot.
+async fn add_readers(addr: SocketAddr, name: &str, readers: &mut Vec<Client>, count: usize) {
+    for _ in 0..count {
+        let mut reader = connect(addr, READER).await;
+        let reply = reader
+            .request(&subscribe_with("s", [no_snapshot(name)]))
+            .await;
+        subscribed_one(&reply, "s");
+        readers.push(reader);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_traffic_per_publish_does_not_grow_with_the_subscribers_on_a_node() {
+    const PUBLISHES: u64 = 20;
+    let redis = Redis::start();
+    let config = ConfigFile::new("cost");
+    let b = node(&config, &redis).await;
+    let name = "custom.cluster.cost";
+    let channel = format!("rtbus:{{{name}}}");
+    let mut publisher = connect(b.addr(), PUBLISHER).await;
+    let mut readers = Vec::new();
+    add_readers(b.addr(), name, &mut readers, 1).await;
+    // The first publish loads the script into Redis; the measured ones only call it.
+    publish_one(&mut publisher, name, 1).await;
+    assert_eq!(event_on(&readers[0].recv().await, name), (1, false));
+    let one = calls_for_publishes(&redis, &mut publisher, &mut readers, name, 2, PUBLISHES).await;
+    add_readers(b.addr(), name, &mut readers, 49).await;
+    assert_eq!(readers.len(), 50);
+    assert_eq!(
+        redis.numsub(&channel),
+        1,
+        "one channel subscription per node"
+    );
+    let fifty = calls_for_publishes(
+        &redis,
+        &mut publisher,
+        &mut readers,
+        name,
+        2 + PUBLISHES,
+        PUBLISHES,
+    )
+    .await;
+    eprintln!(
+        "Redis commands for {PUBLISHES} publishes: 1 subscriber {one:?}, 50 subscribers {fifty:?}"
+    );
+    assert_eq!(
+        one.get("evalsha"),
+        Some(&PUBLISHES),
+        "one script call per publish: {one:?}"
+    );
+    assert_eq!(
+        one, fifty,
+        "the same commands with 1 and with 50 subscribers"
     );
 }
 
