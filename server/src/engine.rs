@@ -74,8 +74,10 @@
 //! [`FOLLOW_ATTEMPTS`] times).
 //!
 //! **Losing Redis**: when the connection fails (or a ping every second goes unanswered),
-//! `/healthz` answers 503 with the reason, a publish is refused with `unavailable` (retry), a
-//! subscribe too, every local subscriber of a replica is closed with 4013 (messages may have
+//! `/healthz` answers 503 with the reason, a publish is refused with `unavailable` (retry; but
+//! one whose script call was sent and whose answer was lost, [`PublishError::Uncertain`], may
+//! have been applied, and its message tells the client to resume and look before publishing
+//! again), a subscribe too, every local subscriber of a replica is closed with 4013 (messages may have
 //! been missed meanwhile), and the node reconnects with backoff (100 ms doubling to 2 s). When
 //! Redis lost its data (a restart without persistence, `FLUSHALL`: a generation key the nodes
 //! check every second is gone), every replica is dropped the same way; a topic's meta lost
@@ -136,8 +138,13 @@ pub(crate) struct Engine {
 pub(crate) enum PublishError {
     /// The topic's `seq` reached 2^53−1.
     Exhausted,
-    /// The engine cannot reach its storage (or gave up on contention); retry.
+    /// The engine cannot reach its storage (or gave up on contention): nothing was published;
+    /// retry.
     Unavailable(String),
+    /// The request reached the storage but no answer came back (the connection failed or the
+    /// answer was late): the event may or may not have been published. Only a look at the
+    /// topic tells (a resume from the last `seq` seen replays it if it was).
+    Uncertain(String),
     /// The storage holds something that is not a valid state of the topic.
     Corrupt(String),
 }
@@ -521,11 +528,15 @@ impl RedisEngine {
             let reply: Vec<String> =
                 match timeout(REQUEST_TIMEOUT, invocation.invoke_async(&mut conn)).await {
                     Ok(Ok(reply)) => reply,
-                    Ok(Err(err)) => return Err(PublishError::Unavailable(unavailable(&err))),
-                    Err(_) => {
-                        return Err(PublishError::Unavailable(
-                            "Redis did not answer in time".to_owned(),
-                        ));
+                    // Sent, perhaps carried out: the answer is what was lost.
+                    Ok(Err(err)) if !err.is_timeout() => {
+                        return Err(PublishError::Uncertain(unavailable(&err)));
+                    }
+                    Ok(Err(_)) | Err(_) => {
+                        return Err(PublishError::Uncertain(format!(
+                            "Redis did not answer within {} ms",
+                            REQUEST_TIMEOUT.as_millis()
+                        )));
                     }
                 };
             match reply.as_slice() {
@@ -1068,7 +1079,9 @@ fn check_event(topic: &Topic, entry: &Entry) -> Result<TopicEvent, String> {
 fn describe(err: &PublishError) -> String {
     match err {
         PublishError::Exhausted => "the topic has used up its seq range".to_owned(),
-        PublishError::Unavailable(why) | PublishError::Corrupt(why) => why.clone(),
+        PublishError::Unavailable(why)
+        | PublishError::Uncertain(why)
+        | PublishError::Corrupt(why) => why.clone(),
     }
 }
 

@@ -712,6 +712,82 @@ async fn redis_traffic_per_publish_does_not_grow_with_the_subscribers_on_a_node(
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_cut_off_after_it_reached_redis_says_it_may_have_been_applied_and_a_resume_tells()
+{
+    let redis = Redis::start();
+    let config = ConfigFile::new("cut");
+    let a = node(&config, &redis).await;
+    let name = "custom.cluster.cut";
+    let mut publisher = connect(a.addr(), PUBLISHER).await;
+    let (epoch, _) = publish_one(&mut publisher, name, 1).await;
+    // Redis holds every write until told otherwise: the script call goes out and its answer
+    // never comes back in time.
+    let paused = redis.command("CLIENT PAUSE 60000 WRITE");
+    assert!(
+        paused.as_deref().is_some_and(|r| r.starts_with("+OK")),
+        "{paused:?}"
+    );
+    let reply = publisher
+        .request(&publish("cut", name, payload(name, 2)))
+        .await;
+    let unpaused = redis.command("CLIENT UNPAUSE");
+    assert!(
+        unpaused.as_deref().is_some_and(|r| r.starts_with("+OK")),
+        "{unpaused:?}"
+    );
+    assert_eq!(error_code(&reply, "cut"), ErrorCode::Unavailable);
+    let ServerMessage::Error { data, .. } = &reply else {
+        unreachable!("error_code checked the kind");
+    };
+    for told in [
+        "may or may not have been applied",
+        "did not answer",
+        "resuming from the last epoch and seq you saw",
+    ] {
+        assert!(
+            data.message.contains(told),
+            "{:?} lacks {told:?}",
+            data.message
+        );
+    }
+    // Whichever it was, a resume from the last seq seen tells.
+    wait_healthy(a.addr()).await;
+    let mut reader = connect(a.addr(), READER).await;
+    let mut answer = None;
+    for attempt in 0..100 {
+        let id = format!("r{attempt}");
+        let reply = reader
+            .request(&subscribe_with(&id, [resume(name, &epoch, 1)]))
+            .await;
+        if reply.kind() == "subscribed" {
+            answer = Some(subscribed_one(&reply, &id));
+            break;
+        }
+        assert_eq!(error_code(&reply, &id), ErrorCode::Unavailable, "{reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (at, seq, start) = answer.expect("the node serves again");
+    assert_eq!((&at, start), (&epoch, Start::Resumed));
+    let applied = match seq {
+        1 => false,
+        2 => {
+            let message = reader.recv().await;
+            assert_eq!(event_on(&message, name), (2, true));
+            assert_eq!(delivery(&message).payload, payload(name, 2));
+            true
+        }
+        other => panic!("seq {other} after one publish and one cut off"),
+    };
+    eprintln!("the publish cut off was applied: {applied}");
+    let (_, next) = publish_one(&mut publisher, name, seq + 1).await;
+    assert_eq!(
+        next,
+        seq + 1,
+        "the next publish continues where the resume said"
+    );
+}
+
 /// A reader of one topic that checks every frame continues its stream.
 struct Follower {
     client: Client,
