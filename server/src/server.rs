@@ -218,6 +218,12 @@ impl RunningServer {
         format!("ws://{}{}", self.local_addr, rtbus_protocol::ENDPOINT_PATH)
     }
 
+    /// Whether the node can serve topics: `Err` says why not (with Redis, while it cannot reach
+    /// it), as `/healthz` does.
+    pub fn engine_health(&self) -> std::result::Result<(), String> {
+        self.shared.engine.health()
+    }
+
     /// Counters, subscriptions and queue depths, as served on `/api/realtime/stats`.
     pub fn stats(&self) -> Stats {
         self.shared.stats()

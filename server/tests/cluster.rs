@@ -788,6 +788,73 @@ async fn a_publish_cut_off_after_it_reached_redis_says_it_may_have_been_applied_
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_cluster_starts_in_process_nodes_that_share_one_stream_per_topic_and_prefix() {
+    let redis = Redis::start();
+    let prefix = format!("helper-{}:", std::process::id());
+    let cluster = rtbus_server::start_cluster(config(), &redis.url(), &prefix, 2)
+        .await
+        .expect("the cluster starts");
+    let addrs = cluster.addrs();
+    assert_eq!(addrs.len(), 2);
+    assert_ne!(addrs[0], addrs[1]);
+    for (addr, url) in addrs.iter().zip(cluster.urls()) {
+        assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+        assert_eq!(url, format!("ws://{addr}/api/realtime"));
+        assert_eq!(health(*addr).await.0, 200, "ready when returned");
+    }
+    for node in cluster.nodes() {
+        assert_eq!(node.engine_health(), Ok(()));
+    }
+    let name = "custom.cluster.helper";
+    let mut reader = connect(addrs[0], ALICE).await;
+    let reply = reader
+        .request(&subscribe_with("s", [no_snapshot(name)]))
+        .await;
+    let (epoch, _, _) = subscribed_one(&reply, "s");
+    let mut publisher = connect(addrs[1], PUBLISHER).await;
+    assert_eq!(
+        publish_one(&mut publisher, name, 1).await,
+        (epoch.clone(), 1)
+    );
+    assert_eq!(event_on(&reader.recv().await, name), (1, false));
+    // Under its own prefix, another cluster on the same Redis shares nothing with this one.
+    let other = rtbus_server::start_cluster(config(), &redis.url(), &format!("{prefix}other:"), 1)
+        .await
+        .expect("the other cluster starts");
+    let mut elsewhere = connect(other.addrs()[0], PUBLISHER).await;
+    let (their_epoch, seq) = publish_one(&mut elsewhere, name, 1).await;
+    assert_eq!(seq, 1, "a stream of its own");
+    assert_ne!(their_epoch, epoch);
+    assert!(redis.numsub(&format!("{prefix}{{{name}}}")) >= 1);
+    other.shutdown().await;
+    cluster.shutdown().await;
+    for addr in addrs {
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "{addr} no longer accepts after shutdown"
+        );
+    }
+    // Bad input: no node, or a Redis nobody answers at.
+    let err = rtbus_server::start_cluster(config(), &redis.url(), &prefix, 0)
+        .await
+        .expect_err("no node");
+    assert!(err.to_string().contains("at least 1 node"), "{err}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let url = format!("redis://{closed}");
+    let err = rtbus_server::start_cluster(config(), &url, &prefix, 1)
+        .await
+        .expect_err("nothing answers at that port");
+    assert!(
+        matches!(&err, rtbus_server::Error::NotReady { waited, .. }
+            if *waited == rtbus_server::CLUSTER_READY_TIMEOUT),
+        "{err}"
+    );
+    assert!(err.to_string().contains("did not reach Redis"), "{err}");
+}
+
 /// A reader of one topic that checks every frame continues its stream.
 struct Follower {
     client: Client,
