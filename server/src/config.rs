@@ -168,7 +168,8 @@ pub struct Limits {
     pub max_history_bytes: usize,
     /// A topic with no subscriber and no publish for this long is forgotten (its snapshot and
     /// history with it); used again, it starts afresh with a new epoch, so a resume from before
-    /// is a `reset`. Default 10 minutes.
+    /// is a `reset`. Default 10 minutes. With `redis_url` the topics live in Redis and are not
+    /// forgotten by the nodes; a node's copy of one goes after `follow_linger`.
     #[serde(with = "millis")]
     pub topic_idle_timeout: Duration,
     /// With `redis_url`: how long a node keeps listening to a topic in Redis (its channel
