@@ -25,7 +25,9 @@ epoch: Epoch,
  */
 seq: Seq, 
 /**
- * When the server sent this frame.
+ * For an event: when the server accepted its publish. Every delivery of one event carries
+ * the same value, live or replayed, on every node of a cluster. For a snapshot: when the
+ * server sent it.
  */
 emittedAt: Timestamp, 
 /**

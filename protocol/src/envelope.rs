@@ -475,7 +475,9 @@ pub struct Delivery {
     /// For an event: its per-topic sequence number, exactly one more than the previous event's.
     /// For a snapshot: the `seq` of the last event folded into it (0 if none).
     pub seq: Seq,
-    /// When the server sent this frame.
+    /// For an event: when the server accepted its publish. Every delivery of one event carries
+    /// the same value, live or replayed, on every node of a cluster. For a snapshot: when the
+    /// server sent it.
     pub emitted_at: Timestamp,
     /// `true` only on events re-sent because a subscription resumed after a known `seq`.
     pub is_replay: bool,

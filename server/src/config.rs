@@ -168,9 +168,17 @@ pub struct Limits {
     pub max_history_bytes: usize,
     /// A topic with no subscriber and no publish for this long is forgotten (its snapshot and
     /// history with it); used again, it starts afresh with a new epoch, so a resume from before
-    /// is a `reset`. Default 10 minutes.
+    /// is a `reset`. Default 10 minutes. With `redis_url` the topics live in Redis and are not
+    /// forgotten by the nodes; a node's copy of one goes after `follow_linger`.
     #[serde(with = "millis")]
     pub topic_idle_timeout: Duration,
+    /// With `redis_url`: how long a node keeps listening to a topic in Redis (its channel
+    /// subscription and its copy of the topic) after the topic's last local subscriber left.
+    /// Then it `UNSUBSCRIBE`s, so a node listens only to topics it serves; the linger spares a
+    /// client that reconnects at once the unsubscribe and the reload. The topic itself stays in
+    /// Redis. Without Redis it has no effect. Default 5 s.
+    #[serde(with = "millis")]
+    pub follow_linger: Duration,
     /// Most simultaneous connections; further handshakes get HTTP 503. Default 100 000.
     pub max_connections: usize,
     /// Most simultaneous anonymous connections: upgrades without an `Authorization: Bearer`
@@ -246,6 +254,7 @@ impl Default for Limits {
             history_per_topic: 1024,
             max_history_bytes: 64 * 1024 * 1024,
             topic_idle_timeout: Duration::from_secs(600),
+            follow_linger: Duration::from_secs(5),
             listen_backlog: 1024,
             max_connections: 100_000,
             max_anonymous_connections: None,

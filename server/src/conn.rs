@@ -675,7 +675,11 @@ impl Connection {
                     resume: request
                         .epoch
                         .zip(request.resume_after)
-                        .map(|(epoch, after)| Resume { epoch, after }),
+                        .map(|(epoch, after)| Resume {
+                            epoch,
+                            after,
+                            backfill: Vec::new(),
+                        }),
                 },
                 topic: request.topic,
                 family,
@@ -777,9 +781,13 @@ impl Connection {
             Err(PublishError::Unavailable(why)) => self.error(
                 id,
                 ErrorCode::Unavailable,
-                format!("not published on {topic}: {why}"),
+                format!("not published on {topic}: {why}; retry"),
                 Some(topic.as_str()),
             ),
+            Err(PublishError::Uncertain(why)) => {
+                let message = uncertain_publish(&topic, &why);
+                self.error(id, ErrorCode::Unavailable, message, Some(topic.as_str()))
+            }
             Err(PublishError::Corrupt(why)) => self.error(
                 id,
                 ErrorCode::Internal,
@@ -788,6 +796,15 @@ impl Connection {
             ),
         }
     }
+}
+
+/// The `unavailable` message of a publish cut off after it reached the engine's storage.
+fn uncertain_publish(topic: &Topic, why: &str) -> String {
+    format!(
+        "the publish on {topic} may or may not have been applied: {why}. Before publishing it \
+         again, subscribe to {topic} resuming from the last epoch and seq you saw (or with a \
+         snapshot) to learn whether it was: if it was, its event is replayed"
+    )
 }
 
 fn end_for(err: &WsError) -> End {

@@ -17,8 +17,19 @@
 //!   as JSON: the fold is Rust code in the protocol crate, so Redis keeps the folded result and
 //!   never folds itself);
 //! - `P{topic}:stream`, a stream of the latest `history_per_topic` events with explicit ids
-//!   `<seq>-0` and the payload in field `p`;
-//! - the channel `P{topic}`, on which each event is published once as `<epoch> <seq>\n<payload>`.
+//!   `<seq>-0`, the time the publishing node stamped in field `t` and the payload in field `p`;
+//! - the channel `P{topic}`, on which each event is published once as
+//!   `<epoch> <seq> <emittedAt>\n<payload>`.
+//!
+//! The publishing node stamps each event once (`emittedAt`, RFC 3339 in UTC) and Redis carries
+//! that stamp in the stream entry and the channel message, so every node sends the same frame
+//! for one event (same epoch, `seq`, `emittedAt` and payload), and a replay, from any node's
+//! replica or from the stream, equals the live frame but for `isReplay`. Both parsers are
+//! strict, and a payload must fit the topic's family; what does not is an error, never a
+//! guess. A channel message reloads the topic from Redis (its local subscribers are closed with
+//! 4013 and resume); a stream entry fails the load that read it (the subscribe is answered
+//! `unavailable`, a replica it was to replace is dropped and its subscribers closed with 4013)
+//! or, read for a resume's backfill, makes that resume a `reset`.
 //!
 //! **Publish** is one optimistic compare-and-set script: the node sends the epoch and `seq` it
 //! expects the topic at, the next `seq`, the snapshot it folded from the expected one and the
@@ -41,14 +52,37 @@
 //! filled from the stream (`XRANGE`); one the stream no longer covers, or one of another epoch
 //! (the topic was lost and started again), reloads the replica and ends its local subscribers
 //! with `engineUnavailable` (4013) so they resume. Delivery to local subscribers comes from the
-//! channel only, the node's own publishes included. A topic without local subscribers for
-//! `topic_idle_timeout` is forgotten and its channel `UNSUBSCRIBE`d, so a node listens only to
-//! topics it serves.
+//! channel only, the node's own publishes included.
+//!
+//! **Resume**: a replica starts with the stream's tail (up to `history_per_topic`, what the
+//! stream keeps), so a node that starts following a topic after its events resumes a client
+//! from them. A replica's history may be shorter than the stream's later, when the node
+//! shortens histories to stay under `max_history_bytes`. A resume with the replica's epoch that
+//! its history no longer reaches is then backfilled before it attaches: the range script reads
+//! the missing events (after the resume point, up to the replica's `seq`) with `XRANGE`,
+//! together with a check that the topic is still at that epoch. The hub decides under the
+//! topic's lock, as for any subscribe: when the backfill and the history together cover every
+//! event after the resume point (the backfill runs from it to at least the history's start),
+//! the client is `resumed` with the backfill's events up to where the history starts, then the
+//! history's, then live events; whatever the replica received meanwhile is in its history, so
+//! the handover has no gap or duplicate. Otherwise (the stream was trimmed too, or events kept
+//! arriving until even the history the check saw was shortened away) it is `reset`. The
+//! backfill is one round trip, only for such resumes, and goes to that client alone: the
+//! replica does not grow.
+//!
+//! **Unfollow**: a replica without local subscribers for `follow_linger` (5 s) is dropped and
+//! its channel `UNSUBSCRIBE`d, so a node listens only to topics it serves; the linger spares a
+//! client that reconnects at once the unsubscribe and the reload. A subscribe that finds the
+//! replica dropped between its follow and its attach follows again (at most
+//! [`FOLLOW_ATTEMPTS`] times).
 //!
 //! **Losing Redis**: when the connection fails (or a ping every second goes unanswered),
-//! `/healthz` answers 503 with the reason, a publish is refused with `unavailable` (retry), a
-//! subscribe too, every local subscriber of a replica is closed with 4013 (messages may have
-//! been missed meanwhile), and the node reconnects with backoff (100 ms doubling to 2 s). When
+//! `/healthz` answers 503 with the reason, a publish is refused with `unavailable` (retry; but
+//! one whose script call was sent and whose answer was lost, [`PublishError::Uncertain`], may
+//! have been applied, and its message tells the client to resume and look before publishing
+//! again), a subscribe too, every local subscriber of a replica is closed with 4013 (messages
+//! may have been missed meanwhile), and the node reconnects with backoff (100 ms doubling to
+//! 2 s). When
 //! Redis lost its data (a restart without persistence, `FLUSHALL`: a generation key the nodes
 //! check every second is gone), every replica is dropped the same way; a topic's meta lost
 //! alone (eviction) shows at the next publish or follow, which starts it under a new epoch.
@@ -60,21 +94,23 @@
 //! MAXLEN` and `PUBLISH` (plus one more round trip per conflict, which a node publishing alone
 //! on a topic does not have once it has published there). Redis then sends one message per node
 //! subscribed to the channel, whatever the number of subscribers on each node; each node folds
-//! the event into its replica and frames it once for all its local subscribers. The script
-//! carries the whole snapshot, so a publish costs in proportion to the topic's snapshot.
+//! the event into its replica and frames it once for all its local subscribers
+//! (`server/tests/cluster.rs` counts it in `INFO commandstats`: the same commands, one
+//! `EVALSHA`, per publish with 1 and with 50 subscribers on a node). The script carries the
+//! whole snapshot, so a publish costs in proportion to the topic's snapshot.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, RedisError};
 use rtbus_protocol::catalog::{Family, TopicEvent, TopicSnapshot};
-use rtbus_protocol::{Epoch, RequestId, Seq, Topic};
+use rtbus_protocol::{Epoch, RequestId, Seq, Timestamp, Topic};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::timeout;
@@ -82,11 +118,13 @@ use tokio::time::timeout;
 use crate::config::Config;
 use crate::error::Error;
 use crate::hub::{Delivered, Hub, TopicCell, Want, next_epoch};
-use crate::log::{SeqExhausted, TopicLog};
+use crate::log::{Entry, Resume, SeqExhausted, TopicLog};
 use crate::outbox::{Dirty, Outbox};
 
 /// Most compare-and-set rounds one publish takes before it is refused as contended.
 pub(crate) const MAX_ROUNDS: usize = 32;
+/// Most times a subscribe follows its topics when a replica is dropped before it attaches.
+const FOLLOW_ATTEMPTS: usize = 3;
 /// How long one Redis request may take before the engine counts Redis as unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the engine checks that Redis answers and still holds its data.
@@ -106,8 +144,13 @@ pub(crate) struct Engine {
 pub(crate) enum PublishError {
     /// The topic's `seq` reached 2^53−1.
     Exhausted,
-    /// The engine cannot reach its storage (or gave up on contention); retry.
+    /// The engine cannot reach its storage (or gave up on contention): nothing was published;
+    /// retry.
     Unavailable(String),
+    /// The request reached the storage but no answer came back (the connection failed or the
+    /// answer was late): the event may or may not have been published. Only a look at the
+    /// topic tells (a resume from the last `seq` seen replays it if it was).
+    Uncertain(String),
     /// The storage holds something that is not a valid state of the topic.
     Corrupt(String),
 }
@@ -137,8 +180,10 @@ impl Engine {
             commands,
             receiver: Mutex::new(Some(receiver)),
             expected: Mutex::new(HashMap::new()),
+            idle_timeout: config.limits.topic_idle_timeout,
             publish_script: redis::Script::new(PUBLISH_SCRIPT),
             state_script: redis::Script::new(STATE_SCRIPT),
+            range_script: redis::Script::new(RANGE_SCRIPT),
         };
         Ok(Engine {
             hub,
@@ -202,15 +247,35 @@ impl Engine {
         let Some(redis) = &self.redis else {
             return Ok(self.hub.subscribe(id, wants, conn, outbox));
         };
-        let follows = wants.iter().map(|want| redis.follow(&want.topic));
-        for result in futures_util::future::join_all(follows).await {
-            result?;
+        let mut dropped = None;
+        for _ in 0..FOLLOW_ATTEMPTS {
+            let follows = wants.iter().map(|want| redis.follow(&want.topic));
+            for result in futures_util::future::join_all(follows).await {
+                result?;
+            }
+            let mut wants = wants.to_vec();
+            for want in &mut wants {
+                let Some(resume) = want.ask.resume.as_mut() else {
+                    continue;
+                };
+                if let Some(upto) = self.hub.needs_backfill(&want.topic, resume) {
+                    resume.backfill = redis.backfill(&want.topic, resume, upto).await?;
+                }
+            }
+            match self
+                .hub
+                .subscribe_replicas(id.clone(), &wants, conn, outbox)
+            {
+                Ok(cells) => return Ok(cells),
+                // Dropped since it was followed (Redis was lost, or the linger ended): again.
+                Err(topic) => dropped = Some(topic),
+            }
         }
-        self.hub
-            .subscribe_replicas(id, wants, conn, outbox)
-            .map_err(|topic| {
-                format!("the replica of {topic} was dropped (Redis was lost meanwhile); retry")
-            })
+        let topic = dropped.map_or_else(String::new, |topic| topic.to_string());
+        Err(format!(
+            "the node's copy of {topic} was dropped {FOLLOW_ATTEMPTS} times before the \
+             subscription could attach (Redis was lost meanwhile?); retry"
+        ))
     }
 
     /// Forgets idle topics (see [`Hub::sweep`]); with Redis, stops following them. Returns how
@@ -218,9 +283,11 @@ impl Engine {
     pub fn sweep(&self) -> usize {
         let forgotten = self.hub.sweep();
         if let Some(redis) = &self.redis {
-            // What a publish expects is only a guess that saves a round trip; forgetting it
-            // bounds its memory.
-            lock(&redis.expected).clear();
+            // What a publish expects is only a guess that saves a round trip; forgetting the
+            // guesses unused for `topic_idle_timeout` bounds their memory.
+            let now = Instant::now();
+            lock(&redis.expected)
+                .retain(|_, (_, used)| now.saturating_duration_since(*used) < redis.idle_timeout);
             for topic in &forgotten {
                 let _ = redis.commands.send(Command::Unfollow(topic.clone()));
             }
@@ -236,7 +303,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The publish script. KEYS: meta, stream. ARGV: expected epoch (empty: none), expected `seq`,
 /// a fresh epoch, the next `seq`, the snapshot at it (JSON), the event's payload (JSON), the
-/// history length, the channel.
+/// history length, the channel, the event's `emittedAt`.
 const PUBLISH_SCRIPT: &str = r"
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'snapshot')
 local epoch = meta[1]
@@ -251,9 +318,9 @@ elseif epoch ~= ARGV[1] or meta[2] ~= ARGV[2] then
 end
 redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', ARGV[4], 'snapshot', ARGV[5])
 if ARGV[7] ~= '0' then
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[7], ARGV[4] .. '-0', 'p', ARGV[6])
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[7], ARGV[4] .. '-0', 't', ARGV[9], 'p', ARGV[6])
 end
-redis.call('PUBLISH', ARGV[8], epoch .. ' ' .. ARGV[4] .. '\n' .. ARGV[6])
+redis.call('PUBLISH', ARGV[8], epoch .. ' ' .. ARGV[4] .. ' ' .. ARGV[9] .. '\n' .. ARGV[6])
 return {'ok', epoch, ARGV[4]}
 ";
 
@@ -274,6 +341,16 @@ end
 return {meta[1], meta[2], meta[3] or '', tail}
 ";
 
+/// The range script. KEYS: meta, stream. ARGV: an epoch, the first and the last `seq` wanted.
+/// Returns the stream's entries in that range, oldest first, if the topic is still at that
+/// epoch (else nothing): read together, so the entries belong to that epoch's stream.
+const RANGE_SCRIPT: &str = r"
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
+  return {}
+end
+return redis.call('XRANGE', KEYS[2], ARGV[2] .. '-0', ARGV[3] .. '-0')
+";
+
 /// The generation key's value is this node's guess at the data set Redis holds: gone or
 /// changed means Redis lost (or was emptied of) everything.
 const GENERATION_KEY: &str = "generation";
@@ -288,10 +365,13 @@ pub(crate) struct RedisEngine {
     commands: mpsc::UnboundedSender<Command>,
     /// Taken by the connection task when it starts.
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
-    /// Per topic, where this node's last publish or conflict saw it.
-    expected: Mutex<HashMap<Topic, Expect>>,
+    /// Per topic, where this node's last publish or conflict saw it, and when.
+    expected: Mutex<HashMap<Topic, (Expect, Instant)>>,
+    /// How long an entry of `expected` is kept unused.
+    idle_timeout: Duration,
     publish_script: redis::Script,
     state_script: redis::Script,
+    range_script: redis::Script,
 }
 
 impl std::fmt::Debug for RedisEngine {
@@ -325,12 +405,13 @@ enum Command {
     Unfollow(Topic),
 }
 
-/// One event as the channel or the stream carries it.
+/// One event as the channel carries it: its stream's epoch, the entry, and the entry's
+/// payload decoded (it fits the topic's family).
 #[derive(Debug)]
 struct Incoming {
     epoch: Epoch,
-    seq: Seq,
-    payload: Value,
+    entry: Entry,
+    event: TopicEvent,
 }
 
 /// A topic's state as the state script returns it.
@@ -339,13 +420,16 @@ struct Loaded {
     seq: Seq,
     snapshot: TopicSnapshot,
     /// Oldest first.
-    history: Vec<(Seq, Value)>,
+    history: Vec<Entry>,
 }
 
 /// A follow under way: messages that arrived meanwhile, and who waits for it.
 #[derive(Default)]
 struct Loading {
     held: Vec<Incoming>,
+    /// A message that was not an event arrived meanwhile: what was loaded may miss it, so the
+    /// load is done again.
+    stale: bool,
     waiters: Vec<oneshot::Sender<Result<(), String>>>,
 }
 
@@ -409,7 +493,11 @@ impl RedisEngine {
     ) -> Result<(Epoch, Seq), PublishError> {
         let mut conn = self.connection()?;
         let payload = payload.to_string();
-        let cached = lock(&self.expected).get(topic).cloned();
+        // Stamped once, here: every node's frame of the event, and every replay, carries it.
+        let emitted_at = Timestamp::now();
+        let cached = lock(&self.expected)
+            .get(topic)
+            .map(|(expect, _)| expect.clone());
         let mut expect = cached
             .or_else(|| {
                 self.hub
@@ -441,28 +529,31 @@ impl RedisEngine {
                 .arg(snapshot.to_value().to_string())
                 .arg(&payload)
                 .arg(&history)
-                .arg(self.channel(topic));
+                .arg(self.channel(topic))
+                .arg(emitted_at.as_str());
             let reply: Vec<String> =
                 match timeout(REQUEST_TIMEOUT, invocation.invoke_async(&mut conn)).await {
                     Ok(Ok(reply)) => reply,
-                    Ok(Err(err)) => return Err(PublishError::Unavailable(unavailable(&err))),
-                    Err(_) => {
-                        return Err(PublishError::Unavailable(
-                            "Redis did not answer in time".to_owned(),
-                        ));
+                    // Sent, perhaps carried out: the answer is what was lost.
+                    Ok(Err(err)) if !err.is_timeout() => {
+                        return Err(PublishError::Uncertain(unavailable(&err)));
+                    }
+                    Ok(Err(_)) | Err(_) => {
+                        return Err(PublishError::Uncertain(format!(
+                            "Redis did not answer within {} ms",
+                            REQUEST_TIMEOUT.as_millis()
+                        )));
                     }
                 };
             match reply.as_slice() {
                 [status, epoch, _] if status == "ok" => {
                     let epoch = parse_epoch(topic, epoch)?;
-                    lock(&self.expected).insert(
-                        topic.clone(),
-                        Expect {
-                            epoch: Some(epoch.clone()),
-                            seq,
-                            snapshot,
-                        },
-                    );
+                    let expect = Expect {
+                        epoch: Some(epoch.clone()),
+                        seq,
+                        snapshot,
+                    };
+                    lock(&self.expected).insert(topic.clone(), (expect, Instant::now()));
                     return Ok((epoch, seq));
                 }
                 [status, epoch, seq, snapshot] if status == "conflict" => {
@@ -484,6 +575,50 @@ impl RedisEngine {
         Err(PublishError::Unavailable(format!(
             "{topic} changed under {MAX_ROUNDS} publish attempts in a row (contention); retry"
         )))
+    }
+
+    /// The events of `resume.epoch` after `resume.after` up to `upto` that the topic's stream
+    /// in Redis still holds, for a resume the replica's history no longer covers (it was
+    /// shortened to bound the node's memory). Empty when the stream does not hold them all
+    /// (the resume is then `reset`), or holds something that is not an event of the topic
+    /// (logged). `Err` when Redis cannot be asked.
+    async fn backfill(
+        &self,
+        topic: &Topic,
+        resume: &Resume,
+        upto: Seq,
+    ) -> Result<Vec<Entry>, String> {
+        let Some(from) = resume.after.next() else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.connection().map_err(|e| describe(&e))?;
+        let mut invocation = self.range_script.prepare_invoke();
+        invocation
+            .key(self.meta_key(topic))
+            .key(self.stream_key(topic))
+            .arg(resume.epoch.as_str())
+            .arg(from.get())
+            .arg(upto.get());
+        let entries: Vec<(String, Vec<String>)> =
+            timeout(REQUEST_TIMEOUT, invocation.invoke_async(&mut conn))
+                .await
+                .map_err(|_| "Redis did not answer in time".to_owned())?
+                .map_err(|err| unavailable(&err))?;
+        let parsed: Result<Vec<Entry>, String> = entries
+            .iter()
+            .map(|(id, fields)| {
+                let entry = parse_entry(topic, id, fields)?;
+                check_event(topic, &entry)?;
+                Ok(entry)
+            })
+            .collect();
+        match parsed {
+            Ok(entries) => Ok(entries),
+            Err(why) => {
+                tracing::warn!(%topic, %why, "the topic's stream holds an invalid entry");
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// Makes sure this node follows `topic` (its replica is installed); `Err` says why not.
@@ -661,6 +796,8 @@ impl RedisEngine {
             return;
         }
         if session.subscribed.contains(&topic) && self.hub.replica(&topic).is_some() {
+            // A subscribe attaches next: the linger starts again, so no sweep drops it first.
+            self.hub.touch(&topic);
             let _ = reply.send(Ok(()));
             return;
         }
@@ -716,7 +853,9 @@ impl RedisEngine {
                 let family = Family::of(&topic).map_err(|err| err.to_string())?;
                 let mut history = Vec::with_capacity(tail.len());
                 for (id, fields) in tail.into_iter().rev() {
-                    history.push(parse_entry(&topic, &id, &fields)?);
+                    let entry = parse_entry(&topic, &id, &fields)?;
+                    check_event(&topic, &entry)?;
+                    history.push(entry);
                 }
                 Ok(Loaded {
                     epoch: parse_epoch(&topic, &epoch).map_err(|e| describe(&e))?,
@@ -741,17 +880,13 @@ impl RedisEngine {
             return Ok(());
         };
         let loaded = match loaded {
-            Ok(loaded) => loaded,
-            Err(why) => {
-                tracing::warn!(%topic, %why, "cannot follow the topic");
-                for waiter in loading.waiters {
-                    let _ = waiter.send(Err(why.clone()));
-                }
-                if self.hub.replica(&topic).is_none() && session.subscribed.remove(&topic) {
-                    session.sink.unsubscribe(self.channel(&topic)).await?;
-                }
+            Ok(loaded) if !loading.stale => loaded,
+            Ok(_) => {
+                // A message that was not an event came meanwhile: read the state again.
+                self.reload(session, &topic, loading.waiters);
                 return Ok(());
             }
+            Err(why) => return self.fail_load(session, &topic, loading.waiters, why).await,
         };
         let mut log = TopicLog::restore(
             topic.clone(),
@@ -761,29 +896,22 @@ impl RedisEngine {
             loaded.history,
             self.history_limit,
         );
-        for incoming in loading.held {
-            if &incoming.epoch != log.epoch()
-                || incoming.seq > log.seq().next().unwrap_or(log.seq())
-            {
+        for Incoming {
+            epoch,
+            entry,
+            event,
+        } in loading.held
+        {
+            if &epoch != log.epoch() || entry.seq > log.seq().next().unwrap_or(log.seq()) {
                 // The topic changed streams, or skipped, after the state was read: read again.
                 tracing::debug!(%topic, "the topic moved on while it was loaded; reloading");
-                self.load(session, topic.clone(), None);
-                if let Some(again) = session.loading.get_mut(&topic) {
-                    again.waiters.extend(loading.waiters);
-                }
+                self.reload(session, &topic, loading.waiters);
                 return Ok(());
             }
-            if incoming.seq <= log.seq() {
+            if entry.seq <= log.seq() {
                 continue;
             }
-            match TopicEvent::decode(&topic, &incoming.payload) {
-                Ok(event) => {
-                    let _ = log.append(&event, incoming.payload, |_| ());
-                }
-                Err(err) => {
-                    tracing::warn!(%topic, %err, "an event in Redis does not fit its family");
-                }
-            }
+            let _ = log.append(&event, entry.payload, entry.emitted_at, |_| ());
         }
         let ended = self.hub.install(&topic, log);
         if ended > 0 {
@@ -791,6 +919,42 @@ impl RedisEngine {
         }
         for waiter in loading.waiters {
             let _ = waiter.send(Ok(()));
+        }
+        Ok(())
+    }
+
+    /// Loads `topic` again, for `waiters` too.
+    fn reload(
+        &self,
+        session: &mut Session,
+        topic: &Topic,
+        waiters: Vec<oneshot::Sender<Result<(), String>>>,
+    ) {
+        self.load(session, topic.clone(), None);
+        if let Some(again) = session.loading.get_mut(topic) {
+            again.waiters.extend(waiters);
+        }
+    }
+
+    /// A load failed (Redis did not answer, or holds something that is not a state of the
+    /// topic): the waiters are told why, a replica the load was to replace is dropped (its
+    /// subscribers end with 4013: the node cannot continue their stream), and the channel is
+    /// left until someone follows the topic again.
+    async fn fail_load(
+        &self,
+        session: &mut Session,
+        topic: &Topic,
+        waiters: Vec<oneshot::Sender<Result<(), String>>>,
+        why: String,
+    ) -> Result<(), RedisError> {
+        tracing::warn!(%topic, %why, "cannot follow the topic");
+        for waiter in waiters {
+            let _ = waiter.send(Err(why.clone()));
+        }
+        self.hub
+            .drop_replica(topic, "the topic could not be read from Redis");
+        if session.subscribed.remove(topic) {
+            session.sink.unsubscribe(self.channel(topic)).await?;
         }
         Ok(())
     }
@@ -813,12 +977,18 @@ impl RedisEngine {
         let Some(topic) = self.topic_of(message.get_channel_name()) else {
             return Ok(());
         };
-        let incoming = match parse_message(message.get_payload_bytes()) {
+        let incoming = match parse_message(&topic, message.get_payload_bytes()) {
             Ok(incoming) => incoming,
             Err(why) => {
+                // What it stood for is unknown: read the topic again from Redis.
                 tracing::warn!(%topic, %why, "a message on the topic's channel is not an event");
-                self.hub
-                    .drop_replica(&topic, "the topic's stream in Redis holds an invalid event");
+                match session.loading.get_mut(&topic) {
+                    Some(loading) => loading.stale = true,
+                    None if self.hub.replica(&topic).is_some() => {
+                        self.load(session, topic, None);
+                    }
+                    None => {}
+                }
                 return Ok(());
             }
         };
@@ -837,59 +1007,54 @@ impl RedisEngine {
         incoming: Incoming,
     ) -> Result<(), RedisError> {
         let mut dirty = Dirty::default();
-        match self.deliver(topic, &incoming, &mut dirty) {
+        let Incoming {
+            epoch,
+            entry,
+            event,
+        } = incoming;
+        match self.hub.deliver(topic, &epoch, &event, entry, &mut dirty) {
             Delivered::Appended | Delivered::Duplicate | Delivered::NotFollowed => {}
             Delivered::OtherEpoch => self.load(session, topic.clone(), None),
-            Delivered::Gap(have) => {
-                let missing = self
-                    .range(&mut session.conn, topic, have, incoming.seq)
-                    .await?;
-                let covered = missing.len() as u64 == incoming.seq.get() - have.get() - 1;
-                if !covered {
-                    self.load(session, topic.clone(), None);
-                    return Ok(());
+            Delivered::Gap(have, entry) => {
+                let seq = entry.seq;
+                let missing = self.range(&mut session.conn, topic, have, seq).await?;
+                let covered = missing.as_ref().is_ok_and(|missing| {
+                    missing.len() as u64 == seq.get() - have.get() - 1
+                        && missing
+                            .iter()
+                            .zip(1..)
+                            .all(|((e, _), n)| e.seq.get() == have.get() + n)
+                });
+                let missing = match missing {
+                    Ok(missing) if covered => missing,
+                    Ok(_) => {
+                        tracing::debug!(%topic, "the stream no longer covers a gap; reloading");
+                        self.load(session, topic.clone(), None);
+                        return Ok(());
+                    }
+                    Err(why) => {
+                        tracing::warn!(%topic, %why, "the topic's stream holds an invalid entry");
+                        self.load(session, topic.clone(), None);
+                        return Ok(());
+                    }
+                };
+                for (filled, event) in missing.into_iter().chain([(entry, event)]) {
+                    self.hub.deliver(topic, &epoch, &event, filled, &mut dirty);
                 }
-                for (seq, payload) in missing {
-                    let event = Incoming {
-                        epoch: incoming.epoch.clone(),
-                        seq,
-                        payload,
-                    };
-                    self.deliver(topic, &event, &mut dirty);
-                }
-                self.deliver(topic, &incoming, &mut dirty);
             }
         }
         Ok(())
     }
 
-    fn deliver(&self, topic: &Topic, incoming: &Incoming, dirty: &mut Dirty) -> Delivered {
-        match TopicEvent::decode(topic, &incoming.payload) {
-            Ok(event) => self.hub.deliver(
-                topic,
-                &incoming.epoch,
-                incoming.seq,
-                &event,
-                incoming.payload.clone(),
-                dirty,
-            ),
-            Err(err) => {
-                tracing::warn!(%topic, %err, "an event in Redis does not fit its family");
-                self.hub
-                    .drop_replica(topic, "the topic's stream in Redis holds an invalid event");
-                Delivered::NotFollowed
-            }
-        }
-    }
-
-    /// The stream's events after `after` and before `before`, oldest first.
+    /// The stream's events after `after` and before `before`, oldest first; `Ok(Err)` when an
+    /// entry is not an event of the topic.
     async fn range(
         &self,
         conn: &mut MultiplexedConnection,
         topic: &Topic,
         after: Seq,
         before: Seq,
-    ) -> Result<Vec<(Seq, Value)>, RedisError> {
+    ) -> Result<Result<Vec<(Entry, TopicEvent)>, String>, RedisError> {
         let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
             .arg(self.stream_key(topic))
             .arg(format!("{}-0", after.get() + 1))
@@ -898,15 +1063,31 @@ impl RedisEngine {
             .await?;
         Ok(entries
             .iter()
-            .filter_map(|(id, fields)| parse_entry(topic, id, fields).ok())
+            .map(|(id, fields)| {
+                let entry = parse_entry(topic, id, fields)?;
+                let event = check_event(topic, &entry)?;
+                Ok((entry, event))
+            })
             .collect())
     }
+}
+
+/// The event `entry` holds, or why it is not one of `topic`'s family.
+fn check_event(topic: &Topic, entry: &Entry) -> Result<TopicEvent, String> {
+    TopicEvent::decode(topic, &entry.payload).map_err(|err| {
+        format!(
+            "event {} of {topic} in Redis does not fit its family: {err}",
+            entry.seq
+        )
+    })
 }
 
 fn describe(err: &PublishError) -> String {
     match err {
         PublishError::Exhausted => "the topic has used up its seq range".to_owned(),
-        PublishError::Unavailable(why) | PublishError::Corrupt(why) => why.clone(),
+        PublishError::Unavailable(why)
+        | PublishError::Uncertain(why)
+        | PublishError::Corrupt(why) => why.clone(),
     }
 }
 
@@ -938,41 +1119,72 @@ fn parse_snapshot(
     TopicSnapshot::decode(topic, &value).map_err(|err| corrupt(err.to_string()))
 }
 
-/// One stream entry: id `<seq>-0`, fields `p <payload>`.
-fn parse_entry(topic: &Topic, id: &str, fields: &[String]) -> Result<(Seq, Value), String> {
+/// One stream entry: id `<seq>-0`, fields `t <emittedAt>` and `p <payload>` (in either
+/// order), nothing else.
+fn parse_entry(topic: &Topic, id: &str, fields: &[String]) -> Result<Entry, String> {
+    let bad = |why: String| format!("stream entry {id} of {topic}: {why}");
     let seq = id
         .strip_suffix("-0")
-        .ok_or_else(|| format!("stream entry {id} of {topic} is not <seq>-0"))?;
-    let seq = parse_seq(topic, seq).map_err(|e| describe(&e))?;
-    let payload = match fields {
-        [name, payload] if name == "p" => payload,
-        _ => return Err(format!("stream entry {id} of {topic} has no payload field")),
+        .ok_or_else(|| bad("the id is not <seq>-0".to_owned()))?;
+    let seq = parse_seq(topic, seq).map_err(|e| bad(describe(&e)))?;
+    let (mut time, mut payload) = (None, None);
+    for pair in fields.chunks(2) {
+        let slot = match pair {
+            [name, _] if name == "t" => &mut time,
+            [name, _] if name == "p" => &mut payload,
+            [name, _] => return Err(bad(format!("unexpected field {name:?}"))),
+            _ => return Err(bad("a field without a value".to_owned())),
+        };
+        if slot.replace(&pair[1]).is_some() {
+            return Err(bad(format!("field {:?} twice", pair[0])));
+        }
+    }
+    let (Some(time), Some(payload)) = (time, payload) else {
+        return Err(bad(
+            "expected the fields t (emittedAt) and p (payload)".to_owned()
+        ));
     };
-    let payload = serde_json::from_str(payload)
-        .map_err(|err| format!("stream entry {id} of {topic}: {err}"))?;
-    Ok((seq, payload))
+    let emitted_at =
+        Timestamp::parse(time).map_err(|err| bad(format!("t is not a timestamp: {err}")))?;
+    let payload =
+        serde_json::from_str(payload).map_err(|err| bad(format!("p is not JSON: {err}")))?;
+    Ok(Entry {
+        seq,
+        emitted_at,
+        payload,
+    })
 }
 
-/// A channel message: `<epoch> <seq>\n<payload>`.
-fn parse_message(bytes: &[u8]) -> Result<Incoming, String> {
+/// A channel message of `topic`: `<epoch> <seq> <emittedAt>\n<payload>`, with a payload of
+/// the topic's family.
+fn parse_message(topic: &Topic, bytes: &[u8]) -> Result<Incoming, String> {
     let text = std::str::from_utf8(bytes).map_err(|err| err.to_string())?;
     let (head, payload) = text
         .split_once('\n')
-        .ok_or("expected `<epoch> <seq>` and a payload line")?;
-    let (epoch, seq) = head
-        .split_once(' ')
-        .ok_or("expected `<epoch> <seq>` on the first line")?;
+        .ok_or("expected `<epoch> <seq> <emittedAt>` and a payload line")?;
+    let [epoch, seq, time] = head.split(' ').collect::<Vec<_>>()[..] else {
+        return Err(format!(
+            "expected `<epoch> <seq> <emittedAt>` on the first line, got {head:?}"
+        ));
+    };
     let epoch = Epoch::new(epoch).map_err(|err| format!("epoch {epoch:?}: {err}"))?;
     let seq = seq
         .parse::<u64>()
         .ok()
         .and_then(|n| Seq::new(n).ok())
         .ok_or_else(|| format!("seq {seq:?} is not a seq"))?;
+    let emitted_at = Timestamp::parse(time).map_err(|err| format!("emittedAt: {err}"))?;
     let payload = serde_json::from_str(payload).map_err(|err| format!("payload: {err}"))?;
+    let entry = Entry {
+        seq,
+        emitted_at,
+        payload,
+    };
+    let event = check_event(topic, &entry)?;
     Ok(Incoming {
         epoch,
-        seq,
-        payload,
+        entry,
+        event,
     })
 }
 
@@ -980,31 +1192,83 @@ fn parse_message(bytes: &[u8]) -> Result<Incoming, String> {
 mod tests {
     use super::*;
 
+    const T: &str = "2026-11-21T09:30:00.125Z";
+
     #[test]
     fn a_channel_message_is_parsed_or_refused_with_the_reason() {
-        let incoming = parse_message(b"e1-2 7\n{\"n\":1}").unwrap();
+        let topic = Topic::new("custom.a").unwrap();
+        let text = format!("e1-2 7 {T}\n{{\"n\":1}}");
+        let incoming = parse_message(&topic, text.as_bytes()).unwrap();
         assert_eq!(incoming.epoch.as_str(), "e1-2");
-        assert_eq!(incoming.seq.get(), 7);
-        assert_eq!(incoming.payload, serde_json::json!({"n": 1}));
-        for (bad, why) in [
-            (&b"e1 7"[..], "payload line"),
-            (b"e1\n{}", "first line"),
-            (b"e1 x\n{}", "not a seq"),
-            (b"e1 9007199254740992\n{}", "not a seq"),
-            (b"e1 1\n{", "payload"),
+        assert_eq!(incoming.entry.seq.get(), 7);
+        assert_eq!(incoming.entry.emitted_at.as_str(), T);
+        assert_eq!(incoming.entry.payload, serde_json::json!({"n": 1}));
+        let pressure = Topic::new("drives.pressure").unwrap();
+        for (topic, bad, why) in [
+            (&topic, format!("e1 7 {T}"), "payload line"),
+            (&topic, "e1 7\n{}".to_owned(), "first line"),
+            (&topic, "e1\n{}".to_owned(), "first line"),
+            (&topic, format!("e1 7 {T} x\n{{}}"), "first line"),
+            (&topic, format!("e1  7 {T}\n{{}}"), "first line"),
+            (&topic, format!("e1 x {T}\n{{}}"), "not a seq"),
+            (
+                &topic,
+                format!("e1 9007199254740992 {T}\n{{}}"),
+                "not a seq",
+            ),
+            (
+                &topic,
+                "e1 1 2026-11-21 09:30:00Z\n{}".to_owned(),
+                "first line",
+            ),
+            (&topic, "e1 1 yesterday\n{}".to_owned(), "emittedAt"),
+            (&topic, format!("e1 1 {T}\n{{"), "payload"),
+            (&pressure, format!("e1 1 {T}\n{{\"n\":1}}"), "does not fit"),
         ] {
-            let err = parse_message(bad).unwrap_err();
-            assert!(err.contains(why), "{err}");
+            let err = parse_message(topic, bad.as_bytes()).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
         }
     }
 
     #[test]
     fn stream_entries_and_stored_state_are_parsed_or_refused() {
         let topic = Topic::new("custom.a").unwrap();
-        let entry = parse_entry(&topic, "3-0", &["p".to_owned(), "{\"n\":3}".to_owned()]);
-        assert_eq!(entry.unwrap().0.get(), 3);
-        assert!(parse_entry(&topic, "3-1", &["p".to_owned(), "{}".to_owned()]).is_err());
-        assert!(parse_entry(&topic, "3-0", &["q".to_owned(), "{}".to_owned()]).is_err());
+        let fields = |pairs: &[&str]| pairs.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let entry = parse_entry(&topic, "3-0", &fields(&["t", T, "p", "{\"n\":3}"])).unwrap();
+        assert_eq!(
+            entry,
+            Entry {
+                seq: Seq::new(3).unwrap(),
+                emitted_at: Timestamp::parse(T).unwrap(),
+                payload: serde_json::json!({"n": 3}),
+            }
+        );
+        let swapped = parse_entry(&topic, "3-0", &fields(&["p", "{\"n\":3}", "t", T]));
+        assert_eq!(swapped.unwrap(), entry, "fields in either order");
+        for (id, pairs, why) in [
+            ("3-1", &["t", T, "p", "{}"][..], "not <seq>-0"),
+            ("x-0", &["t", T, "p", "{}"], "seq"),
+            ("3-0", &["p", "{}"], "expected the fields t"),
+            ("3-0", &["t", T], "expected the fields t"),
+            (
+                "3-0",
+                &["t", T, "p", "{}", "q", "1"],
+                "unexpected field \"q\"",
+            ),
+            ("3-0", &["t", T, "p", "{}", "p", "{}"], "twice"),
+            ("3-0", &["t", T, "p"], "without a value"),
+            ("3-0", &["t", "now", "p", "{}"], "not a timestamp"),
+            ("3-0", &["t", T, "p", "{"], "not JSON"),
+        ] {
+            let err = parse_entry(&topic, id, &fields(pairs)).unwrap_err();
+            assert!(err.contains(why) && err.contains(id), "{pairs:?}: {err}");
+        }
+        let pressure = Topic::new("drives.pressure").unwrap();
+        assert!(
+            check_event(&pressure, &entry)
+                .unwrap_err()
+                .contains("does not fit")
+        );
         let family = Family::of(&topic).unwrap();
         assert_eq!(
             parse_snapshot(&topic, family, "").unwrap(),

@@ -16,6 +16,17 @@ pub enum Error {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// A node of a cluster ([`start_cluster`](crate::start_cluster)) did not reach its engine
+    /// (Redis) in time.
+    #[error("the node on {addr} did not reach Redis within {waited:?}: {reason}")]
+    NotReady {
+        /// The node's listen address.
+        addr: SocketAddr,
+        /// How long it was given.
+        waited: std::time::Duration,
+        /// Why it could not, as its `/healthz` says.
+        reason: String,
+    },
 }
 
 /// The library's result type.

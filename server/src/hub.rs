@@ -38,12 +38,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtbus_protocol::catalog::{Family, TopicEvent, TopicSnapshot};
 use rtbus_protocol::{
-    CloseCode, Epoch, RequestId, Seq, ServerMessage, SubscribedData, SubscribedTopic, Topic,
+    CloseCode, Epoch, RequestId, Seq, ServerMessage, SubscribedData, SubscribedTopic, Timestamp,
+    Topic,
 };
 use serde_json::Value;
 
 use crate::config::Limits;
-use crate::log::{Appended, Ask, Plan, SeqExhausted, TopicLog};
+use crate::log::{Appended, Ask, Entry, Plan, Resume, SeqExhausted, TopicLog};
 use crate::outbox::{Dirty, OutFrame, Outbox, Push, REPLY};
 use crate::stats::Counters;
 use crate::wire::encode;
@@ -158,13 +159,30 @@ impl Hub {
     /// A hub whose logs are replicas of streams a shared engine keeps (the Redis engine): no
     /// cell is created here with an epoch of its own. The engine installs each topic's log
     /// ([`Hub::install`]) and appends to it what the stream delivers ([`Hub::deliver`]);
-    /// subscribing ([`Hub::subscribe_replicas`]) is today's code on those logs. An idle topic
-    /// (no subscriber for `topic_idle_timeout`) is forgotten by the sweep, which names it so the
-    /// engine stops following it; an empty one is not forgotten sooner.
+    /// subscribing ([`Hub::subscribe_replicas`]) is today's code on those logs. A replica
+    /// without a local subscriber for `follow_linger` is forgotten by the sweep, which names it
+    /// so the engine stops following it (the topic itself lives on in the engine's storage);
+    /// an empty one is not forgotten sooner.
     pub fn replicas(limits: &Limits, counters: Arc<Counters>) -> Hub {
         Hub {
             replicas: true,
+            idle_timeout: limits.follow_linger,
             ..Hub::new(limits, counters)
+        }
+    }
+
+    /// How long a topic without subscribers (and, for the memory engine, without publishes)
+    /// is kept: `topic_idle_timeout`, or `follow_linger` for replicas.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Marks the replica of `topic` used now, so a sweep does not forget it for another
+    /// `follow_linger` (a subscribe is about to attach to it).
+    pub fn touch(&self, topic: &Topic) {
+        if let Some(cell) = self.replica(topic) {
+            cell.touched
+                .store(self.millis(Instant::now()), Ordering::Relaxed);
         }
     }
 
@@ -350,7 +368,8 @@ impl Hub {
             drop(state);
             cell = self.cell(topic, family);
         };
-        let (epoch, seq) = self.append(&cell, &mut state, event, payload, dirty, true)?;
+        let now = Timestamp::now();
+        let (epoch, seq) = self.append(&cell, &mut state, event, payload, now, dirty, true)?;
         drop(state);
         if self.history_bytes() > self.max_history_bytes {
             self.trim_history();
@@ -360,12 +379,14 @@ impl Hub {
 
     /// Appends `event` to the locked `state` of `cell` and queues its one frame for every
     /// subscriber; `touch` marks the topic used (a publish does, a replica's delivery not).
+    #[allow(clippy::too_many_arguments)] // One step's inputs; bundling them would only rename them.
     fn append(
         &self,
         cell: &TopicCell,
         state: &mut TopicState,
         event: &TopicEvent,
         payload: Value,
+        emitted_at: Timestamp,
         dirty: &mut Dirty,
         touch: bool,
     ) -> Result<(Epoch, Seq), SeqExhausted> {
@@ -374,7 +395,7 @@ impl Hub {
             seq,
             epoch,
             framed: encoded,
-        } = state.log.append(event, payload, encode)?;
+        } = state.log.append(event, payload, emitted_at, encode)?;
         let after = state.log.history_bytes();
         cell.held.store(after, Ordering::Relaxed);
         if after >= before {
@@ -409,6 +430,18 @@ impl Hub {
     /// The replica of `topic`, when the engine follows it.
     pub fn replica(&self, topic: &Topic) -> Option<Arc<TopicCell>> {
         lock(&self.topics).get(topic).cloned()
+    }
+
+    /// Whether a new subscriber resuming on the replica of `topic` at `resume` needs events
+    /// its history no longer holds (see [`TopicLog::needs_backfill`]): the `seq` up to which
+    /// to fetch them.
+    pub fn needs_backfill(&self, topic: &Topic, resume: &Resume) -> Option<Seq> {
+        let cell = self.replica(topic)?;
+        let state = lock(&cell.state);
+        if state.retired {
+            return None;
+        }
+        state.log.needs_backfill(resume)
     }
 
     /// Where the replica of `topic` stands: its epoch, `seq` and snapshot (what a publish on
@@ -493,16 +526,21 @@ impl Hub {
     }
 
     /// Appends an event the shared stream delivered to the replica of `topic`, and queues it
-    /// for every local subscriber, if it is the replica's next one.
+    /// for every local subscriber, if it is the replica's next one. `entry` carries the time
+    /// the publishing node stamped, so every node sends the same frame.
     pub fn deliver(
         &self,
         topic: &Topic,
         epoch: &Epoch,
-        seq: Seq,
         event: &TopicEvent,
-        payload: Value,
+        entry: Entry,
         dirty: &mut Dirty,
     ) -> Delivered {
+        let Entry {
+            seq,
+            emitted_at,
+            payload,
+        } = entry;
         let Some(cell) = self.replica(topic) else {
             return Delivered::NotFollowed;
         };
@@ -518,9 +556,14 @@ impl Hub {
             return Delivered::Duplicate;
         }
         if have.next() != Some(seq) {
-            return Delivered::Gap(have);
+            let entry = Entry {
+                seq,
+                emitted_at,
+                payload,
+            };
+            return Delivered::Gap(have, entry);
         }
-        match self.append(&cell, &mut state, event, payload, dirty, false) {
+        match self.append(&cell, &mut state, event, payload, emitted_at, dirty, false) {
             Ok(_) => {}
             // Not reached: `seq` is the next one, so it is within range.
             Err(SeqExhausted) => return Delivered::Duplicate,
@@ -566,14 +609,15 @@ fn distinct(wants: &[Want]) -> Vec<&Want> {
 }
 
 /// What became of an event delivered to a replica ([`Hub::deliver`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Delivered {
     /// Appended and queued for every local subscriber.
     Appended,
     /// The replica has it already (its `seq` is not past the replica's).
     Duplicate,
-    /// Events between the replica's `seq` (given) and this one are missing.
-    Gap(Seq),
+    /// Events between the replica's `seq` (given) and this one are missing; the event is
+    /// handed back, to be delivered once they are filled.
+    Gap(Seq, Entry),
     /// The event belongs to another stream than the replica's: the topic was lost and started
     /// again.
     OtherEpoch,
@@ -639,8 +683,18 @@ fn attach_all(
         bytes: encode(&ack),
         topic: REPLY,
     });
-    for ((cell, state), attach) in cells.iter().zip(states.iter_mut()).zip(&attaches) {
-        cell.start(state, attach, conn, outbox);
+    for (((cell, state), attach), want) in cells
+        .iter()
+        .zip(states.iter_mut())
+        .zip(&attaches)
+        .zip(wants)
+    {
+        let backfill = want
+            .ask
+            .resume
+            .as_ref()
+            .map_or(&[][..], |r| &r.backfill[..]);
+        cell.start(state, attach, backfill, conn, outbox);
     }
     true
 }
@@ -662,10 +716,18 @@ impl TopicCell {
         std::ptr::from_ref(self) as usize
     }
 
-    /// Queues what the plan says follows the acknowledgement, and registers the connection
-    /// when it is new on the topic. `state` is this cell's, locked.
-    fn start(&self, state: &mut TopicState, attach: &Attach, conn: u64, outbox: &Arc<Outbox>) {
-        for message in state.log.follow(attach.plan.then) {
+    /// Queues what the plan says follows the acknowledgement (from the history, or from
+    /// `backfill` and the history), and registers the connection when it is new on the topic.
+    /// `state` is this cell's, locked.
+    fn start(
+        &self,
+        state: &mut TopicState,
+        attach: &Attach,
+        backfill: &[Entry],
+        conn: u64,
+        outbox: &Arc<Outbox>,
+    ) {
+        for message in state.log.follow(attach.plan.then, backfill) {
             outbox.push(OutFrame {
                 bytes: encode(&message),
                 topic: self.key(),
@@ -715,7 +777,6 @@ mod tests {
     use rtbus_protocol::{Start, decode_server_frame};
     use serde_json::json;
 
-    use crate::log::Resume;
     use crate::wire::{TEXT, unframe};
 
     fn hub(history_limit: usize) -> Hub {
@@ -745,6 +806,7 @@ mod tests {
             ask: Ask {
                 snapshot,
                 resume: resume.map(|(epoch, after)| Resume {
+                    backfill: Vec::new(),
                     epoch: epoch.clone(),
                     after: Seq::new(after).unwrap(),
                 }),
@@ -1176,19 +1238,19 @@ mod tests {
         let deliver = |epoch: &Epoch, n: u64| {
             let payload = json!({"n": n});
             let event = TopicEvent::decode(&topic(name), &payload).unwrap();
-            let seq = Seq::new(n).unwrap();
-            hub.deliver(
-                &topic(name),
-                epoch,
-                seq,
-                &event,
+            let entry = Entry {
+                seq: Seq::new(n).unwrap(),
+                emitted_at: Timestamp::now(),
                 payload,
-                &mut Dirty::default(),
-            )
+            };
+            hub.deliver(&topic(name), epoch, &event, entry, &mut Dirty::default())
         };
         assert_eq!(deliver(&e1, 1), Delivered::Appended);
         assert_eq!(deliver(&e1, 1), Delivered::Duplicate);
-        assert_eq!(deliver(&e1, 3), Delivered::Gap(Seq::new(1).unwrap()));
+        assert!(
+            matches!(deliver(&e1, 3), Delivered::Gap(have, entry) if have.get() == 1 && entry.seq.get() == 3),
+            "a gap hands the event back"
+        );
         assert_eq!(deliver(&e1, 2), Delivered::Appended);
         assert_eq!(
             deliver(&Epoch::new("e2").unwrap(), 1),

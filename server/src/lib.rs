@@ -53,7 +53,8 @@
 //! - **Scale-out**: with [`Config::redis_url`] the topics live in Redis, shared by every node
 //!   started with the same URL and key prefix: one epoch and `seq` numbering per topic across
 //!   nodes, resume on any node, `/healthz` 503 and error `unavailable` while Redis cannot be
-//!   reached (the server's README has the details).
+//!   reached (the server's README has the details). [`start_cluster`] starts several such
+//!   nodes in one process, for tests that need a cluster (e.g. conformance against one).
 //!
 //! # Layers
 //!
@@ -74,11 +75,13 @@
 //! 8. `http`, `demo`: the request head, upgrade checks and plain routes; the demo publisher.
 //! 9. `conn`: one WebSocket connection's task.
 //! 10. `server`: start-up, the accept loop, shutdown.
-//! 11. `lib`: this crate root, re-exporting the public surface.
+//! 11. `cluster`: several Redis-backed nodes in one process, for tests outside this crate.
+//! 12. `lib`: this crate root, re-exporting the public surface.
 #![deny(missing_docs)]
 
 mod admission;
 mod auth;
+mod cluster;
 mod config;
 mod conn;
 mod demo;
@@ -94,6 +97,7 @@ mod stats;
 mod wire;
 
 pub use auth::{ADMIN_ROLE, PUBLISHER_ROLE};
+pub use cluster::{CLUSTER_READY_TIMEOUT, Cluster, start_cluster};
 pub use config::{Config, Limits, TokenConfig};
 pub use demo::{DEMO_ORIGINS, DEMO_TOPICS};
 pub use error::{Error, Result};
@@ -120,6 +124,7 @@ mod layers {
         &["http", "demo"],
         &["conn"],
         &["server"],
+        &["cluster"],
         &["lib"],
     ];
 
@@ -282,13 +287,13 @@ fn g() { let _ = crate::demo::run; let _ = crate::start; } /// crate::conn
         assert_eq!(
             found,
             [
-                "http.rs:4 imports crate::server from a layer above (layer 10 of 11; imports go \
+                "http.rs:4 imports crate::server from a layer above (layer 10 of 12; imports go \
                  only downward)",
-                "http.rs:7 imports crate::conn from a layer above (layer 9 of 11; imports go \
+                "http.rs:7 imports crate::conn from a layer above (layer 9 of 12; imports go \
                  only downward)",
-                "http.rs:10 imports crate::demo from its own layer (layer 8 of 11; imports go \
+                "http.rs:10 imports crate::demo from its own layer (layer 8 of 12; imports go \
                  only downward)",
-                "http.rs:10 imports crate::start from a layer above (layer 11 of 11; imports \
+                "http.rs:10 imports crate::start from a layer above (layer 12 of 12; imports \
                  go only downward)",
             ]
         );

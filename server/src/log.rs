@@ -54,8 +54,19 @@ pub(crate) struct TopicLog {
 #[derive(Debug)]
 struct Held {
     seq: Seq,
+    /// When it was published: every delivery of it, live or replayed, carries this.
+    emitted_at: Timestamp,
     payload: Value,
     weight: usize,
+}
+
+/// One event of a stream kept elsewhere (a shared engine's), as a restored log takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry {
+    pub seq: Seq,
+    /// When the event was published, as the publishing node stamped it.
+    pub emitted_at: Timestamp,
+    pub payload: Value,
 }
 
 /// An estimate of the memory one history entry takes: its slot, and every node of its payload
@@ -83,7 +94,7 @@ fn node_weight(value: &Value) -> usize {
 }
 
 /// What one topic of a `subscribe` asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Ask {
     /// Whether a snapshot should follow when nothing is resumed.
     pub snapshot: bool,
@@ -92,10 +103,15 @@ pub(crate) struct Ask {
 }
 
 /// A resume point: the epoch and the last `seq` a client saw of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Resume {
     pub epoch: Epoch,
     pub after: Seq,
+    /// Events of `epoch` after `after`, oldest first, that a shared engine fetched from the
+    /// stream it keeps because this log's history no longer reaches back to `after` (see
+    /// [`TopicLog::needs_backfill`]); empty otherwise. Used only when, together with the
+    /// history, they cover every event after `after` without a gap.
+    pub backfill: Vec<Entry>,
 }
 
 /// How one topic of a subscription starts: what the acknowledgement says and what follows it.
@@ -113,6 +129,9 @@ pub(crate) enum Then {
     Snapshot,
     /// The history's events after this `seq`, marked as replays.
     ReplayAfter(Seq),
+    /// The events after this `seq`, marked as replays: the resume's backfill up to where the
+    /// history starts, then the history.
+    BackfillAfter(Seq),
 }
 
 /// An appended event: its `seq`, the epoch it belongs to, and what the append's `frame` made of
@@ -153,28 +172,29 @@ impl TopicLog {
         epoch: Epoch,
         seq: Seq,
         snapshot: TopicSnapshot,
-        history: Vec<(Seq, Value)>,
+        history: Vec<Entry>,
         history_limit: usize,
     ) -> TopicLog {
-        let mut kept: Vec<(Seq, Value)> = Vec::new();
+        let mut kept: Vec<Entry> = Vec::new();
         let mut want = seq;
-        for (at, payload) in history.into_iter().rev() {
-            if at != want || kept.len() >= history_limit || at == Seq::ZERO {
+        for entry in history.into_iter().rev() {
+            if entry.seq != want || kept.len() >= history_limit || entry.seq == Seq::ZERO {
                 break;
             }
-            kept.push((at, payload));
-            want = Seq::new(at.get() - 1).unwrap_or(Seq::ZERO);
+            want = Seq::new(entry.seq.get() - 1).unwrap_or(Seq::ZERO);
+            kept.push(entry);
         }
         let mut history_bytes = 0;
         let history = kept
             .into_iter()
             .rev()
-            .map(|(seq, payload)| {
-                let weight = weight(&payload);
+            .map(|entry| {
+                let weight = weight(&entry.payload);
                 history_bytes += weight;
                 Held {
-                    seq,
-                    payload,
+                    seq: entry.seq,
+                    emitted_at: entry.emitted_at,
+                    payload: entry.payload,
                     weight,
                 }
             })
@@ -209,25 +229,28 @@ impl TopicLog {
         self.seq == Seq::ZERO
     }
 
-    /// Appends `event` (whose JSON is `payload`): assigns the next `seq`, folds the event into
-    /// the snapshot and keeps it in the history. `frame` gets the live `event` message once,
+    /// Appends `event` (whose JSON is `payload`, published at `emitted_at`): assigns the next
+    /// `seq`, folds the event into the snapshot and keeps it in the history, with its time, so
+    /// that a replay of it equals the live frame but for `isReplay`. `frame` gets the live
+    /// `event` message once,
     /// before its payload moves into the history and its epoch into the result (so neither is
     /// copied for the purpose). On [`SeqExhausted`] nothing changes and `frame` is not called.
     pub fn append<F>(
         &mut self,
         event: &TopicEvent,
         payload: Value,
+        emitted_at: Timestamp,
         frame: impl FnOnce(&ServerMessage) -> F,
     ) -> Result<Appended<F>, SeqExhausted> {
         let seq = self.seq.next().ok_or(SeqExhausted)?;
         self.seq = seq;
         self.snapshot.fold(event);
-        let message = self.delivery(seq, false, payload, Kind::Event);
+        let message = self.delivery(seq, false, payload, emitted_at, Kind::Event);
         let framed = frame(&message);
-        let (epoch, payload) = match message {
-            ServerMessage::Event { data, .. } => (data.epoch, Some(data.payload)),
+        let (epoch, emitted_at, payload) = match message {
+            ServerMessage::Event { data, .. } => (data.epoch, data.emitted_at, Some(data.payload)),
             // Not reached: `message` is the event built above.
-            _ => (self.epoch.clone(), None),
+            _ => (self.epoch.clone(), Timestamp::now(), None),
         };
         if let (true, Some(payload)) = (self.history_limit > 0, payload) {
             if self.history.len() >= self.history_limit {
@@ -237,6 +260,7 @@ impl TopicLog {
             self.history_bytes += weight;
             self.history.push_back(Held {
                 seq,
+                emitted_at,
                 payload,
                 weight,
             });
@@ -284,6 +308,9 @@ impl TopicLog {
             (Some(resume), None) if self.holds_after(resume.after) => {
                 (Start::Resumed, Then::ReplayAfter(resume.after))
             }
+            (Some(resume), None) if self.backfilled(resume.after, &resume.backfill) => {
+                (Start::Resumed, Then::BackfillAfter(resume.after))
+            }
             (Some(_), None) => self.reset(ask),
         };
         Plan { start, then }
@@ -304,33 +331,92 @@ impl TopicLog {
         after <= self.seq && self.seq.get() - after.get() <= self.history.len() as u64
     }
 
+    /// The `seq` of the event just before the history's oldest (the log's `seq` when the
+    /// history is empty): the history holds every event after it.
+    fn history_start(&self) -> Seq {
+        Seq::new(self.seq.get() - self.history.len() as u64).unwrap_or(Seq::ZERO)
+    }
+
+    /// Whether a new subscriber resuming at `resume` would be reset only because the history
+    /// no longer reaches back to it (same epoch, not ahead): then the events after
+    /// `resume.after` up to `seq`, fetched from the stream a shared engine keeps, would let it
+    /// resume. Returns the log's `seq`, up to which they should be fetched.
+    pub fn needs_backfill(&self, resume: &Resume) -> Option<Seq> {
+        let behind = resume.after <= self.seq && !self.holds_after(resume.after);
+        (resume.epoch == self.epoch && behind).then_some(self.seq)
+    }
+
+    /// Whether `backfill` (oldest first) and the history together hold every event after
+    /// `after`: it runs without a gap from `after + 1` to at least the history's start, and
+    /// not past the log's `seq`.
+    fn backfilled(&self, after: Seq, backfill: &[Entry]) -> bool {
+        let (Some(first), Some(last)) = (backfill.first(), backfill.last()) else {
+            return false;
+        };
+        let consecutive = backfill
+            .iter()
+            .zip(first.seq.get()..)
+            .all(|(entry, n)| entry.seq.get() == n);
+        after <= self.seq
+            && after.next() == Some(first.seq)
+            && consecutive
+            && last.seq >= self.history_start()
+            && last.seq <= self.seq
+    }
+
     /// The messages `then` stands for, in the order they are sent: a snapshot at the log's
-    /// `seq`, or the events after a `seq` marked as replays. A replay the history cannot hold
-    /// in full yields nothing ([`TopicLog::plan`] never asks for one).
-    pub fn follow(&self, then: Then) -> impl Iterator<Item = ServerMessage> + '_ {
-        let snapshot = (then == Then::Snapshot)
-            .then(|| self.delivery(self.seq, false, self.snapshot.to_value(), Kind::Snapshot));
-        let from = match then {
+    /// `seq` (stamped now), or the events after a `seq` marked as replays (each with the time
+    /// it was published), from the history or from `backfill` and then the history. A replay
+    /// they cannot hold in full yields nothing ([`TopicLog::plan`] never asks for one).
+    pub fn follow<'a>(
+        &'a self,
+        then: Then,
+        backfill: &'a [Entry],
+    ) -> impl Iterator<Item = ServerMessage> + 'a {
+        let snapshot = (then == Then::Snapshot).then(|| {
+            let now = Timestamp::now();
+            let state = self.snapshot.to_value();
+            self.delivery(self.seq, false, state, now, Kind::Snapshot)
+        });
+        let (backfill, from) = match then {
             Then::ReplayAfter(after) if self.holds_after(after) => {
                 // The history ends at `seq`; the events after `after` are its last ones.
-                self.history.len() - (self.seq.get() - after.get()) as usize
+                let from = self.history.len() - (self.seq.get() - after.get()) as usize;
+                (&[][..], from)
             }
-            _ => self.history.len(),
+            Then::BackfillAfter(after) if self.backfilled(after, backfill) => {
+                // The backfill's events up to the history's start, then the whole history.
+                let start = self.history_start();
+                let upto = backfill.partition_point(|entry| entry.seq <= start);
+                (&backfill[..upto], 0)
+            }
+            _ => (&[][..], self.history.len()),
         };
-        let replay = self
-            .history
-            .range(from..)
-            .map(|held| self.delivery(held.seq, true, held.payload.clone(), Kind::Event));
-        snapshot.into_iter().chain(replay)
+        let backfilled = backfill.iter().map(|entry| {
+            let (payload, at) = (entry.payload.clone(), entry.emitted_at.clone());
+            self.delivery(entry.seq, true, payload, at, Kind::Event)
+        });
+        let replay = self.history.range(from..).map(|held| {
+            let (payload, at) = (held.payload.clone(), held.emitted_at.clone());
+            self.delivery(held.seq, true, payload, at, Kind::Event)
+        });
+        snapshot.into_iter().chain(backfilled).chain(replay)
     }
 
     /// A snapshot or event frame of this log.
-    fn delivery(&self, seq: Seq, is_replay: bool, payload: Value, kind: Kind) -> ServerMessage {
+    fn delivery(
+        &self,
+        seq: Seq,
+        is_replay: bool,
+        payload: Value,
+        emitted_at: Timestamp,
+        kind: Kind,
+    ) -> ServerMessage {
         let data = Delivery {
             topic: self.topic.clone(),
             epoch: self.epoch.clone(),
             seq,
-            emitted_at: Timestamp::now(),
+            emitted_at,
             is_replay,
             payload,
         };
@@ -382,9 +468,18 @@ mod tests {
     fn append(log: &mut TopicLog, n: u64) -> Result<(Seq, ServerMessage), SeqExhausted> {
         let topic = Topic::new(TOPIC).unwrap();
         let event = TopicEvent::decode(&topic, &payload(n)).unwrap();
-        let appended = log.append(&event, payload(n), ServerMessage::clone)?;
+        let appended = log.append(&event, payload(n), Timestamp::now(), ServerMessage::clone)?;
         assert_eq!(&appended.epoch, log.epoch());
         Ok((appended.seq, appended.framed))
+    }
+
+    /// Event `n` as a shared engine's stream holds it, published at `n` seconds past 09:00.
+    fn entry(n: u64) -> Entry {
+        Entry {
+            seq: seq(n),
+            emitted_at: Timestamp::parse(&format!("2026-11-21T09:00:{n:02}.000Z")).unwrap(),
+            payload: payload(n),
+        }
     }
 
     fn ask(snapshot: bool, resume: Option<(&str, u64)>) -> Ask {
@@ -393,6 +488,7 @@ mod tests {
             resume: resume.map(|(name, after)| Resume {
                 epoch: epoch(name),
                 after: seq(after),
+                backfill: Vec::new(),
             }),
         }
     }
@@ -466,7 +562,11 @@ mod tests {
     #[test]
     fn a_plan_implies_its_snapshot_or_its_replay() {
         let log = log(4, 6);
-        let sent = |then| log.follow(then).map(|m| summary(&m)).collect::<Vec<_>>();
+        let sent = |then| {
+            log.follow(then, &[])
+                .map(|m| summary(&m))
+                .collect::<Vec<_>>()
+        };
         assert!(sent(Then::Nothing).is_empty());
         let snapshot = sent(Then::Snapshot);
         assert_eq!(snapshot.len(), 1);
@@ -503,6 +603,62 @@ mod tests {
         // All or nothing: a replay the history cannot hold, or one ahead, sends nothing.
         assert_eq!(replay(1), Vec::<u64>::new());
         assert_eq!(replay(7), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_replay_carries_the_time_the_event_was_published_so_it_equals_the_live_frame() {
+        let topic = Topic::new(TOPIC).unwrap();
+        let mut log = TopicLog::new(topic.clone(), Family::of(&topic).unwrap(), epoch("e1"), 4);
+        let mut live = Vec::new();
+        for n in 1..=3 {
+            let at = entry(n);
+            let event = TopicEvent::decode(&topic, &at.payload).unwrap();
+            let appended = log.append(&event, at.payload, at.emitted_at, ServerMessage::clone);
+            live.push(appended.unwrap().framed);
+        }
+        let replayed: Vec<ServerMessage> = log.follow(Then::ReplayAfter(seq(0)), &[]).collect();
+        assert_eq!(replayed.len(), 3);
+        for (live, replayed) in live.iter().zip(&replayed) {
+            let (ServerMessage::Event { data: l, .. }, ServerMessage::Event { data: r, .. }) =
+                (live, replayed)
+            else {
+                panic!("events expected: {live:?} {replayed:?}");
+            };
+            assert_eq!(
+                &Delivery {
+                    is_replay: false,
+                    ..r.clone()
+                },
+                l,
+                "all but isReplay"
+            );
+            assert!(r.is_replay);
+        }
+        assert_eq!(
+            emitted_at_of(&replayed[2]),
+            entry(3).emitted_at,
+            "the stamp given at append, not the replay's time"
+        );
+        // A restored log replays the times its entries carry.
+        let restored = TopicLog::restore(
+            topic,
+            epoch("e1"),
+            seq(3),
+            log.snapshot().clone(),
+            (1..=3).map(entry).collect(),
+            4,
+        );
+        let again: Vec<ServerMessage> = restored.follow(Then::ReplayAfter(seq(0)), &[]).collect();
+        assert_eq!(again, replayed);
+    }
+
+    fn emitted_at_of(message: &ServerMessage) -> Timestamp {
+        match message {
+            ServerMessage::Event { data, .. } | ServerMessage::Snapshot { data, .. } => {
+                data.emitted_at.clone()
+            }
+            other => panic!("not a delivery: {other:?}"),
+        }
     }
 
     #[test]
@@ -559,6 +715,83 @@ mod tests {
     }
 
     #[test]
+    fn a_resume_past_a_shortened_history_is_resumed_from_a_backfill_that_closes_the_gap() {
+        let mut log = log(8, 6);
+        log.drop_oldest(2 * weight(&payload(1)));
+        let held: Vec<u64> = log.history.iter().map(|h| h.seq.get()).collect();
+        assert_eq!(held, [3, 4, 5, 6]);
+        let at = |name: &str, after: u64| Resume {
+            epoch: epoch(name),
+            after: seq(after),
+            backfill: Vec::new(),
+        };
+        assert_eq!(
+            log.needs_backfill(&at("e1", 1)),
+            Some(seq(6)),
+            "up to the log's seq"
+        );
+        assert_eq!(log.needs_backfill(&at("e1", 0)), Some(seq(6)));
+        assert_eq!(
+            log.needs_backfill(&at("e1", 2)),
+            None,
+            "the history covers it"
+        );
+        assert_eq!(log.needs_backfill(&at("e0", 1)), None, "another stream");
+        assert_eq!(log.needs_backfill(&at("e1", 7)), None, "ahead of the log");
+        // What a resume after `after` with a backfill of `seqs` starts with and replays.
+        let resume = |after: u64, seqs: &[u64]| {
+            let ask = Ask {
+                snapshot: true,
+                resume: Some(Resume {
+                    backfill: seqs.iter().map(|&n| entry(n)).collect(),
+                    ..at("e1", after)
+                }),
+            };
+            let plan = log.plan(&ask, None);
+            let backfill = &ask.resume.as_ref().unwrap().backfill;
+            let sent: Vec<(&'static str, u64, bool)> = log
+                .follow(plan.then, backfill)
+                .map(|m| {
+                    let (kind, n, is_replay, _) = summary(&m);
+                    (kind, n, is_replay)
+                })
+                .collect();
+            (plan.start, sent)
+        };
+        let replayed = |seqs: &[u64]| seqs.iter().map(|&n| ("event", n, true)).collect::<Vec<_>>();
+        assert_eq!(
+            resume(1, &[2]),
+            (Start::Resumed, replayed(&[2, 3, 4, 5, 6]))
+        );
+        assert_eq!(
+            resume(1, &[2, 3, 4, 5, 6]),
+            (Start::Resumed, replayed(&[2, 3, 4, 5, 6])),
+            "an overlap is sent once"
+        );
+        assert_eq!(
+            resume(0, &[1, 2]),
+            (Start::Resumed, replayed(&[1, 2, 3, 4, 5, 6]))
+        );
+        let reset = (Start::Reset, vec![("snapshot", 6, false)]);
+        assert_eq!(resume(0, &[1]), reset, "short of the history's start");
+        assert_eq!(resume(0, &[2]), reset, "not from the resume point on");
+        assert_eq!(resume(0, &[1, 3]), reset, "with a gap");
+        assert_eq!(resume(1, &[2, 3, 4, 5, 6, 7]), reset, "past the log");
+        assert_eq!(resume(0, &[]), reset, "without one");
+        // A backfilled replay carries the stamps the stream held.
+        let ask_with = vec![entry(2)];
+        let sent: Vec<ServerMessage> = log.follow(Then::BackfillAfter(seq(1)), &ask_with).collect();
+        assert_eq!(emitted_at_of(&sent[0]), entry(2).emitted_at);
+        assert!(
+            log.follow(Then::BackfillAfter(seq(0)), &ask_with)
+                .next()
+                .is_none()
+        );
+        // The history covering the resume needs no backfill, and ignores one.
+        assert_eq!(resume(3, &[]), (Start::Resumed, replayed(&[4, 5, 6])));
+    }
+
+    #[test]
     fn a_weight_counts_every_node_and_its_text() {
         let node = std::mem::size_of::<Value>();
         let entry = weight(&json!(null));
@@ -575,7 +808,7 @@ mod tests {
         assert!(log.history.is_empty());
         append(&mut log, 4).unwrap();
         assert!(log.history.is_empty());
-        let snapshot: Vec<_> = log.follow(Then::Snapshot).collect();
+        let snapshot: Vec<_> = log.follow(Then::Snapshot, &[]).collect();
         assert_eq!(summary(&snapshot[0]).1, 4);
         assert_ne!(
             summary(&snapshot[0]).3,
@@ -592,7 +825,7 @@ mod tests {
         let mut framed = false;
         let topic = Topic::new(TOPIC).unwrap();
         let event = TopicEvent::decode(&topic, &payload(2)).unwrap();
-        let result = log.append(&event, payload(2), |_| framed = true);
+        let result = log.append(&event, payload(2), Timestamp::now(), |_| framed = true);
         assert_eq!(result.map(|a| a.seq), Err(SeqExhausted));
         assert!(!framed, "nothing is framed for a refused event");
         assert_eq!(log.seq(), seq(MAX_SAFE_INTEGER));
@@ -609,7 +842,7 @@ mod tests {
             snapshot.fold(&TopicEvent::decode(&topic, &payload(n)).unwrap());
         }
         // 2 is missing: only 3..=6 are consecutive up to 6; the limit keeps the last three.
-        let history = [1, 3, 4, 5, 6].map(|n| (seq(n), payload(n))).to_vec();
+        let history = [1, 3, 4, 5, 6].map(entry).to_vec();
         let log = TopicLog::restore(topic.clone(), epoch("e7"), seq(6), snapshot, history, 3);
         assert_eq!((log.epoch(), log.seq()), (&epoch("e7"), seq(6)));
         let kept: Vec<u64> = log.history.iter().map(|h| h.seq.get()).collect();
@@ -635,7 +868,7 @@ mod tests {
             epoch("e7"),
             seq(9),
             TopicSnapshot::empty(family),
-            vec![(seq(8), payload(8))],
+            vec![entry(8)],
             3,
         );
         assert_eq!(stale.history.len(), 0);

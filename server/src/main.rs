@@ -73,6 +73,10 @@ struct Cli {
     /// Milliseconds without a subscriber and a publish after which a topic is forgotten.
     #[arg(long, env = "RTBUS_TOPIC_IDLE_TIMEOUT_MS")]
     topic_idle_timeout_ms: Option<u64>,
+    /// With Redis: milliseconds a node keeps listening to a topic after its last local
+    /// subscriber left (then it unsubscribes from the topic's channel).
+    #[arg(long, env = "RTBUS_FOLLOW_LINGER_MS")]
+    follow_linger_ms: Option<u64>,
     /// Most simultaneous connections (beyond: HTTP 503).
     #[arg(long, env = "RTBUS_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
@@ -171,6 +175,9 @@ impl Cli {
         }
         if let Some(v) = self.topic_idle_timeout_ms {
             limits.topic_idle_timeout = ms(v);
+        }
+        if let Some(v) = self.follow_linger_ms {
+            limits.follow_linger = ms(v);
         }
         if let Some(v) = self.listen_backlog {
             limits.listen_backlog = v;

@@ -142,10 +142,11 @@ pub async fn start(config: Config) -> Result<RunningServer> {
     })
 }
 
-/// Forgets idle topics every quarter of `topic_idle_timeout` (between 10 ms and 30 s), so a
-/// topic goes at most that much later than its timeout, until shutdown.
+/// Forgets idle topics every quarter of their timeout (`topic_idle_timeout`, or
+/// `follow_linger` for the Redis engine's replicas; between 10 ms and 30 s), so a topic goes at
+/// most that much later than its timeout, until shutdown.
 async fn sweep(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let every = (shared.config.limits.topic_idle_timeout / 4)
+    let every = (shared.engine.hub().idle_timeout() / 4)
         .clamp(Duration::from_millis(10), Duration::from_secs(30));
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -215,6 +216,12 @@ impl RunningServer {
     /// The WebSocket URL clients connect to, e.g. `ws://127.0.0.1:41234/api/realtime`.
     pub fn url(&self) -> String {
         format!("ws://{}{}", self.local_addr, rtbus_protocol::ENDPOINT_PATH)
+    }
+
+    /// Whether the node can serve topics: `Err` says why not (with Redis, while it cannot reach
+    /// it), as `/healthz` does.
+    pub fn engine_health(&self) -> std::result::Result<(), String> {
+        self.shared.engine.health()
     }
 
     /// Counters, subscriptions and queue depths, as served on `/api/realtime/stats`.

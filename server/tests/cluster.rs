@@ -88,6 +88,58 @@ impl Redis {
         Some(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 
+    /// How many connections are subscribed to `channel` (`PUBSUB NUMSUB`).
+    fn numsub(&self, channel: &str) -> u64 {
+        let reply = self
+            .command(&format!("PUBSUB NUMSUB {channel}"))
+            .expect("Redis answers PUBSUB");
+        // `*2 $len channel :count`, one item a line.
+        reply
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix(':'))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected PUBSUB NUMSUB reply {reply:?}"))
+    }
+
+    /// `INFO commandstats`: calls per command.
+    fn command_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connects");
+        stream.set_read_timeout(Some(STEP)).expect("timeout set");
+        stream
+            .write_all(b"INFO commandstats\r\n")
+            .expect("request sent");
+        // A bulk string: `$<len>\r\n<len bytes>\r\n`.
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).expect("INFO answered");
+            assert!(n > 0, "Redis closed during INFO");
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            if let Some((head, body)) = text.split_once("\r\n") {
+                let len: usize = head[1..].parse().expect("a bulk length");
+                if body.len() >= len {
+                    break;
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        // Lines like `cmdstat_evalsha:calls=3,usec=…`.
+        text.lines()
+            .filter_map(|line| {
+                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest
+                    .strip_prefix("calls=")?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -120,7 +172,8 @@ impl ConfigFile {
         let config = format!(
             "[[tokens]]\ntoken = \"{PUBLISHER}\"\nprincipal = \"feeder\"\nroles = [\"publisher\"]\n\
              read = [\"*\"]\npublish = [\"*\"]\n\n[[tokens]]\ntoken = \"{READER}\"\n\
-             principal = \"reader\"\nread = [\"*\"]\n"
+             principal = \"reader\"\nread = [\"*\"]\n\n[[tokens]]\ntoken = \"{ADMIN}\"\n\
+             principal = \"root\"\nroles = [\"admin\"]\n"
         );
         std::fs::write(&path, config).expect("config written");
         ConfigFile(path)
@@ -137,9 +190,14 @@ impl Drop for ConfigFile {
 
 /// A node: the real binary on an ephemeral port, on `redis`.
 async fn node(config: &ConfigFile, redis: &Redis) -> ServerProcess {
+    node_with(config, redis, &[]).await
+}
+
+/// A node with more flags.
+async fn node_with(config: &ConfigFile, redis: &Redis, flags: &[&str]) -> ServerProcess {
     let path = config.0.to_str().expect("a UTF-8 temp path");
     let url = redis.url();
-    let node = ServerProcess::spawn(&[
+    let mut args = vec![
         "--config",
         path,
         "--listen",
@@ -150,10 +208,30 @@ async fn node(config: &ConfigFile, redis: &Redis) -> ServerProcess {
         "error",
         "--workers",
         "2",
-    ])
-    .await;
+    ];
+    args.extend_from_slice(flags);
+    let node = ServerProcess::spawn(&args).await;
     wait_healthy(node.addr()).await;
     node
+}
+
+/// The node's `/api/realtime/stats`, as JSON.
+async fn stats(addr: SocketAddr) -> Value {
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).expect("connects");
+        stream.set_read_timeout(Some(STEP)).expect("timeout set");
+        let request = format!(
+            "GET /api/realtime/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+             Connection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("request sent");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        serde_json::from_str(body).unwrap_or_else(|err| panic!("stats {text:?}: {err}"))
+    })
+    .await
+    .expect("joined")
 }
 
 /// `/healthz`: the status code and body.
@@ -278,6 +356,503 @@ async fn events_published_on_both_nodes_share_one_seq_and_epoch_and_the_snapshot
             assert_eq!((seq, state), (10, fold(name, 10)), "{name} on {addr}");
         }
     }
+}
+
+/// The `data` of an `event` frame, as the server wrote it (byte for byte), and the frame
+/// decoded.
+fn event_data(text: &str) -> (String, rtbus_protocol::Delivery) {
+    let frame: Value = serde_json::from_str(text).expect("JSON");
+    assert_eq!(frame["type"], "event", "{text}");
+    let message = rtbus_protocol::decode_server_frame(text).expect("a valid frame");
+    // The raw `data` member: the frame is `{"type":"event","data":{…}}`, so `data` runs from
+    // after its key to the frame's last brace.
+    let at = text.find("\"data\":").expect("a data member") + "\"data\":".len();
+    let data = text[at..text.len() - 1].to_owned();
+    assert_eq!(
+        serde_json::from_str::<Value>(&data).expect("data is JSON"),
+        frame["data"],
+        "the slice is the data member: {text}"
+    );
+    (data, delivery(&message).clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_sends_one_event_as_the_same_bytes_and_a_replay_from_redis_equals_the_live_frame()
+ {
+    const EVENTS: u64 = 8;
+    let redis = Redis::start();
+    let config = ConfigFile::new("same");
+    let (a, b) = (node(&config, &redis).await, node(&config, &redis).await);
+    let name = "custom.cluster.same";
+    let (mut on_a, mut on_b) = (
+        connect(a.addr(), READER).await,
+        connect(b.addr(), READER).await,
+    );
+    let mut epoch = None;
+    for reader in [&mut on_a, &mut on_b] {
+        let reply = reader
+            .request(&subscribe_with("s", [no_snapshot(name)]))
+            .await;
+        epoch = Some(subscribed_one(&reply, "s").0);
+    }
+    let epoch = epoch.expect("subscribed");
+    let (mut pub_a, mut pub_b) = (
+        connect(a.addr(), PUBLISHER).await,
+        connect(b.addr(), PUBLISHER).await,
+    );
+    for n in 1..=EVENTS {
+        // From both nodes, a few milliseconds apart, so a stamp taken on receipt would differ.
+        let publisher = if n % 2 == 1 { &mut pub_a } else { &mut pub_b };
+        publish_one(publisher, name, n).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let mut live = Vec::new();
+    for n in 1..=EVENTS {
+        let (data_a, event_a) = event_data(&on_a.recv_text().await);
+        let (data_b, _) = event_data(&on_b.recv_text().await);
+        assert_eq!(data_a, data_b, "event {n}: the same bytes on both nodes");
+        assert_eq!((event_a.seq.get(), event_a.is_replay), (n, false));
+        assert_eq!(event_a.payload, payload(name, n));
+        live.push(event_a);
+    }
+    let stamps: std::collections::BTreeSet<_> = live.iter().map(|e| &e.emitted_at).collect();
+    assert!(
+        stamps.len() > 1,
+        "publishes milliseconds apart carry their own stamps"
+    );
+    // A replay equals the live frame but for isReplay: from a replica that followed the
+    // events live (B), and from one loaded from the Redis stream afterwards (C).
+    let c = node(&config, &redis).await;
+    for addr in [b.addr(), c.addr()] {
+        let mut resumer = connect(addr, READER).await;
+        let reply = resumer
+            .request(&subscribe_with("r", [resume(name, &epoch, 0)]))
+            .await;
+        assert_eq!(
+            subscribed_one(&reply, "r"),
+            (epoch.clone(), EVENTS, Start::Resumed)
+        );
+        for original in &live {
+            let (_, replayed) = event_data(&resumer.recv_text().await);
+            assert!(replayed.is_replay);
+            let as_live = rtbus_protocol::Delivery {
+                is_replay: false,
+                ..replayed
+            };
+            assert_eq!(&as_live, original, "replay on {addr}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_starts_following_after_the_events_resumes_a_client_from_the_redis_stream() {
+    let redis = Redis::start();
+    let config = ConfigFile::new("late");
+    let (a, b) = (node(&config, &redis).await, node(&config, &redis).await);
+    let name = "custom.cluster.late";
+    let mut publisher = connect(a.addr(), PUBLISHER).await;
+    let mut epoch = None;
+    for n in 1..=50 {
+        epoch = Some(publish_one(&mut publisher, name, n).await.0);
+    }
+    let epoch = epoch.expect("published");
+    // B has never followed the topic: its replica is loaded now, with the stream's tail.
+    let mut client = connect(b.addr(), READER).await;
+    let reply = client
+        .request(&subscribe_with("r", [resume(name, &epoch, 10)]))
+        .await;
+    assert_eq!(subscribed_one(&reply, "r"), (epoch, 50, Start::Resumed));
+    for n in 11..=50 {
+        let message = client.recv().await;
+        assert_eq!(event_on(&message, name), (n, true));
+        assert_eq!(delivery(&message).payload, payload(name, n));
+    }
+    publish_one(&mut publisher, name, 51).await;
+    assert_eq!(
+        event_on(&client.recv().await, name),
+        (51, false),
+        "then live"
+    );
+}
+
+/// A `custom` event of about 2 KB.
+fn bulky(n: u64) -> Value {
+    json!({"n": n, "text": "x".repeat(2000)})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_the_nodes_shortened_history_misses_is_replayed_from_the_redis_stream() {
+    const EVENTS: u64 = 60;
+    let redis = Redis::start();
+    let config = ConfigFile::new("short");
+    // 64 KiB of history on the node: about 30 of these events; Redis keeps 1024.
+    let b = node_with(&config, &redis, &["--max-history-bytes", "65536"]).await;
+    let name = "custom.cluster.short";
+    let mut watcher = connect(b.addr(), READER).await;
+    let reply = watcher
+        .request(&subscribe_with("s", [no_snapshot(name)]))
+        .await;
+    let (epoch, _, _) = subscribed_one(&reply, "s");
+    let mut publisher = connect(b.addr(), PUBLISHER).await;
+    for n in 1..=EVENTS {
+        let id = format!("p{n}");
+        let reply = publisher.request(&publish(&id, name, bulky(n))).await;
+        assert_eq!(published(&reply, &id), (epoch.clone(), n));
+    }
+    let mut live = Vec::new();
+    for n in 1..=EVENTS {
+        let message = watcher.recv().await;
+        assert_eq!(event_on(&message, name), (n, false));
+        live.push(delivery(&message).clone());
+    }
+    let evicted = stats(b.addr()).await["historyBytesEvicted"]
+        .as_u64()
+        .expect("historyBytesEvicted");
+    assert!(evicted > 0, "the replica's history was shortened");
+    let mut client = connect(b.addr(), READER).await;
+    let reply = client
+        .request(&subscribe_with("r", [resume(name, &epoch, 10)]))
+        .await;
+    assert_eq!(
+        subscribed_one(&reply, "r"),
+        (epoch.clone(), EVENTS, Start::Resumed)
+    );
+    for original in &live[10..] {
+        let message = client.recv().await;
+        let replayed = delivery(&message);
+        assert!(replayed.is_replay, "{message:?}");
+        let as_live = rtbus_protocol::Delivery {
+            is_replay: false,
+            ..replayed.clone()
+        };
+        assert_eq!(&as_live, original, "the replay equals the live frame");
+    }
+    let id = format!("p{}", EVENTS + 1);
+    publisher
+        .request(&publish(&id, name, bulky(EVENTS + 1)))
+        .await;
+    assert_eq!(
+        event_on(&client.recv().await, name),
+        (EVENTS + 1, false),
+        "then live, without a gap"
+    );
+}
+
+/// Waits (bounded) until `channel` has `count` subscribed connections in Redis.
+async fn wait_numsub(redis: &Redis, channel: &str, count: u64) {
+    let mut last = u64::MAX;
+    for _ in 0..200 {
+        last = redis.numsub(channel);
+        if last == count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{channel} has {last} subscribed connections in Redis, not {count}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stops_listening_to_a_topic_soon_after_its_last_local_subscriber_leaves() {
+    let redis = Redis::start();
+    let config = ConfigFile::new("linger");
+    // A short linger here; the default is 5 s. The other node's 60 s linger is long enough
+    // that a reconnect within it is certain.
+    let quick = node_with(&config, &redis, &["--follow-linger-ms", "200"]).await;
+    let patient = node_with(&config, &redis, &["--follow-linger-ms", "60000"]).await;
+    let name = "custom.cluster.linger";
+    let channel = format!("rtbus:{{{name}}}");
+    assert_eq!(redis.numsub(&channel), 0);
+    let mut reader = connect(quick.addr(), READER).await;
+    let reply = reader
+        .request(&subscribe_with("s", [no_snapshot(name)]))
+        .await;
+    let (epoch, _, _) = subscribed_one(&reply, "s");
+    assert_eq!(
+        redis.numsub(&channel),
+        1,
+        "the node listens while it serves"
+    );
+    let mut publisher = connect(patient.addr(), PUBLISHER).await;
+    publish_one(&mut publisher, name, 1).await;
+    assert_eq!(event_on(&reader.recv().await, name), (1, false));
+    let reply = reader.request(&unsubscribe("u", &[name])).await;
+    assert_eq!(reply.kind(), "unsubscribed");
+    wait_numsub(&redis, &channel, 0).await;
+    assert_eq!(
+        stats(quick.addr()).await["topics"],
+        0,
+        "its copy of the topic is gone too"
+    );
+    // The topic lives on in Redis: subscribing again follows it again, same stream.
+    publish_one(&mut publisher, name, 2).await;
+    let reply = reader
+        .request(&subscribe_with("r", [resume(name, &epoch, 1)]))
+        .await;
+    assert_eq!(
+        subscribed_one(&reply, "r"),
+        (epoch.clone(), 2, Start::Resumed)
+    );
+    assert_eq!(event_on(&reader.recv().await, name), (2, true));
+    assert_eq!(redis.numsub(&channel), 1);
+    drop(reader);
+    wait_numsub(&redis, &channel, 0).await;
+
+    // Within the linger, a client that leaves and comes back causes no churn in Redis.
+    let mut client = connect(patient.addr(), READER).await;
+    let reply = client
+        .request(&subscribe_with("s", [no_snapshot(name)]))
+        .await;
+    assert_eq!(subscribed_one(&reply, "s").1, 2);
+    let before = redis.command_calls();
+    let reply = client.request(&unsubscribe("u", &[name])).await;
+    assert_eq!(reply.kind(), "unsubscribed");
+    let reply = client
+        .request(&subscribe_with("again", [resume(name, &epoch, 2)]))
+        .await;
+    assert_eq!(subscribed_one(&reply, "again"), (epoch, 2, Start::Resumed));
+    let after = redis.command_calls();
+    for command in ["subscribe", "unsubscribe", "evalsha", "eval"] {
+        assert_eq!(
+            after.get(command),
+            before.get(command),
+            "no {command} for a client back within the linger"
+        );
+    }
+    assert_eq!(redis.numsub(&channel), 1);
+}
+
+/// What Redis ran while `publishes` events were published on `name` (one at a time, from
+/// `publisher`) and every one of `readers` received them: calls per command, less those of
+/// the nodes' periodic health checks (PING, and GET and SET of the generation key).
+async fn calls_for_publishes(
+    redis: &Redis,
+    publisher: &mut Client,
+    readers: &mut [Client],
+    name: &str,
+    from: u64,
+    publishes: u64,
+) -> std::collections::BTreeMap<String, u64> {
+    let before = redis.command_calls();
+    for n in from..from + publishes {
+        publish_one(publisher, name, n).await;
+    }
+    for reader in readers.iter_mut() {
+        for n in from..from + publishes {
+            assert_eq!(event_on(&reader.recv().await, name), (n, false));
+        }
+    }
+    let after = redis.command_calls();
+    after
+        .into_iter()
+        .filter(|(command, _)| {
+            !["ping", "get", "set", "info", "pubsub"].contains(&command.as_str())
+        })
+        .map(|(command, calls)| {
+            let delta = calls - before.get(&command).copied().unwrap_or(0);
+            (command, delta)
+        })
+        .filter(|(_, delta)| *delta > 0)
+        .collect()
+}
+
+/// Adds `count` readers of `name` on the node at `addr`, subscribed without a snapshot.
+async fn add_readers(addr: SocketAddr, name: &str, readers: &mut Vec<Client>, count: usize) {
+    for _ in 0..count {
+        let mut reader = connect(addr, READER).await;
+        let reply = reader
+            .request(&subscribe_with("s", [no_snapshot(name)]))
+            .await;
+        subscribed_one(&reply, "s");
+        readers.push(reader);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_traffic_per_publish_does_not_grow_with_the_subscribers_on_a_node() {
+    const PUBLISHES: u64 = 20;
+    let redis = Redis::start();
+    let config = ConfigFile::new("cost");
+    let b = node(&config, &redis).await;
+    let name = "custom.cluster.cost";
+    let channel = format!("rtbus:{{{name}}}");
+    let mut publisher = connect(b.addr(), PUBLISHER).await;
+    let mut readers = Vec::new();
+    add_readers(b.addr(), name, &mut readers, 1).await;
+    // The first publish loads the script into Redis; the measured ones only call it.
+    publish_one(&mut publisher, name, 1).await;
+    assert_eq!(event_on(&readers[0].recv().await, name), (1, false));
+    let one = calls_for_publishes(&redis, &mut publisher, &mut readers, name, 2, PUBLISHES).await;
+    add_readers(b.addr(), name, &mut readers, 49).await;
+    assert_eq!(readers.len(), 50);
+    assert_eq!(
+        redis.numsub(&channel),
+        1,
+        "one channel subscription per node"
+    );
+    let fifty = calls_for_publishes(
+        &redis,
+        &mut publisher,
+        &mut readers,
+        name,
+        2 + PUBLISHES,
+        PUBLISHES,
+    )
+    .await;
+    eprintln!(
+        "Redis commands for {PUBLISHES} publishes: 1 subscriber {one:?}, 50 subscribers {fifty:?}"
+    );
+    assert_eq!(
+        one.get("evalsha"),
+        Some(&PUBLISHES),
+        "one script call per publish: {one:?}"
+    );
+    assert_eq!(
+        one, fifty,
+        "the same commands with 1 and with 50 subscribers"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_cut_off_after_it_reached_redis_says_it_may_have_been_applied_and_a_resume_tells()
+{
+    let redis = Redis::start();
+    let config = ConfigFile::new("cut");
+    let a = node(&config, &redis).await;
+    let name = "custom.cluster.cut";
+    let mut publisher = connect(a.addr(), PUBLISHER).await;
+    let (epoch, _) = publish_one(&mut publisher, name, 1).await;
+    // Redis holds every write until told otherwise: the script call goes out and its answer
+    // never comes back in time.
+    let paused = redis.command("CLIENT PAUSE 60000 WRITE");
+    assert!(
+        paused.as_deref().is_some_and(|r| r.starts_with("+OK")),
+        "{paused:?}"
+    );
+    let reply = publisher
+        .request(&publish("cut", name, payload(name, 2)))
+        .await;
+    let unpaused = redis.command("CLIENT UNPAUSE");
+    assert!(
+        unpaused.as_deref().is_some_and(|r| r.starts_with("+OK")),
+        "{unpaused:?}"
+    );
+    assert_eq!(error_code(&reply, "cut"), ErrorCode::Unavailable);
+    let ServerMessage::Error { data, .. } = &reply else {
+        unreachable!("error_code checked the kind");
+    };
+    for told in [
+        "may or may not have been applied",
+        "did not answer",
+        "resuming from the last epoch and seq you saw",
+    ] {
+        assert!(
+            data.message.contains(told),
+            "{:?} lacks {told:?}",
+            data.message
+        );
+    }
+    // Whichever it was, a resume from the last seq seen tells.
+    wait_healthy(a.addr()).await;
+    let mut reader = connect(a.addr(), READER).await;
+    let mut answer = None;
+    for attempt in 0..100 {
+        let id = format!("r{attempt}");
+        let reply = reader
+            .request(&subscribe_with(&id, [resume(name, &epoch, 1)]))
+            .await;
+        if reply.kind() == "subscribed" {
+            answer = Some(subscribed_one(&reply, &id));
+            break;
+        }
+        assert_eq!(error_code(&reply, &id), ErrorCode::Unavailable, "{reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (at, seq, start) = answer.expect("the node serves again");
+    assert_eq!((&at, start), (&epoch, Start::Resumed));
+    let applied = match seq {
+        1 => false,
+        2 => {
+            let message = reader.recv().await;
+            assert_eq!(event_on(&message, name), (2, true));
+            assert_eq!(delivery(&message).payload, payload(name, 2));
+            true
+        }
+        other => panic!("seq {other} after one publish and one cut off"),
+    };
+    eprintln!("the publish cut off was applied: {applied}");
+    let (_, next) = publish_one(&mut publisher, name, seq + 1).await;
+    assert_eq!(
+        next,
+        seq + 1,
+        "the next publish continues where the resume said"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_cluster_starts_in_process_nodes_that_share_one_stream_per_topic_and_prefix() {
+    let redis = Redis::start();
+    let prefix = format!("helper-{}:", std::process::id());
+    let cluster = rtbus_server::start_cluster(config(), &redis.url(), &prefix, 2)
+        .await
+        .expect("the cluster starts");
+    let addrs = cluster.addrs();
+    assert_eq!(addrs.len(), 2);
+    assert_ne!(addrs[0], addrs[1]);
+    for (addr, url) in addrs.iter().zip(cluster.urls()) {
+        assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+        assert_eq!(url, format!("ws://{addr}/api/realtime"));
+        assert_eq!(health(*addr).await.0, 200, "ready when returned");
+    }
+    for node in cluster.nodes() {
+        assert_eq!(node.engine_health(), Ok(()));
+    }
+    let name = "custom.cluster.helper";
+    let mut reader = connect(addrs[0], ALICE).await;
+    let reply = reader
+        .request(&subscribe_with("s", [no_snapshot(name)]))
+        .await;
+    let (epoch, _, _) = subscribed_one(&reply, "s");
+    let mut publisher = connect(addrs[1], PUBLISHER).await;
+    assert_eq!(
+        publish_one(&mut publisher, name, 1).await,
+        (epoch.clone(), 1)
+    );
+    assert_eq!(event_on(&reader.recv().await, name), (1, false));
+    // Under its own prefix, another cluster on the same Redis shares nothing with this one.
+    let other = rtbus_server::start_cluster(config(), &redis.url(), &format!("{prefix}other:"), 1)
+        .await
+        .expect("the other cluster starts");
+    let mut elsewhere = connect(other.addrs()[0], PUBLISHER).await;
+    let (their_epoch, seq) = publish_one(&mut elsewhere, name, 1).await;
+    assert_eq!(seq, 1, "a stream of its own");
+    assert_ne!(their_epoch, epoch);
+    assert!(redis.numsub(&format!("{prefix}{{{name}}}")) >= 1);
+    other.shutdown().await;
+    cluster.shutdown().await;
+    for addr in addrs {
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "{addr} no longer accepts after shutdown"
+        );
+    }
+    // Bad input: no node, or a Redis nobody answers at.
+    let err = rtbus_server::start_cluster(config(), &redis.url(), &prefix, 0)
+        .await
+        .expect_err("no node");
+    assert!(err.to_string().contains("at least 1 node"), "{err}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let url = format!("redis://{closed}");
+    let err = rtbus_server::start_cluster(config(), &url, &prefix, 1)
+        .await
+        .expect_err("nothing answers at that port");
+    assert!(
+        matches!(&err, rtbus_server::Error::NotReady { waited, .. }
+            if *waited == rtbus_server::CLUSTER_READY_TIMEOUT),
+        "{err}"
+    );
+    assert!(err.to_string().contains("did not reach Redis"), "{err}");
 }
 
 /// A reader of one topic that checks every frame continues its stream.

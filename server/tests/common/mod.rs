@@ -223,6 +223,13 @@ impl Client {
     /// The next text frame, decoded and checked against the protocol (including the payload
     /// type of its topic's family).
     pub async fn recv(&mut self) -> ServerMessage {
+        let text = self.recv_text().await;
+        decode_server_frame(&text)
+            .unwrap_or_else(|err| panic!("invalid server frame {text}: {err}"))
+    }
+
+    /// The next text frame as the server sent it, byte for byte (checked to decode).
+    pub async fn recv_text(&mut self) -> String {
         loop {
             let message = tokio::time::timeout(STEP, self.ws.next())
                 .await
@@ -231,8 +238,10 @@ impl Client {
                 .expect("no WebSocket error");
             match message {
                 Message::Text(text) => {
-                    return decode_server_frame(&text)
-                        .unwrap_or_else(|err| panic!("invalid server frame {text}: {err}"));
+                    if let Err(err) = decode_server_frame(&text) {
+                        panic!("invalid server frame {text}: {err}");
+                    }
+                    return text.as_str().to_owned();
                 }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
