@@ -209,20 +209,14 @@ fn the_suite_passes_on_two_reference_nodes_sharing_a_real_redis() {
     let contract = Contract::default();
     let runtime = runtime();
     let results = runtime.block_on(async {
-        let node = || {
-            let mut config = server_config(&contract);
-            config.redis_url = Some(format!("redis://127.0.0.1:{}", redis.port));
-            rtbus_server::start(config)
-        };
-        let a = node().await.expect("node a starts");
-        let b = node().await.expect("node b starts");
-        let urls = vec![
-            format!("ws://{}/api/realtime", a.local_addr()),
-            format!("ws://{}/api/realtime", b.local_addr()),
-        ];
-        let results = run_on(urls, contract.clone(), &[]).await;
-        a.shutdown().await;
-        b.shutdown().await;
+        let redis_url = format!("redis://127.0.0.1:{}", redis.port);
+        // Returns once both nodes have reached Redis.
+        let cluster =
+            rtbus_server::start_cluster(server_config(&contract), &redis_url, "conformance:", 2)
+                .await
+                .expect("two nodes on the Redis engine start");
+        let results = run_on(cluster.urls(), contract.clone(), &[]).await;
+        cluster.shutdown().await;
         results
     });
     let failed = failures(&results);
