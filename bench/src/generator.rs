@@ -317,6 +317,11 @@ impl StampView {
 pub async fn run(plan: Plan) -> anyhow::Result<Report> {
     plan.check()?;
     let addr = resolve(&plan.url).await?;
+    // Before any subscriber connects: a wrong Redis URL fails at once.
+    let mut probe = match &plan.redis_stats {
+        Some(url) => Some(commandstats::Probe::connect(url).await?),
+        None => None,
+    };
     let mut endpoints = vec![(plan.url.clone(), addr)];
     for url in &plan.subscriber_urls {
         endpoints.push((url.clone(), resolve(url).await?));
@@ -357,10 +362,6 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
             }
         }
         None => {
-            let mut probe = match &plan.redis_stats {
-                Some(url) => Some(commandstats::Probe::connect(url).await?),
-                None => None,
-            };
             let before = match probe.as_mut() {
                 Some(probe) => Some((probe.read().await?, Instant::now())),
                 None => None,
