@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use crate::generator::{self, TopicKind};
 use crate::report::Report;
 use crate::soak::verdict::{SAMPLE_HEADER, sample_row};
-use crate::{embedded, floor, soak, suite};
+use crate::{cluster, embedded, floor, soak, suite};
 
 /// Exit code: an error (bad arguments, the server could not be reached, a run broke).
 pub const EXIT_ERROR: u8 = 2;
@@ -18,11 +18,22 @@ pub const EXIT_ERROR: u8 = 2;
 /// Load generator, loopback floor and benchmark suite for rtbus v1 servers.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "rtbus-bench", version, about, long_about = None)]
+#[command(group(clap::ArgGroup::new("bulk").args(["suite", "cluster"])))]
 pub struct BenchArgs {
     /// The server to drive, e.g. ws://127.0.0.1:8080/api/realtime. Without it, the reference
-    /// server is started in-process on a free loopback port.
+    /// server is started in-process on a free loopback port. The publishers connect here.
     #[arg(long, env = "RTBUS_URL")]
     pub url: Option<String>,
+    /// Another server for the subscribers, e.g. a second node of a cluster; repeatable. The
+    /// publishers stay on --url; subscriber i takes topic i mod --topics and server
+    /// (i div --topics) mod (1 + number of --subscriber-url), server 0 being --url, so each
+    /// topic's subscribers are split evenly over the servers.
+    #[arg(long = "subscriber-url", requires = "url")]
+    pub subscriber_urls: Vec<String>,
+    /// A Redis (redis://HOST:PORT) the servers share: its `INFO commandstats` is read before the
+    /// first step and after the last one, and the report gives its commands per publish.
+    #[arg(long, requires = "url", conflicts_with_all = ["idle", "floor", "soak"])]
+    pub redis_stats: Option<String>,
     /// Bearer token for the publishers (sent in an `auth` frame). Defaults to the embedded
     /// server's bench publisher token when no --url is given; none otherwise.
     #[arg(long, env = "RTBUS_PUBLISHER_TOKEN")]
@@ -95,6 +106,10 @@ pub struct BenchArgs {
     /// its own core).
     #[arg(long, conflicts_with = "url")]
     pub serve: Option<std::net::SocketAddr>,
+    /// With --serve: use the Redis engine on this Redis (redis://HOST:PORT), so several served
+    /// nodes form one cluster.
+    #[arg(long, requires = "serve")]
+    pub redis_url: Option<String>,
     /// Run the benchmark suite instead of one load: every scenario against the reference server
     /// and each --peer, each server pinned to core 0 and the generator to core 1.
     #[arg(long, value_enum, conflicts_with_all = ["url", "serve"])]
@@ -103,8 +118,18 @@ pub struct BenchArgs {
     /// `listening <ws-url> pid <pid>` as its first line. Repeatable.
     #[arg(long = "peer", requires = "suite")]
     pub peers: Vec<suite::ServerSpec>,
-    /// Where --suite writes results.json, results.md and chart.svg.
-    #[arg(long, default_value = "bench/results", requires = "suite")]
+    /// Run the scale-out comparison instead of one load: a fresh redis-server on a free loopback
+    /// port, two reference-server nodes on it, and the same loads against one node with the
+    /// memory engine and against the two nodes (publisher on the first, subscribers split);
+    /// writes cluster.json and cluster.md to --out.
+    #[arg(long, value_enum, conflicts_with_all = ["url", "serve", "suite"])]
+    pub cluster: Option<suite::Mode>,
+    /// The redis-server binary --cluster starts.
+    #[arg(long, default_value = "redis-server", requires = "cluster")]
+    pub redis_server: PathBuf,
+    /// Where --suite writes results.json, results.md and chart.svg, and --cluster cluster.json
+    /// and cluster.md.
+    #[arg(long, default_value = "bench/results", requires = "bulk")]
     pub out: PathBuf,
     /// Criterion's output directory, to include its frame micro-benchmarks in the suite results.
     #[arg(long, requires = "suite")]
@@ -165,7 +190,22 @@ pub struct BenchArgs {
 /// (server unreachable, bad arguments) are returned, and `main` exits with [`EXIT_ERROR`].
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.serve {
-        return embedded::serve(addr).await.map(|()| ExitCode::SUCCESS);
+        return embedded::serve(addr, args.redis_url.clone())
+            .await
+            .map(|()| ExitCode::SUCCESS);
+    }
+    if let Some(mode) = args.cluster {
+        let options = cluster::ClusterOptions {
+            mode,
+            out: args.out.clone(),
+            redis_server: args.redis_server.clone(),
+        };
+        let results = tokio::task::spawn_blocking(move || cluster::run(&options)).await??;
+        return Ok(if results.is_clean() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     if let Some(mode) = args.suite {
         let options = suite::SuiteOptions {
@@ -226,6 +266,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }
         }),
         url,
+        subscriber_urls: args.subscriber_urls.clone(),
+        redis_stats: args.redis_stats.clone(),
         token,
         subscribers: args.subscribers,
         topics: args.topics,

@@ -60,15 +60,27 @@ impl Embedded {
 
 /// Starts the reference server with the bench configuration.
 pub async fn start(listen: SocketAddr) -> anyhow::Result<Embedded> {
-    let server = rtbus_server::start(config(listen))
+    start_with(config(listen)).await
+}
+
+/// Starts the reference server with `config`.
+async fn start_with(config: Config) -> anyhow::Result<Embedded> {
+    let listen = config.listen;
+    let server = rtbus_server::start(config)
         .await
         .with_context(|| format!("starting the reference server on {listen}"))?;
     Ok(Embedded { server })
 }
 
-/// Serves until SIGINT or SIGTERM, printing the URL and pid first so a script can drive it.
-pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
-    let server = start(listen).await?;
+/// Serves until SIGINT or SIGTERM, printing the URL and pid first so a script can drive it; with
+/// `redis_url`, on the Redis engine (a node of the cluster every node on that Redis forms), the
+/// bench configuration otherwise unchanged.
+pub async fn serve(listen: SocketAddr, redis_url: Option<String>) -> anyhow::Result<()> {
+    let server = start_with(Config {
+        redis_url,
+        ..config(listen)
+    })
+    .await?;
     println!("listening {} pid {}", server.url(), std::process::id());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

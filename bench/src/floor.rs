@@ -662,6 +662,7 @@ fn assemble(
     Report {
         label: LABEL.to_owned(),
         url: format!("tcp://{addr}"),
+        subscriber_urls: Vec::new(),
         subscribers: plan.connections,
         topics: 1,
         publishers: 1,
@@ -686,6 +687,7 @@ fn assemble(
         generator_saturated: false,
         stalled: None,
         idle: None,
+        redis: None,
         floor: Some(FloorReport {
             writer_core: writer.pinned.as_ref().ok().copied(),
             reader_core: reader.pinned.as_ref().ok().copied(),

@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use rtbus_socket::{Dial, Inbound, Url};
 
+use crate::commandstats;
 use crate::report::{self, IdleReport, Percentiles, Report, StalledReport, Step};
 use crate::sys::{self, Pid};
 
@@ -51,8 +52,14 @@ pub enum TopicKind {
 pub struct Plan {
     /// Name of the server under test in the report.
     pub label: String,
-    /// `ws://` URL of the endpoint.
+    /// `ws://` URL of the endpoint: the publishers' server, and the first subscribers' server.
     pub url: String,
+    /// More servers for the subscribers (nodes of one cluster): with these, subscriber i takes
+    /// server [`subscriber_server`]`(i, topics, 1 + subscriber_urls.len())`, 0 being `url`.
+    pub subscriber_urls: Vec<String>,
+    /// A Redis whose `INFO commandstats` is read before the first step and after the last one,
+    /// to report its commands per publish.
+    pub redis_stats: Option<String>,
     /// Bearer token for the publishers, sent in an `auth` frame.
     pub token: Option<String>,
     /// Subscriber connections, stalled ones included.
@@ -310,12 +317,21 @@ impl StampView {
 pub async fn run(plan: Plan) -> anyhow::Result<Report> {
     plan.check()?;
     let addr = resolve(&plan.url).await?;
+    // Before any subscriber connects: a wrong Redis URL fails at once.
+    let mut probe = match &plan.redis_stats {
+        Some(url) => Some(commandstats::Probe::connect(url).await?),
+        None => None,
+    };
+    let mut endpoints = vec![(plan.url.clone(), addr)];
+    for url in &plan.subscriber_urls {
+        endpoints.push((url.clone(), resolve(url).await?));
+    }
     let shared = Arc::new(Shared::new(plan.topic_names()?, plan.validate_every)?);
     let server = plan.server_pid.map(Pid::Other);
     let rss_before = server.and_then(sys::rss_bytes);
 
     let signals = Signals::new();
-    let subscribers = connect_subscribers(&plan, &shared, addr, &signals).await?;
+    let subscribers = connect_subscribers(&plan, &shared, &endpoints, &signals).await?;
     let (command_tx, command_rx) = watch::channel(Command::Wait);
     let publishers = if plan.idle.is_none() {
         start_publishers(&plan, &shared, addr, &command_rx).await?
@@ -326,6 +342,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
     let mut report = Report {
         label: plan.label.clone(),
         url: plan.url.clone(),
+        subscriber_urls: plan.subscriber_urls.clone(),
         subscribers: plan.subscribers,
         topics: plan.topics,
         publishers: plan.publishers,
@@ -344,7 +361,29 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
                 shared.error("idle mode needs --server-pid of a local server to read its memory");
             }
         }
-        None => run_ladder(&plan, &shared, &command_tx, server, &mut report).await,
+        None => {
+            let before = match probe.as_mut() {
+                Some(probe) => Some((probe.read().await?, Instant::now())),
+                None => None,
+            };
+            run_ladder(&plan, &shared, &command_tx, server, &mut report).await;
+            if let (Some(probe), Some((before, at))) = (probe.as_mut(), before) {
+                // Every step has drained: each acknowledged publish has run its script.
+                let after = probe.read().await?;
+                let delta = before.until(&after).map_err(|e| anyhow::anyhow!(e))?;
+                let published = report
+                    .steps
+                    .iter()
+                    .chain(&report.half_load)
+                    .map(|s| s.published)
+                    .sum();
+                report.redis = Some(commandstats::RedisCommands::of(
+                    &delta,
+                    published,
+                    at.elapsed().as_secs_f64(),
+                ));
+            }
+        }
     }
 
     let results = stop(
@@ -370,6 +409,10 @@ impl Plan {
             self.stalled < self.subscribers,
             "--stalled must leave at least one healthy subscriber"
         );
+        anyhow::ensure!(
+            self.subscriber_urls.is_empty() || self.idle.is_none(),
+            "--subscriber-url is for load runs, not --idle (which reads one server's memory)"
+        );
         Ok(())
     }
 
@@ -394,6 +437,13 @@ impl Plan {
             i % stride == 0 && i / stride < self.stalled
         }
     }
+}
+
+/// The server subscriber `i` connects to, of `servers` (0 is the publishers' own): subscriber i
+/// takes topic i mod `topics` and server (i div `topics`) mod `servers`, so the subscribers of
+/// every topic are split evenly over the servers, the first one of each topic on server 0.
+pub fn subscriber_server(i: usize, topics: usize, servers: usize) -> usize {
+    (i / topics.max(1)) % servers.max(1)
 }
 
 /// A latency histogram: 1 ns to 120 s, 3 significant digits.
@@ -470,18 +520,21 @@ struct Subscribers {
 async fn connect_subscribers(
     plan: &Plan,
     shared: &Arc<Shared>,
-    addr: SocketAddr,
+    endpoints: &[(String, SocketAddr)],
     signals: &Signals,
 ) -> anyhow::Result<Subscribers> {
     let setup_start = Instant::now();
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Option<Duration>>();
     let permits = Arc::new(Semaphore::new(plan.connect_concurrency.max(1)));
     let mut tasks = Vec::with_capacity(plan.subscribers);
+    anyhow::ensure!(!endpoints.is_empty(), "no server for the subscribers");
     for i in 0..plan.subscribers {
+        // In range: subscriber_server answers modulo the number of endpoints, which is not 0.
+        let (url, addr) = &endpoints[subscriber_server(i, plan.topics, endpoints.len())];
         let conn = SubscriberConn {
             shared: Arc::clone(shared),
-            addr,
-            url: plan.url.clone(),
+            addr: *addr,
+            url: url.clone(),
             topic: i % plan.topics,
             stalled: plan.is_stalled(i),
             connect_timeout: plan.connect_timeout,
@@ -1329,6 +1382,8 @@ mod tests {
         Plan {
             label: "smoke".to_owned(),
             url,
+            subscriber_urls: Vec::new(),
+            redis_stats: None,
             token: Some(token.to_owned()),
             subscribers: 20,
             topics: 2,
@@ -1367,6 +1422,38 @@ mod tests {
         assert_eq!(stalled, [0, 6, 12]);
         p.stalled = 0;
         assert!(!(0..p.subscribers).any(|i| p.is_stalled(i)));
+    }
+
+    #[test]
+    fn subscribers_of_every_topic_are_split_evenly_over_the_servers() {
+        // One topic, two servers: alternately, the first on the publishers' server.
+        let one: Vec<usize> = (0..6).map(|i| subscriber_server(i, 1, 2)).collect();
+        assert_eq!(one, [0, 1, 0, 1, 0, 1]);
+        // Two topics, two servers: topic i mod 2, each topic's subscribers on both servers
+        // (i mod servers alone would put all of topic 0 on server 0).
+        let two: Vec<(usize, usize)> = (0..8)
+            .map(|i| (i % 2, subscriber_server(i, 2, 2)))
+            .collect();
+        assert_eq!(
+            two,
+            [
+                (0, 0),
+                (1, 0),
+                (0, 1),
+                (1, 1),
+                (0, 0),
+                (1, 0),
+                (0, 1),
+                (1, 1)
+            ]
+        );
+        // 1,000 subscribers over 3 servers: 334, 333, 333.
+        let mut counts = [0usize; 3];
+        (0..1000).for_each(|i| counts[subscriber_server(i, 1, 3)] += 1);
+        assert_eq!(counts, [334, 333, 333]);
+        // One server, or nonsense counts: everyone on the first, never out of range.
+        assert!((0..50).all(|i| subscriber_server(i, 4, 1) == 0));
+        assert_eq!(subscriber_server(7, 0, 0), 0);
     }
 
     #[test]

@@ -16,10 +16,14 @@
 //!   fan-out cases); [`render`]: its results as Markdown tables and an SVG chart.
 //! - [`soak`]: steady load for minutes, the server's memory over time, and a verdict on loss,
 //!   errors and memory growth.
+//! - [`cluster`]: one node beside two nodes on Redis, same loads, same run (`--cluster`).
+//! - [`commandstats`]: Redis's `INFO commandstats`, for commands per publish on a cluster.
 //! - `embedded`: the reference server in its bench configuration; `sys`: `/proc` accounting.
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod cluster;
+pub mod commandstats;
 mod embedded;
 mod floor;
 mod gate;

@@ -40,7 +40,7 @@ fn kib(bytes: f64) -> String {
     format!("{:.1} KiB", bytes / 1024.0)
 }
 
-fn verdict(report: &Report) -> String {
+pub(crate) fn verdict(report: &Report) -> String {
     let mut notes = Vec::new();
     if report.lost > 0 {
         notes.push(format!("**{} lost**", report.lost));

@@ -147,8 +147,11 @@ pub struct FloorReport {
 pub struct Report {
     /// A name for the server under test.
     pub label: String,
-    /// The URL that was driven.
+    /// The URL that was driven (the publishers', and the first subscribers').
     pub url: String,
+    /// The other servers the subscribers were spread over (nodes of one cluster).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriber_urls: Vec<String>,
     /// Subscriber connections.
     pub subscribers: usize,
     /// Topics the subscribers are spread over.
@@ -199,6 +202,9 @@ pub struct Report {
     /// CPU and `generator_cpu` the reader's share of its core).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floor: Option<FloorReport>,
+    /// Redis commands per publish, with `--redis-stats`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<crate::commandstats::RedisCommands>,
 }
 
 impl Report {
@@ -237,6 +243,14 @@ impl Report {
                 out,
                 "  connect+subscribe: p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs; all connected in {:.2} s",
                 self.connect.p50_us, self.connect.p99_us, self.connect.max_us, self.setup_s
+            );
+        }
+        if !self.subscriber_urls.is_empty() {
+            let _ = writeln!(
+                out,
+                "  subscribers also on: {} (publishers on {} only)",
+                self.subscriber_urls.join(", "),
+                self.url
             );
         }
         for (i, step) in self.steps.iter().enumerate() {
@@ -293,6 +307,19 @@ impl Report {
                 floor.burst_write.p99_us,
                 floor.burst_write.max_us,
                 floor.pinning
+            );
+        }
+        if let Some(redis) = &self.redis {
+            let _ = writeln!(
+                out,
+                "  redis: {} publishes, {} EVALSHA ({:.3} per publish), {} commands in all ({:.3} per publish) over {:.1} s: {:?}",
+                redis.published,
+                redis.evalsha,
+                redis.evalsha_per_publish,
+                redis.total,
+                redis.total_per_publish,
+                redis.seconds,
+                redis.by_command
             );
         }
         let _ = writeln!(

@@ -280,10 +280,10 @@ fn scenarios(mode: Mode) -> Vec<Scenario> {
 }
 
 /// A running server process.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
-    pid: u32,
+    pub(crate) url: String,
+    pub(crate) pid: u32,
 }
 
 impl Drop for Server {
@@ -305,7 +305,7 @@ impl Drop for Server {
     }
 }
 
-fn pinned() -> bool {
+pub(crate) fn pinned() -> bool {
     sys::usable_cores() >= 2
         && Command::new("taskset")
             .arg("-V")
@@ -317,7 +317,7 @@ fn pinned() -> bool {
 
 /// `sh -c` with the fd limit raised to its hard limit (10,000 connections need 10,000 fds) and
 /// the command pinned to `core`.
-fn shell(command: &str, core: Option<usize>) -> Command {
+pub(crate) fn shell(command: &str, core: Option<usize>) -> Command {
     let pin = core.map_or(String::new(), |c| format!("taskset -c {c} "));
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -325,7 +325,7 @@ fn shell(command: &str, core: Option<usize>) -> Command {
     cmd
 }
 
-fn start_server(spec: &ServerSpec, core: Option<usize>) -> anyhow::Result<Server> {
+pub(crate) fn start_server(spec: &ServerSpec, core: Option<usize>) -> anyhow::Result<Server> {
     let mut child = shell(&spec.command, core)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -357,7 +357,7 @@ fn start_server(spec: &ServerSpec, core: Option<usize>) -> anyhow::Result<Server
     })
 }
 
-fn run_generator(
+pub(crate) fn run_generator(
     server: &Server,
     name: &str,
     args: &[String],
@@ -467,7 +467,7 @@ fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
     })
 }
 
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
@@ -621,7 +621,7 @@ pub fn run(options: &SuiteOptions) -> anyhow::Result<SuiteResults> {
     Ok(results)
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {

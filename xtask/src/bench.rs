@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: installs the peers, runs the criterion frame benchmarks and the load
-//! suite (reference server and every peer, same generator), writes bench/results/.
+//! suite (reference server and every peer, same generator), writes bench/results/. With
+//! `--cluster`, the scale-out comparison instead: one node beside two nodes on a Redis it starts.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -19,6 +20,14 @@ pub struct Args {
     /// Skip the criterion micro-benchmarks.
     #[arg(long)]
     pub no_micro: bool,
+    /// Run the scale-out comparison instead of the suite: a fresh redis-server on a free
+    /// loopback port, one node on the memory engine beside two nodes on that Redis, the same
+    /// loads; writes bench/results/cluster.{md,json}. Needs no peers.
+    #[arg(long, conflicts_with_all = ["only", "no_micro"])]
+    pub cluster: bool,
+    /// The redis-server binary `--cluster` starts.
+    #[arg(long, default_value = "redis-server", requires = "cluster")]
+    pub redis_server: PathBuf,
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -27,6 +36,9 @@ fn target_dir(root: &Path) -> PathBuf {
 
 /// Runs the benchmarks and writes `bench/results/{results.json,results.md,chart.svg}`.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if args.cluster {
+        return cluster(args);
+    }
     let root = crate::project_root();
     let bench = root.join("bench");
     let mut setup = Command::new("sh");
@@ -89,6 +101,39 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .status()
         .context("running the load suite")?;
     println!("results: {}", bench.join("results/results.md").display());
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `cargo xtask bench --cluster`: builds `rtbus-bench` (release) and runs `rtbus-bench
+/// --cluster`, which starts Redis and the nodes itself and stops them on every way out.
+fn cluster(args: &Args) -> anyhow::Result<ExitCode> {
+    let root = crate::project_root();
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "rtbus-bench"]);
+    step(
+        "build the generator and reference server (release)",
+        build,
+        &root,
+    )?;
+    let mut run = Command::new(target_dir(&root).join("release/rtbus-bench"));
+    run.args(["--cluster", if args.quick { "quick" } else { "full" }])
+        .arg("--redis-server")
+        .arg(&args.redis_server)
+        .arg("--out")
+        .arg(root.join("bench/results"));
+    println!("==> scale-out on Redis: one node, then two nodes on one Redis");
+    let status = run
+        .current_dir(&root)
+        .status()
+        .context("running rtbus-bench --cluster")?;
+    println!(
+        "results: {}",
+        root.join("bench/results/cluster.md").display()
+    );
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {
