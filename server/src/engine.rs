@@ -105,7 +105,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 use futures_util::stream::FuturesUnordered;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, RedisError};
@@ -125,6 +125,8 @@ use crate::outbox::{Dirty, Outbox};
 pub(crate) const MAX_ROUNDS: usize = 32;
 /// Most times a subscribe follows its topics when a replica is dropped before it attaches.
 const FOLLOW_ATTEMPTS: usize = 3;
+/// Most channel messages applied before the subscribers' outboxes are written.
+const BATCH_MESSAGES: usize = 64;
 /// How long one Redis request may take before the engine counts Redis as unreachable.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the engine checks that Redis answers and still holds its data.
@@ -742,9 +744,27 @@ impl RedisEngine {
                 },
                 message = session.stream.next() => match message {
                     Some(message) => {
-                        if let Err(err) = self.on_message(&mut session, &message).await {
+                        // The messages already received go out together: every subscriber's
+                        // outbox is written once for all of them (as a publishing connection
+                        // writes once per batch of requests), not once per event.
+                        let mut dirty = Dirty::default();
+                        if let Err(err) = self.on_message(&mut session, &message, &mut dirty).await {
                             return unavailable(&err);
                         }
+                        for _ in 1..BATCH_MESSAGES {
+                            let Some(next) = session.stream.next().now_or_never() else {
+                                break;
+                            };
+                            let Some(message) = next else {
+                                return "the Redis pub/sub connection closed".to_owned();
+                            };
+                            if let Err(err) =
+                                self.on_message(&mut session, &message, &mut dirty).await
+                            {
+                                return unavailable(&err);
+                            }
+                        }
+                        dirty.flush();
                     }
                     None => return "the Redis pub/sub connection closed".to_owned(),
                 },
@@ -973,6 +993,7 @@ impl RedisEngine {
         &self,
         session: &mut Session,
         message: &redis::Msg,
+        dirty: &mut Dirty,
     ) -> Result<(), RedisError> {
         let Some(topic) = self.topic_of(message.get_channel_name()) else {
             return Ok(());
@@ -996,7 +1017,7 @@ impl RedisEngine {
             loading.held.push(incoming);
             return Ok(());
         }
-        self.apply(session, &topic, incoming).await
+        self.apply(session, &topic, incoming, dirty).await
     }
 
     /// Appends one event to the replica, filling a gap from the stream first.
@@ -1005,14 +1026,14 @@ impl RedisEngine {
         session: &mut Session,
         topic: &Topic,
         incoming: Incoming,
+        dirty: &mut Dirty,
     ) -> Result<(), RedisError> {
-        let mut dirty = Dirty::default();
         let Incoming {
             epoch,
             entry,
             event,
         } = incoming;
-        match self.hub.deliver(topic, &epoch, &event, entry, &mut dirty) {
+        match self.hub.deliver(topic, &epoch, &event, entry, dirty) {
             Delivered::Appended | Delivered::Duplicate | Delivered::NotFollowed => {}
             Delivered::OtherEpoch => self.load(session, topic.clone(), None),
             Delivered::Gap(have, entry) => {
@@ -1039,7 +1060,7 @@ impl RedisEngine {
                     }
                 };
                 for (filled, event) in missing.into_iter().chain([(entry, event)]) {
-                    self.hub.deliver(topic, &epoch, &event, filled, &mut dirty);
+                    self.hub.deliver(topic, &epoch, &event, filled, dirty);
                 }
             }
         }
