@@ -20,7 +20,7 @@ mod typescript;
 
 pub use error::{Error, Result};
 pub use file::{Body, GeneratedFile};
-pub use schema::{SCHEMA_BASE, schema_id};
+pub use schema::{SCHEMA_BASE, make_portable, schema_id};
 
 /// The command that regenerates every generated file.
 pub const REGENERATE: &str = "cargo xtask codegen";
