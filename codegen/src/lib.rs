@@ -7,6 +7,7 @@
 //! file is generated.
 #![deny(missing_docs)]
 
+mod asyncapi;
 pub mod corpus;
 mod decode_ts;
 pub mod drift;
@@ -57,6 +58,7 @@ pub const GENERATORS: &[Generator] = &[
     corpus::typify_input,
     fold_ts::generate,
     decode_ts::generate,
+    asyncapi::generate,
 ];
 
 /// Produces every generated file, sorted by path.

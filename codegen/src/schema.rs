@@ -18,16 +18,16 @@ pub fn schema_id(relative: &str) -> String {
 
 /// Which payload a frame type carries.
 #[derive(Clone, Copy)]
-enum PayloadKind {
+pub(crate) enum PayloadKind {
     Snapshot,
     Event,
 }
 
 /// One family's payload schemas, generated into a shared generator's `$defs`.
-struct FamilySchemas {
-    family: Family,
-    snapshot: Value,
-    event: Value,
+pub(crate) struct FamilySchemas {
+    pub(crate) family: Family,
+    pub(crate) snapshot: Value,
+    pub(crate) event: Value,
 }
 
 struct Collect<'a> {
@@ -47,6 +47,16 @@ impl FamilyVisitor for Collect<'_> {
     }
 }
 
+impl FamilySchemas {
+    /// The family's schema of `kind`.
+    pub(crate) fn payload(&self, kind: PayloadKind) -> &Value {
+        match kind {
+            PayloadKind::Snapshot => &self.snapshot,
+            PayloadKind::Event => &self.event,
+        }
+    }
+}
+
 fn generator() -> SchemaGenerator {
     SchemaSettings::draft2020_12().into_generator()
 }
@@ -55,7 +65,7 @@ fn generator() -> SchemaGenerator {
 /// or holds a value, never `null` (the decoder rejects it, so a client folding events and a
 /// server building snapshots cannot disagree about it), so the schema says so too. A field whose
 /// type itself admits `null` (a free-form `JsonValue`) keeps it.
-fn forbid_null_for_optional(value: &mut Value) {
+pub(crate) fn forbid_null_for_optional(value: &mut Value) {
     match value {
         Value::Object(map) => {
             let required: Vec<String> = map
@@ -106,7 +116,7 @@ fn strip_null(schema: &mut Value) {
     }
 }
 
-fn families(generator: &mut SchemaGenerator) -> Vec<FamilySchemas> {
+pub(crate) fn families(generator: &mut SchemaGenerator) -> Vec<FamilySchemas> {
     let mut collect = Collect {
         generator,
         out: Vec::new(),
@@ -124,7 +134,7 @@ fn topic_regex(family: Family) -> String {
 /// Every subschema states the `type` its keywords apply to, although the frame schema already
 /// requires it: ajv's default `strictTypes` refuses `properties`, `required` or `pattern`
 /// without one, and the extra `type` never changes which frames validate.
-fn payload_rule(frame_type: &str, family: Family, payload: &Value) -> Value {
+pub(crate) fn payload_rule(frame_type: &str, family: Family, payload: &Value) -> Value {
     json!({
         "if": {
             "type": "object",
@@ -151,7 +161,7 @@ fn payload_rule(frame_type: &str, family: Family, payload: &Value) -> Value {
 
 /// `if` the frame has one of `frame_types`, `then` its topic belongs to some family (typed like
 /// [`payload_rule`]).
-fn known_family_rule(frame_types: &[&str], families: &[FamilySchemas]) -> Value {
+pub(crate) fn known_family_rule(frame_types: &[&str], families: &[FamilySchemas]) -> Value {
     let patterns: Vec<Value> = families
         .iter()
         .map(|f| json!({ "type": "string", "pattern": topic_regex(f.family) }))
@@ -187,11 +197,11 @@ fn direction_schema<T: JsonSchema>(
     rules.push(known_family_rule(&frame_types, &families));
     for family in &families {
         for (frame_type, kind) in frames {
-            let payload = match kind {
-                PayloadKind::Snapshot => &family.snapshot,
-                PayloadKind::Event => &family.event,
-            };
-            rules.push(payload_rule(frame_type, family.family, payload));
+            rules.push(payload_rule(
+                frame_type,
+                family.family,
+                family.payload(*kind),
+            ));
         }
     }
     root.insert("allOf".into(), Value::Array(rules));
@@ -297,7 +307,7 @@ fn integer(n: i128) -> Value {
 }
 
 /// Every integer on the wire must be JSON-safe: refuse to publish a schema that allows more.
-fn check_integers(value: &Value, file: &str, at: &str) -> Result<()> {
+pub(crate) fn check_integers(value: &Value, file: &str, at: &str) -> Result<()> {
     const SAFE: i64 = 9_007_199_254_740_991;
     match value {
         Value::Object(map) => {
