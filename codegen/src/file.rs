@@ -1,9 +1,9 @@
 //! One generated file, and the one place that gives it the header and the trailing newline.
 //!
 //! Every generator hands [`GeneratedFile::new`] a path and a body; the header goes in the comment
-//! syntax of the file type (`//` for TypeScript, `<!-- -->` for Markdown, the `$comment` key for
-//! JSON, which has no comments) and the text ends with exactly one `\n`. The fields are private,
-//! so no generator can build a file that skips either.
+//! syntax of the file type (`//` for TypeScript, `<!-- -->` for Markdown, `#` for YAML, the
+//! `$comment` key for JSON, which has no comments) and the text ends with exactly one `\n`. The
+//! fields are private, so no generator can build a file that skips either.
 
 use serde_json::Value;
 
@@ -62,6 +62,7 @@ enum Syntax {
     TypeScript,
     Markdown,
     Json,
+    Yaml,
 }
 
 impl Syntax {
@@ -71,6 +72,7 @@ impl Syntax {
             "ts" => Ok(Syntax::TypeScript),
             "md" => Ok(Syntax::Markdown),
             "json" => Ok(Syntax::Json),
+            "yaml" => Ok(Syntax::Yaml),
             _ => Err(Error::File {
                 path: path.to_owned(),
                 problem: "no header syntax is known for this file type (add it to `Syntax`)",
@@ -135,6 +137,19 @@ impl GeneratedFile {
                 out.push_str(&text);
                 out
             }
+            (Syntax::Yaml, BodyKind::Text(text)) => {
+                let mut out = format!("# {HEADER}\n");
+                if let Some(note) = note {
+                    out.push_str("#\n");
+                    for line in note.lines() {
+                        out.push_str(format!("# {line}").trim_end());
+                        out.push('\n');
+                    }
+                }
+                out.push('\n');
+                out.push_str(&text);
+                out
+            }
             (Syntax::Markdown, BodyKind::Text(text)) => {
                 let mut out = format!("<!-- {HEADER}");
                 if let Some(note) = note {
@@ -173,6 +188,14 @@ mod tests {
         GeneratedFile::new(path, body)
             .unwrap_or_else(|e| panic!("{path}: {e}"))
             .contents
+    }
+
+    #[test]
+    fn yaml_gets_a_hash_comment_and_one_newline() {
+        let text = contents("a/b.yaml", Body::text("{\"a\": 1}\n\n"));
+        assert_eq!(text, format!("# {HEADER}\n\n{{\"a\": 1}}\n"));
+        let text = contents("a/b.yaml", Body::text("a: 1").note("One.\nTwo."));
+        assert_eq!(text, format!("# {HEADER}\n#\n# One.\n# Two.\n\na: 1\n"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! file is generated.
 #![deny(missing_docs)]
 
+mod asyncapi;
 pub mod corpus;
 mod decode_ts;
 pub mod drift;
@@ -20,7 +21,7 @@ mod typescript;
 
 pub use error::{Error, Result};
 pub use file::{Body, GeneratedFile};
-pub use schema::{SCHEMA_BASE, schema_id};
+pub use schema::{SCHEMA_BASE, make_portable, schema_id};
 
 /// The command that regenerates every generated file.
 pub const REGENERATE: &str = "cargo xtask codegen";
@@ -57,6 +58,7 @@ pub const GENERATORS: &[Generator] = &[
     corpus::typify_input,
     fold_ts::generate,
     decode_ts::generate,
+    asyncapi::generate,
 ];
 
 /// Produces every generated file, sorted by path.

@@ -502,8 +502,9 @@ pub fn generate() -> Result<Vec<GeneratedFile>> {
          rtbus is a realtime publish/subscribe protocol over WebSocket. A client connects, \
          authenticates, subscribes to topics and receives a snapshot of each topic's state \
          followed by live events; privileged clients publish events.\n\n\
-         This reference, the TypeScript types in `typescript/` and the JSON Schemas in \
-         `schema/` are generated from the same Rust source, so they agree.\n\n\
+         This reference, the TypeScript types in `typescript/`, the JSON Schemas in `schema/` \
+         and the AsyncAPI document `asyncapi.yaml` are generated from the same Rust source, so \
+         they agree.\n\n\
          Contents: [Connection](#connection) · [Frames](#frames) · \
          [Client to server](#client-to-server) · [Server to client](#server-to-client) · \
          [Types](#types) · [Error codes](#error-codes) · [Close codes](#close-codes) · \
@@ -544,7 +545,13 @@ pub fn generate() -> Result<Vec<GeneratedFile>> {
          valid one.\n\
          - Schemas: `schema/client-to-server.schema.json` and \
          `schema/server-to-client.schema.json` (JSON Schema 2020-12), which also check each \
-         snapshot, event and publish payload against its topic's family.\n"
+         snapshot, event and publish payload against its topic's family.\n\
+         - Which file is which: the JSON Schemas in `schema/` are draft 2020-12 (what \
+         validators such as ajv's 2020 build and the Rust `jsonschema` crate read); \
+         `asyncapi.yaml` is the protocol as an AsyncAPI 3.0 document (server `ws`, the \
+         endpoint channel, operations `send` and `receive`, one message per type) whose payload \
+         schemas are the same schemas in JSON Schema draft-07, the dialect AsyncAPI tools \
+         validate.\n"
     );
     out.push_str("## Client to server\n\n");
     messages(&client, &corpus::client_examples()?, &mut out)?;

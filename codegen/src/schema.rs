@@ -18,16 +18,16 @@ pub fn schema_id(relative: &str) -> String {
 
 /// Which payload a frame type carries.
 #[derive(Clone, Copy)]
-enum PayloadKind {
+pub(crate) enum PayloadKind {
     Snapshot,
     Event,
 }
 
 /// One family's payload schemas, generated into a shared generator's `$defs`.
-struct FamilySchemas {
-    family: Family,
-    snapshot: Value,
-    event: Value,
+pub(crate) struct FamilySchemas {
+    pub(crate) family: Family,
+    pub(crate) snapshot: Value,
+    pub(crate) event: Value,
 }
 
 struct Collect<'a> {
@@ -47,6 +47,16 @@ impl FamilyVisitor for Collect<'_> {
     }
 }
 
+impl FamilySchemas {
+    /// The family's schema of `kind`.
+    pub(crate) fn payload(&self, kind: PayloadKind) -> &Value {
+        match kind {
+            PayloadKind::Snapshot => &self.snapshot,
+            PayloadKind::Event => &self.event,
+        }
+    }
+}
+
 fn generator() -> SchemaGenerator {
     SchemaSettings::draft2020_12().into_generator()
 }
@@ -55,7 +65,7 @@ fn generator() -> SchemaGenerator {
 /// or holds a value, never `null` (the decoder rejects it, so a client folding events and a
 /// server building snapshots cannot disagree about it), so the schema says so too. A field whose
 /// type itself admits `null` (a free-form `JsonValue`) keeps it.
-fn forbid_null_for_optional(value: &mut Value) {
+pub(crate) fn forbid_null_for_optional(value: &mut Value) {
     match value {
         Value::Object(map) => {
             let required: Vec<String> = map
@@ -106,7 +116,7 @@ fn strip_null(schema: &mut Value) {
     }
 }
 
-fn families(generator: &mut SchemaGenerator) -> Vec<FamilySchemas> {
+pub(crate) fn families(generator: &mut SchemaGenerator) -> Vec<FamilySchemas> {
     let mut collect = Collect {
         generator,
         out: Vec::new(),
@@ -120,37 +130,56 @@ fn topic_regex(family: Family) -> String {
 }
 
 /// `if` the frame has type `kind` and a topic of `family`, `then` its payload has `payload`.
-fn payload_rule(frame_type: &str, family: Family, payload: &Value) -> Value {
+///
+/// Every subschema states the `type` its keywords apply to, although the frame schema already
+/// requires it: ajv's default `strictTypes` refuses `properties`, `required` or `pattern`
+/// without one, and the extra `type` never changes which frames validate.
+pub(crate) fn payload_rule(frame_type: &str, family: Family, payload: &Value) -> Value {
     json!({
         "if": {
+            "type": "object",
             "properties": {
                 "type": { "const": frame_type },
                 "data": {
-                    "properties": { "topic": { "pattern": topic_regex(family) } },
+                    "type": "object",
+                    "properties": {
+                        "topic": { "type": "string", "pattern": topic_regex(family) },
+                    },
                     "required": ["topic"],
                 },
             },
             "required": ["type", "data"],
         },
         "then": {
-            "properties": { "data": { "properties": { "payload": payload } } },
+            "type": "object",
+            "properties": {
+                "data": { "type": "object", "properties": { "payload": payload } },
+            },
         },
     })
 }
 
-/// `if` the frame has one of `frame_types`, `then` its topic belongs to some family.
-fn known_family_rule(frame_types: &[&str], families: &[FamilySchemas]) -> Value {
+/// `if` the frame has one of `frame_types`, `then` its topic belongs to some family (typed like
+/// [`payload_rule`]).
+pub(crate) fn known_family_rule(frame_types: &[&str], families: &[FamilySchemas]) -> Value {
     let patterns: Vec<Value> = families
         .iter()
-        .map(|f| json!({ "pattern": topic_regex(f.family) }))
+        .map(|f| json!({ "type": "string", "pattern": topic_regex(f.family) }))
         .collect();
     json!({
         "if": {
+            "type": "object",
             "properties": { "type": { "enum": frame_types } },
             "required": ["type"],
         },
         "then": {
-            "properties": { "data": { "properties": { "topic": { "anyOf": patterns } } } },
+            "type": "object",
+            "properties": {
+                "data": {
+                    "type": "object",
+                    "properties": { "topic": { "anyOf": patterns } },
+                },
+            },
         },
     })
 }
@@ -168,11 +197,11 @@ fn direction_schema<T: JsonSchema>(
     rules.push(known_family_rule(&frame_types, &families));
     for family in &families {
         for (frame_type, kind) in frames {
-            let payload = match kind {
-                PayloadKind::Snapshot => &family.snapshot,
-                PayloadKind::Event => &family.event,
-            };
-            rules.push(payload_rule(frame_type, family.family, payload));
+            rules.push(payload_rule(
+                frame_type,
+                family.family,
+                family.payload(*kind),
+            ));
         }
     }
     root.insert("allOf".into(), Value::Array(rules));
@@ -199,34 +228,86 @@ fn finish(mut root: Map<String, Value>, file: &str) -> Result<GeneratedFile> {
     root.insert("$id".into(), json!(schema_id(file)));
     let mut root = Value::Object(root);
     forbid_null_for_optional(&mut root);
-    bound_integers(&mut root);
+    make_portable(&mut root);
     check_integers(&root, file, "")?;
     GeneratedFile::new(format!("generated/schema/{file}"), Body::json(root))
 }
 
-/// schemars states bounds for 8- and 16-bit integers only; state them for 32-bit ones too, so
-/// every integer in the schema carries the range a reader must accept.
-fn bound_integers(value: &mut Value) {
+/// The integer `format`s schemars writes (`uint16`, `int32`, `uint64`, …), with the range each
+/// names. They are not JSON Schema formats: ajv refuses a schema that holds one (unless told
+/// to ignore unknown formats) and other validators skip them, so a reader who relied on them
+/// would check nothing.
+const INTEGER_FORMATS: &[(&str, i128, i128)] = &[
+    ("int8", i8::MIN as i128, i8::MAX as i128),
+    ("int16", i16::MIN as i128, i16::MAX as i128),
+    ("int32", i32::MIN as i128, i32::MAX as i128),
+    ("int64", i64::MIN as i128, i64::MAX as i128),
+    ("int", i64::MIN as i128, i64::MAX as i128),
+    ("uint8", 0, u8::MAX as i128),
+    ("uint16", 0, u16::MAX as i128),
+    ("uint32", 0, u32::MAX as i128),
+    ("uint64", 0, u64::MAX as i128),
+    ("uint", 0, u64::MAX as i128),
+];
+
+/// Makes a schema schemars wrote portable to other validators (ajv with its default strict
+/// options in particular), without changing which values it accepts:
+///
+/// - every integer `format` ([`INTEGER_FORMATS`]) is replaced by the `minimum`/`maximum` it
+///   names, where schemars did not already state them (it does for 8- and 16-bit integers);
+/// - a `type` list of several non-null types inside an `anyOf` (ajv's `strictTypes` refuses
+///   union types) becomes one `anyOf` branch per type.
+///
+/// [`generate`] applies it to every schema it writes; `cargo xtask codegen` also applies it to
+/// the conformance harness's transcript schema, so every file in `generated/schema/` compiles
+/// under ajv. Bounds wider than ±(2^53−1) survive only in schemas outside the protocol: the
+/// protocol's own schemas are refused by [`generate`] if any integer could exceed them.
+pub fn make_portable(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            let bounds = match map.get("format").and_then(Value::as_str) {
-                Some("int32") => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
-                Some("uint32") => Some((0, i64::from(u32::MAX))),
-                _ => None,
-            };
-            if let Some((min, max)) = bounds {
-                map.entry("minimum").or_insert(json!(min));
-                map.entry("maximum").or_insert(json!(max));
+            let format = map.get("format").and_then(Value::as_str);
+            if let Some(&(_, min, max)) = INTEGER_FORMATS.iter().find(|f| Some(f.0) == format) {
+                map.entry("minimum").or_insert_with(|| integer(min));
+                map.entry("maximum").or_insert_with(|| integer(max));
+                map.remove("format");
             }
-            map.values_mut().for_each(bound_integers);
+            if let Some(Value::Array(branches)) = map.get_mut("anyOf") {
+                *branches = std::mem::take(branches)
+                    .into_iter()
+                    .flat_map(split_union_type)
+                    .collect();
+            }
+            map.values_mut().for_each(make_portable);
         }
-        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        Value::Array(items) => items.iter_mut().for_each(make_portable),
         _ => {}
     }
 }
 
+/// `{"type": ["null", "boolean"]}` (nothing else) as `[{"type": "null"}, {"type": "boolean"}]`;
+/// any other branch unchanged.
+fn split_union_type(branch: Value) -> Vec<Value> {
+    match &branch {
+        Value::Object(map) if map.len() == 1 => match map.get("type") {
+            Some(Value::Array(types)) if types.len() > 1 => {
+                types.iter().map(|t| json!({ "type": t })).collect()
+            }
+            _ => vec![branch],
+        },
+        _ => vec![branch],
+    }
+}
+
+/// An integer bound as a JSON number (every bound in [`INTEGER_FORMATS`] fits `i64` or `u64`).
+fn integer(n: i128) -> Value {
+    i64::try_from(n)
+        .map(Value::from)
+        .or_else(|_| u64::try_from(n).map(Value::from))
+        .unwrap_or(Value::Null)
+}
+
 /// Every integer on the wire must be JSON-safe: refuse to publish a schema that allows more.
-fn check_integers(value: &Value, file: &str, at: &str) -> Result<()> {
+pub(crate) fn check_integers(value: &Value, file: &str, at: &str) -> Result<()> {
     const SAFE: i64 = 9_007_199_254_740_991;
     match value {
         Value::Object(map) => {

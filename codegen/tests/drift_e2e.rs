@@ -161,6 +161,7 @@ fn a_changed_doc_comment_fails_the_check_for_exactly_the_files_that_render_it() 
             "codegen/tests/typify/client-to-server.schema.json",
             "codegen/tests/typify/server-to-client.schema.json",
             "generated/PROTOCOL.md",
+            "generated/asyncapi.yaml",
             "generated/schema/client-to-server.schema.json",
             "generated/schema/server-to-client.schema.json",
             "generated/schema/topics/drives.pressure.schema.json",

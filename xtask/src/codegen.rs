@@ -27,10 +27,13 @@ pub struct Args {
 pub fn all_files() -> anyhow::Result<Vec<GeneratedFile>> {
     let mut files = rtbus_codegen::generate().context("generating files")?;
     files.extend(rtbus_codegen::corpus::typescript_corpus().context("the TypeScript corpus")?);
+    // Portable like the protocol's schemas, so every file in generated/schema/ compiles in ajv.
+    let mut transcript = rtbus_conformance::transcript_schema();
+    rtbus_codegen::make_portable(&mut transcript);
     files.push(
         GeneratedFile::new(
             "generated/schema/transcript.schema.json",
-            Body::json(rtbus_conformance::transcript_schema()),
+            Body::json(transcript),
         )
         .context("the transcript schema")?,
     );

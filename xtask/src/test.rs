@@ -2,11 +2,11 @@
 //!
 //! Steps: `cargo fmt --check`, `cargo clippy -D warnings`, the drift check, the TypeScript
 //! checks (`npm ci` in `codegen/typescript-check`, then `tsc --strict` over the generated types
-//! and the corpus), the npm package checks ([`package_checks`]: build, `publint`, `attw`, pack,
-//! a scratch consumer, the client's tests against `rtbus-server`), `cargo test --workspace`
-//! (after installing Debian's `redis-server` when it is missing, see [`crate::install`]), and a
-//! 60-second soak of the server ([`crate::soak`], dev profile). Cheap checks run first so a
-//! mistake fails fast.
+//! and the corpus; `npm ci` in `codegen/schema-check` for the ajv and AsyncAPI tests), the npm
+//! package checks ([`package_checks`]: build, `publint`, `attw`, pack, a scratch consumer, the
+//! client's tests against `rtbus-server`), `cargo test --workspace` (after installing Debian's
+//! `redis-server` when it is missing, see [`crate::install`]), and a 60-second soak of the
+//! server ([`crate::soak`], dev profile). Cheap checks run first so a mistake fails fast.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -20,6 +20,10 @@ use crate::{cargo, step};
 
 /// The TypeScript check package, relative to the repository root.
 pub const TYPESCRIPT_CHECK_DIR: &str = "codegen/typescript-check";
+
+/// The schema check package (ajv, ajv-formats, @asyncapi/parser) that `codegen/tests/ajv.rs`
+/// and `codegen/tests/asyncapi.rs` run under Node, relative to the repository root.
+pub const SCHEMA_CHECK_DIR: &str = "codegen/schema-check";
 
 /// The npm workspaces root of the TypeScript SDK, relative to the repository root.
 pub const PACKAGES_DIR: &str = "packages";
@@ -49,12 +53,21 @@ fn npm() -> Command {
 }
 
 /// Installs the pinned TypeScript compiler and type-checks the generated TypeScript and the
-/// corpus under `tsc --strict`.
+/// corpus under `tsc --strict`; installs the schema check package.
 pub fn typescript_checks(root: &Path) -> anyhow::Result<()> {
     let dir = root.join(TYPESCRIPT_CHECK_DIR);
     let mut install = npm();
     install.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
     step("npm ci (TypeScript check package)", install, &dir)?;
+    // Installed here, before `cargo test`, because the codegen tests that run ajv and the
+    // AsyncAPI parser never download anything themselves.
+    let mut install = npm();
+    install.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+    step(
+        "npm ci (schema check package: ajv, @asyncapi/parser)",
+        install,
+        &root.join(SCHEMA_CHECK_DIR),
+    )?;
     let tsc = dir.join("node_modules/typescript/bin/tsc");
     let mut check = Command::new("node");
     check.arg(tsc).args(["--project", "tsconfig.json"]);

@@ -179,3 +179,42 @@ pub fn numbers_as_f64(value: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+/// The node check package of the schema tests (`ajv`, `ajv-formats`, `@asyncapi/parser`).
+pub const SCHEMA_CHECK_DIR: &str = "codegen/schema-check";
+
+/// Runs `script` (a file of [`SCHEMA_CHECK_DIR`]) under Node as `node <script> <input> <output>`
+/// and returns the JSON it wrote to `<output>`. The package must be installed (`npm ci` there,
+/// which `cargo xtask test` runs): the test never downloads anything, and says so when it is
+/// missing. `what` names the test in error messages.
+pub fn run_schema_check(what: &str, script: &str, input: &Value) -> Value {
+    let dir = repo_root().join(SCHEMA_CHECK_DIR);
+    assert!(
+        dir.join("node_modules/.package-lock.json").exists(),
+        "{} has no node_modules: the {what} needs its pinned packages; run `npm ci` in {} \
+         (`cargo xtask test` does)",
+        dir.display(),
+        dir.display(),
+    );
+    let temp = tempfile::tempdir().expect("a temporary directory");
+    let input_path = temp.path().join("input.json");
+    std::fs::write(&input_path, input.to_string()).expect("write the input for node");
+    let output_path = temp.path().join("output.json");
+    let output = std::process::Command::new("node")
+        .arg(dir.join(script))
+        .arg(&input_path)
+        .arg(&output_path)
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("node could not start ({e}); the {what} runs {SCHEMA_CHECK_DIR}/{script} under Node 20 or later")
+        });
+    assert!(
+        output.status.success(),
+        "node {SCHEMA_CHECK_DIR}/{script} failed for the {what} ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&output_path).expect("node wrote its output");
+    serde_json::from_str(&text).expect("node's output is JSON")
+}
