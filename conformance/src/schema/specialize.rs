@@ -57,6 +57,8 @@ impl TopicTest {
                 for (keyword, value) in map {
                     match keyword.as_str() {
                         "pattern" => all.push(TopicTest::Pattern(value.as_str()?.to_owned())),
+                        // Only a string topic is ever decided, and every string passes.
+                        "type" if value == "string" => {}
                         "anyOf" => all.push(TopicTest::Any(Self::parse_all(value)?)),
                         "allOf" => all.push(TopicTest::All(Self::parse_all(value)?)),
                         k if is_annotation(k) => {}
@@ -191,6 +193,8 @@ impl Rule {
                         }
                     }
                 }
+                // The frame is an object (the root says so); the `type` is there for ajv.
+                "type" if value == "object" => {}
                 k if is_annotation(k) => {}
                 _ => return None,
             }
@@ -261,6 +265,8 @@ fn parse_data_test(node: &Value) -> Option<Option<TopicTest>> {
                     topic = Some(TopicTest::parse(sub)?);
                 }
             }
+            // `data` is an object whenever a topic can be known; the `type` is there for ajv.
+            "type" if value == "object" => {}
             k if is_annotation(k) => {}
             _ => return None,
         }
