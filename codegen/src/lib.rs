@@ -7,6 +7,7 @@
 //! file is generated.
 #![deny(missing_docs)]
 
+pub mod breaking;
 pub mod corpus;
 mod decode_ts;
 pub mod drift;
