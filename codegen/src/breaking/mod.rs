@@ -21,11 +21,13 @@
 //!
 //! | direction        | narrows                                   | widens                                        |
 //! |------------------|-------------------------------------------|-----------------------------------------------|
-//! | client-to-server | breaking (old clients' frames rejected)   | safe; a new *member*: warning (strict: breaking) |
-//! | server-to-client | safe; a removed *member*: warning (strict: breaking) | breaking (old clients reject the frame) |
+//! | client-to-server | breaking (old clients' frames rejected)   | safe; a new member of a closed set: warning (strict: breaking) |
+//! | server-to-client | safe; a removed name: warning (strict: breaking) | breaking (old clients reject the frame) |
 //!
-//! Members are message types, families, fields, enum values and union variants
-//! ([`Rule::is_member`]). `PATTERN_CHANGED`, `FORMAT_CHANGED`, `TYPE_CHANGED` and
+//! Closed sets are message types, families, enum values and union variants (an exhaustive
+//! `switch` over them misses the new one); names are those and fields ([`Rule::member`]). A
+//! new family is safe server→client: the server sends a topic's frames only to connections
+//! that subscribed to it, which old clients cannot do. `PATTERN_CHANGED`, `FORMAT_CHANGED`, `TYPE_CHANGED` and
 //! `UNION_CHANGED` narrow and widen at once, so they break both directions. Removing a field
 //! narrows only if the object is closed (`additionalProperties: false`), and widens if the
 //! field was required; adding an optional field widens only if the object was closed.
@@ -86,7 +88,7 @@ use std::fmt;
 use serde_json::Value;
 
 pub use allow::{Allow, AllowFile};
-pub use rules::{Direction, Effect, Level, Rule, Verdict, effect};
+pub use rules::{Direction, Effect, Level, Member, Rule, Verdict, effect};
 
 use diff::{Doc, Walker, escape};
 
@@ -427,6 +429,9 @@ pub fn compare(old: &SchemaSet, new: &SchemaSet, level: Level) -> Result<Report,
         .filter(|n| !old_families.contains_key(*n))
     {
         for direction in [Direction::ClientToServer, Direction::ServerToClient] {
+            // Old clients do not subscribe to a family they do not know, so only the
+            // client→server side (the topics a server accepts) widens.
+            let widens = direction == Direction::ClientToServer;
             changes.push(change(
                 Rule::FamilyAdded,
                 direction,
@@ -434,7 +439,7 @@ pub fn compare(old: &SchemaSet, new: &SchemaSet, level: Level) -> Result<Report,
                 "",
                 format!("family `{name}` added"),
                 false,
-                true,
+                widens,
                 level,
             ));
         }

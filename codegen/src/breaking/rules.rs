@@ -104,8 +104,19 @@ impl Effect {
     }
 }
 
+/// What a change does to the names in the generated types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Member {
+    /// Adds a member to a closed set (an exhaustive `switch` misses it).
+    Added,
+    /// Removes a name (code that refers to it no longer compiles).
+    Removed,
+    /// Neither.
+    None,
+}
+
 macro_rules! rules {
-    ($($variant:ident = $id:literal, $member:literal: $doc:literal;)+) => {
+    ($($variant:ident = $id:literal, $member:ident: $doc:literal;)+) => {
         /// A kind of schema change, with a stable id. Ids never change meaning.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Rule {
@@ -126,11 +137,11 @@ macro_rules! rules {
                 match self { $(Rule::$variant => $doc,)+ }
             }
 
-            /// Whether the change adds or removes a named member (a message type, a family, a
-            /// field, an enum value, a union variant): the things generated code names or
-            /// matches on exhaustively.
-            pub fn is_member(self) -> bool {
-                match self { $(Rule::$variant => $member,)+ }
+            /// Whether the change adds a member to a closed set that generated code matches
+            /// on exhaustively (a message type, a family, an enum value, a union variant), or
+            /// removes a name generated code may refer to (those, and fields).
+            pub fn member(self) -> Member {
+                match self { $(Rule::$variant => Member::$member,)+ }
             }
 
             /// The rule whose id is `id`.
@@ -142,40 +153,40 @@ macro_rules! rules {
 }
 
 rules! {
-    MessageTypeAdded = "MESSAGE_TYPE_ADDED", true: "A message type (a `oneOf` branch of a direction schema, by its `type` const) was added.";
-    MessageTypeRemoved = "MESSAGE_TYPE_REMOVED", true: "A message type was removed.";
-    FamilyAdded = "FAMILY_ADDED", true: "A topic family (a `topics/*.schema.json`) was added.";
-    FamilyRemoved = "FAMILY_REMOVED", true: "A topic family was removed.";
-    FieldAdded = "FIELD_ADDED", true: "An optional property was added.";
-    RequiredFieldAdded = "REQUIRED_FIELD_ADDED", true: "A required property was added.";
-    FieldRemoved = "FIELD_REMOVED", true: "An optional property was removed.";
-    RequiredFieldRemoved = "REQUIRED_FIELD_REMOVED", true: "A required property was removed.";
-    FieldNowRequired = "FIELD_NOW_REQUIRED", false: "An optional property became required.";
-    FieldNowOptional = "FIELD_NOW_OPTIONAL", false: "A required property became optional.";
-    TypeNarrowed = "TYPE_NARROWED", false: "The `type` set lost a type.";
-    TypeWidened = "TYPE_WIDENED", false: "The `type` set gained a type.";
-    TypeChanged = "TYPE_CHANGED", false: "The `type` set both lost and gained types.";
-    EnumValueAdded = "ENUM_VALUE_ADDED", true: "An `enum`/`const` value (or a `oneOf` of consts) gained a value.";
-    EnumValueRemoved = "ENUM_VALUE_REMOVED", true: "An `enum`/`const` value set lost a value.";
-    ValuesRestricted = "VALUES_RESTRICTED", false: "A schema that took any value of its type now takes only an `enum`/`const` set.";
-    ValuesUnrestricted = "VALUES_UNRESTRICTED", false: "An `enum`/`const` set was lifted.";
-    BoundTightened = "BOUND_TIGHTENED", false: "A numeric bound (`minimum`, `maximum`, `exclusive*`, `min/maxLength`, `min/maxItems`, `min/maxProperties`) was added or tightened.";
-    BoundLoosened = "BOUND_LOOSENED", false: "A numeric bound was removed or loosened.";
-    PatternAdded = "PATTERN_ADDED", false: "A `pattern` was added.";
-    PatternRemoved = "PATTERN_REMOVED", false: "A `pattern` was removed.";
-    PatternChanged = "PATTERN_CHANGED", false: "A `pattern` changed: treated as narrowing and widening at once.";
-    FormatAdded = "FORMAT_ADDED", false: "A `format` was added.";
-    FormatRemoved = "FORMAT_REMOVED", false: "A `format` was removed.";
-    FormatChanged = "FORMAT_CHANGED", false: "A `format` changed: treated as narrowing and widening at once.";
-    AdditionalPropertiesClosed = "ADDITIONAL_PROPERTIES_CLOSED", false: "`additionalProperties` went from allowed to `false`.";
-    AdditionalPropertiesOpened = "ADDITIONAL_PROPERTIES_OPENED", false: "`additionalProperties` went from `false` to allowed.";
-    DependencyAdded = "DEPENDENCY_ADDED", false: "A `dependentRequired` entry was added or gained a property.";
-    DependencyRemoved = "DEPENDENCY_REMOVED", false: "A `dependentRequired` entry was removed or lost a property.";
-    SubschemaAdded = "SUBSCHEMA_ADDED", false: "An `items` or `additionalProperties` schema now constrains what was free.";
-    SubschemaRemoved = "SUBSCHEMA_REMOVED", false: "An `items` or `additionalProperties` schema was lifted.";
-    VariantAdded = "VARIANT_ADDED", true: "A `oneOf`/`anyOf` union gained a variant.";
-    VariantRemoved = "VARIANT_REMOVED", true: "A `oneOf`/`anyOf` union lost a variant.";
-    UnionChanged = "UNION_CHANGED", false: "A schema became a union or stopped being one: treated as narrowing and widening at once.";
+    MessageTypeAdded = "MESSAGE_TYPE_ADDED", Added: "A message type (a `oneOf` branch of a direction schema, by its `type` const) was added.";
+    MessageTypeRemoved = "MESSAGE_TYPE_REMOVED", Removed: "A message type was removed.";
+    FamilyAdded = "FAMILY_ADDED", Added: "A topic family (a `topics/*.schema.json`) was added.";
+    FamilyRemoved = "FAMILY_REMOVED", Removed: "A topic family was removed.";
+    FieldAdded = "FIELD_ADDED", None: "An optional property was added.";
+    RequiredFieldAdded = "REQUIRED_FIELD_ADDED", None: "A required property was added.";
+    FieldRemoved = "FIELD_REMOVED", Removed: "An optional property was removed.";
+    RequiredFieldRemoved = "REQUIRED_FIELD_REMOVED", Removed: "A required property was removed.";
+    FieldNowRequired = "FIELD_NOW_REQUIRED", None: "An optional property became required.";
+    FieldNowOptional = "FIELD_NOW_OPTIONAL", None: "A required property became optional.";
+    TypeNarrowed = "TYPE_NARROWED", None: "The `type` set lost a type.";
+    TypeWidened = "TYPE_WIDENED", None: "The `type` set gained a type.";
+    TypeChanged = "TYPE_CHANGED", None: "The `type` set both lost and gained types.";
+    EnumValueAdded = "ENUM_VALUE_ADDED", Added: "An `enum`/`const` value (or a `oneOf` of consts) gained a value.";
+    EnumValueRemoved = "ENUM_VALUE_REMOVED", Removed: "An `enum`/`const` value set lost a value.";
+    ValuesRestricted = "VALUES_RESTRICTED", None: "A schema that took any value of its type now takes only an `enum`/`const` set.";
+    ValuesUnrestricted = "VALUES_UNRESTRICTED", None: "An `enum`/`const` set was lifted.";
+    BoundTightened = "BOUND_TIGHTENED", None: "A numeric bound (`minimum`, `maximum`, `exclusive*`, `min/maxLength`, `min/maxItems`, `min/maxProperties`) was added or tightened.";
+    BoundLoosened = "BOUND_LOOSENED", None: "A numeric bound was removed or loosened.";
+    PatternAdded = "PATTERN_ADDED", None: "A `pattern` was added.";
+    PatternRemoved = "PATTERN_REMOVED", None: "A `pattern` was removed.";
+    PatternChanged = "PATTERN_CHANGED", None: "A `pattern` changed: treated as narrowing and widening at once.";
+    FormatAdded = "FORMAT_ADDED", None: "A `format` was added.";
+    FormatRemoved = "FORMAT_REMOVED", None: "A `format` was removed.";
+    FormatChanged = "FORMAT_CHANGED", None: "A `format` changed: treated as narrowing and widening at once.";
+    AdditionalPropertiesClosed = "ADDITIONAL_PROPERTIES_CLOSED", None: "`additionalProperties` went from allowed to `false`.";
+    AdditionalPropertiesOpened = "ADDITIONAL_PROPERTIES_OPENED", None: "`additionalProperties` went from `false` to allowed.";
+    DependencyAdded = "DEPENDENCY_ADDED", None: "A `dependentRequired` entry was added or gained a property.";
+    DependencyRemoved = "DEPENDENCY_REMOVED", None: "A `dependentRequired` entry was removed or lost a property.";
+    SubschemaAdded = "SUBSCHEMA_ADDED", None: "An `items` or `additionalProperties` schema now constrains what was free.";
+    SubschemaRemoved = "SUBSCHEMA_REMOVED", None: "An `items` or `additionalProperties` schema was lifted.";
+    VariantAdded = "VARIANT_ADDED", Added: "A `oneOf`/`anyOf` union gained a variant.";
+    VariantRemoved = "VARIANT_REMOVED", Removed: "A `oneOf`/`anyOf` union lost a variant.";
+    UnionChanged = "UNION_CHANGED", None: "A schema became a union or stopped being one: treated as narrowing and widening at once.";
 }
 
 /// The effect of a change that `narrows` and/or `widens` the set of accepted values, made
@@ -186,13 +197,13 @@ pub fn effect(rule: Rule, direction: Direction, narrows: bool, widens: bool) -> 
         // send that the server now rejects breaks them. A new member breaks only code that
         // matches every member (a server or proxy built on the generated types).
         Direction::ClientToServer if narrows => Effect::Wire,
-        Direction::ClientToServer if widens && rule.is_member() => Effect::Source,
+        Direction::ClientToServer if widens && rule.member() == Member::Added => Effect::Source,
         Direction::ClientToServer => Effect::None,
         // The producer is the new server, the consumers are old clients whose decoders are
         // closed (see the module documentation): a value they do not accept breaks them. A
         // removed member breaks only code that names it.
         Direction::ServerToClient if widens => Effect::Wire,
-        Direction::ServerToClient if narrows && rule.is_member() => Effect::Source,
+        Direction::ServerToClient if narrows && rule.member() == Member::Removed => Effect::Source,
         Direction::ServerToClient => Effect::None,
     }
 }
