@@ -227,3 +227,257 @@ fn read_allow(root: &Path, explicit: Option<&Path>) -> anyhow::Result<Option<All
         .with_context(|| format!("cannot read the allow file {}", path.display()))?;
     Ok(Some(AllowFile::parse(&path.display().to_string(), &text)?))
 }
+
+#[cfg(test)]
+mod tests {
+    //! End to end: a scratch git repository with two commits of `generated/schema/`.
+    use super::*;
+
+    fn git_ok(dir: &Path, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=breaking test",
+                "-c",
+                "user.email=test@example.invalid",
+            ])
+            .args([
+                "-c",
+                "commit.gpgsign=false",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("git {args:?}: {e}"));
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+        for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+            let entry = entry.unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+            let target = to.join(entry.file_name());
+            if entry.path().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target)
+                    .unwrap_or_else(|e| panic!("copy to {}: {e}", target.display()));
+            }
+        }
+    }
+
+    fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+        let text =
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        edit(&mut value);
+        std::fs::write(path, format!("{value:#}\n"))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    /// A repository whose first commit holds the real schemas and whose second (also the
+    /// working tree) removes `ping` from client→server and adds a `start` value server→client.
+    fn scratch() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let root = dir.path();
+        git_ok(root, &["init", "-q"]);
+        copy_dir(
+            &crate::project_root().join(SCHEMA_DIR),
+            &root.join(SCHEMA_DIR),
+        );
+        git_ok(root, &["add", "."]);
+        git_ok(root, &["commit", "-q", "-m", "the real schema"]);
+        let first = git_ok(root, &["rev-parse", "HEAD"]);
+        let schema = root.join(SCHEMA_DIR);
+        edit_json(&schema.join("client-to-server.schema.json"), |v| {
+            let branches = v["oneOf"].as_array_mut().unwrap_or_else(|| panic!("oneOf"));
+            branches.retain(|b| b["properties"]["type"]["const"] != "ping");
+        });
+        edit_json(&schema.join("server-to-client.schema.json"), |v| {
+            let values = v["$defs"]["Start"]["oneOf"]
+                .as_array_mut()
+                .unwrap_or_else(|| panic!("Start"));
+            values.push(serde_json::json!({"const": "paused", "type": "string"}));
+        });
+        git_ok(root, &["commit", "-q", "-am", "a mutated schema"]);
+        (dir, first)
+    }
+
+    fn args(against: &str) -> Args {
+        Args {
+            against: against.to_owned(),
+            level: LevelArg::Wire,
+            allow: None,
+            repo: None,
+            format: Format::Text,
+        }
+    }
+
+    const ALLOW: &str = "[[allow]]\nrule = \"MESSAGE_TYPE_REMOVED\"\nat = \"ping\"\nreason = \"ping is gone\"\n\n\
+        [[allow]]\nrule = \"ENUM_VALUE_ADDED\"\nat = \"subscribed#/properties/data\"\ndirection = \"server-to-client\"\nreason = \"every client is updated first\"\n";
+
+    #[test]
+    fn breaks_against_the_first_commit_exit_1_with_their_rule_ids() {
+        let (dir, first) = scratch();
+        let outcome = run_in(dir.path(), &args(&first));
+        assert_eq!(outcome.code, 1, "{outcome:?}");
+        let lines: Vec<&str> = outcome.stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{}", outcome.stdout);
+        assert!(
+            lines[0].starts_with("breaking")
+                && lines[0].contains("MESSAGE_TYPE_REMOVED")
+                && lines[0].contains("client-to-server ping"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[1].starts_with("breaking") && lines[1].contains("ENUM_VALUE_ADDED") && lines[1].contains("server-to-client subscribed#/properties/data/properties/topics/items/properties/start"), "{}", lines[1]);
+        assert!(
+            lines[2].ends_with("2 breaking, 0 warning, 0 safe; 0 accepted; FAILED"),
+            "{}",
+            lines[2]
+        );
+    }
+
+    #[test]
+    fn the_json_report_names_the_same_changes() {
+        let (dir, first) = scratch();
+        let outcome = run_in(
+            dir.path(),
+            &Args {
+                format: Format::Json,
+                ..args(&first)
+            },
+        );
+        assert_eq!(outcome.code, 1, "{outcome:?}");
+        let report: serde_json::Value = serde_json::from_str(&outcome.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", outcome.stdout));
+        assert_eq!(report["passes"], false);
+        let rules: Vec<&str> = report["changes"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|c| c["rule"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(rules, ["MESSAGE_TYPE_REMOVED", "ENUM_VALUE_ADDED"]);
+    }
+
+    #[test]
+    fn the_allow_file_at_the_root_accepts_both_breaks() {
+        let (dir, first) = scratch();
+        std::fs::write(dir.path().join(DEFAULT_ALLOW), ALLOW).unwrap_or_else(|e| panic!("{e}"));
+        let outcome = run_in(dir.path(), &args(&first));
+        assert_eq!(outcome.code, 0, "{outcome:?}");
+        assert!(
+            outcome.stdout.contains("[allowed: ping is gone]"),
+            "{}",
+            outcome.stdout
+        );
+        assert!(
+            outcome
+                .stdout
+                .contains("[allowed: every client is updated first]"),
+            "{}",
+            outcome.stdout
+        );
+        assert!(
+            outcome.stdout.contains("2 accepted; ok"),
+            "{}",
+            outcome.stdout
+        );
+    }
+
+    #[test]
+    fn a_stale_allow_entry_exits_2() {
+        let (dir, _) = scratch();
+        let path = dir.path().join("extra.toml");
+        std::fs::write(&path, ALLOW).unwrap_or_else(|e| panic!("{e}"));
+        // Against HEAD nothing changed, so both entries are stale.
+        let outcome = run_in(
+            dir.path(),
+            &Args {
+                allow: Some(path),
+                ..args("HEAD")
+            },
+        );
+        assert_eq!(outcome.code, 2, "{outcome:?}");
+        let error = outcome.error.unwrap_or_default();
+        assert!(error.contains("2 allow entries match no change"), "{error}");
+    }
+
+    #[test]
+    fn against_head_nothing_changed() {
+        let (dir, _) = scratch();
+        let outcome = run_in(dir.path(), &args("HEAD"));
+        assert_eq!(outcome.code, 0, "{outcome:?}");
+        assert_eq!(
+            outcome.stdout,
+            "0 change(s) at level wire: 0 breaking, 0 warning, 0 safe; 0 accepted; ok\n"
+        );
+    }
+
+    #[test]
+    fn bad_input_exits_2_with_what_and_where() {
+        let (dir, first) = scratch();
+        let outcome = run_in(dir.path(), &args("no-such-branch"));
+        assert_eq!(outcome.code, 2);
+        let error = outcome.error.unwrap_or_default();
+        assert!(
+            error.starts_with("--against \"no-such-branch\" is not a commit in the repository at "),
+            "{error}"
+        );
+
+        let outcome = run_in(
+            dir.path(),
+            &Args {
+                allow: Some(dir.path().join("absent.toml")),
+                ..args(&first)
+            },
+        );
+        assert_eq!(outcome.code, 2);
+        assert!(
+            outcome
+                .error
+                .unwrap_or_default()
+                .starts_with("cannot read the allow file ")
+        );
+
+        std::fs::write(
+            dir.path()
+                .join(SCHEMA_DIR)
+                .join("server-to-client.schema.json"),
+            "{",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let outcome = run_in(dir.path(), &args(&first));
+        assert_eq!(outcome.code, 2);
+        let error = outcome.error.unwrap_or_default();
+        assert!(
+            error.starts_with(
+                "generated/schema/server-to-client.schema.json in the working tree is not JSON"
+            ),
+            "{error}"
+        );
+
+        let empty = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        git_ok(empty.path(), &["init", "-q"]);
+        git_ok(
+            empty.path(),
+            &["commit", "-q", "--allow-empty", "-m", "nothing"],
+        );
+        let outcome = run_in(empty.path(), &args("HEAD"));
+        assert_eq!(outcome.code, 2);
+        assert!(
+            outcome
+                .error
+                .unwrap_or_default()
+                .contains("has no generated/schema/*.schema.json")
+        );
+    }
+}

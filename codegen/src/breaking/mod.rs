@@ -164,7 +164,7 @@ pub enum BreakingError {
         problem: String,
     },
     /// Allow entries that match no change.
-    #[error("{path}: {} allow entr{} match no change (remove them: stale allows must not accumulate):\n{}", entries.len(), if entries.len() == 1 { "y does" } else { "ies do" }, entries.join("\n"))]
+    #[error("{path}: {} allow entr{} no change (remove them: stale allows must not accumulate):\n{}", entries.len(), if entries.len() == 1 { "y matches" } else { "ies match" }, entries.join("\n"))]
     StaleAllows {
         /// The allow file.
         path: String,
