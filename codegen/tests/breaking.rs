@@ -1042,6 +1042,18 @@ fn a_mistyped_required_list_is_an_error() {
     );
 }
 
+case!(
+    a_union_in_place_of_any_value_narrows,
+    old,
+    |f| {
+        *at(f, "topics/custom.schema.json", "/$defs/event") = json!({"description": "Any JSON."});
+    },
+    [
+        ("UNION_CHANGED", CS, "custom#/$defs/event/anyOf", B, B),
+        ("UNION_CHANGED", SC, "custom#/$defs/event/anyOf", S, S),
+    ]
+);
+
 // --- the remaining rules -------------------------------------------------------------------
 
 case!(
@@ -1162,30 +1174,49 @@ case!(
     ]
 );
 case!(
-    union_changed,
+    nullable_is_a_variant_added,
     new,
     |f| {
         *at(f, C2S, "/$defs/AuthData/properties/token") =
             json!({"anyOf": [{"type": "string"}, {"type": "null"}]});
     },
-    [
-        // Weaker than it could be: the `type` keyword is compared on its own, so losing
-        // `type: string` for an `anyOf` reads as widening even though the union restricts it.
-        (
-            "TYPE_WIDENED",
-            CS,
-            "auth#/properties/data/properties/token",
-            S,
-            S
-        ),
-        (
-            "UNION_CHANGED",
-            CS,
-            "auth#/properties/data/properties/token/anyOf",
-            B,
-            B
-        ),
-    ]
+    [(
+        "VARIANT_ADDED",
+        CS,
+        "auth#/properties/data/properties/token/anyOf/1",
+        W,
+        B
+    )]
+);
+case!(
+    nullable_removed_is_a_variant_removed,
+    old,
+    |f| {
+        *at(f, S2C, "/$defs/AuthenticatedData/properties/principal") =
+            json!({"anyOf": [{"type": "string"}, {"type": "null"}]});
+    },
+    [(
+        "VARIANT_REMOVED",
+        SC,
+        "authenticated#/properties/data/properties/principal/anyOf/1",
+        W,
+        B
+    )]
+);
+case!(
+    union_replaces_a_schema,
+    new,
+    |f| {
+        *at(f, C2S, "/$defs/AuthData/properties/token") =
+            json!({"anyOf": [{"type": "integer"}, {"type": "null"}]});
+    },
+    [(
+        "UNION_CHANGED",
+        CS,
+        "auth#/properties/data/properties/token/anyOf",
+        B,
+        B
+    )]
 );
 case!(
     c2s_dependency_added,

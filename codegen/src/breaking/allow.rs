@@ -141,13 +141,11 @@ impl AllowFile {
     pub fn apply(&self, changes: &mut [Change]) -> Result<(), BreakingError> {
         let mut used = vec![false; self.entries.len()];
         for change in changes.iter_mut() {
-            if let Some(index) = self.entries.iter().position(|e| e.matches(change)) {
-                used[index] = true;
-                change.allowed = Some(self.entries[index].reason.clone());
-            }
-            for (index, entry) in self.entries.iter().enumerate() {
+            // Every matching entry counts as used; the first one gives the reason.
+            for (entry, used) in self.entries.iter().zip(used.iter_mut()) {
                 if entry.matches(change) {
-                    used[index] = true;
+                    *used = true;
+                    change.allowed.get_or_insert_with(|| entry.reason.clone());
                 }
             }
         }

@@ -64,6 +64,15 @@ const UPPER_BOUNDS: &[&str] = &[
     "maxItems",
     "maxProperties",
 ];
+/// Keywords that constrain nothing.
+const ANNOTATIONS: &[&str] = &[
+    "description",
+    "title",
+    "$comment",
+    "default",
+    "examples",
+    "deprecated",
+];
 const ALL_TYPES: &[&str] = &[
     "null", "boolean", "object", "array", "number", "string", "integer",
 ];
@@ -142,6 +151,16 @@ impl<'a> Walker<'a> {
                 );
             }
             return Ok(());
+        }
+        let (old_union, new_union) = (union_keyword(old), union_keyword(new));
+        match (old_union, new_union) {
+            (Some(keyword), None) => {
+                return self.compare_with_union(new, old, keyword, true, pointer);
+            }
+            (None, Some(keyword)) => {
+                return self.compare_with_union(old, new, keyword, false, pointer);
+            }
+            _ => {}
         }
         self.compare_types(old, new, pointer);
         let old_values = values(old);
@@ -519,6 +538,73 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// One side is a union (`keyword`), the other a plain schema `single`: the branch that
+    /// is the same variant as `single` (by [`branch_key`]) is compared with it, every other
+    /// branch is a variant removed (`union_is_old`) or added. No branch of that variant: the
+    /// union replaced the schema, reported once as `UNION_CHANGED`.
+    fn compare_with_union(
+        &mut self,
+        single: &Node,
+        union: &Node,
+        keyword: &str,
+        union_is_old: bool,
+        pointer: &str,
+    ) -> Result<(), BreakingError> {
+        let doc = if union_is_old { self.old } else { self.new };
+        let branches = branches(doc, &union.map, keyword, pointer)?.unwrap_or_default();
+        let key = branch_key(single);
+        let Some(position) = branches.iter().position(|(k, _)| Some(k) == key.as_ref()) else {
+            let detail = format!(
+                "`{keyword}` {}",
+                if union_is_old { "removed" } else { "added" }
+            );
+            // A schema without constraints (`{}`) accepts everything: a union in its place
+            // only narrows, and one replaced by it only widens.
+            let free = single.map.keys().all(|k| ANNOTATIONS.contains(&k.as_str()));
+            let (narrows, widens) = match (free, union_is_old) {
+                (true, false) => (true, false),
+                (true, true) => (false, true),
+                (false, _) => (true, true),
+            };
+            self.push(
+                Rule::UnionChanged,
+                &format!("{pointer}/{keyword}"),
+                detail,
+                narrows,
+                widens,
+            );
+            return Ok(());
+        };
+        let single_value = Value::Object(single.map.clone());
+        for (index, (key, (at_index, branch))) in branches.iter().enumerate() {
+            let at = format!("{pointer}/{keyword}/{at_index}");
+            if index == position {
+                if union_is_old {
+                    self.compare(branch, &single_value, &at)?;
+                } else {
+                    self.compare(&single_value, branch, &at)?;
+                }
+            } else if union_is_old {
+                self.push(
+                    Rule::VariantRemoved,
+                    &at,
+                    format!("variant {key} removed"),
+                    true,
+                    false,
+                );
+            } else {
+                self.push(
+                    Rule::VariantAdded,
+                    &at,
+                    format!("variant {key} added"),
+                    false,
+                    true,
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn compare_unions(
         &mut self,
         old: &Node,
@@ -578,6 +664,17 @@ impl<'a> Walker<'a> {
         }
         Ok(())
     }
+}
+
+/// The union keyword of a node that is a union of schemas (not of consts, which is a value
+/// set).
+fn union_keyword(node: &Node) -> Option<&'static str> {
+    if values(node).is_some() {
+        return None;
+    }
+    ["oneOf", "anyOf"]
+        .into_iter()
+        .find(|k| node.map.contains_key(*k))
 }
 
 fn list(values: &[Value]) -> String {
