@@ -27,10 +27,19 @@
 //! Closed sets are message types, families, enum values and union variants (an exhaustive
 //! `switch` over them misses the new one); names are those and fields ([`Rule::member`]). A
 //! new family is safe server→client: the server sends a topic's frames only to connections
-//! that subscribed to it, which old clients cannot do. `PATTERN_CHANGED`, `FORMAT_CHANGED`, `TYPE_CHANGED` and
-//! `UNION_CHANGED` narrow and widen at once, so they break both directions. Removing a field
+//! that subscribed to it, which old clients cannot do. `PATTERN_CHANGED`, `FORMAT_CHANGED` and
+//! `TYPE_CHANGED` narrow and widen at once, so they break both directions. Removing a field
 //! narrows only if the object is closed (`additionalProperties: false`), and widens if the
-//! field was required; adding an optional field widens only if the object was closed.
+//! field was required; adding an optional field widens only if the object was closed. Union
+//! branches are paired across versions by their `type` const, else their `$ref` name, else
+//! their `type`; a plain schema facing a union pairs with its branch (so `T` → `T | null` is
+//! `VARIANT_ADDED`), and `UNION_CHANGED` (narrowing and widening, or only narrowing when the
+//! plain schema was `{}`) is left for a union that has no such branch. Descriptions and other
+//! annotations are not changes.
+//!
+//! Known limits: keywords are compared one by one, not as set inclusion (a `pattern` change is
+//! never proved compatible; a `type` dropped in favour of an equivalent `anyOf` reads as a type
+//! change); `allOf`, `not`, `if`/`then` below the root are not walked.
 //!
 //! # Why widening a server→client message breaks even at the wire level
 //!
@@ -74,7 +83,7 @@
 //! # Running it
 //!
 //! `cargo xtask breaking --against <ref> [--level wire|strict] [--allow FILE] [--format
-//! text|json]` reads the ref's files with `git show <ref>:generated/schema/…` (no checkout) and
+//! text|json] [--repo DIR]` reads the ref's files with `git show <ref>:generated/schema/…` (no checkout) and
 //! the working tree's from disk. CI runs it on pull requests against
 //! `git merge-base origin/<base> HEAD`.
 
