@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod asyncapi;
+pub mod breaking;
 pub mod corpus;
 mod decode_ts;
 pub mod drift;

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod breaking;
 pub mod codegen;
 pub mod fuzz;
 pub mod install;

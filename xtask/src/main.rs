@@ -23,6 +23,9 @@ enum Command {
     Bench(xtask::bench::Args),
     /// Fuzz the server's frame path in release (a million inputs by default).
     Fuzz(xtask::fuzz::Args),
+    /// Is the working tree's generated/schema/ a breaking change against --against <ref>?
+    /// Direction-aware; exit 1 on breaking changes at --level, 2 on a usage or input error.
+    Breaking(xtask::breaking::Args),
     /// Soak the release server: steady load with churn for --minutes (or --seconds), its memory
     /// over time; fails on any lost event, any error, or memory growth beyond the bound.
     Soak(xtask::soak::Args),
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => xtask::bench::run(&args),
         Command::Fuzz(args) => xtask::fuzz::run(&args),
         Command::Soak(args) => xtask::soak::run(&args),
+        Command::Breaking(args) => xtask::breaking::run(&args),
     };
     match result {
         Ok(code) => code,
