@@ -745,16 +745,16 @@ case!(
         *at(
             f,
             "topics/custom.schema.json",
-            "/$defs/SafeJsonValue/anyOf/1/maximum",
+            "/$defs/SafeJsonValue/anyOf/3/maximum",
         ) = json!(1000);
     },
     [
-        ("BOUND_TIGHTENED", CS, "custom#/$defs/event/anyOf/1", B, B),
-        ("BOUND_TIGHTENED", SC, "custom#/$defs/event/anyOf/1", S, S),
+        ("BOUND_TIGHTENED", CS, "custom#/$defs/event/anyOf/3", B, B),
+        ("BOUND_TIGHTENED", SC, "custom#/$defs/event/anyOf/3", S, S),
         (
             "BOUND_TIGHTENED",
             SC,
-            "custom#/$defs/snapshot/anyOf/1",
+            "custom#/$defs/snapshot/anyOf/3",
             S,
             S
         ),
