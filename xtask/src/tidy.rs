@@ -424,6 +424,7 @@ fn expected_header(path: &str) -> Option<String> {
         Some("ts") => Some(format!("// {HEADER}\n")),
         Some("md") => Some(format!("<!-- {HEADER}")),
         Some("json") => Some(format!("{{\n  \"$comment\": \"{HEADER}")),
+        Some("yaml" | "yml") => Some(format!("# {HEADER}")),
         _ => None,
     }
 }
@@ -762,6 +763,7 @@ mod rules_fail_on_violations {
                 "generated/a.json",
                 format!("{{\n  \"$comment\": \"{HEADER}\",\n  \"a\": 1\n}}\n"),
             ),
+            ("generated/a.yaml", format!("# {HEADER}\n\n{{}}\n")),
         ] {
             assert_eq!(generated_header(path, &text), None, "{path}");
         }
@@ -776,6 +778,7 @@ mod rules_fail_on_violations {
                 format!("{{\n  \"a\": 1,\n  \"$comment\": \"{HEADER}\"\n}}\n"),
             ),
             ("generated/a.js", format!("// {HEADER}\n")),
+            ("generated/a.yaml", "{}\n".to_owned()),
         ] {
             assert!(generated_header(path, &text).is_some(), "{path} passed");
         }
