@@ -277,16 +277,7 @@ impl Hub {
             return Arc::clone(cell);
         }
         let log = TopicLog::new(topic.clone(), family, next_epoch(), self.history_limit);
-        let cell = Arc::new(TopicCell {
-            topic: topic.clone(),
-            state: Mutex::new(TopicState {
-                log,
-                subscribers: Vec::new(),
-                retired: false,
-            }),
-            touched: AtomicU64::new(self.millis(Instant::now())),
-            held: AtomicUsize::new(0),
-        });
+        let cell = TopicCell::new(topic, log, self.millis(Instant::now()));
         topics.insert(topic.clone(), Arc::clone(&cell));
         cell
     }
@@ -463,16 +454,7 @@ impl Hub {
     /// stream this node no longer continues without a doubt, so they resume (and are answered
     /// `resumed` or `reset`). Returns how many were ended.
     pub fn install(&self, topic: &Topic, log: TopicLog) -> usize {
-        let cell = Arc::new(TopicCell {
-            topic: topic.clone(),
-            state: Mutex::new(TopicState {
-                log,
-                subscribers: Vec::new(),
-                retired: false,
-            }),
-            touched: AtomicU64::new(self.millis(Instant::now())),
-            held: AtomicUsize::new(0),
-        });
+        let cell = TopicCell::new(topic, log, self.millis(Instant::now()));
         {
             let state = lock(&cell.state);
             let held = state.log.history_bytes();
@@ -710,6 +692,21 @@ impl TopicState {
 }
 
 impl TopicCell {
+    /// A cell holding `log`, with no subscriber, touched at `now` (milliseconds of the hub's
+    /// clock).
+    fn new(topic: &Topic, log: TopicLog, now: u64) -> Arc<TopicCell> {
+        Arc::new(TopicCell {
+            topic: topic.clone(),
+            state: Mutex::new(TopicState {
+                log,
+                subscribers: Vec::new(),
+                retired: false,
+            }),
+            touched: AtomicU64::new(now),
+            held: AtomicUsize::new(0),
+        })
+    }
+
     /// Identifies the topic in outbound queues (an address, so never one of the small keys the
     /// outbox reserves for replies and control frames), and orders state locks.
     pub fn key(&self) -> usize {
