@@ -583,12 +583,7 @@ async fn start_publishers(
         if mine.is_empty() {
             continue;
         }
-        let ws = open(&plan.url, addr, false)
-            .await
-            .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))?;
-        let ws = authenticate(ws, plan.token.as_deref())
-            .await
-            .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))?;
+        let ws = open_publisher(&plan.url, addr, plan.token.as_deref(), p).await?;
         let (sink, stream) = ws.split();
         tokio::spawn(read_acks(Arc::clone(shared), stream));
         publishers.push(tokio::spawn(publish_loop(
@@ -1339,6 +1334,21 @@ pub(crate) async fn next_message(ws: &mut Ws) -> Result<ServerMessage, String> {
             Inbound::Ended => return Err("connection ended".to_owned()),
         }
     }
+}
+
+/// Publisher `p`'s connection: dialled and authenticated with `token`.
+pub(crate) async fn open_publisher(
+    url: &str,
+    addr: SocketAddr,
+    token: Option<&str>,
+    p: usize,
+) -> anyhow::Result<Ws> {
+    let ws = open(url, addr, false)
+        .await
+        .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))?;
+    authenticate(ws, token)
+        .await
+        .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))
 }
 
 /// Opens a WebSocket offering the rtbus subprotocol and requiring the server to select it. A

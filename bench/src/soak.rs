@@ -32,9 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::TopicKind;
-use crate::generator::{
-    AckTrouble, Acked, PayloadMaker, Ws, acknowledge, authenticate, open, resolve,
-};
+use crate::generator::{AckTrouble, Acked, PayloadMaker, Ws, acknowledge, open_publisher, resolve};
 use crate::sys::{self, Pid};
 use subscriber::Subscriber;
 use verdict::{RssBound, Sample, SoakLoad, SoakReport};
@@ -412,12 +410,7 @@ async fn start_publishers(
         if mine.is_empty() {
             continue;
         }
-        let ws = open(&plan.url, addr, false)
-            .await
-            .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))?;
-        let ws = authenticate(ws, plan.token.as_deref())
-            .await
-            .map_err(|e| anyhow::anyhow!("publisher {p}: {e}"))?;
+        let ws = open_publisher(&plan.url, addr, plan.token.as_deref(), p).await?;
         let (sink, stream) = ws.split();
         tokio::spawn(read_acks(Arc::clone(shared), stream, stop.clone()));
         let rate = plan.rate * mine.len() as f64 / plan.topics as f64;
