@@ -19,6 +19,23 @@ fn signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid}");
 }
 
+/// Waits until process `pid` is stopped: `kill` returns before the signal takes effect, and a
+/// server still running would accept part of the burst itself.
+async fn wait_stopped(pid: u32) {
+    for _ in 0..200 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server's stat");
+        // The state follows the command name, which is in parentheses.
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if state == Some('T') {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("process {pid} did not stop within 2 s of SIGSTOP");
+}
+
 /// The kernel's cap on any listen backlog (`net.core.somaxconn`).
 fn somaxconn() -> usize {
     std::fs::read_to_string("/proc/sys/net/core/somaxconn")
@@ -70,6 +87,7 @@ async fn completed(args: &[&str], connects: usize) -> usize {
     all.extend_from_slice(args);
     let server = ServerProcess::spawn(&all).await;
     signal(server.pid(), "STOP");
+    wait_stopped(server.pid()).await;
     let open = burst(&server, connects).await;
     signal(server.pid(), "CONT");
     let count = open.len();
